@@ -1,0 +1,148 @@
+"""One typed config per run. Loaded from YAML, overridden by CLI options, saved beside the outputs.
+
+A config file may set any subset of fields; unknown keys are errors (a typo must not silently
+fall back to a default).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from kagglekit.errors import ConfigError
+from kagglekit.fileio import atomic_write_text
+
+
+@dataclass
+class AugmentConfig:
+    """Keras preprocessing-layer augmentation (the values the seed notebooks used)."""
+
+    horizontal_flip: bool = True
+    vertical_flip: bool = True
+    rotation: float = 0.5  # fraction of a full turn, as keras.layers.RandomRotation takes it
+    shift: float = 0.1
+    shear: float = 0.1
+    zoom: float = 0.1
+    channel_shift: float = 0.05  # fraction of the value range
+
+
+@dataclass
+class TrainConfig:
+    """The two training stages: a head on cached frozen features, then optional fine-tuning."""
+
+    head_epochs: int = 60
+    head_lr: float = 2e-3
+    head_dropout: float = 0.3
+    label_smoothing: float = 0.1
+    views: list[str] = field(default_factory=lambda: ["identity", "hflip", "vflip", "rot90"])
+    finetune: bool = True
+    finetune_from: str = "top"  # cut point name from the backbone registry
+    finetune_epochs: int = 20
+    finetune_lr: float = 5e-4
+    batch_size: int = 64
+    patience: int = 8
+    class_weights: bool = True
+
+
+@dataclass
+class RunConfig:
+    competition: str = "seedlings"
+    data: str | None = None
+    backbones: list[str] = field(default_factory=lambda: ["efficientnet_lite0"])
+    image_size: int = 224
+    folds: int = 5
+    seed: int = 42
+    weights_dir: str | None = None
+    output_dir: str = "submissions"
+    tta: list[str] = field(default_factory=lambda: ["identity", "hflip"])
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def hash(self) -> str:
+        """Identity of what the run computes (paths excluded), for the ledger and caches."""
+        payload = self.to_dict()
+        for key in ("data", "output_dir", "weights_dir"):
+            payload.pop(key)
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+    def save(self, path: str | Path) -> None:
+        atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @classmethod
+    def load(cls, path: str | Path, **overrides) -> "RunConfig":
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config {path}: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config {path} must be a mapping, got {type(raw).__name__}")
+        return from_dict(cls, merge(raw, overrides), where=str(path))
+
+
+def merge(base: dict, overrides: dict) -> dict:
+    """Deep-merge ``overrides`` (None values mean 'not given') into ``base``."""
+    out = dict(base)
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def from_dict(cls, raw: dict, where: str = "config"):
+    """Build dataclass ``cls`` from a mapping, checking names and types."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - fields)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}")
+    kwargs = {}
+    for name, value in raw.items():
+        kwargs[name] = _coerce(hints[name], value, f"{where}.{name}")
+    return cls(**kwargs)
+
+
+def _coerce(hint, value, where):
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, where)
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], value, where)
+    if origin is list:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_coerce(args[0], v, where) for v in value]
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if hint in (int, float, str):
+        try:
+            if hint is int and isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return hint(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}") from None
+    return value

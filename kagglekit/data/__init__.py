@@ -1,0 +1,1 @@
+"""Reading images and feeding them to models."""
