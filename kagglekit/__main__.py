@@ -1,0 +1,5 @@
+import sys
+
+from kagglekit.cli import main
+
+sys.exit(main())

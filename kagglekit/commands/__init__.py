@@ -1,0 +1,1 @@
+"""CLI verbs, one module each; ``kagglekit.cli.COMMAND_MODULES`` lists them."""

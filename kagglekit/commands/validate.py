@@ -1,0 +1,29 @@
+"""``kagglekit validate COMPETITION FILE``: check a submission against the sample submission."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kagglekit.competition import get_competition
+from kagglekit.submission import validate_submission
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("validate", help="check a submission file against the sample submission")
+    parser.add_argument("competition", help="competition name or YAML file")
+    parser.add_argument("file", type=Path, help="submission CSV")
+    parser.add_argument("--data", type=Path, required=True, help="competition folder (holds the sample submission)")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    competition = get_competition(args.competition)
+    sample = competition.sample_submission_path(args.data)
+    report = validate_submission(competition, args.file, sample)
+    if report.ok:
+        print(f"{args.file}: valid {competition.name} submission ({report.rows} rows)")
+        return 0
+    print(f"{args.file}: INVALID {competition.name} submission")
+    for problem in report.problems:
+        print(f"  {problem}")
+    return 1

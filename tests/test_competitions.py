@@ -1,0 +1,77 @@
+"""Adapters: the registry, the seedlings layout, and a config-only competition."""
+
+from pathlib import Path
+
+import pytest
+
+from kagglekit.competition import get_competition
+from kagglekit.errors import ConfigError, DataError
+
+
+def test_seedlings_is_registered():
+    competition = get_competition("seedlings")
+    assert competition.slug == "plant-seedlings-classification"
+    assert len(competition.classes) == 12
+    assert competition.metric == "micro_f1"
+
+
+def test_unknown_competition_suggests_close_names():
+    with pytest.raises(ConfigError, match="seedlings"):
+        get_competition("seedling")
+
+
+def test_seedlings_reads_kaggle_layout(seedlings_small):
+    competition = get_competition("seedlings")
+    train = competition.load_train(seedlings_small)
+    test = competition.load_test(seedlings_small)
+    assert len(train) == 12 * 15 and len(test) == 12 * 5
+    assert sorted(set(train.labels.tolist())) == list(range(12))
+    assert all(p.exists() for p in train.paths + test.paths)
+
+
+def test_config_only_competition(tmp_path, monkeypatch):
+    """A new single-label competition needs a YAML file and no Python."""
+    for label in ("cats", "dogs"):
+        folder = tmp_path / "data" / "train" / label
+        folder.mkdir(parents=True)
+        from PIL import Image
+
+        for i in range(3):
+            Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(folder / f"{label}{i}.png")
+    (tmp_path / "data" / "test").mkdir()
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "data" / "test" / "x1.png")
+    (tmp_path / "data" / "sample_submission.csv").write_text("id,animal\nx1,cats\n")
+    spec = tmp_path / "pets.yaml"
+    spec.write_text(
+        "kind: class-folder\nname: pets\nslug: pets-demo\ntitle: Pets\n"
+        "id_column: id\nlabel_column: animal\nmetric: accuracy\nid_from: stem\n"
+    )
+    competition = get_competition(str(spec))
+    train = competition.load_train(tmp_path / "data")
+    assert competition.classes == ["cats", "dogs"]
+    assert len(train) == 6
+    assert competition.load_test(tmp_path / "data").ids == ["x1"]
+
+
+def test_test_folder_must_match_sample(seedlings_small, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(seedlings_small, broken)
+    victim = sorted((broken / "test").iterdir())[0]
+    victim.unlink()
+    with pytest.raises(DataError, match=victim.name):
+        get_competition("seedlings").load_test(broken)
+
+
+def test_empty_class_folder_is_named(seedlings_small, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(seedlings_small, broken)
+    for path in (broken / "train" / "Maize").iterdir():
+        path.unlink()
+    with pytest.raises(DataError, match="Maize"):
+        get_competition("seedlings").load_train(broken)
