@@ -1,0 +1,81 @@
+"""A classification head on cached backbone features, with the callbacks a long run needs.
+
+scikit-learn shaped (``fit`` / ``predict_proba``) so a fold loop reads like one; Keras inside so
+the same code runs on the TensorFlow, JAX and PyTorch backends.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from kagglekit.config import TrainConfig
+
+
+def build_head(input_dim: int, n_classes: int, dropout: float, name: str = "head"):
+    import keras
+
+    inputs = keras.Input((input_dim,), name="features")
+    x = keras.layers.Normalization(name="standardize")(inputs)
+    x = keras.layers.Dropout(dropout, name="dropout")(x)
+    outputs = keras.layers.Dense(n_classes, activation="softmax", name="classes")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+class HeadClassifier:
+    """Standardize → dropout → softmax, trained with early stopping, LR on plateau and checkpoints."""
+
+    def __init__(self, n_classes: int, config: TrainConfig, seed: int, workdir: Path):
+        self.n_classes, self.config, self.seed, self.workdir = n_classes, config, seed, Path(workdir)
+        self.model = None
+        self.history: dict[str, list[float]] = {}
+
+    @property
+    def weights_path(self) -> Path:
+        return self.workdir / "head.weights.h5"
+
+    def fit(self, x: np.ndarray, y: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray,
+            class_weight: dict[int, float] | None = None) -> "HeadClassifier":
+        import keras
+
+        from kagglekit.progress import EpochBar
+
+        keras.utils.set_random_seed(self.seed)
+        cfg = self.config
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.model = build_head(x.shape[1], self.n_classes, cfg.head_dropout)
+        self.model.get_layer("standardize").adapt(x.astype(np.float32))
+        self.model.compile(
+            optimizer=keras.optimizers.Adam(cfg.head_lr),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+            metrics=["accuracy"],
+        )
+        eye = np.eye(self.n_classes, dtype=np.float32)
+        callbacks = [
+            keras.callbacks.EarlyStopping("val_loss", patience=cfg.patience, restore_best_weights=True),
+            keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.3, patience=max(2, cfg.patience // 3)),
+            keras.callbacks.ModelCheckpoint(self.weights_path, "val_loss", save_best_only=True, save_weights_only=True),
+            keras.callbacks.CSVLogger(self.workdir / "log.csv"),
+            EpochBar(cfg.head_epochs, desc=self.workdir.name),
+        ]
+        history = self.model.fit(
+            x.astype(np.float32), eye[y], batch_size=cfg.batch_size, epochs=cfg.head_epochs,
+            validation_data=(x_valid.astype(np.float32), eye[y_valid]),
+            class_weight=class_weight, callbacks=callbacks, verbose=0, shuffle=True,
+        )
+        self.history = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+        self.model.save_weights(self.weights_path)  # the restored best weights
+        return self
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        import keras
+
+        return keras.ops.convert_to_numpy(self.model(x.astype(np.float32), training=False))
+
+    @classmethod
+    def load(cls, workdir: Path, input_dim: int, n_classes: int, config: TrainConfig) -> "HeadClassifier":
+        head = cls(n_classes, config, seed=0, workdir=workdir)
+        head.model = build_head(input_dim, n_classes, config.head_dropout)
+        head.model.load_weights(head.weights_path)
+        return head

@@ -1,0 +1,61 @@
+"""Plots saved as PNG files people can open: learning curves and confusion matrices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def learning_curves(histories: list[dict[str, list[float]]], path: Path, title: str) -> Path:
+    """Train/valid loss and accuracy per epoch, one line per fold."""
+    metrics = [m for m in ("loss", "accuracy") if any(m in h for h in histories)]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 4), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for fold, history in enumerate(histories):
+            color = f"C{fold}"
+            if metric in history:
+                ax.plot(history[metric], color=color, alpha=0.5, label=f"fold {fold} train")
+            if f"val_{metric}" in history:
+                ax.plot(history[f"val_{metric}"], color=color, label=f"fold {fold} valid")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7, ncol=2)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str], path: Path, title: str) -> Path:
+    """Row-normalised confusion matrix with counts, for out-of-fold predictions."""
+    n = len(classes)
+    counts = np.zeros((n, n), dtype=int)
+    np.add.at(counts, (np.asarray(y_true), np.asarray(y_pred)), 1)
+    share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    size = max(5.0, 0.55 * n + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for i in range(n):
+        for j in range(n):
+            if counts[i, j]:
+                ax.text(j, i, counts[i, j], ha="center", va="center", fontsize=7,
+                        color="white" if share[i, j] > 0.5 else "black")
+    ax.set_xticks(range(n), classes, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(n), classes, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    return _save(fig, path)

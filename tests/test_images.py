@@ -1,0 +1,57 @@
+"""Every image form Kaggle ships decodes to RGB uint8; anything else is named with its reason."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from kagglekit.data.images import UnreadableImage, find_unreadable, read_rgb
+from kagglekit.data.pipeline import image_batches
+
+
+def save(tmp_path, name, image, **kwargs):
+    path = tmp_path / name
+    image.save(path, **kwargs)
+    return path
+
+
+def test_rgba_is_composited_on_white(tmp_path):
+    rgba = Image.new("RGBA", (5, 4), (255, 0, 0, 0))
+    out = read_rgb(save(tmp_path, "a.png", rgba))
+    assert out.shape == (4, 5, 3) and out.dtype == np.uint8
+    assert (out == 255).all()  # fully transparent red → white
+
+
+def test_grayscale_palette_and_16bit(tmp_path):
+    gray = read_rgb(save(tmp_path, "g.png", Image.new("L", (3, 3), 77)))
+    assert (gray == 77).all() and gray.shape == (3, 3, 3)
+    palette = Image.new("P", (4, 4))
+    palette.putpalette([0, 0, 0, 10, 200, 30] + [0] * 762)
+    palette.putpixel((1, 1), 1)
+    out = read_rgb(save(tmp_path, "p.png", palette))
+    assert tuple(out[1, 1]) == (10, 200, 30) and tuple(out[0, 0]) == (0, 0, 0)
+    deep = Image.fromarray(np.full((2, 2), 65535, dtype=np.uint16))
+    assert (read_rgb(save(tmp_path, "d.png", deep)) == 255).all()
+
+
+def test_jpeg_of_odd_size(tmp_path):
+    out = read_rgb(save(tmp_path, "j.jpg", Image.new("RGB", (1001, 7), (0, 128, 255)), quality=95))
+    assert out.shape == (7, 1001, 3)
+
+
+def test_truncated_and_non_images_are_named(tmp_path):
+    good = save(tmp_path, "ok.png", Image.new("RGB", (64, 64), (1, 2, 3)))
+    truncated = tmp_path / "cut.png"
+    truncated.write_bytes(good.read_bytes()[:40])
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    with pytest.raises(UnreadableImage, match="cut.png"):
+        read_rgb(truncated)
+    assert set(find_unreadable([good, truncated, text])) == {truncated, text}
+
+
+def test_image_batches_resize_and_keep_order(tmp_path):
+    paths = [save(tmp_path, f"{i}.png", Image.new("RGB", (10 + i, 20), (i * 50, 0, 0))) for i in range(5)]
+    batches = list(image_batches(paths, image_size=16, batch_size=2))
+    assert [b.shape for b in batches] == [(2, 16, 16, 3), (2, 16, 16, 3), (1, 16, 16, 3)]
+    reds = np.concatenate(batches)[:, 8, 8, 0]
+    np.testing.assert_allclose(reds, [0, 50, 100, 150, 200], atol=1)
