@@ -13,6 +13,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("KAGGLEKIT_SHARED", REPO.parent / "shared")) / "data"
 SEEDLINGS = SHARED / "plant-seedlings"
+VOC_MASKS = SHARED / "voc-masks"
+CAMVID = SHARED / "camvid"
 
 
 def require(path: Path) -> Path:
@@ -29,3 +31,9 @@ def seedlings_small(tmp_path_factory) -> Path:
     return build_class_folder_competition(
         require(SEEDLINGS), tmp_path_factory.mktemp("seedlings-small"), per_class=20, test_fraction=0.25
     )
+
+
+@pytest.fixture(scope="session")
+def voc_masks() -> Path:
+    """The 1,400 real PASCAL VOC label masks (no photographs)."""
+    return require(VOC_MASKS)

@@ -27,14 +27,29 @@ def is_image_file(path: Path) -> bool:
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
-    """Decode ``path`` to an (H, W, 3) uint8 array: alpha composited on white, 16-bit scaled."""
+    """Decode ``path`` to an (H, W, 3) uint8 array: alpha composited on white, 16-bit scaled.
+
+    ``.npy`` files (competitions that ship decoded arrays) must already hold (H, W, 3) uint8.
+    """
     path = Path(path)
+    if path.suffix == ".npy":
+        return read_rgb_array(path)
     try:
         with Image.open(path) as image:
             image.load()
             return to_rgb(image)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise UnreadableImage(f"{path}: not a readable image ({exc})") from exc
+
+
+def read_rgb_array(path: Path) -> np.ndarray:
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise UnreadableImage(f"{path}: not a readable NumPy array ({exc})") from exc
+    if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8 or 0 in array.shape:
+        raise UnreadableImage(f"{path}: expected an (H, W, 3) uint8 array, got {array.dtype} {array.shape}")
+    return array
 
 
 def to_rgb(image: Image.Image) -> np.ndarray:
