@@ -81,6 +81,11 @@ class Competition(ABC):
     def check_value(self, column: str, value: str) -> str | None:
         """Why ``value`` is not allowed in submission ``column``, or None if it is fine."""
 
+    def check_cell(self, row_id: str, column: str, value: str) -> str | None:
+        """Like ``check_value``, for values whose validity depends on their row (e.g. an RLE's range
+        depends on that image's size). The validator calls this; override it only when needed."""
+        return self.check_value(column, value)
+
     @abstractmethod
     def score(self, solution: pd.DataFrame, submission: pd.DataFrame) -> float:
         """Kaggle-style scoring of a submission against the hidden solution (same ids)."""
@@ -120,7 +125,7 @@ def competition_from_yaml(path: Path) -> Competition:
 
 _discovered = False
 #: Modules that register generic competition kinds (the shared "how" a YAML file can pick).
-KIND_MODULES = ("kagglekit.class_folder",)
+KIND_MODULES = ("kagglekit.class_folder", "kagglekit.segmentation_folder")
 
 
 def _discover() -> None:

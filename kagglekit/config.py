@@ -52,6 +52,35 @@ class TrainConfig:
 
 
 @dataclass
+class MultiLabelConfig:
+    """Multi-label classification (sigmoid head): loss, per-class weights, OOF-tuned thresholds."""
+
+    loss: str = "bce"  # "bce" or "focal"
+    focal_gamma: float = 2.0
+    class_weights: bool = True  # weight each class's positives by sqrt(negatives / positives)
+    top1_fallback: bool = True  # an image predicted with no label gets its likeliest one
+
+
+@dataclass
+class SegmentationConfig:
+    """Segmentation on a pretrained backbone (the first of ``backbones``); CPU-sized defaults."""
+
+    head: str = "unet"  # a name in kagglekit.models.segmentation.SEGMENTATION_HEADS
+    input_size: list[int] = field(default_factory=lambda: [160, 224])  # height, width
+    freeze_encoder: bool = True
+    epochs: int = 6
+    batch_size: int = 8
+    lr: float = 1e-3
+    dice_weight: float = 1.0  # loss = sparse cross-entropy + dice_weight * soft Dice
+    hflip: bool = True  # augmentations applied identically to image and mask
+    scale: float = 0.25  # random crop of 1 - scale .. 1 of each side, resized back
+    valid_fraction: float = 0.2  # grouped hold-out for early stopping and the reported mIoU
+    patience: int = 3
+    consistency: str = "auto"  # drop mask classes the classifier rules out: "auto" (if CV says so), "on", "off"
+    max_train_images: int = 0  # 0: all; >0 caps the images a quick run trains on
+
+
+@dataclass
 class RunConfig:
     competition: str = "seedlings"
     data: str | None = None
@@ -64,6 +93,8 @@ class RunConfig:
     tta: list[str] = field(default_factory=lambda: ["identity", "hflip"])
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    multilabel: MultiLabelConfig = field(default_factory=MultiLabelConfig)
+    segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -13,18 +13,24 @@ import numpy as np
 from kagglekit.config import TrainConfig
 
 
-def build_head(input_dim: int, n_classes: int, dropout: float, name: str = "head"):
+def build_head(input_dim: int, n_classes: int, dropout: float, name: str = "head", activation: str = "softmax"):
     import keras
 
     inputs = keras.Input((input_dim,), name="features")
     x = keras.layers.Normalization(name="standardize")(inputs)
     x = keras.layers.Dropout(dropout, name="dropout")(x)
-    outputs = keras.layers.Dense(n_classes, activation="softmax", name="classes")(x)
+    outputs = keras.layers.Dense(n_classes, activation=activation, name="classes")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
 class HeadClassifier:
-    """Standardize → dropout → softmax, trained with early stopping, LR on plateau and checkpoints."""
+    """Standardize → dropout → softmax, trained with early stopping, LR on plateau and checkpoints.
+
+    Subclasses change the task through ``activation``, ``loss()`` and ``targets()`` (multi-label:
+    kagglekit.multilabel.MultiLabelHead).
+    """
+
+    activation = "softmax"
 
     def __init__(self, n_classes: int, config: TrainConfig, seed: int, workdir: Path):
         self.n_classes, self.config, self.seed, self.workdir = n_classes, config, seed, Path(workdir)
@@ -44,14 +50,12 @@ class HeadClassifier:
         keras.utils.set_random_seed(self.seed)
         cfg = self.config
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.model = build_head(x.shape[1], self.n_classes, cfg.head_dropout)
+        self.model = build_head(x.shape[1], self.n_classes, cfg.head_dropout, activation=self.activation)
         self.model.get_layer("standardize").adapt(x.astype(np.float32))
         self.model.compile(
             optimizer=keras.optimizers.Adam(cfg.head_lr),
-            loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
-            metrics=["accuracy"],
+            loss=self.loss(), metrics=self.metrics(),
         )
-        eye = np.eye(self.n_classes, dtype=np.float32)
         callbacks = [
             keras.callbacks.EarlyStopping("val_loss", patience=cfg.patience, restore_best_weights=True),
             keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.3, patience=max(2, cfg.patience // 3)),
@@ -60,13 +64,24 @@ class HeadClassifier:
             EpochBar(cfg.head_epochs, desc=self.workdir.name),
         ]
         history = self.model.fit(
-            x.astype(np.float32), eye[y], batch_size=cfg.batch_size, epochs=cfg.head_epochs,
-            validation_data=(x_valid.astype(np.float32), eye[y_valid]),
+            x.astype(np.float32), self.targets(y), batch_size=cfg.batch_size, epochs=cfg.head_epochs,
+            validation_data=(x_valid.astype(np.float32), self.targets(y_valid)),
             class_weight=class_weight, callbacks=callbacks, verbose=0, shuffle=True,
         )
         self.history = {k: [float(v) for v in vals] for k, vals in history.history.items()}
         self.model.save_weights(self.weights_path)  # the restored best weights
         return self
+
+    def loss(self):
+        import keras
+
+        return keras.losses.CategoricalCrossentropy(label_smoothing=self.config.label_smoothing)
+
+    def metrics(self) -> list:
+        return ["accuracy"]
+
+    def targets(self, y: np.ndarray) -> np.ndarray:
+        return np.eye(self.n_classes, dtype=np.float32)[y]
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         import keras
@@ -76,6 +91,6 @@ class HeadClassifier:
     @classmethod
     def load(cls, workdir: Path, input_dim: int, n_classes: int, config: TrainConfig) -> "HeadClassifier":
         head = cls(n_classes, config, seed=0, workdir=workdir)
-        head.model = build_head(input_dim, n_classes, config.head_dropout)
+        head.model = build_head(input_dim, n_classes, config.head_dropout, activation=cls.activation)
         head.model.load_weights(head.weights_path)
         return head

@@ -23,3 +23,11 @@ def macro_f1(y_true, y_pred) -> float:
 @METRICS.decorator("accuracy")
 def accuracy(y_true, y_pred) -> float:
     return float(accuracy_score(np.asarray(y_true), np.asarray(y_pred)))
+
+
+@METRICS.decorator("dice")
+def mean_rle_dice(y_true, y_pred) -> float:
+    """Mean Dice over rows of run-length-encoded masks (empty vs empty counts as 1)."""
+    from kagglekit import rle
+
+    return float(np.mean([rle.dice(t, p) for t, p in zip(y_true, y_pred)]))

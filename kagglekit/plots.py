@@ -59,3 +59,32 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str],
     ax.set_ylabel("true")
     ax.set_title(title)
     return _save(fig, path)
+
+
+def mask_overlays(images: list[np.ndarray], truths: list[np.ndarray | None], predictions: list[np.ndarray],
+                  n_classes: int, path: Path, title: str, background: int | None = None) -> Path:
+    """One row per image: the image, the true mask over it, the predicted mask over it.
+
+    Classes get fixed colours (tab20); ``background`` and void / out-of-range values stay transparent.
+    """
+    colours = plt.get_cmap("tab20", 20)(np.arange(20))[:, :3]
+
+    def overlay(image, labels):
+        shown = image.astype(np.float32) / 255.0
+        if labels is None:
+            return shown
+        painted = (labels < n_classes) & (labels != (-1 if background is None else background))
+        rgb = colours[labels.astype(np.int64) % 20]
+        shown[painted] = 0.45 * shown[painted] + 0.55 * rgb[painted]
+        return shown
+
+    columns = ["image", "truth", "prediction"]
+    fig, axes = plt.subplots(len(images), 3, figsize=(10, 2.8 * len(images)), squeeze=False)
+    for row, (image, truth, predicted) in enumerate(zip(images, truths, predictions)):
+        for col, shown in enumerate((image / 255.0, overlay(image, truth), overlay(image, predicted))):
+            axes[row][col].imshow(shown)
+            axes[row][col].set_axis_off()
+            if row == 0:
+                axes[row][col].set_title(columns[col])
+    fig.suptitle(title)
+    return _save(fig, path)

@@ -79,7 +79,7 @@ def validate_submission(competition: Competition, path: Path, sample_path: Path)
         if column == id_col:
             continue
         for idx, value in sub[column].items():
-            reason = competition.check_value(column, value)
+            reason = competition.check_cell(sub.at[idx, id_col], column, value)
             if reason is not None:
                 bad += 1
                 if bad <= MAX_LISTED:
