@@ -43,7 +43,11 @@ class PascalVOCCompetition(Competition):
     rle_format = rle.ROW_MAJOR
     void_label = 255  # ignored by losses and metrics
     max_side = 500  # VOC images are at most 500 pixels on a side
-    run_defaults = {"image_size": 224, "folds": 5}
+    run_defaults = {  # photographs: left-right flips only; landscape 4:3 is the common shape
+        "image_size": 224, "folds": 5, "tta": ["identity", "hflip"],
+        "train": {"views": ["identity", "hflip"], "finetune": False},
+        "segmentation": {"input_size": [192, 256]},
+    }
 
     def __init__(self):
         self._test_sizes: dict[str, tuple[int, int]] = {}

@@ -37,3 +37,27 @@ def seedlings_small(tmp_path_factory) -> Path:
 def voc_masks() -> Path:
     """The 1,400 real PASCAL VOC label masks (no photographs)."""
     return require(VOC_MASKS)
+
+
+@pytest.fixture(scope="session")
+def voc_small(tmp_path_factory, voc_masks) -> Path:
+    """The VOC course competition's layout from 36 + 12 real masks (images rendered from the masks)."""
+    from kagglekit.localdata import build_voc_competition
+
+    return build_voc_competition(voc_masks, tmp_path_factory.mktemp("voc-small"), n_train=36, n_test=12)
+
+
+@pytest.fixture(scope="session")
+def camvid() -> Path:
+    """The 468 real CamVid frames and masks (SegNet train + val)."""
+    return require(CAMVID)
+
+
+@pytest.fixture(scope="session")
+def camvid_small(tmp_path_factory, camvid) -> Path:
+    """CamVid as a segmentation-folder competition: 24 real training frames, 6 held-out test frames."""
+    from kagglekit.competition import get_competition
+    from kagglekit.localdata import build_segmentation_folder_competition
+
+    return build_segmentation_folder_competition(
+        camvid, get_competition("camvid"), tmp_path_factory.mktemp("camvid-small"), n_train=24, n_test=6)

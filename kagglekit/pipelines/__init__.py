@@ -15,7 +15,11 @@ from kagglekit.registry import Registry
 
 PIPELINES: Registry = Registry("task pipeline")
 #: Modules that register pipelines; imported on first lookup.
-PIPELINE_MODULES = ("kagglekit.pipelines.classification",)
+PIPELINE_MODULES = (
+    "kagglekit.pipelines.classification",
+    "kagglekit.pipelines.segmentation",
+    "kagglekit.pipelines.multilabel_segmentation",
+)
 
 
 @dataclass

@@ -1,0 +1,150 @@
+"""Multi-label classification + segmentation (the PASCAL VOC course competition), top to bottom.
+
+1. read images, labels and masks; multilabel-stratified K folds (identical images kept together);
+2. classification: cached frozen-backbone features, a sigmoid head per fold (BCE or focal loss,
+   per-class weights) -> out-of-fold probabilities -> per-class F1-optimal thresholds fitted on them
+   (top-1 fallback) -> fold-ensemble test labels; per-class F1 and mAP reported;
+3. segmentation: a segmenter trained on fold 0's training part, early-stopped and scored on its
+   validation part (whose classifier predictions are out-of-fold, so the comparison is honest);
+   "consistency" (limit each image's pixels to background + the classes the classifier predicts)
+   is kept only if it raises the hold-out Dice (``segmentation.consistency: auto``);
+4. both kinds of rows are written as row-major RLE at each image's original size and validated;
+5. the run directory explains itself: config, metrics (per-class F1/AP, thresholds, mIoU, Dice with
+   and without consistency), OOF and test probabilities, learning curves, masks over images.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kagglekit import plots
+from kagglekit.competition import Competition
+from kagglekit.config import RunConfig
+from kagglekit.cv import content_groups, multilabel_folds
+from kagglekit.data.images import find_unreadable
+from kagglekit.errors import ConfigError, DataError
+from kagglekit.fileio import atomic_write_json, atomic_write_text, sha256_file
+from kagglekit.losses import positive_weights
+from kagglekit.masks import image_size, read_label_map
+from kagglekit.multilabel import MultiLabelHead, ThresholdTuner, multilabel_report
+from kagglekit.pipelines import PIPELINES, RunResult
+from kagglekit.pipelines.classification import ensemble_proba, extract_features
+from kagglekit.pipelines.segmentation import cap_images, evaluate, write_outputs
+from kagglekit.segmenter import Segmenter
+from kagglekit.segmetrics import stack_dice
+from kagglekit.submission import validate_submission, write_submission
+
+log = logging.getLogger(__name__)
+
+
+@PIPELINES.decorator("multilabel-segmentation")
+def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult:
+    started = time.time()
+    data = Path(config.data)
+    config.save(run_dir / "config.yaml")
+    if config.segmentation.consistency not in ("auto", "on", "off"):
+        raise ConfigError(f"segmentation.consistency must be auto, on or off, not {config.segmentation.consistency!r}")
+    classes, void = competition.classes, competition.void_label
+    train = cap_images(competition.load_train(data), config.segmentation.max_train_images)
+    test = competition.load_test(data)
+    bad = find_unreadable(train.paths + test.paths)
+    if bad:
+        raise DataError(f"{len(bad)} image(s) cannot be read:\n  " + "\n  ".join(bad.values()))
+    groups, train_shas = content_groups(train.paths)
+    folds = multilabel_folds(train.labels, groups, config.folds, config.seed)
+    atomic_write_json(run_dir / "data_report.json", {
+        "train_images": len(train), "test_images": len(test), "duplicate_images": int(len(groups) - len(set(groups))),
+        "label_counts": dict(zip(classes, train.labels.sum(0).tolist())),
+        "labels_per_image": np.bincount(train.labels.sum(1)).tolist(),
+    })
+
+    # --- classification -------------------------------------------------------------------------------
+    test_shas = [sha256_file(p) for p in test.paths]
+    views = list(dict.fromkeys(config.train.views + config.tta))
+    x_train = extract_features(config, train.paths, train_shas, views, "train")
+    x_test = extract_features(config, test.paths, test_shas, config.tta, "test")
+    fit_views, tta_views = [views.index(v) for v in config.train.views], [views.index(v) for v in config.tta]
+    ml = config.multilabel
+    if ml.loss not in ("bce", "focal"):
+        raise ConfigError(f"multilabel.loss must be bce or focal, not {ml.loss!r}")
+    pos_weight = positive_weights(train.labels) if ml.class_weights else None
+    oof = np.zeros(train.labels.shape, dtype=np.float32)
+    heads = []
+    for k, (tr, va) in enumerate(folds):
+        head = MultiLabelHead(len(classes), config.train, config.seed + k, run_dir / "folds" / f"fold{k}",
+                              pos_weight, ml.focal_gamma if ml.loss == "focal" else 0.0)
+        head.fit(x_train[fit_views][:, tr].reshape(-1, x_train.shape[-1]), np.tile(train.labels[tr], (len(fit_views), 1)),
+                 x_train[tta_views[0], va], train.labels[va])
+        oof[va] = ensemble_proba([head], x_train[tta_views][:, va])
+        heads.append(head)
+    tuner = ThresholdTuner(ml.top1_fallback).fit(oof, train.labels)
+    oof_labels = tuner.predict(oof)
+    report = multilabel_report(train.labels, oof, oof_labels, classes)
+    for c, t in zip(classes, tuner.thresholds_):
+        report["per_class"][c]["threshold"] = float(t)
+    test_proba = ensemble_proba(heads, x_test)
+    test_labels = tuner.predict(test_proba)
+    log.info("classification (OOF): mAP %.4f, macro F1 %.4f, label Dice %.4f",
+             report["mAP"], report["macro_f1"], report["label_dice"])
+
+    # --- segmentation on fold 0 -----------------------------------------------------------------------
+    fit, valid = train.subset(folds[0][0]), train.subset(folds[0][1])
+    segmenter = Segmenter(len(classes) + 1, void, config, run_dir / "segmenter")
+    segmenter.fit(fit.paths, fit.masks, valid.paths, valid.masks)
+    truths = [read_label_map(m) for m in valid.masks]
+    sizes = [t.shape for t in truths]
+    allowed_valid = np.hstack([np.ones((len(valid), 1), bool), oof_labels[folds[0][1]].astype(bool)])
+    plain = segmenter.predict(valid.paths, sizes, config.tta)
+    consistent = segmenter.predict(valid.paths, sizes, config.tta, allowed=allowed_valid)
+    foreground = range(1, len(classes) + 1)
+    dice_plain = float(np.mean([stack_dice(t, p, foreground, void) for t, p in zip(truths, plain)]))
+    dice_consistent = float(np.mean([stack_dice(t, p, foreground, void) for t, p in zip(truths, consistent)]))
+    mode = config.segmentation.consistency
+    use_consistency = mode == "on" or (mode == "auto" and dice_consistent > dice_plain)
+    predicted = consistent if use_consistency else plain
+    seg_scores = evaluate(truths, predicted, ["background"] + classes, void)
+    log.info("segmentation hold-out: Dice %.4f plain, %.4f with classifier consistency (%s); mIoU %.4f",
+             dice_plain, dice_consistent, "kept" if use_consistency else "dropped", seg_scores["miou"])
+
+    # --- estimated leaderboard score on the hold-out: both kinds of rows -----------------------------
+    y_valid, l_valid = train.labels[folds[0][1]], oof_labels[folds[0][1]]
+    label_dice = 2 * (y_valid & l_valid).sum(1) / np.maximum(y_valid.sum(1) + l_valid.sum(1), 1)
+    mask_rows = [stack_dice(t, p, foreground, void) for t, p in zip(truths, predicted)]
+    estimate = float(np.mean(np.concatenate([label_dice, mask_rows])))
+
+    # --- test -----------------------------------------------------------------------------------------
+    allowed_test = np.hstack([np.ones((len(test), 1), bool), test_labels.astype(bool)]) if use_consistency else None
+    test_maps = segmenter.predict(test.paths, [image_size(p) for p in test.paths], config.tta, allowed=allowed_test)
+    frame = competition.submission_frame(test.ids, test_labels, test_maps)
+    submission = write_submission(frame, run_dir / "submission.csv")
+    validate_submission(competition, submission, competition.sample_submission_path(data)).raise_if_invalid()
+
+    result = RunResult(
+        run_dir=run_dir, competition=competition.name, metric=competition.metric,
+        cv_mean=estimate, cv_std=0.0, fold_scores=[estimate], submission=submission, seconds=time.time() - started,
+        extra={
+            "validation": f"fold 0 of {len(folds)} multilabel-stratified folds (classifier: all folds, out-of-fold)",
+            "classification_rows_dice": float(label_dice.mean()), "segmentation_rows_dice": float(np.mean(mask_rows)),
+            "segmentation_dice_plain": dice_plain, "segmentation_dice_consistent": dice_consistent,
+            "consistency_used": bool(use_consistency), "segmentation": seg_scores, "classification": report,
+            "train_images": len(train), "test_images": len(test),
+        },
+    )
+    write_probabilities(run_dir, classes, train, oof, test, test_proba)
+    plots.learning_curves([h.history for h in heads], run_dir / "plots" / "classifier_learning_curves.png",
+                          f"{competition.name}: classifier heads, OOF mAP {report['mAP']:.4f}")
+    write_outputs(result, competition, [segmenter.history], valid, truths, predicted, background=0)
+    return result
+
+
+def write_probabilities(run_dir: Path, classes, train, oof, test, test_proba) -> None:
+    oof_frame = pd.DataFrame(oof, columns=classes).assign(id=train.ids)
+    oof_frame = oof_frame.join(pd.DataFrame(train.labels, columns=[f"true_{c}" for c in classes]))
+    atomic_write_text(run_dir / "oof.csv", oof_frame.to_csv(index=False, float_format="%.6f"))
+    test_frame = pd.DataFrame(test_proba, columns=classes).assign(id=test.ids)
+    atomic_write_text(run_dir / "test_probabilities.csv", test_frame.to_csv(index=False, float_format="%.6f"))

@@ -1,0 +1,105 @@
+"""Semantic segmentation (``segmentation-folder`` competitions such as CamVid), top to bottom.
+
+1. read images and masks; hold out whole groups (e.g. video sequences) for validation;
+2. train a segmenter (pretrained encoder, U-Net or DeepLabV3+ head) with paired augmentations,
+   early-stopped on the held-out group;
+3. score the hold-out at each image's original size: mIoU (void ignored) and the competition's Dice;
+4. predict the test set, resize back to each image's size, write and validate the RLE submission;
+5. config, metrics, learning curves and masks-over-images are saved in the run directory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from kagglekit import plots
+from kagglekit.competition import Competition, ImageTable
+from kagglekit.config import RunConfig
+from kagglekit.cv import grouped_holdout
+from kagglekit.data.images import read_rgb
+from kagglekit.fileio import atomic_write_json
+from kagglekit.masks import image_size, read_label_map
+from kagglekit.pipelines import PIPELINES, RunResult
+from kagglekit.segmenter import Segmenter
+from kagglekit.segmetrics import ConfusionMatrix, mask_dice
+from kagglekit.submission import validate_submission, write_submission
+
+log = logging.getLogger(__name__)
+
+
+@PIPELINES.decorator("segmentation")
+def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult:
+    started = time.time()
+    data = Path(config.data)
+    config.save(run_dir / "config.yaml")
+    classes, void = competition.classes, competition.void_label
+    train = cap_images(competition.load_train(data), config.segmentation.max_train_images)
+    test = competition.load_test(data)
+    fit, valid = grouped_holdout(competition.groups(train.ids), config.segmentation.valid_fraction, config.seed)
+    fit, valid = train.subset(fit), train.subset(valid)
+    atomic_write_json(run_dir / "data_report.json", {
+        "train_images": len(fit), "valid_images": len(valid), "test_images": len(test),
+        "valid_ids": valid.ids,
+    })
+
+    segmenter = Segmenter(len(classes), void, config, run_dir / "segmenter")
+    segmenter.fit(fit.paths, fit.masks, valid.paths, valid.masks)
+    truths = [read_label_map(m) for m in valid.masks]
+    predicted = segmenter.predict(valid.paths, [t.shape for t in truths], config.tta)
+    scores = evaluate(truths, predicted, classes, void)
+    log.info("hold-out (%d images): mIoU %.4f, Dice %.4f", len(valid), scores["miou"], scores["dice"])
+
+    test_maps = segmenter.predict(test.paths, [image_size(p) for p in test.paths], config.tta)
+    submission = write_submission(competition.submission_frame(test.ids, test_maps), run_dir / "submission.csv")
+    validate_submission(competition, submission, competition.sample_submission_path(data)).raise_if_invalid()
+
+    result = RunResult(
+        run_dir=run_dir, competition=competition.name, metric=competition.metric,
+        cv_mean=scores["dice"], cv_std=0.0, fold_scores=[scores["dice"]], submission=submission,
+        seconds=time.time() - started,
+        extra={"validation": "grouped hold-out", **scores, "epochs": len(segmenter.history.get("loss", []))},
+    )
+    write_outputs(result, competition, [segmenter.history], valid, truths, predicted)
+    return result
+
+
+def cap_images(table: ImageTable, limit: int) -> ImageTable:
+    """Evenly spaced ``limit`` images (0: all), for quick runs that still see every part of the set."""
+    if not limit or limit >= len(table):
+        return table
+    return table.subset(np.linspace(0, len(table) - 1, limit).round().astype(int))
+
+
+def evaluate(truths: list[np.ndarray], predicted: list[np.ndarray], classes: list[str], void: int | None) -> dict:
+    """mIoU and per-class IoU over the whole split, and the competition's mean Dice over (image, class) rows."""
+    confusion = ConfusionMatrix(len(classes), void)
+    for truth, pred in zip(truths, predicted):
+        confusion.update(truth, pred)
+    iou = confusion.iou()
+    dice = np.mean([mask_dice(t, p, len(classes)) for t, p in zip(truths, predicted)])
+    return {
+        "miou": confusion.miou(), "dice": float(dice), "pixel_accuracy": confusion.pixel_accuracy(),
+        "iou": {c: (None if np.isnan(v) else float(v)) for c, v in zip(classes, iou)},
+    }
+
+
+def write_outputs(result: RunResult, competition: Competition, histories: list[dict], valid: ImageTable,
+                  truths: list[np.ndarray], predicted: list[np.ndarray], background: int | None = None) -> None:
+    run_dir = result.run_dir
+    metrics = {"metric": result.metric, "cv_mean": result.cv_mean, "cv_std": result.cv_std,
+               "fold_scores": result.fold_scores, "seconds": round(result.seconds, 1), **result.extra}
+    atomic_write_json(run_dir / "metrics.json", metrics)
+    title = f"{competition.name}: hold-out {result.metric} {result.cv_mean:.4f}"
+    if "miou" in result.extra:
+        title += f", mIoU {result.extra['miou']:.4f}"
+    plots.learning_curves(histories, run_dir / "plots" / "learning_curves.png", title)
+    shown = np.linspace(0, len(valid) - 1, min(4, len(valid))).round().astype(int)
+    plots.mask_overlays([read_rgb(valid.paths[i]) for i in shown], [truths[i] for i in shown],
+                        [predicted[i] for i in shown], len(competition.classes) + (background is not None),
+                        run_dir / "plots" / "masks.png", f"{competition.name}: hold-out images", background)
+    log.info("run directory %s\n%s", run_dir, json.dumps({k: v for k, v in metrics.items() if k != "iou"}, indent=1))

@@ -1,0 +1,87 @@
+"""The PASCAL VOC course competition: layout, RLE rows, the Kaggle-service scoring path, validation."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kagglekit import rle
+from kagglekit.competition import get_competition
+from kagglekit.errors import DataError, SubmissionError
+from kagglekit.masks import read_label_map
+from kagglekit.submission import read_csv_strings, validate_submission, write_submission
+
+
+def test_reads_the_course_layout(voc_small):
+    voc = get_competition("pascal-voc")
+    train, test = voc.load_train(voc_small), voc.load_test(voc_small)
+    assert len(train) == 36 and len(test) == 12
+    assert train.labels.shape == (36, 20) and (train.labels.sum(1) >= 1).all()
+    first = np.load(train.paths[0])
+    assert first.dtype == np.uint8 and first.ndim == 3
+    seg = read_label_map(train.masks[0])
+    assert seg.shape == first.shape[:2]
+    present = sorted(set(np.unique(seg)) - {0, 255})
+    assert [c - 1 for c in present] == np.flatnonzero(train.labels[0]).tolist()
+
+
+def test_missing_file_is_named(voc_small, tmp_path):
+    import shutil
+
+    broken = tmp_path / "voc"
+    shutil.copytree(voc_small, broken)
+    (broken / "train" / "seg" / "train_3.npy").unlink()
+    with pytest.raises(DataError, match="train_3.npy"):
+        get_competition("pascal-voc").load_train(broken)
+
+
+def test_solution_rows_decode_to_the_hidden_masks(voc_small):
+    """Two rows per test image; decoded independently (row-major) they are the labels and the masks."""
+    voc = get_competition("pascal-voc")
+    test = voc.load_test(voc_small)
+    solution = pd.read_csv(voc_small / "solution.csv", dtype=str, keep_default_na=False)
+    assert len(solution) == 2 * len(test)
+    row = dict(zip(solution.Id, solution.Predicted))
+    for id_, path in zip(test.ids, test.paths):
+        height, width = np.load(path).shape[:2]
+        labels = rle.decode(row[f"{id_}_classification"], (20,), rle.ROW_MAJOR)
+        stack = rle.decode(row[f"{id_}_segmentation"], (20, height, width), rle.ROW_MAJOR)
+        assert labels.any() and (stack.reshape(20, -1).any(1) == labels).all()
+        assert not (stack.sum(0) > 1).any()  # one class per pixel
+
+
+def test_score_on_frames_in_the_submission_format(voc_small):
+    """How the local Kaggle service scores: solution and submission both ``Id,Predicted``."""
+    voc = get_competition("pascal-voc")
+    solution = pd.read_csv(voc_small / "solution.csv")  # default pandas reading: empty cells are NaN
+    assert voc.score(solution, solution) == 1.0
+    sample = pd.read_csv(voc_small / "sample_submission.csv")
+    assert voc.score(solution, sample) == 0.0  # every image has a class and a mask
+    half = solution.copy()
+    half.loc[half.Id.str.endswith("_classification"), "Predicted"] = np.nan
+    assert voc.score(solution, half) == pytest.approx(0.5)
+    with pytest.raises(SubmissionError, match="no row"):
+        voc.score(solution, solution.iloc[1:])
+    bad = solution.copy()
+    bad.loc[0, "Predicted"] = "3 1 1 1"
+    with pytest.raises(SubmissionError, match="out of order"):
+        voc.score(solution, bad)
+
+
+def test_validator_checks_rle_per_row(voc_small, tmp_path):
+    voc = get_competition("pascal-voc")
+    test = voc.load_test(voc_small)  # learns each test image's size: exact range checks
+    sample_path = voc_small / "sample_submission.csv"
+    solution = read_csv_strings(voc_small / "solution.csv")
+    assert validate_submission(voc, write_submission(solution, tmp_path / "ok.csv"), sample_path).ok
+    bad = solution.copy()
+    height, width = np.load(test.paths[0]).shape[:2]
+    bad.loc[0, "Predicted"] = "20 2"  # classification: past the 20 classes
+    bad.loc[1, "Predicted"] = f"{20 * height * width} 2"  # segmentation: past this image's 20 masks
+    bad.loc[2, "Predicted"] = "1 2 2 1"  # overlapping runs
+    bad.loc[3, "Predicted"] = "1 x"
+    report = validate_submission(voc, write_submission(bad, tmp_path / "bad.csv"), sample_path)
+    text = "\n".join(report.problems)
+    assert "line 2 (id '0_classification')" in text and "past the mask's 20 pixels" in text
+    assert "line 3 (id '0_segmentation')" in text and f"past the mask's {20 * height * width} pixels" in text
+    assert "line 4" in text and "overlaps" in text
+    assert "line 5" in text and "not a whole number" in text

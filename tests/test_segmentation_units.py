@@ -1,0 +1,95 @@
+"""Shared parts behind the VOC and CamVid pipelines: folds, thresholds, losses, metrics, the camvid kind."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kagglekit import rle
+from kagglekit.cv import grouped_holdout, multilabel_folds
+from kagglekit.multilabel import ThresholdTuner, multilabel_report
+from kagglekit.segmetrics import ConfusionMatrix, mask_dice, stack_dice
+
+
+def test_multilabel_folds_stratify_every_label_and_keep_groups_whole():
+    rng = np.random.default_rng(0)
+    labels = (rng.random((200, 6)) < [0.5, 0.3, 0.2, 0.1, 0.08, 0.05]).astype(int)
+    groups = np.arange(200)
+    groups[[10, 11, 12]] = 10  # three copies of one image
+    folds = multilabel_folds(labels, groups, k=4, seed=0)
+    assert sorted(np.concatenate([v for _, v in folds]).tolist()) == list(range(200))
+    for train, valid in folds:
+        assert len({10 in valid, 11 in valid, 12 in valid}) == 1
+        share = labels[valid].sum(0) / labels.sum(0)
+        assert np.all(np.abs(share - 0.25) < 0.12)  # every label spread evenly
+
+
+def test_grouped_holdout_holds_out_whole_groups_near_the_fraction():
+    groups = np.repeat([0, 1, 2], [62, 101, 204])  # CamVid's three drives
+    for seed in range(5):
+        train, valid = grouped_holdout(groups, 0.2, seed)
+        assert len(set(groups[valid]) & set(groups[train])) == 0
+        assert len(valid) in (62, 101)
+
+
+def test_thresholds_maximise_oof_f1_and_never_leave_an_image_unlabelled():
+    rng = np.random.default_rng(1)
+    y = (rng.random((300, 3)) < 0.3).astype(int)
+    proba = y * 0.2 + rng.random((300, 3)) * 0.25  # positives sit higher, but all below 0.5
+    tuner = ThresholdTuner().fit(proba, y)
+    assert (tuner.thresholds_ < 0.5).all()
+    f1_tuned = multilabel_report(y, proba, tuner.predict(proba), ["a", "b", "c"])
+    f1_half = multilabel_report(y, proba, (proba >= 0.5).astype(int), ["a", "b", "c"])
+    assert f1_tuned["macro_f1"] > f1_half["macro_f1"]
+    assert (tuner.predict(np.full((4, 3), 0.01)).sum(1) == 1).all()  # top-1 fallback
+    assert (ThresholdTuner(top1_fallback=False).fit(proba, y).predict(np.full((4, 3), 0.01)).sum(1) == 0).all()
+    assert 0 < f1_tuned["mAP"] <= 1 and set(f1_tuned["per_class"]) == {"a", "b", "c"}
+
+
+def test_segmentation_loss_ignores_void_and_rewards_the_truth():
+    import keras
+
+    from kagglekit.losses import SegmentationLoss
+
+    truth = np.array([[[0, 1], [255, 1]]])
+    good = np.eye(2)[[[0, 1], [0, 1]]][None].astype("float32") * 0.98 + 0.01
+    void_wrong = good.copy()
+    void_wrong[0, 1, 0] = [0.01, 0.99]  # the void pixel predicted differently: no change
+    loss = SegmentationLoss(2, void_label=255)
+    value = lambda p: float(keras.ops.convert_to_numpy(loss(truth, p)))  # noqa: E731
+    assert value(good) == pytest.approx(value(void_wrong))
+    assert value(good) < value(1 - good)
+
+
+def test_metrics_agree_with_decoded_submissions():
+    rng = np.random.default_rng(2)
+    truth = rng.integers(0, 4, (30, 40)).astype(np.uint8)
+    truth[:3] = 255
+    pred = np.where(rng.random((30, 40)) < 0.7, truth % 255, rng.integers(0, 4, (30, 40))).astype(np.uint8)
+    stack = lambda m: np.stack([m == c for c in (1, 2, 3)])  # noqa: E731
+    by_rle = rle.dice(rle.encode(stack(truth), rle.ROW_MAJOR), rle.encode(stack(pred), rle.ROW_MAJOR), rle.ROW_MAJOR)
+    assert stack_dice(truth, pred, [1, 2, 3], void_label=255) == pytest.approx(by_rle)
+    per_class = mask_dice(truth, pred, 4)
+    assert per_class[2] == pytest.approx(rle.dice(rle.encode(truth == 2), rle.encode(pred == 2)))
+    confusion = ConfusionMatrix(4, void_label=255).update(truth, pred)
+    valid = truth != 255
+    iou1 = ((truth == 1) & (pred == 1) & valid).sum() / (((truth == 1) | (pred == 1)) & valid).sum()
+    assert confusion.iou()[1] == pytest.approx(iou1)
+    assert confusion.counts.sum() == valid.sum()
+
+
+def test_camvid_is_a_config_only_competition(camvid, camvid_small):
+    from kagglekit.competition import get_competition
+
+    competition = get_competition("camvid")
+    assert competition.task == "segmentation" and competition.void_label == 11 and len(competition.classes) == 11
+    train, test = competition.load_train(camvid_small), competition.load_test(camvid_small)
+    assert len(train) == 24 and len(test) == 6 and len(train.masks) == 24
+    assert len(set(competition.groups(train.ids))) == 3  # the three drives
+    solution = pd.read_csv(camvid_small / "solution.csv", dtype=str, keep_default_na=False)
+    assert len(solution) == 6 * 11 and solution.Id[0] == f"{test.ids[0]}_0"
+    from kagglekit.masks import read_label_map
+
+    mask = read_label_map(camvid / "masks" / f"{test.ids[0]}.png")
+    sky = rle.decode(solution.EncodedPixels[0], mask.shape, rle.COLUMN_MAJOR)  # column-major, 1-based
+    np.testing.assert_array_equal(sky, mask == 0)
+    assert competition.score(solution, solution) == 1.0
