@@ -102,4 +102,4 @@ def write_outputs(result: RunResult, competition: Competition, histories: list[d
     plots.mask_overlays([read_rgb(valid.paths[i]) for i in shown], [truths[i] for i in shown],
                         [predicted[i] for i in shown], len(competition.classes) + (background is not None),
                         run_dir / "plots" / "masks.png", f"{competition.name}: hold-out images", background)
-    log.info("run directory %s\n%s", run_dir, json.dumps({k: v for k, v in metrics.items() if k != "iou"}, indent=1))
+    log.info("run directory %s\n%s", run_dir, json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}, indent=1))

@@ -1,0 +1,98 @@
+"""End to end through the CLI, tiny sizes: the VOC course competition and CamVid (segmentation-folder)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {
+    "image_size": 64, "folds": 3, "tta": ["identity", "hflip"],
+    "train": {"views": ["identity", "hflip"], "head_epochs": 4, "patience": 2},
+    "segmentation": {"input_size": [64, 96], "epochs": 1, "batch_size": 8},
+}
+
+
+def run_cli(competition: str, data: Path, tmp_path: Path) -> Path:
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    subprocess.run([sys.executable, "-m", "kagglekit", "run", competition, "--data", str(data), "--config",
+                    str(config), "--output-dir", str(tmp_path / "runs")], check=True, cwd=REPO, timeout=900)
+    (run_dir,) = (tmp_path / "runs" / competition).iterdir()
+    return run_dir
+
+
+def naive_decode(text: str, size: int) -> np.ndarray:
+    """Written from the competition's description, independent of kagglekit.rle."""
+    flat = np.zeros(size, dtype=bool)
+    numbers = [int(n) for n in text.split()]
+    for start, length in zip(numbers[0::2], numbers[1::2]):
+        flat[start - 1:start - 1 + length] = True
+    return flat
+
+
+def naive_dice(a: np.ndarray, b: np.ndarray) -> float:
+    total = a.sum() + b.sum()
+    return 1.0 if total == 0 else 2 * (a & b).sum() / total
+
+
+@pytest.mark.slow
+def test_pascal_voc_run_writes_a_submission_that_decodes_and_scores(voc_small, tmp_path):
+    from kagglekit.competition import get_competition
+    from kagglekit.multilabel import ThresholdTuner
+
+    run_dir = run_cli("pascal-voc", voc_small, tmp_path)
+    submission = pd.read_csv(run_dir / "submission.csv", dtype=str, keep_default_na=False)
+    solution = pd.read_csv(voc_small / "solution.csv", dtype=str, keep_default_na=False)
+    test_ids = pd.read_csv(voc_small / "test" / "test_set.csv")["Id"].astype(str)
+    assert sorted(submission.Id) == sorted(solution.Id) == sorted(
+        [f"{i}_classification" for i in test_ids] + [f"{i}_segmentation" for i in test_ids])
+
+    predicted, truth = dict(zip(submission.Id, submission.Predicted)), dict(zip(solution.Id, solution.Predicted))
+    scores = []
+    for id_ in test_ids:
+        height, width = np.load(voc_small / "test" / "img" / f"test_{id_}.npy").shape[:2]
+        labels = naive_decode(predicted[f"{id_}_classification"], 20)
+        assert labels.sum() >= 1  # top-1 fallback: no image without a label
+        stack = naive_decode(predicted[f"{id_}_segmentation"], 20 * height * width).reshape(20, height, width)
+        assert stack.sum(0).max() <= 1  # one class per pixel, at the image's original size
+        scores.append(naive_dice(labels, naive_decode(truth[f"{id_}_classification"], 20)))
+        scores.append(naive_dice(stack.ravel(), naive_decode(truth[f"{id_}_segmentation"], stack.size)))
+    voc = get_competition("pascal-voc")
+    assert voc.score(solution, submission) == pytest.approx(np.mean(scores))
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    oof = pd.read_csv(run_dir / "oof.csv")
+    classes = voc.classes
+    refit = ThresholdTuner().fit(oof[classes].to_numpy(), oof[[f"true_{c}" for c in classes]].to_numpy())
+    thresholds = [metrics["classification"]["per_class"][c]["threshold"] for c in classes]
+    np.testing.assert_allclose(thresholds, refit.thresholds_, atol=0.011)  # float32 OOF written with 6 decimals
+    assert 0 < metrics["classification"]["mAP"] <= 1 and "miou" in metrics["segmentation"]
+    for name in ("config.yaml", "plots/masks.png", "plots/learning_curves.png", "plots/classifier_learning_curves.png",
+                 "test_probabilities.csv", "segmenter/segmenter.weights.h5"):
+        assert (run_dir / name).is_file(), name
+
+
+@pytest.mark.slow
+def test_camvid_run_reports_miou_and_writes_per_class_rows(camvid, camvid_small, tmp_path):
+    from kagglekit import rle
+    from kagglekit.competition import get_competition
+    from kagglekit.masks import read_label_map
+
+    run_dir = run_cli("camvid", camvid_small, tmp_path)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert 0 <= metrics["miou"] <= 1 and metrics["validation"] == "grouped hold-out"
+    submission = pd.read_csv(run_dir / "submission.csv", dtype=str, keep_default_na=False)
+    solution = pd.read_csv(camvid_small / "solution.csv", dtype=str, keep_default_na=False)
+    assert len(submission) == len(solution) == 6 * 11
+    stem = submission.Id[0].rsplit("_", 1)[0]
+    shape = read_label_map(camvid / "masks" / f"{stem}.png").shape
+    masks = np.stack([rle.decode(submission.EncodedPixels[k], shape, rle.COLUMN_MAJOR) for k in range(11)])
+    assert (masks.sum(0) == 1).all()  # every pixel gets exactly one class
+    assert 0 <= get_competition("camvid").score(solution, submission) <= 1
+    assert (run_dir / "plots" / "masks.png").is_file()
