@@ -65,7 +65,7 @@ class MultiLabelConfig:
 class SegmentationConfig:
     """Segmentation on a pretrained backbone (the first of ``backbones``); CPU-sized defaults."""
 
-    head: str = "unet"  # a name in kagglekit.models.segmentation.SEGMENTATION_HEADS
+    head: str = "deeplabv3plus"  # or "unet": a name in kagglekit.models.segmentation.SEGMENTATION_HEADS
     input_size: list[int] = field(default_factory=lambda: [160, 224])  # height, width
     freeze_encoder: bool = True
     epochs: int = 6

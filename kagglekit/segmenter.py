@@ -8,7 +8,6 @@ size with nearest-neighbour interpolation, so a submission's masks line up with 
 
 from __future__ import annotations
 
-import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,8 +19,6 @@ from kagglekit.config import RunConfig
 from kagglekit.data.images import read_rgb
 from kagglekit.losses import SegmentationLoss
 from kagglekit.masks import read_label_map, resize_labels
-
-log = logging.getLogger(__name__)
 
 
 def load_resized(paths: list[Path], size: tuple[int, int], masks: bool = False, workers: int = 4) -> np.ndarray:
@@ -116,10 +113,6 @@ class Segmenter:
                                  validation_batch_size=cfg.batch_size)
         self.history = {k: [float(v) for v in vals] for k, vals in history.history.items()}
         self.model.save_weights(self.weights_path)
-        return self
-
-    def load(self) -> "Segmenter":
-        self.build().load_weights(self.weights_path)
         return self
 
     def predict_proba(self, paths: list[Path], tta: list[str] = ("identity",)) -> np.ndarray:

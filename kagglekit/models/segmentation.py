@@ -18,7 +18,9 @@ SEGMENTATION_HEADS: Registry = Registry("segmentation head")
 def conv_bn_relu(x, filters: int, name: str, kernel: int = 3, dilation: int = 1):
     conv = layers.SeparableConv2D if kernel > 1 else layers.Conv2D
     x = conv(filters, kernel, padding="same", dilation_rate=dilation, use_bias=False, name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    # momentum 0.9, not Keras's 0.99: a short CPU run takes a few hundred steps, and with 0.99 the moving
+    # statistics used at validation/prediction time would still be far from the batch statistics
+    x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
