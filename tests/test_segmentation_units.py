@@ -93,3 +93,35 @@ def test_camvid_is_a_config_only_competition(camvid, camvid_small):
     sky = rle.decode(solution.EncodedPixels[0], mask.shape, rle.COLUMN_MAJOR)  # column-major, 1-based
     np.testing.assert_array_equal(sky, mask == 0)
     assert competition.score(solution, solution) == 1.0
+
+
+def test_augmentations_move_image_and_mask_together():
+    from kagglekit.segmenter import AugmentedBatches
+
+    rng = np.random.default_rng(3)
+    masks = np.zeros((6, 32, 48), np.uint8)
+    for m in masks:  # a few blocks per mask, so flips and crops show
+        for _ in range(3):
+            y, x = rng.integers(0, 24), rng.integers(0, 40)
+            m[y:y + 8, x:x + 8] = rng.integers(1, 5)
+    images = np.repeat(masks[..., None] * 50, 3, axis=-1)  # the image *is* the mask, scaled
+    batches = AugmentedBatches(images, masks, batch_size=3, hflip=True, scale=0.3, seed=0)
+    for epoch in range(3):
+        for i in range(len(batches)):
+            x, y = batches[i]
+            assert x.shape == (3, 32, 48, 3) and y.shape == (3, 32, 48)
+            agree = np.isclose(x[..., 0], y * 50.0, atol=1).mean()
+            assert agree > 0.9  # only pixels at block edges, blended by bilinear resizing, may differ
+        batches.on_epoch_end()
+
+
+@pytest.mark.parametrize("head", ["unet", "deeplabv3plus"])
+def test_segmentation_heads_give_per_pixel_probabilities_at_input_size(head):
+    from kagglekit.models.segmentation import build_segmenter
+
+    model = build_segmenter(head, "efficientnet_lite0", (64, 96), n_classes=5, freeze_encoder=True)
+    out = np.asarray(model.predict(np.random.default_rng(0).uniform(0, 255, (2, 64, 96, 3)), verbose=0))
+    assert out.shape == (2, 64, 96, 5)
+    np.testing.assert_allclose(out.sum(-1), 1.0, atol=1e-4)
+    encoder = next(layer for layer in model.layers if layer.name.endswith("_encoder"))
+    assert not encoder.trainable_weights and model.trainable_weights  # only the decoder trains

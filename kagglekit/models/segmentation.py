@@ -1,6 +1,6 @@
 """Segmentation heads on the pretrained backbones: U-Net and DeepLabV3+ (one registry line each).
 
-Both tap the encoder at the strides ``Backbone.feature_layers`` names and end in per-pixel softmax
+Both tap the encoder at the strides ``backbones.feature_layers`` names and end in per-pixel softmax
 probabilities at the input size. Decoders are kept light (separable convolutions, few filters) so a
 frozen-encoder model trains on a CPU in minutes.
 """
@@ -72,16 +72,15 @@ SEGMENTATION_HEADS.register("deeplabv3plus", deeplabv3plus)
 def build_segmenter(head: str, backbone: str, input_size, n_classes: int, weights_dir: str | None = None,
                     freeze_encoder: bool = True) -> keras.Model:
     """Raw RGB [0, 255] (height, width, 3) in, (height, width, n_classes) softmax probabilities out."""
-    from kagglekit.models.backbones import get_backbone
+    from kagglekit.models.backbones import feature_layers, get_backbone
 
     height, width = input_size
     if height % 32 or width % 32:
         raise ValueError(f"segmentation input size must be a multiple of 32 on both sides, got {height}x{width}")
-    spec = get_backbone(backbone)
-    net = spec.build((height, width), weights_dir=weights_dir, pooling=None)
-    strides = sorted(spec.feature_layers)
-    encoder = keras.Model(net.input, [net.get_layer(spec.feature_layers[s]).output for s in strides],
-                          name=f"{backbone}_encoder")
+    net = get_backbone(backbone).build((height, width), weights_dir=weights_dir, pooling=None)
+    taps = feature_layers(net)
+    strides = [2, 4, 8, 16, 32]
+    encoder = keras.Model(net.input, [net.get_layer(taps[s]).output for s in strides], name=f"{backbone}_encoder")
     encoder.trainable = not freeze_encoder
     inputs = keras.Input((height, width, 3), name="image")
     features = dict(zip(strides, encoder(inputs, training=False) if freeze_encoder else encoder(inputs)))
