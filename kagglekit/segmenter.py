@@ -19,6 +19,10 @@ from kagglekit.config import RunConfig
 from kagglekit.data.images import read_rgb
 from kagglekit.losses import SegmentationLoss
 from kagglekit.masks import read_label_map, resize_labels
+from kagglekit.tta import apply_view
+
+#: Views that undo themselves and keep a non-square input's shape: usable for dense predictions.
+SELF_INVERSE_VIEWS = ("identity", "hflip", "vflip", "rot180")
 
 
 def load_resized(paths: list[Path], size: tuple[int, int], masks: bool = False, workers: int = 4) -> np.ndarray:
@@ -116,14 +120,14 @@ class Segmenter:
         return self
 
     def predict_proba(self, paths: list[Path], tta: list[str] = ("identity",)) -> np.ndarray:
-        """(n, height, width, classes) probabilities at the input size, averaged over identity/hflip views."""
+        """(n, height, width, classes) probabilities at the input size, averaged over the TTA views
+        that are their own inverse (a flipped prediction is flipped back before averaging)."""
         x = load_resized(paths, self.size).astype(np.float32)
-        views = [v for v in tta if v in ("identity", "hflip")] or ["identity"]
+        views = [v for v in tta if v in SELF_INVERSE_VIEWS] or ["identity"]
         total = 0
         for view in views:
-            batch = x[:, :, ::-1] if view == "hflip" else x
-            proba = self.model.predict(batch, batch_size=self.cfg.batch_size, verbose=0)
-            total = total + (proba[:, :, ::-1] if view == "hflip" else proba)
+            proba = self.model.predict(apply_view(view, x), batch_size=self.cfg.batch_size, verbose=0)
+            total = total + apply_view(view, proba)
         return total / len(views)
 
     def predict(self, paths: list[Path], sizes: list[tuple[int, int]], tta=("identity",),

@@ -125,3 +125,18 @@ def test_segmentation_heads_give_per_pixel_probabilities_at_input_size(head):
     np.testing.assert_allclose(out.sum(-1), 1.0, atol=1e-4)
     encoder = next(layer for layer in model.layers if layer.name.endswith("_encoder"))
     assert not encoder.trainable_weights and model.trainable_weights  # only the decoder trains
+
+
+def test_multilabel_loss_weights_positives_and_focal_spares_easy_examples():
+    import keras
+
+    from kagglekit.losses import MultiLabelLoss
+
+    y = np.array([[1.0, 0.0]])
+    p = np.array([[0.6, 0.1]], dtype="float32")
+    value = lambda loss: float(keras.ops.convert_to_numpy(loss(y, p)))  # noqa: E731
+    plain = value(MultiLabelLoss())
+    assert plain == pytest.approx(-(np.log(0.6) + np.log(0.9)) / 2, rel=1e-5)
+    assert value(MultiLabelLoss(pos_weight=[3.0, 1.0])) == pytest.approx(-(3 * np.log(0.6) + np.log(0.9)) / 2, rel=1e-5)
+    focal = value(MultiLabelLoss(gamma=2.0))
+    assert focal == pytest.approx(-(0.4 ** 2 * np.log(0.6) + 0.1 ** 2 * np.log(0.9)) / 2, rel=1e-5)
