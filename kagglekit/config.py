@@ -111,14 +111,20 @@ class RunConfig:
 
     @classmethod
     def load(cls, path: str | Path, **overrides) -> "RunConfig":
-        path = Path(path)
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read config {path}: {exc}") from exc
-        if not isinstance(raw, dict):
-            raise ConfigError(f"config {path} must be a mapping, got {type(raw).__name__}")
-        return from_dict(cls, merge(raw, overrides), where=str(path))
+        return from_dict(cls, merge(read_config_file(path), overrides), where=str(path))
+
+
+def read_config_file(path: str | Path) -> dict:
+    """The mapping a config file sets (only the keys it names: defaults are not filled in)."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config {path} must be a mapping, got {type(raw).__name__}")
+    from_dict(RunConfig, raw, where=str(path))  # names and types checked against the file itself
+    return raw
 
 
 def merge(base: dict, overrides: dict) -> dict:

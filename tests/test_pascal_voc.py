@@ -85,3 +85,18 @@ def test_validator_checks_rle_per_row(voc_small, tmp_path):
     assert "line 3 (id '0_segmentation')" in text and f"past the mask's {20 * height * width} pixels" in text
     assert "line 4" in text and "overlaps" in text
     assert "line 5" in text and "not a whole number" in text
+
+
+def test_config_file_keeps_the_competitions_run_defaults(tmp_path):
+    """A config file that sets one key must not reset what the adapter chose (flips, input size)."""
+    import argparse
+
+    from kagglekit.commands.run import resolve_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text("folds: 3\nsegmentation: {epochs: 2}\n")
+    args = argparse.Namespace(competition="pascal-voc", config=path, data=None, backbone=None, folds=None,
+                              image_size=None, seed=None, weights_dir=None, output_dir=None)
+    config = resolve_config(args)
+    assert config.folds == 3 and config.segmentation.epochs == 2
+    assert config.train.views == ["identity", "hflip"] and config.segmentation.input_size == [192, 256]

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from kagglekit.competition import get_competition
-from kagglekit.config import RunConfig, from_dict, merge
+from kagglekit.config import RunConfig, from_dict, merge, read_config_file
 from kagglekit.pipelines import get_pipeline
 from kagglekit.rundir import new_run_dir
 
@@ -32,7 +32,8 @@ def resolve_config(args) -> RunConfig:
     competition = get_competition(args.competition)
     raw = merge(dict(competition.run_defaults), {"competition": args.competition})
     if args.config:
-        raw = merge(raw, RunConfig.load(args.config).to_dict() | {"competition": args.competition})
+        # only the keys the file sets: its defaults must not undo the competition's run defaults
+        raw = merge(raw, read_config_file(args.config) | {"competition": args.competition})
     raw = merge(raw, {
         "data": args.data, "backbones": args.backbone, "folds": args.folds, "image_size": args.image_size,
         "seed": args.seed, "weights_dir": args.weights_dir, "output_dir": args.output_dir,
