@@ -51,9 +51,8 @@ def main() -> None:
         "epochs": args.epochs, "head": args.head, "max_train_images": args.max_train_images,
         "input_size": [int(v) for v in args.input_size.split(",")] if args.input_size else None,
     }.items() if v is not None}
-    segmentation = {**competition.run_defaults.get("segmentation", {}), **overrides}
-    config = work / "config.yaml"
-    config.write_text(yaml.safe_dump({**competition.run_defaults, "segmentation": segmentation}))
+    config = work / "config.yaml"  # only the overrides: everything else is camvid.yaml's run defaults
+    config.write_text(yaml.safe_dump({"segmentation": overrides}))
 
     started = time.time()
     command = [sys.executable, "-m", "kagglekit", "run", "camvid", "--data", str(data), "--config", str(config),
