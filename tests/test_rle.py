@@ -84,7 +84,7 @@ def test_real_voc_masks_round_trip_byte_for_byte(voc_masks):
     """Encode each real mask's 20-class stack row-major, decode it, rebuild the label map exactly."""
     root = voc_masks
     labels = pd.read_csv(root / "labels.csv", dtype={"id": str})
-    for row in labels.iloc[::7].itertuples():  # 200 masks of the 1,400, every shape family
+    for row in labels.itertuples():  # all 1,400
         label_map = read_label_map(root / "masks" / f"{row.id}.png")
         assert label_map.shape == (row.height, row.width)
         stack = class_masks(label_map, range(1, 21))
