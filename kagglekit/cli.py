@@ -13,7 +13,9 @@ from kagglekit.errors import KagglekitError
 #: Each module defines ``register(subparsers)`` which adds its verbs with a ``func`` default.
 COMMAND_MODULES = (
     "kagglekit.commands.run",
+    "kagglekit.commands.predict",
     "kagglekit.commands.validate",
+    "kagglekit.commands.backbones",
 )
 
 
