@@ -14,6 +14,12 @@ from kagglekit.errors import KagglekitError
 COMMAND_MODULES = (
     "kagglekit.commands.run",
     "kagglekit.commands.validate",
+    "kagglekit.commands.download",
+    "kagglekit.commands.submit",
+    "kagglekit.commands.submissions",
+    "kagglekit.commands.leaderboard",
+    "kagglekit.commands.scores",
+    "kagglekit.commands.serve",
 )
 
 

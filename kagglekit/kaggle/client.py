@@ -85,6 +85,7 @@ class KaggleService:
     def __init__(self, credentials: Credentials | None = None, timeout: float = 60.0,
                  backoff: Backoff = Backoff()):
         self.credentials = credentials or load_credentials()
+        self.timeout = timeout
         self.backoff = backoff
         self.api = _make_api(self.credentials, timeout)
 

@@ -42,6 +42,7 @@ class LocalKaggleService:
             raise ValueError("the local Kaggle service only listens on loopback")
         self.state = ServiceState(users)
         self.faults = Faults()
+        self.calls: dict[str, int] = {}  # requests received per operation (tests count uploads, resumes)
         self.scoring_delay = scoring_delay
         self.address = (host, port)
         self._server: ThreadingHTTPServer | None = None
@@ -86,6 +87,10 @@ class LocalKaggleService:
 
     def __exit__(self, *exc):
         self.stop()
+
+    def count(self, op: str) -> None:
+        with self.state.lock:
+            self.calls[op] = self.calls.get(op, 0) + 1
 
     def submissions(self, slug: str) -> list[Submission]:
         with self.state.lock:
@@ -142,6 +147,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _run(self, op: str, work) -> None:
         """Run ``work()`` (which sends the answer) under the fault plan for ``op``."""
+        self.service.count(op)
         fault: Fault | None = self.service.faults.take(op)
         try:
             if fault is not None:
@@ -299,6 +305,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send_error(416, "Requested range not satisfiable",
                                         {"Content-Range": f"bytes */{len(data)}"})
             status = 206
+            self.service.count("download-resumed")
         body = data[start:]
         self.send_response(status)
         self.send_header("Content-Type", "application/zip")

@@ -1,0 +1,34 @@
+"""``kagglekit scores COMPETITION``: the ledger's runs and submissions, best first, and a CV-vs-LB plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kagglekit.competition import get_competition
+from kagglekit.ledger import Ledger, default_ledger_path
+from kagglekit.plots import cv_vs_leaderboard
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("scores", help="CV and leaderboard scores of every run, best first")
+    parser.add_argument("competition", help="competition name or YAML file")
+    parser.add_argument("--ledger", type=Path, default=default_ledger_path(), help="score ledger file")
+    parser.add_argument("--plot", type=Path, help="PNG to write (default: <ledger folder>/<competition>/scores.png)")
+    parser.set_defaults(func=main)
+
+
+def main(args) -> int:
+    competition = get_competition(args.competition)
+    history = Ledger(args.ledger).history(competition.name, include_unlinked=True)
+    if history.empty:
+        print(f"{competition.name}: nothing recorded in {args.ledger} yet")
+        return 0
+    history["gap"] = history.public_score - history.cv_mean
+    table = history.sort_values(["public_score", "cv_mean"], ascending=False, na_position="last")
+    shown = table[["run_id", "backbones", "cv_mean", "cv_std", "public_score", "private_score", "gap",
+                   "status", "submitted_at", "message"]]
+    print(shown.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.4f}"))
+    plot = args.plot or args.ledger.parent / competition.name / "scores.png"
+    cv_vs_leaderboard(history, plot, f"{competition.title}: CV vs public leaderboard")
+    print(f"plot: {plot}")
+    return 0
