@@ -64,17 +64,24 @@ class Ledger:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._transaction() as db:
-            db.executescript(SCHEMA)
+        db = self._connect()
+        try:
+            db.executescript(f"BEGIN IMMEDIATE; {SCHEMA} COMMIT;")
+        finally:
+            db.close()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        return db
 
     @contextlib.contextmanager
     def _transaction(self, immediate: bool = False) -> Iterator[sqlite3.Connection]:
         """One transaction: committed on success, rolled back on any error; the connection closed."""
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.row_factory = sqlite3.Row
+        db = self._connect()
         try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
             db.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
             try:
                 yield db
@@ -132,14 +139,14 @@ class Ledger:
     # -- submissions -------------------------------------------------------------------------
     def open_submission(self, competition: str, sha256: str, file: str, message: str,
                         run_id: str | None = None, force: bool = False) -> dict:
-        """The row to carry this submission: an unfinished one for the same bytes (to resume), or a
-        new "uploading" row. Refuses bytes already submitted unless ``force``. Atomic."""
+        """The row to carry this submission: an unfinished one for the same bytes (to resume, marked
+        ``resumed``), or a new "uploading" row. Refuses bytes already submitted unless ``force``. Atomic."""
         with self._transaction(immediate=True) as db:
             rows = db.execute("SELECT * FROM submissions WHERE competition = ? AND sha256 = ? AND status != 'failed' "
                               "ORDER BY id DESC", (competition, sha256)).fetchall()
             for row in rows:
                 if row["status"] in UNFINISHED:
-                    return dict(row)
+                    return dict(row, resumed=True)
             if rows and not force:
                 last = rows[0]
                 score = "" if last["public_score"] is None else f", public score {last['public_score']:.5f}"
@@ -155,7 +162,7 @@ class Ledger:
             row_id = cursor.lastrowid
             db.execute("UPDATE submissions SET description = ? WHERE id = ?",
                        (f"{message} [kk {sha256[:8]}-{row_id}]", row_id))
-            return dict(db.execute("SELECT * FROM submissions WHERE id = ?", (row_id,)).fetchone())
+            return dict(db.execute("SELECT * FROM submissions WHERE id = ?", (row_id,)).fetchone(), resumed=False)
 
     def update_submission(self, row_id: int, **fields) -> dict:
         fields["updated_at"] = _now()

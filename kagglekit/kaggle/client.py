@@ -137,7 +137,7 @@ class KaggleService:
         if response.message == UPLOAD_FAILED:
             detail = self.credentials.redact(printed.getvalue().strip())
             raise KaggleError(f"{slug}: the upload of {path.name} did not complete ({detail or 'no detail'}); "
-                              "it is safe to retry", transient=True, ambiguous=True)
+                              "it is safe to retry", transient=True)
         return response.ref or None
 
 

@@ -54,7 +54,7 @@ def submit_file(service: KaggleService, ledger: Ledger, competition: Competition
     run_id = run_id or ledger.run_for_file(competition.name, sha)
     row = ledger.open_submission(competition.name, sha, str(path), message, run_id, force)
     if row["ref"] is None:
-        ref = _reconcile(service, competition.slug, row) if row["status"] == "uploading" else None
+        ref = _reconcile(service, competition.slug, row) if row["resumed"] else None
         if ref is None:
             ref = _upload(service, ledger, competition.slug, path, row, policy)
         row = ledger.update_submission(row["id"], ref=ref, status="pending")

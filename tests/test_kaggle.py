@@ -1,0 +1,302 @@
+"""Kaggle service: the real ``kaggle`` client against the local Kaggle service (loopback :7777)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kaggle_world import KEY, OUTSIDER, OUTSIDER_KEY, REPO, USER, client_env, kagglekit, variant
+from kagglekit.competition import get_competition
+from kagglekit.errors import KaggleError, SubmissionError
+from kagglekit.kaggle.client import KaggleService
+from kagglekit.kaggle.credentials import Credentials, load_credentials
+from kagglekit.kaggle.download import MARKER, download_competition
+from kagglekit.kaggle.retry import Backoff, call_with_retry, poll
+from kagglekit.kaggle.submit import SubmitPolicy, submit_file
+from kagglekit.ledger import Ledger
+
+SEEDLINGS = get_competition("seedlings")
+SLUG = SEEDLINGS.slug
+FAST = Backoff(attempts=4, base=0.05, cap=0.2, deadline=10)
+
+
+@pytest.fixture(scope="session")
+def service(seedlings_small, tmp_path_factory):
+    from kagglekit.kaggle.local_service import LocalKaggleService
+
+    svc = LocalKaggleService({USER: KEY, OUTSIDER: OUTSIDER_KEY}, scoring_delay=0.1)
+    svc.host(SEEDLINGS, seedlings_small, tmp_path_factory.mktemp("kaggle-service"), daily_limit=100,
+             participants={USER})
+    with svc:
+        yield svc
+
+
+@pytest.fixture
+def kaggle(service, monkeypatch):
+    """An in-process client of the local service with short timeouts and backoff."""
+    monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "TEST")
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+    service.faults.clear()
+    yield KaggleService(Credentials(USER, KEY, "test"), timeout=1.5, backoff=FAST)
+    service.faults.clear()
+
+
+@pytest.fixture
+def env(tmp_path):
+    (tmp_path / "kaggle-config").mkdir()
+    return client_env(tmp_path / "cache", tmp_path / "kaggle-config")
+
+
+def mine(service, path: Path) -> list:
+    data = path.read_bytes()
+    return [s for s in service.submissions(SLUG) if s.blob == data]
+
+
+def leaks(text: str) -> bool:
+    basic = base64.b64encode(f"{USER}:{KEY}".encode()).decode()
+    return KEY in text or basic in text
+
+
+# -- pieces ------------------------------------------------------------------------------------
+def test_credentials_sources_and_secrecy(tmp_path, caplog):
+    config = tmp_path / "kc"
+    config.mkdir()
+    with pytest.raises(KaggleError, match="no Kaggle credentials.*kaggle.json"):
+        load_credentials({"KAGGLE_CONFIG_DIR": str(config)})
+    (config / "kaggle.json").write_text(json.dumps({"username": "filer", "key": "file-key-123"}))
+    os.chmod(config / "kaggle.json", 0o644)
+    with caplog.at_level(logging.WARNING):
+        creds = load_credentials({"KAGGLE_CONFIG_DIR": str(config)})
+    assert (creds.username, creds.key) == ("filer", "file-key-123")
+    assert "readable by other users" in caplog.text and "file-key-123" not in caplog.text
+    assert "file-key-123" not in repr(creds) and creds.redact("x file-key-123 y") == "x *** y"
+    env = {"KAGGLE_CONFIG_DIR": str(config), "KAGGLE_USERNAME": "envy", "KAGGLE_KEY": "env-key"}
+    assert load_credentials(env).username == "envy"  # the environment wins, as in the kaggle tool
+
+
+def test_retry_is_bounded_and_only_for_transient_errors():
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise KaggleError("HTTP 503", transient=True)
+        return "ok"
+
+    slept = []
+    assert call_with_retry(flaky, "flaky", FAST, sleep=slept.append) == "ok" and len(calls) == 3
+    assert all(0.025 <= s <= 0.2 for s in slept)
+    calls.clear()
+    with pytest.raises(KaggleError):
+        call_with_retry(lambda: flaky() if False else (_ for _ in ()).throw(KaggleError("HTTP 403")), "x", FAST)
+    always = []
+    with pytest.raises(KaggleError):
+        call_with_retry(lambda: always.append(1) or (_ for _ in ()).throw(KaggleError("5xx", transient=True)),
+                        "down", FAST, sleep=lambda s: None)
+    assert len(always) == FAST.attempts
+    started = time.monotonic()
+    assert poll(lambda: None, timeout=0.3, interval=0.05) is None and time.monotonic() - started < 2
+
+
+def test_ledger_records_runs_and_refuses_duplicate_bytes(tmp_path):
+    from kagglekit.config import RunConfig
+    from kagglekit.pipelines import RunResult
+
+    run_dir = tmp_path / "seedlings" / "20240101-000000-abc"
+    run_dir.mkdir(parents=True)
+    (run_dir / "submission.csv").write_text("file,species\na.png,Maize\n")
+    result = RunResult(run_dir, "seedlings", "micro_f1", 0.9, 0.01, [0.89, 0.91], run_dir / "submission.csv", 12.0)
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    assert ledger.record_run(result, RunConfig(folds=2)) == run_dir.name
+    assert ledger.record_run(result, RunConfig(folds=2)) == run_dir.name  # idempotent
+    history = ledger.history("seedlings")
+    assert len(history) == 1 and history.fold_scores[0] == [0.89, 0.91] and history.cv_mean[0] == 0.9
+    first = ledger.open_submission("seedlings", "f" * 64, "s.csv", "msg", run_dir.name)
+    assert first["status"] == "uploading" and first["description"].endswith(f"[kk ffffffff-{first['id']}]")
+    again = ledger.open_submission("seedlings", "f" * 64, "s.csv", "again")
+    assert again["id"] == first["id"] and again["resumed"] and not first["resumed"]
+    ledger.update_submission(first["id"], status="complete", ref=7, public_score=0.8)
+    with pytest.raises(SubmissionError, match="already submitted.*ref 7.*--force"):
+        ledger.open_submission("seedlings", "f" * 64, "s.csv", "again")
+    assert ledger.open_submission("seedlings", "f" * 64, "s.csv", "forced", force=True)["id"] != first["id"]
+    assert ledger.history("seedlings").public_score.max() == 0.8
+
+
+# -- errors ------------------------------------------------------------------------------------
+def test_failures_become_clear_errors(kaggle, service, seedlings_small, tmp_path):
+    with pytest.raises(KaggleError, match="rejected the credentials of user 'alice'"):
+        KaggleService(Credentials(USER, "wrong-key", "test"), timeout=2).limits(SLUG)
+    with pytest.raises(KaggleError, match="no competition 'no-such-slug'.*Check the slug"):
+        kaggle.limits("no-such-slug")
+    outsider = KaggleService(Credentials(OUTSIDER, OUTSIDER_KEY, "test"), timeout=2, backoff=FAST)
+    with pytest.raises(KaggleError, match="accept this competition's rules.*/rules"):
+        download_competition(outsider, SEEDLINGS, tmp_path / "data")
+    with pytest.raises(KaggleError, match="rules"):
+        submit_file(outsider, Ledger(tmp_path / "l.sqlite"), SEEDLINGS, seedlings_small / "solution.csv", "m",
+                    seedlings_small)
+    hosted = service.state.competitions[SLUG]
+    uploads = service.calls.get("StartSubmissionUpload", 0)
+    limit, hosted.daily_limit = hosted.daily_limit, service.state.used_today(USER, SLUG)
+    try:
+        path = variant(seedlings_small / "solution.csv", tmp_path / "limit.csv", 9, SEEDLINGS.classes)
+        with pytest.raises(KaggleError, match="daily submission limit is used up"):
+            submit_file(kaggle, Ledger(tmp_path / "l.sqlite"), SEEDLINGS, path, "m", seedlings_small)
+    finally:
+        hosted.daily_limit = limit
+    assert service.calls.get("StartSubmissionUpload", 0) == uploads  # checked before uploading
+
+
+# -- faults: a recorded success or a clear error, never two submissions ---------------------------
+FAULTS = [
+    ("CreateSubmission", "500", 1, 0), ("CreateSubmission", "500-after", 1, 0),
+    ("CreateSubmission", "timeout", 1, 3.0), ("CreateSubmission", "drop", 1, 0), ("CreateSubmission", "429", 2, 0),
+    ("StartSubmissionUpload", "503", 1, 0), ("upload", "503", 1, 0), ("upload", "drop", 1, 0),
+    ("ListSubmissions", "500", 2, 0), ("GetSubmissionLimits", "429", 1, 0), ("score", "slow", 1, 1.0),
+]
+
+
+@pytest.mark.parametrize("op,kind,times,seconds", FAULTS, ids=[f"{f[0]}-{f[1]}" for f in FAULTS])
+def test_fault_ends_in_one_recorded_submission(kaggle, service, seedlings_small, tmp_path, op, kind, times,
+                                               seconds):
+    path = variant(seedlings_small / "solution.csv", tmp_path / "sub.csv", 10 + FAULTS.index(
+        (op, kind, times, seconds)), SEEDLINGS.classes)
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    service.faults.add(op, kind, times, seconds)
+    row = submit_file(kaggle, ledger, SEEDLINGS, path, f"fault {op} {kind}", seedlings_small,
+                      policy=SubmitPolicy(wait=20))
+    assert service.faults.hits.get(op) == times  # the fault really happened
+    on_service = mine(service, path)
+    assert len(on_service) == 1 and row["ref"] == on_service[0].ref
+    assert row["status"] == "complete" and row["public_score"] == pytest.approx(on_service[0].public_score, abs=1e-5)
+
+
+def test_persistent_outage_is_a_clear_error_without_submission(kaggle, service, seedlings_small, tmp_path):
+    path = variant(seedlings_small / "solution.csv", tmp_path / "down.csv", 30, SEEDLINGS.classes)
+    service.faults.add("CreateSubmission", "500", times=50)
+    with pytest.raises(KaggleError, match="service error.*checks Kaggle before uploading again"):
+        submit_file(kaggle, Ledger(tmp_path / "l.sqlite"), SEEDLINGS, path, "down", seedlings_small)
+    assert mine(service, path) == []
+    service.faults.clear()  # Kaggle is back: the same command finishes the job, once
+    row = submit_file(kaggle, Ledger(tmp_path / "l.sqlite"), SEEDLINGS, path, "down", seedlings_small,
+                      policy=SubmitPolicy(wait=20))
+    assert row["status"] == "complete" and len(mine(service, path)) == 1
+
+
+# -- the command line, end to end ---------------------------------------------------------------
+def test_download_submit_score_leaderboard(service, env, seedlings_small, tmp_path):
+    out = kagglekit("download", "seedlings", env=env)
+    assert out.returncode == 0, out.stderr
+    data = Path(env["KAGGLEKIT_CACHE"]) / "data" / SLUG
+    assert (data / MARKER).is_file() and not (data / "solution.csv").exists()
+    assert sorted(p.name for p in (data / "test").iterdir()) == sorted(p.name for p in (seedlings_small / "test").iterdir())
+    zips = service.calls.get("download", 0)
+    again = kagglekit("download", "seedlings", env=env)
+    assert again.returncode == 0 and service.calls.get("download", 0) == zips  # complete: skipped
+
+    invalid = tmp_path / "invalid.csv"
+    invalid.write_text("file,species\nnot-a-test-image.png,Maize\n")
+    uploads = service.calls.get("StartSubmissionUpload", 0)
+    refused = kagglekit("submit", "seedlings", invalid, "-m", "bad", "--ledger", tmp_path / "l.sqlite", env=env)
+    assert refused.returncode == 2 and "not a valid submission" in refused.stderr
+    assert service.calls.get("StartSubmissionUpload", 0) == uploads
+
+    path = variant(seedlings_small / "solution.csv", tmp_path / "cli.csv", 3, SEEDLINGS.classes)
+    ledger_path = tmp_path / "l.sqlite"
+    sub = kagglekit("submit", "seedlings", path, "-m", "cli test", "--ledger", ledger_path, env=env)
+    assert sub.returncode == 0, sub.stderr
+    [remote] = mine(service, path)
+    assert f"public score {remote.public_score:.5f}" in sub.stdout
+    rows = Ledger(ledger_path).submissions("seedlings")
+    assert rows.status.tolist() == ["complete"] and rows.public_score[0] == pytest.approx(remote.public_score, abs=1e-5)
+
+    twice = kagglekit("submit", "seedlings", path, "-m", "again", "--ledger", ledger_path, env=env)
+    assert twice.returncode == 2 and "already submitted" in twice.stderr and len(mine(service, path)) == 1
+
+    board = kagglekit("leaderboard", "seedlings", env=env)
+    assert board.returncode == 0 and USER in board.stdout and "<- you" in board.stdout
+    listing = kagglekit("submissions", "seedlings", "--ledger", ledger_path, env=env)
+    assert listing.returncode == 0 and "cli test" in listing.stdout
+    scores = kagglekit("scores", "seedlings", "--ledger", ledger_path, "--plot", tmp_path / "s.png", env=env)
+    assert scores.returncode == 0 and f"{remote.public_score:.4f}" in scores.stdout
+    assert (tmp_path / "s.png").stat().st_size > 1000
+    for output in (out, again, refused, sub, twice, board, listing, scores):
+        assert not leaks(output.stdout + output.stderr)
+    assert KEY.encode() not in ledger_path.read_bytes()
+
+
+def test_no_credential_in_output_even_verbose_or_failing(service, env, tmp_path):
+    bad = dict(env, KAGGLE_KEY=KEY + "-wrong")
+    results = [kagglekit("-v", "leaderboard", "seedlings", env=env),
+               kagglekit("-v", "submissions", "seedlings", "--ledger", tmp_path / "l.sqlite", env=bad),
+               kagglekit("-v", "download", "no-such-competition.yaml", env=env)]
+    assert results[0].returncode == 0 and results[1].returncode == 2
+    assert "rejected the credentials" in results[1].stderr
+    for result in results:
+        text = result.stdout + result.stderr
+        assert not leaks(text) and (KEY + "-wrong") not in text
+
+
+# -- killed mid-way, rerun: complete, no duplicates, no corrupt files -----------------------------
+def spawn(*args, env) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "kagglekit", *map(str, args)], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_until(condition, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)
+
+
+def test_killed_download_resumes(service, env, seedlings_small):
+    partial = Path(env["KAGGLEKIT_CACHE"]) / "downloads" / f"{SLUG}.zip"
+    service.faults.add("download", "slow", seconds=8)
+    proc = spawn("download", "seedlings", env=env)
+    try:
+        wait_until(lambda: partial.is_file() and partial.stat().st_size > 0)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+    size = partial.stat().st_size
+    assert 0 < size < service.state.competitions[SLUG].zip_path.stat().st_size
+    resumed = service.calls.get("download-resumed", 0)
+    out = kagglekit("download", "seedlings", env=env)
+    assert out.returncode == 0, out.stderr
+    assert service.calls.get("download-resumed", 0) == resumed + 1  # appended from where it stopped
+    data = Path(env["KAGGLEKIT_CACHE"]) / "data" / SLUG
+    assert (data / MARKER).is_file() and not partial.exists()
+    assert (data / "sample_submission.csv").read_bytes() == (seedlings_small / "sample_submission.csv").read_bytes()
+    for image in (seedlings_small / "test").iterdir():
+        assert (data / "test" / image.name).read_bytes() == image.read_bytes()
+
+
+def test_killed_submit_is_not_repeated(service, env, seedlings_small, tmp_path):
+    path = variant(seedlings_small / "solution.csv", tmp_path / "killed.csv", 5, SEEDLINGS.classes)
+    ledger_path = tmp_path / "l.sqlite"
+    args = ("submit", "seedlings", path, "-m", "killed", "--data", seedlings_small, "--ledger", ledger_path,
+            "--timeout", "4")
+    created = service.calls.get("CreateSubmission", 0)
+    service.faults.add("CreateSubmission", "slow", seconds=2)  # Kaggle takes it, the answer comes late
+    proc = spawn(*args, env=env)
+    try:
+        wait_until(lambda: service.calls.get("CreateSubmission", 0) > created)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+    assert Ledger(ledger_path).submissions("seedlings").status.tolist() == ["uploading"]
+    out = kagglekit(*args, env=env)
+    assert out.returncode == 0, out.stderr
+    [remote] = mine(service, path)
+    rows = Ledger(ledger_path).submissions("seedlings")
+    assert rows.ref.tolist() == [remote.ref] and rows.status.tolist() == ["complete"]
+    assert service.calls.get("CreateSubmission", 0) == created + 1  # the rerun did not submit again
