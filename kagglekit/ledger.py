@@ -122,19 +122,19 @@ class Ledger:
         query = """
             SELECT r.run_id, r.backbones, r.metric, r.cv_mean, r.cv_std, r.fold_scores, r.seconds, r.git_commit,
                    r.config_hash, s.submitted_at, s.message, s.status, s.public_score, s.private_score, s.sha256,
-                   s.ref, COALESCE(s.submitted_at, r.created_at) AS at
+                   s.ref, COALESCE(s.submitted_at, r.created_at) AS at, COALESCE(s.id, 0) AS sid
             FROM runs r LEFT JOIN submissions s ON s.run_id = r.run_id AND s.status != 'failed'
             WHERE r.competition = :c"""
         if include_unlinked:
             query += """
             UNION ALL
             SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, s.submitted_at, s.message, s.status,
-                   s.public_score, s.private_score, s.sha256, s.ref, s.submitted_at
+                   s.public_score, s.private_score, s.sha256, s.ref, s.submitted_at, s.id
             FROM submissions s WHERE s.competition = :c AND s.run_id IS NULL AND s.status != 'failed'"""
         with self._transaction() as db:
-            frame = pd.read_sql_query(query + " ORDER BY at DESC", db, params={"c": competition})
+            frame = pd.read_sql_query(query + " ORDER BY at DESC, sid DESC", db, params={"c": competition})
         frame["fold_scores"] = frame["fold_scores"].map(lambda s: json.loads(s) if isinstance(s, str) else None)
-        return frame.drop(columns="at")
+        return frame.drop(columns=["at", "sid"])
 
     # -- submissions -------------------------------------------------------------------------
     def open_submission(self, competition: str, sha256: str, file: str, message: str,

@@ -300,3 +300,33 @@ def test_killed_submit_is_not_repeated(service, env, seedlings_small, tmp_path):
     rows = Ledger(ledger_path).submissions("seedlings")
     assert rows.ref.tolist() == [remote.ref] and rows.status.tolist() == ["complete"]
     assert service.calls.get("CreateSubmission", 0) == created + 1  # the rerun did not submit again
+
+
+def test_run_is_recorded_then_submitted_with_its_cv(kaggle, service, seedlings_small, tmp_path, capsys):
+    """``kagglekit run --submit`` after the pipeline: the ledger joins CV and leaderboard scores."""
+    from kagglekit.config import RunConfig
+    from kagglekit.kaggle.submit import record_and_submit
+    from kagglekit.pipelines import RunResult
+    from kagglekit.plots import cv_vs_leaderboard
+
+    config = RunConfig(data=str(seedlings_small), output_dir=str(tmp_path), folds=2)
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    for wrong, cv in ((2, 0.97), (6, 0.93)):
+        run_dir = tmp_path / "seedlings" / f"20240101-00000{wrong}-{config.hash()}"
+        run_dir.mkdir(parents=True)
+        path = variant(seedlings_small / "solution.csv", run_dir / "submission.csv", wrong, SEEDLINGS.classes)
+        result = RunResult(run_dir, "seedlings", "micro_f1", cv, 0.02, [cv - 0.02, cv + 0.02], path, 5.0)
+        assert record_and_submit(result, config, service=kaggle) is None  # recorded, not submitted
+        assert ledger.history("seedlings").set_index("run_id").public_score.isna()[run_dir.name]
+        row = record_and_submit(result, config, submit=True, message="tiny", service=kaggle)
+        assert row["status"] == "complete" and row["run_id"] == run_dir.name
+        [remote] = mine(service, path)
+        assert row["public_score"] == pytest.approx(remote.public_score, abs=1e-5)
+        assert remote.description.startswith(f"{run_dir.name}: CV micro_f1 {cv:.4f} ± 0.0200 - tiny")
+    history = ledger.history("seedlings")
+    assert len(history) == 2 and history.public_score.notna().all() and history.cv_mean.tolist() == [0.93, 0.97]
+    assert history.private_score[0] < history.private_score[1]  # more wrong labels, lower score
+    assert history.submitted_at.is_monotonic_decreasing  # newest first
+    assert "submitted" in capsys.readouterr().out
+    plot = cv_vs_leaderboard(history, tmp_path / "plot.png", "test")
+    assert plot.stat().st_size > 5000

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 from kagglekit.competition import get_competition
 from kagglekit.ledger import Ledger, default_ledger_path
 from kagglekit.plots import cv_vs_leaderboard
@@ -26,8 +28,10 @@ def main(args) -> int:
     history["gap"] = history.public_score - history.cv_mean
     table = history.sort_values(["public_score", "cv_mean"], ascending=False, na_position="last")
     shown = table[["run_id", "backbones", "cv_mean", "cv_std", "public_score", "private_score", "gap",
-                   "status", "submitted_at", "message"]]
-    print(shown.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.4f}"))
+                   "status", "submitted_at", "message"]].astype(object)
+    for column in ("cv_mean", "cv_std", "public_score", "private_score", "gap"):
+        shown[column] = shown[column].map(lambda v: f"{v:.4f}" if pd.notna(v) else "-")
+    print(shown.where(shown.notna(), "-").to_string(index=False))
     plot = args.plot or args.ledger.parent / competition.name / "scores.png"
     cv_vs_leaderboard(history, plot, f"{competition.title}: CV vs public leaderboard")
     print(f"plot: {plot}")
