@@ -330,3 +330,26 @@ def test_run_is_recorded_then_submitted_with_its_cv(kaggle, service, seedlings_s
     assert "submitted" in capsys.readouterr().out
     plot = cv_vs_leaderboard(history, tmp_path / "plot.png", "test")
     assert plot.stat().st_size > 5000
+
+
+@pytest.mark.slow
+def test_run_submit_end_to_end(service, env, tmp_path):
+    """download -> ``kagglekit run --submit`` (tiny: 2 folds, 3 head epochs, 15 images per species)
+    -> scored -> ledger row with CV and LB -> on the leaderboard. Needs the backbone weights."""
+    from kagglekit.features import cache_root
+
+    assert kagglekit("download", "seedlings", env=env).returncode == 0
+    data = Path(env["KAGGLEKIT_CACHE"]) / "data" / SLUG
+    config = tmp_path / "tiny.yaml"
+    config.write_text("folds: 2\nimage_size: 96\ntta: [identity]\n"
+                      "train: {head_epochs: 3, finetune: false, views: [identity], batch_size: 32, patience: 3}\n")
+    run = kagglekit("run", "seedlings", "--data", data, "--config", config, "--output-dir", tmp_path / "subs",
+                    "--weights-dir", cache_root() / "weights", "--submit", "-m", "e2e", env=env, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    history = Ledger(tmp_path / "subs" / "ledger.sqlite").history("seedlings")
+    assert len(history) == 1 and history.status[0] == "complete"
+    [remote] = [s for s in service.submissions(SLUG) if s.description.startswith(history.run_id[0])]
+    assert history.public_score[0] == pytest.approx(remote.public_score, abs=1e-5)
+    assert f"CV micro_f1 {history.cv_mean[0]:.4f}" in remote.description
+    board = kagglekit("leaderboard", "seedlings", env=env)
+    assert USER in board.stdout and not leaks(run.stdout + run.stderr + board.stdout)
