@@ -24,6 +24,7 @@ from kagglekit.fileio import sha256_file
 #: Submission states: uploading (outcome unknown until checked with Kaggle), pending (Kaggle has it,
 #: scoring), complete, error (Kaggle could not score it), failed (never reached Kaggle).
 UNFINISHED = ("uploading", "pending")
+MAX_MESSAGE = 180  # characters of the message kept in the Kaggle description (before the tag)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, competition TEXT NOT NULL, config_hash TEXT, backbones TEXT, metric TEXT,
@@ -160,8 +161,8 @@ class Ledger:
                 "updated_at) VALUES (?, ?, ?, ?, ?, 'uploading', ?, ?)",
                 (competition, run_id, sha256, file, message, now, now))
             row_id = cursor.lastrowid
-            db.execute("UPDATE submissions SET description = ? WHERE id = ?",
-                       (f"{message} [kk {sha256[:8]}-{row_id}]", row_id))
+            db.execute("UPDATE submissions SET description = ? WHERE id = ?",  # the tag must survive truncation
+                       (f"{message[:MAX_MESSAGE]} [kk {sha256[:8]}-{row_id}]", row_id))
             return dict(db.execute("SELECT * FROM submissions WHERE id = ?", (row_id,)).fetchone(), resumed=False)
 
     def update_submission(self, row_id: int, **fields) -> dict:

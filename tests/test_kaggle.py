@@ -16,7 +16,7 @@ import pytest
 
 from kaggle_world import KEY, OUTSIDER, OUTSIDER_KEY, REPO, USER, client_env, kagglekit, variant
 from kagglekit.competition import get_competition
-from kagglekit.errors import KaggleError, SubmissionError
+from kagglekit.errors import DataError, KaggleError, SubmissionError
 from kagglekit.kaggle.client import KaggleService
 from kagglekit.kaggle.credentials import Credentials, load_credentials
 from kagglekit.kaggle.download import MARKER, download_competition
@@ -86,23 +86,25 @@ def test_credentials_sources_and_secrecy(tmp_path, caplog):
 def test_retry_is_bounded_and_only_for_transient_errors():
     calls = []
 
-    def flaky():
-        calls.append(1)
-        if len(calls) < 3:
-            raise KaggleError("HTTP 503", transient=True)
-        return "ok"
+    def failing(error: KaggleError, successes_after: int | None = None):
+        def call():
+            calls.append(1)
+            if successes_after is None or len(calls) <= successes_after:
+                raise error
+            return "ok"
+        return call
 
     slept = []
-    assert call_with_retry(flaky, "flaky", FAST, sleep=slept.append) == "ok" and len(calls) == 3
-    assert all(0.025 <= s <= 0.2 for s in slept)
+    assert call_with_retry(failing(KaggleError("503", transient=True), 2), "flaky", FAST, slept.append) == "ok"
+    assert len(calls) == 3 and len(slept) == 2 and all(0.025 <= s <= 0.2 for s in slept)
     calls.clear()
-    with pytest.raises(KaggleError):
-        call_with_retry(lambda: flaky() if False else (_ for _ in ()).throw(KaggleError("HTTP 403")), "x", FAST)
-    always = []
-    with pytest.raises(KaggleError):
-        call_with_retry(lambda: always.append(1) or (_ for _ in ()).throw(KaggleError("5xx", transient=True)),
-                        "down", FAST, sleep=lambda s: None)
-    assert len(always) == FAST.attempts
+    with pytest.raises(KaggleError, match="403"):
+        call_with_retry(failing(KaggleError("403")), "forbidden", FAST, slept.append)
+    assert len(calls) == 1  # not transient: no retry
+    calls.clear()
+    with pytest.raises(KaggleError, match="down"):
+        call_with_retry(failing(KaggleError("down", transient=True)), "down", FAST, lambda s: None)
+    assert len(calls) == FAST.attempts
     started = time.monotonic()
     assert poll(lambda: None, timeout=0.3, interval=0.05) is None and time.monotonic() - started < 2
 
@@ -353,3 +355,73 @@ def test_run_submit_end_to_end(service, env, tmp_path):
     assert f"CV micro_f1 {history.cv_mean[0]:.4f}" in remote.description
     board = kagglekit("leaderboard", "seedlings", env=env)
     assert USER in board.stdout and not leaks(run.stdout + run.stderr + board.stdout)
+
+
+def test_unscored_submission_gets_its_score_later(kaggle, service, seedlings_small, tmp_path, monkeypatch):
+    from kagglekit.cli import main
+
+    path = variant(seedlings_small / "solution.csv", tmp_path / "later.csv", 40, SEEDLINGS.classes)
+    ledger = Ledger(tmp_path / "l.sqlite")
+    service.faults.add("score", "slow", seconds=1.0)
+    row = submit_file(kaggle, ledger, SEEDLINGS, path, "later", seedlings_small, policy=SubmitPolicy(wait=0.1))
+    assert row["status"] == "pending" and row["public_score"] is None
+    wait_until(lambda: mine(service, path)[0].status == "COMPLETE", timeout=10)
+    monkeypatch.setenv("KAGGLE_USERNAME", USER)
+    monkeypatch.setenv("KAGGLE_KEY", KEY)
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path))
+    assert main(["submissions", "seedlings", "--ledger", str(tmp_path / "l.sqlite")]) == 0
+    [synced] = ledger.submissions("seedlings").itertuples()
+    assert synced.status == "complete" and synced.public_score == pytest.approx(mine(service, path)[0].public_score,
+                                                                                  abs=1e-5)
+
+
+def test_killed_during_upload_submits_once_on_rerun(service, env, seedlings_small, tmp_path):
+    path = variant(seedlings_small / "solution.csv", tmp_path / "upload.csv", 7, SEEDLINGS.classes)
+    ledger_path = tmp_path / "l.sqlite"
+    args = ("submit", "seedlings", path, "-m", "upload killed", "--data", seedlings_small, "--ledger", ledger_path,
+            "--timeout", "2")
+    puts = service.calls.get("upload", 0)
+    service.faults.add("upload", "slow", seconds=5)  # the upload stalls; the process dies before submitting
+    proc = spawn(*args, env=env)
+    try:
+        wait_until(lambda: service.calls.get("upload", 0) > puts)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+    assert mine(service, path) == []
+    out = kagglekit(*args, env=env)
+    assert out.returncode == 0, out.stderr
+    assert len(mine(service, path)) == 1
+    assert Ledger(ledger_path).submissions("seedlings").status.tolist() == ["complete"]
+
+
+def test_serve_hosts_a_competition_for_the_real_client(seedlings_small, tmp_path, monkeypatch):
+    """``python -m kagglekit.kaggle.local_service`` on another port, reached by the kaggle client."""
+    from kagglesdk import kaggle_env
+
+    users = tmp_path / "users.json"
+    users.write_text(json.dumps({"carol": "carol-key"}))
+    proc = subprocess.Popen([sys.executable, "-m", "kagglekit.kaggle.local_service", "seedlings", "--source",
+                             seedlings_small, "--users", users, "--port", "7788", "--work", tmp_path / "work"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "serving plant-seedlings-classification on http://localhost:7788" in proc.stdout.readline()
+        monkeypatch.setitem(kaggle_env._env_to_endpoint, kaggle_env.KaggleEnv.TEST, "http://localhost:7788")
+        monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "TEST")
+        client = KaggleService(Credentials("carol", "carol-key", "test"), timeout=5, backoff=FAST)
+        names = {f.name for f in client.list_files(SLUG)}
+        assert "sample_submission.csv" in names and "solution.csv" not in names
+        assert client.limits(SLUG).num_allowed_now == 5
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 130
+        proc.communicate()
+
+
+def test_download_never_overwrites_a_foreign_folder(kaggle, tmp_path):
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    with pytest.raises(DataError, match="did not download"):
+        download_competition(kaggle, SEEDLINGS, foreign)
+    assert (foreign / "notes.txt").read_text() == "keep me"

@@ -8,7 +8,6 @@ import pandas as pd
 
 from kagglekit.competition import get_competition
 from kagglekit.ledger import Ledger, default_ledger_path
-from kagglekit.plots import cv_vs_leaderboard
 
 
 def register(subparsers) -> None:
@@ -20,6 +19,8 @@ def register(subparsers) -> None:
 
 
 def main(args) -> int:
+    from kagglekit.plots import cv_vs_leaderboard  # matplotlib: only this verb pays for it
+
     competition = get_competition(args.competition)
     history = Ledger(args.ledger).history(competition.name, include_unlinked=True)
     if history.empty:

@@ -35,6 +35,9 @@ def download_competition(service: KaggleService, competition: Competition, dest:
     if is_complete(dest) and not force:
         log.info("%s: already downloaded in %s", competition.slug, dest)
         return dest
+    if dest.is_dir() and any(dest.iterdir()) and not is_complete(dest):
+        raise DataError(f"{dest} already holds files that kagglekit did not download; pass an empty or new "
+                        "folder with --dest (nothing there is deleted or overwritten)")
     listed = {f.name: f.total_bytes for f in service.list_files(competition.slug)}
     log.info("%s: %d files listed; downloading the archive", competition.slug, len(listed))
     archive = service.download_all(competition.slug, cache_root() / "downloads")
