@@ -12,7 +12,7 @@ import contextlib
 import json
 import sqlite3
 import subprocess
-import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
@@ -45,7 +45,12 @@ def default_ledger_path(output_dir: str | Path = "submissions") -> Path:
 
 
 def _now() -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+    return datetime.now(timezone.utc).isoformat(sep=" ", timespec="milliseconds")[:23]
+
+
+def parse_time(text: str) -> float:
+    """Seconds since the epoch of a ledger time (UTC)."""
+    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp()
 
 
 def git_commit(cwd: Path | None = None) -> str | None:

@@ -163,6 +163,7 @@ FAULTS = [
     ("CreateSubmission", "timeout", 1, 3.0), ("CreateSubmission", "drop", 1, 0), ("CreateSubmission", "429", 2, 0),
     ("StartSubmissionUpload", "503", 1, 0), ("upload", "503", 1, 0), ("upload", "drop", 1, 0),
     ("ListSubmissions", "500", 2, 0), ("GetSubmissionLimits", "429", 1, 0), ("score", "slow", 1, 1.0),
+    ("CreateSubmission", "slow", 1, 2.0),  # the client (timeout 1.5 s) gives up; Kaggle takes it later
 ]
 
 
@@ -185,7 +186,8 @@ def test_persistent_outage_is_a_clear_error_without_submission(kaggle, service, 
     path = variant(seedlings_small / "solution.csv", tmp_path / "down.csv", 30, SEEDLINGS.classes)
     service.faults.add("CreateSubmission", "500", times=50)
     with pytest.raises(KaggleError, match="service error.*checks Kaggle before uploading again"):
-        submit_file(kaggle, Ledger(tmp_path / "l.sqlite"), SEEDLINGS, path, "down", seedlings_small)
+        submit_file(kaggle, Ledger(tmp_path / "l.sqlite"), SEEDLINGS, path, "down", seedlings_small,
+                    policy=SubmitPolicy(attempts=2))
     assert mine(service, path) == []
     service.faults.clear()  # Kaggle is back: the same command finishes the job, once
     row = submit_file(kaggle, Ledger(tmp_path / "l.sqlite"), SEEDLINGS, path, "down", seedlings_small,

@@ -131,9 +131,18 @@ class KaggleService:
 
     def create_submission(self, slug: str, path: Path, description: str) -> int | None:
         """Upload and submit once (never retried here: see kagglekit.kaggle.submit). Returns the ref."""
+        def submit_once():
+            try:
+                return self.api.competition_submit(str(path), description, slug, quiet=True)
+            except requests.RequestException as exc:
+                error = translate(exc, "submit", slug, self.credentials)
+                request = getattr(exc, "request", None)
+                if request is not None and not str(request.url).endswith("/CreateSubmission"):
+                    error.ambiguous = False  # failed before the step that creates the submission
+                raise error from None
+
         with contextlib.redirect_stdout(io.StringIO()) as printed:  # the client prints upload errors
-            response = self.call("submit", slug, lambda: self.api.competition_submit(
-                str(path), description, slug, quiet=True))
+            response = self.call("submit", slug, submit_once)
         if response.message == UPLOAD_FAILED:
             detail = self.credentials.redact(printed.getvalue().strip())
             raise KaggleError(f"{slug}: the upload of {path.name} did not complete ({detail or 'no detail'}); "

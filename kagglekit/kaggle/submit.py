@@ -8,7 +8,6 @@ before anything is sent again.
 
 from __future__ import annotations
 
-import calendar
 import logging
 import random
 import time
@@ -20,7 +19,7 @@ from kagglekit.errors import KaggleError
 from kagglekit.fileio import sha256_file
 from kagglekit.kaggle.client import KaggleService
 from kagglekit.kaggle.retry import poll
-from kagglekit.ledger import Ledger, default_ledger_path
+from kagglekit.ledger import Ledger, default_ledger_path, parse_time
 from kagglekit.submission import validate_submission
 
 log = logging.getLogger(__name__)
@@ -54,25 +53,25 @@ def submit_file(service: KaggleService, ledger: Ledger, competition: Competition
     run_id = run_id or ledger.run_for_file(competition.name, sha)
     row = ledger.open_submission(competition.name, sha, str(path), message, run_id, force)
     if row["ref"] is None:
-        ref = _reconcile(service, competition.slug, row) if row["resumed"] else None
+        ref = _landed(service, competition.slug, row) if row["resumed"] else None
         if ref is None:
             ref = _upload(service, ledger, competition.slug, path, row, policy)
         row = ledger.update_submission(row["id"], ref=ref, status="pending")
     return wait_for_score(service, ledger, competition.slug, row, policy.wait)
 
 
-def _reconcile(service: KaggleService, slug: str, row: dict) -> int | None:
-    """The Kaggle ref of an earlier attempt of this row that reached Kaggle, if one did.
+def _landed(service: KaggleService, slug: str, row: dict) -> int | None:
+    """The Kaggle ref of this row's submission if an earlier attempt of it reached Kaggle.
 
-    A request of that attempt may still be in flight (the process died waiting for the answer);
-    one older than the request timeout cannot land any more, so younger attempts are waited out.
+    An attempt whose answer was lost (timeout, dropped connection, killed process) may still be in
+    flight; we take it that a request lands within the request timeout plus a second or never, so
+    until then (counted from the attempt's start, ``updated_at``) we wait and look once more.
     """
     found = find_tagged(service, slug, row["description"])
     if found is None:
-        last_try = calendar.timegm(time.strptime(row["updated_at"], "%Y-%m-%d %H:%M:%S"))
-        young = service.timeout + 1 - (time.time() - last_try)
+        young = service.timeout + 1 - (time.time() - parse_time(row["updated_at"]))
         if young > 0:
-            log.info("an earlier attempt may still be in flight; checking Kaggle again in %.0f s", young)
+            log.info("an earlier attempt may still be in flight; checking Kaggle again in %.1f s", young)
             time.sleep(young)
             found = find_tagged(service, slug, row["description"])
     if found is not None:
@@ -90,7 +89,7 @@ def _upload(service: KaggleService, ledger: Ledger, slug: str, path: Path, row: 
                           f"({limits.num_today} today); nothing was uploaded. Try again after midnight UTC.")
     delays = service.backoff.delays(random.Random())
     for attempt in range(1, policy.attempts + 1):
-        ledger.update_submission(row["id"], status="uploading")  # stamps the attempt time
+        row = ledger.update_submission(row["id"], status="uploading")  # stamps the attempt's start
         try:
             ref = service.create_submission(slug, path, row["description"])
             if ref is None:  # accepted, but the reply lacks the ref
@@ -101,11 +100,9 @@ def _upload(service: KaggleService, ledger: Ledger, slug: str, path: Path, row: 
             raise KaggleError(f"{slug}: Kaggle accepted the submission but it is not in the submission list",
                               transient=True, ambiguous=True)
         except KaggleError as exc:
-            if exc.ambiguous:
-                found = find_tagged(service, slug, row["description"])
-                if found is not None:
-                    log.info("the failed attempt did reach Kaggle (ref %s)", found.ref)
-                    return found.ref
+            ref = _landed(service, slug, row) if exc.ambiguous else None
+            if ref is not None:
+                return ref
             delay = next(delays, None) if exc.transient else None
             if delay is None or attempt == policy.attempts:
                 if not exc.ambiguous:
