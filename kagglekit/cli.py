@@ -16,6 +16,12 @@ COMMAND_MODULES = (
     "kagglekit.commands.predict",
     "kagglekit.commands.validate",
     "kagglekit.commands.backbones",
+    "kagglekit.commands.download",
+    "kagglekit.commands.submit",
+    "kagglekit.commands.submissions",
+    "kagglekit.commands.leaderboard",
+    "kagglekit.commands.scores",
+    "kagglekit.commands.serve",
 )
 
 
