@@ -13,7 +13,15 @@ from kagglekit.errors import KagglekitError
 #: Each module defines ``register(subparsers)`` which adds its verbs with a ``func`` default.
 COMMAND_MODULES = (
     "kagglekit.commands.run",
+    "kagglekit.commands.predict",
     "kagglekit.commands.validate",
+    "kagglekit.commands.backbones",
+    "kagglekit.commands.download",
+    "kagglekit.commands.submit",
+    "kagglekit.commands.submissions",
+    "kagglekit.commands.leaderboard",
+    "kagglekit.commands.scores",
+    "kagglekit.commands.serve",
 )
 
 

@@ -20,8 +20,8 @@ class MultiLabelHead(HeadClassifier):
 
     activation = "sigmoid"
 
-    def __init__(self, n_classes, config, seed, workdir, pos_weight=None, gamma: float = 0.0):
-        super().__init__(n_classes, config, seed, workdir)
+    def __init__(self, input_dim, n_classes, config, seed, workdir, pos_weight=None, gamma: float = 0.0):
+        super().__init__(input_dim, n_classes, config, seed, workdir)
         self.pos_weight, self.gamma = pos_weight, gamma
 
     def loss(self):

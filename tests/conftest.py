@@ -33,6 +33,25 @@ def seedlings_small(tmp_path_factory) -> Path:
     )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """Features, converted weights and data land in a per-session cache, never in ~/.cache."""
+    if "KAGGLEKIT_CACHE" not in os.environ:
+        os.environ["KAGGLEKIT_CACHE"] = str(tmp_path_factory.mktemp("kagglekit-cache"))
+    return Path(os.environ["KAGGLEKIT_CACHE"])
+
+
+@pytest.fixture(scope="session")
+def tiny_run_config(tmp_path_factory) -> Path:
+    """A small but real training config: one real backbone, small images, both training stages."""
+    path = tmp_path_factory.mktemp("configs") / "tiny.yaml"
+    path.write_text(
+        "backbones: [efficientnet_lite0]\nimage_size: 128\nfolds: 3\ntta: [identity, hflip]\n"
+        "train: {head_epochs: 40, views: [identity, hflip, rot90], finetune: true, finetune_epochs: 2, patience: 5}\n"
+    )
+    return path
+
+
 @pytest.fixture(scope="session")
 def voc_masks() -> Path:
     """The 1,400 real PASCAL VOC label masks (no photographs)."""

@@ -33,7 +33,7 @@ from kagglekit.losses import positive_weights
 from kagglekit.masks import image_size, read_label_map
 from kagglekit.multilabel import MultiLabelHead, ThresholdTuner, multilabel_report
 from kagglekit.pipelines import PIPELINES, RunResult
-from kagglekit.pipelines.classification import ensemble_proba, extract_features
+from kagglekit.pipelines.classification import mean_proba, model_inputs
 from kagglekit.pipelines.segmentation import cap_images, evaluate, write_outputs
 from kagglekit.segmenter import Segmenter
 from kagglekit.segmetrics import stack_dice
@@ -65,9 +65,11 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
 
     # --- classification -------------------------------------------------------------------------------
     test_shas = [sha256_file(p) for p in test.paths]
+    if config.train.finetune:
+        raise ConfigError("train.finetune is not used by the multilabel-segmentation pipeline; set it to false")
     views = list(dict.fromkeys(config.train.views + config.tta))
-    x_train = extract_features(config, train.paths, train_shas, views, "train")
-    x_test = extract_features(config, test.paths, test_shas, config.tta, "test")
+    (x_train,) = model_inputs(config, train.paths, train_shas, views, "train")
+    (x_test,) = model_inputs(config, test.paths, test_shas, config.tta, "test")
     fit_views, tta_views = [views.index(v) for v in config.train.views], [views.index(v) for v in config.tta]
     ml = config.multilabel
     if ml.loss not in ("bce", "focal"):
@@ -76,18 +78,18 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
     oof = np.zeros(train.labels.shape, dtype=np.float32)
     heads = []
     for k, (tr, va) in enumerate(folds):
-        head = MultiLabelHead(len(classes), config.train, config.seed + k, run_dir / "folds" / f"fold{k}",
-                              pos_weight, ml.focal_gamma if ml.loss == "focal" else 0.0)
+        head = MultiLabelHead(x_train.shape[-1], len(classes), config.train, config.seed + k,
+                              run_dir / "folds" / f"fold{k}", pos_weight, ml.focal_gamma if ml.loss == "focal" else 0.0)
         head.fit(x_train[fit_views][:, tr].reshape(-1, x_train.shape[-1]), np.tile(train.labels[tr], (len(fit_views), 1)),
                  x_train[tta_views[0], va], train.labels[va])
-        oof[va] = ensemble_proba([head], x_train[tta_views][:, va])
+        oof[va] = mean_proba([head], [x_train[tta_views][:, va]])
         heads.append(head)
     tuner = ThresholdTuner(ml.top1_fallback).fit(oof, train.labels)
     oof_labels = tuner.predict(oof)
     report = multilabel_report(train.labels, oof, oof_labels, classes)
     for c, t in zip(classes, tuner.thresholds_):
         report["per_class"][c]["threshold"] = float(t)
-    test_proba = ensemble_proba(heads, x_test)
+    test_proba = np.mean([mean_proba([h], [x_test]) for h in heads], axis=0)
     test_labels = tuner.predict(test_proba)
     log.info("classification (OOF): mAP %.4f, macro F1 %.4f, label Dice %.4f",
              report["mAP"], report["macro_f1"], report["label_dice"])
