@@ -100,3 +100,20 @@ def test_config_file_keeps_the_competitions_run_defaults(tmp_path):
     config = resolve_config(args)
     assert config.folds == 3 and config.segmentation.epochs == 2
     assert config.train.views == ["identity", "hflip"] and config.segmentation.input_size == [192, 256]
+
+
+def test_local_kaggle_service_scores_voc_submissions(voc_small):
+    """The local service reads the solution as strings and scores public and private rows apart."""
+    from kagglekit.kaggle.local_service.scoring import public_mask, score_submission
+
+    voc = get_competition("pascal-voc")
+    solution = pd.read_csv(voc_small / "solution.csv", dtype=str, keep_default_na=False, na_filter=False)
+    public = public_mask(len(solution), 0.3)
+    blob = (voc_small / "solution.csv").read_bytes()
+    assert score_submission(voc, solution, public, blob) == (1.0, 1.0)
+    sample = (voc_small / "sample_submission.csv").read_bytes()
+    assert score_submission(voc, solution, public, sample) == (0.0, 0.0)
+    broken = solution.copy()
+    broken.loc[0, "Predicted"] = "5 1 2 1"
+    with pytest.raises(ValueError, match="out of order"):
+        score_submission(voc, solution, np.ones(len(solution), bool), broken.to_csv(index=False).encode())
