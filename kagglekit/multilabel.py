@@ -53,6 +53,13 @@ class ThresholdTuner:
         self.oof_f1_ = f1[best, np.arange(y.shape[1])]
         return self
 
+    @classmethod
+    def from_thresholds(cls, thresholds, top1_fallback: bool = True) -> "ThresholdTuner":
+        """A tuner fitted earlier, from the thresholds a run saved."""
+        tuner = cls(top1_fallback)
+        tuner.thresholds_ = np.asarray(thresholds, dtype=np.float64)
+        return tuner
+
     def predict(self, proba: np.ndarray) -> np.ndarray:
         proba = np.asarray(proba)
         labels = (proba >= self.thresholds_).astype(np.int64)

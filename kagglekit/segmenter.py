@@ -119,6 +119,11 @@ class Segmenter:
         self.model.save_weights(self.weights_path)
         return self
 
+    def load(self) -> "Segmenter":
+        """The trained model saved by ``fit`` (what ``kagglekit predict`` and the run itself predict with)."""
+        self.build().load_weights(self.weights_path)
+        return self
+
     def predict_proba(self, paths: list[Path], tta: list[str] = ("identity",)) -> np.ndarray:
         """(n, height, width, classes) probabilities at the input size, averaged over the TTA views
         that are their own inverse (a flipped prediction is flipped back before averaging)."""

@@ -27,6 +27,14 @@ def run_cli(competition: str, data: Path, tmp_path: Path) -> Path:
     return run_dir
 
 
+def assert_predict_rebuilds_submission(run_dir: Path, data: Path, tmp_path: Path) -> None:
+    """``kagglekit predict`` recomputes the run's submission from the run directory alone."""
+    out = tmp_path / "predicted.csv"
+    subprocess.run([sys.executable, "-m", "kagglekit", "predict", str(run_dir), "--data", str(data), "--out", str(out)],
+                   check=True, cwd=REPO, timeout=600)
+    assert out.read_bytes() == (run_dir / "submission.csv").read_bytes()
+
+
 def naive_decode(text: str, size: int) -> np.ndarray:
     """Written from the competition's description, independent of kagglekit.rle."""
     flat = np.zeros(size, dtype=bool)
@@ -74,8 +82,9 @@ def test_pascal_voc_run_writes_a_submission_that_decodes_and_scores(voc_small, t
     np.testing.assert_allclose(thresholds, refit.thresholds_, atol=0.011)  # float32 OOF written with 6 decimals
     assert 0 < metrics["classification"]["mAP"] <= 1 and "miou" in metrics["segmentation"]
     for name in ("config.yaml", "plots/masks.png", "plots/learning_curves.png", "plots/classifier_learning_curves.png",
-                 "test_probabilities.csv", "segmenter/segmenter.weights.h5"):
+                 "test_probabilities.csv", "segmenter/segmenter.weights.h5", "postprocess.json"):
         assert (run_dir / name).is_file(), name
+    assert_predict_rebuilds_submission(run_dir, voc_small, tmp_path)
 
 
 @pytest.mark.slow
@@ -96,3 +105,4 @@ def test_camvid_run_reports_miou_and_writes_per_class_rows(camvid, camvid_small,
     assert (masks.sum(0) == 1).all()  # every pixel gets exactly one class
     assert 0 <= get_competition("camvid").score(solution, submission) <= 1
     assert (run_dir / "plots" / "masks.png").is_file()
+    assert_predict_rebuilds_submission(run_dir, camvid_small, tmp_path)

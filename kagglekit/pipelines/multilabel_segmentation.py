@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -32,7 +33,7 @@ from kagglekit.fileio import atomic_write_json, atomic_write_text, sha256_file
 from kagglekit.losses import positive_weights
 from kagglekit.masks import image_size, read_label_map
 from kagglekit.multilabel import MultiLabelHead, ThresholdTuner, multilabel_report
-from kagglekit.pipelines import PIPELINES, RunResult
+from kagglekit.pipelines import PIPELINES, PREDICTORS, RunResult
 from kagglekit.pipelines.classification import mean_proba, model_inputs
 from kagglekit.pipelines.segmentation import cap_images, evaluate, write_outputs
 from kagglekit.segmenter import Segmenter
@@ -40,6 +41,8 @@ from kagglekit.segmetrics import stack_dice
 from kagglekit.submission import validate_submission, write_submission
 
 log = logging.getLogger(__name__)
+#: What turns probabilities into the submission: per-class thresholds, top-1 fallback, consistency.
+POSTPROCESS = "postprocess.json"
 
 
 @PIPELINES.decorator("multilabel-segmentation")
@@ -64,12 +67,10 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
     })
 
     # --- classification -------------------------------------------------------------------------------
-    test_shas = [sha256_file(p) for p in test.paths]
     if config.train.finetune:
         raise ConfigError("train.finetune is not used by the multilabel-segmentation pipeline; set it to false")
     views = list(dict.fromkeys(config.train.views + config.tta))
     (x_train,) = model_inputs(config, train.paths, train_shas, views, "train")
-    (x_test,) = model_inputs(config, test.paths, test_shas, config.tta, "test")
     fit_views, tta_views = [views.index(v) for v in config.train.views], [views.index(v) for v in config.tta]
     ml = config.multilabel
     if ml.loss not in ("bce", "focal"):
@@ -89,8 +90,6 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
     report = multilabel_report(train.labels, oof, oof_labels, classes)
     for c, t in zip(classes, tuner.thresholds_):
         report["per_class"][c]["threshold"] = float(t)
-    test_proba = np.mean([mean_proba([h], [x_test]) for h in heads], axis=0)
-    test_labels = tuner.predict(test_proba)
     log.info("classification (OOF): mAP %.4f, macro F1 %.4f, label Dice %.4f",
              report["mAP"], report["macro_f1"], report["label_dice"])
 
@@ -119,10 +118,10 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
     mask_rows = [stack_dice(t, p, foreground, void) for t, p in zip(truths, predicted)]
     estimate = float(np.mean(np.concatenate([label_dice, mask_rows])))
 
-    # --- test -----------------------------------------------------------------------------------------
-    allowed_test = np.hstack([np.ones((len(test), 1), bool), test_labels.astype(bool)]) if use_consistency else None
-    test_maps = segmenter.predict(test.paths, [image_size(p) for p in test.paths], config.tta, allowed=allowed_test)
-    frame = competition.submission_frame(test.ids, test_labels, test_maps)
+    # --- test: from the saved models, exactly as ``kagglekit predict`` does ---------------------------
+    atomic_write_json(run_dir / POSTPROCESS, {"thresholds": tuner.thresholds_.tolist(),
+                                              "top1_fallback": ml.top1_fallback, "consistency": use_consistency})
+    frame, test_proba = predict_with_proba(competition, config, run_dir, data)
     submission = write_submission(frame, run_dir / "submission.csv")
     validate_submission(competition, submission, competition.sample_submission_path(data)).raise_if_invalid()
 
@@ -142,6 +141,28 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
                           f"{competition.name}: classifier heads, OOF mAP {report['mAP']:.4f}")
     write_outputs(result, competition, [segmenter.history], valid, truths, predicted, background=0)
     return result
+
+
+@PREDICTORS.decorator("multilabel-segmentation")
+def predict(competition: Competition, config: RunConfig, run_dir: Path, data: Path) -> pd.DataFrame:
+    """The submission of a finished run, recomputed from its saved heads, thresholds and segmenter."""
+    return predict_with_proba(competition, config, run_dir, data)[0]
+
+
+def predict_with_proba(competition: Competition, config: RunConfig, run_dir: Path, data: Path):
+    """(submission frame, test class probabilities) from what the run directory holds."""
+    test = competition.load_test(data)
+    post = json.loads((run_dir / POSTPROCESS).read_text())
+    (x_test,) = model_inputs(config, test.paths, [sha256_file(p) for p in test.paths], config.tta, "test")
+    n_classes = len(competition.classes)
+    heads = [MultiLabelHead(x_test.shape[-1], n_classes, config.train, 0, run_dir / "folds" / f"fold{k}").load()
+             for k in range(config.folds)]
+    proba = np.mean([mean_proba([h], [x_test]) for h in heads], axis=0)
+    labels = ThresholdTuner.from_thresholds(post["thresholds"], post["top1_fallback"]).predict(proba)
+    allowed = np.hstack([np.ones((len(test), 1), bool), labels.astype(bool)]) if post["consistency"] else None
+    segmenter = Segmenter(n_classes + 1, competition.void_label, config, run_dir / "segmenter").load()
+    maps = segmenter.predict(test.paths, [image_size(p) for p in test.paths], config.tta, allowed=allowed)
+    return competition.submission_frame(test.ids, labels, maps), proba
 
 
 def write_probabilities(run_dir: Path, classes, train, oof, test, test_proba) -> None:

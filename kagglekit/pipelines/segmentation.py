@@ -4,7 +4,7 @@
 2. train a segmenter (pretrained encoder, U-Net or DeepLabV3+ head) with paired augmentations,
    early-stopped on the held-out group;
 3. score the hold-out at each image's original size: mIoU (void ignored) and the competition's Dice;
-4. predict the test set, resize back to each image's size, write and validate the RLE submission;
+4. predict the test set with the saved model (``kagglekit predict`` takes the same path), resize back to each image's size, write and validate the RLE submission;
 5. config, metrics, learning curves and masks-over-images are saved in the run directory.
 """
 
@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from kagglekit import plots
 from kagglekit.competition import Competition, ImageTable
@@ -24,7 +25,7 @@ from kagglekit.cv import grouped_holdout
 from kagglekit.data.images import read_rgb
 from kagglekit.fileio import atomic_write_json
 from kagglekit.masks import image_size, read_label_map
-from kagglekit.pipelines import PIPELINES, RunResult
+from kagglekit.pipelines import PIPELINES, PREDICTORS, RunResult
 from kagglekit.segmenter import Segmenter
 from kagglekit.segmetrics import ConfusionMatrix, mask_dice
 from kagglekit.submission import validate_submission, write_submission
@@ -54,8 +55,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
     scores = evaluate(truths, predicted, classes, void)
     log.info("hold-out (%d images): mIoU %.4f, Dice %.4f", len(valid), scores["miou"], scores["dice"])
 
-    test_maps = segmenter.predict(test.paths, [image_size(p) for p in test.paths], config.tta)
-    submission = write_submission(competition.submission_frame(test.ids, test_maps), run_dir / "submission.csv")
+    submission = write_submission(predict(competition, config, run_dir, data), run_dir / "submission.csv")
     validate_submission(competition, submission, competition.sample_submission_path(data)).raise_if_invalid()
 
     result = RunResult(
@@ -66,6 +66,15 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
     )
     write_outputs(result, competition, [segmenter.history], valid, truths, predicted)
     return result
+
+
+@PREDICTORS.decorator("segmentation")
+def predict(competition: Competition, config: RunConfig, run_dir: Path, data: Path) -> pd.DataFrame:
+    """The submission of a finished run, recomputed from its saved segmenter (the run writes this too)."""
+    test = competition.load_test(data)
+    segmenter = Segmenter(len(competition.classes), competition.void_label, config, run_dir / "segmenter").load()
+    maps = segmenter.predict(test.paths, [image_size(p) for p in test.paths], config.tta)
+    return competition.submission_frame(test.ids, maps)
 
 
 def cap_images(table: ImageTable, limit: int) -> ImageTable:
