@@ -1,0 +1,245 @@
+"""Self-contained notebooks: report cells, template rendering, the inputs bundle, input discovery,
+Kaggle metadata, and (slow) executing the notebook offline to reproduce a real run's submission."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+
+from kagglekit import plots
+from kagglekit.competition import get_competition
+from kagglekit.config import RunConfig
+from kagglekit.errors import ConfigError, WeightsError
+from kagglekit.notebook.bootstrap import BUNDLE_MANIFEST, InputNotFound, find_bundle, find_data
+from kagglekit.notebook.generate import generate_notebook
+from kagglekit.notebook.render import render_notebook
+from kagglekit.notebook.wheel import write_source_wheel
+
+from conftest import REPO
+
+NETGUARD = Path(__file__).parent / "netguard"
+
+
+def guarded_env(tmp_path: Path, **extra) -> dict:
+    """The environment of a process that cannot reach the network (see netguard/sitecustomize.py)."""
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower() and k != "PYTHONPATH"}
+    env.update(PYTHONPATH=str(NETGUARD), NETGUARD_LOG=str(tmp_path / "netguard.log"), **extra)
+    return env
+
+
+@pytest.fixture
+def finished_run(tmp_path, seedlings_small) -> tuple[Path, Path]:
+    """A run directory in the layout a pipeline writes (real plots, real submission ids), and a
+    weights folder; training is not what these fast tests are about."""
+    competition = get_competition("seedlings")
+    run_dir = tmp_path / "submissions" / "seedlings" / "20260101-120000-0123456789ab"
+    RunConfig(competition="seedlings", data=str(seedlings_small), folds=2, image_size=96).save(run_dir / "config.yaml")
+    (run_dir / "metrics.json").write_text(json.dumps({
+        "metric": "micro_f1", "cv_mean": 0.8125, "cv_std": 0.0125, "fold_scores": [0.8, 0.825],
+        "seconds": 12.5, "train_images": 180}))
+    (run_dir / "data_report.json").write_text(json.dumps({
+        "train_images": 180, "test_images": 60, "skipped_unreadable_train": {},
+        "class_counts": {name: 15 for name in competition.classes}}))
+    sample = pd.read_csv(seedlings_small / "sample_submission.csv", dtype=str)
+    sample.assign(species="Maize").to_csv(run_dir / "submission.csv", index=False)
+    history = {"loss": [1.0, 0.5], "val_loss": [1.1, 0.7], "accuracy": [0.5, 0.8], "val_accuracy": [0.4, 0.7]}
+    plots.learning_curves([history, history], run_dir / "plots" / "learning_curves.png", "curves")
+    labels = np.arange(24) % 12
+    plots.confusion_matrix(labels, labels, competition.classes, run_dir / "plots" / "confusion_matrix.png", "cm")
+    (run_dir / "folds" / "fold0").mkdir(parents=True)
+    (run_dir / "folds" / "fold0" / "head.weights.h5").write_bytes(b"head weights")
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "efficientnet_lite0.weights.h5").write_bytes(b"backbone weights")
+    (weights / "mobilenet_v2.weights.h5").write_bytes(b"another backbone")
+    return run_dir, weights
+
+
+def markdown(notebook) -> str:
+    return "\n\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
+
+
+def test_notebook_reports_the_run(finished_run, tmp_path):
+    run_dir, weights = finished_run
+    made = generate_notebook(get_competition("seedlings"), run_dir, tmp_path / "notebooks", str(weights))
+    assert made.notebook == tmp_path / "notebooks" / f"seedlings-{run_dir.name}.ipynb"
+    notebook = nbformat.read(made.notebook, as_version=4)
+    nbformat.validate(notebook)
+    text = markdown(notebook)
+    for expected in ("Plant Seedlings Classification", "plant-seedlings-classification", "micro_f1",
+                     "file,species", "0.8125 ± 0.0125", "| 1 | 0.8250 |", "| Black-grass | 15 |",
+                     "image_size: 96", "input size (pixels): 96", "backbone(s): `efficientnet_lite0`", "No submissions recorded yet for seedlings"):
+        assert expected in text, expected
+    assert "{{" not in "".join(c.source for c in notebook.cells)
+    assert notebook.cells[0].source.startswith("# Plant Seedlings Classification: kagglekit run ")
+    images = {name: base64.b64decode(data["image/png"])
+              for cell in notebook.cells for name, data in cell.get("attachments", {}).items()}
+    assert images == {p.name: p.read_bytes() for p in (run_dir / "plots").glob("*.png")}
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    parameters = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(parameters) == 1 and f'RUN = "{run_dir.name}"' in parameters[0].source
+    assert any("def find_bundle" in c.source for c in code)  # the bootstrap travels inside
+    assert "notebook runtime" in code[-1].source
+    compile("\n".join(c.source for c in code), "notebook", "exec")  # valid Python throughout
+
+
+def test_unfilled_placeholder_is_an_error():
+    template = "# %% [markdown]\n# {{known}} and {{unknown}}\n"
+    with pytest.raises(ConfigError, match="unknown"):
+        render_notebook({"known": "x"}, template=template)
+    block = "# %%\nx = 1\n# {{code}}\n"
+    cell = render_notebook({"code": "y = '{{not a placeholder}}'"}, template=block).cells[0]
+    assert cell.source == "x = 1\ny = '{{not a placeholder}}'"
+
+
+def test_bundle_holds_what_the_notebook_reads(finished_run, tmp_path):
+    run_dir, weights = finished_run
+    made = generate_notebook(get_competition("seedlings"), run_dir, tmp_path / "nb", str(weights))
+    bundle = made.bundle
+    manifest = json.loads((bundle / BUNDLE_MANIFEST).read_text())
+    assert manifest["run"] == run_dir.name and manifest["competition"] == "seedlings"
+    assert sorted(p.name for p in (bundle / "weights").iterdir()) == ["efficientnet_lite0.weights.h5"]
+    for name in ("config.yaml", "submission.csv", "folds/fold0/head.weights.h5", "plots/confusion_matrix.png"):
+        assert (bundle / "run" / name).read_bytes() == (run_dir / name).read_bytes()
+    import hashlib
+
+    for name, digest in manifest["files"].items():
+        assert hashlib.sha256((bundle / name).read_bytes()).hexdigest() == digest
+    wheel = bundle / manifest["wheel"]
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        packaged = archive.read("kagglekit/notebook/bootstrap.py")
+    assert "competitions/seedlings.py" in names and not any("__pycache__" in n for n in names)
+    assert packaged == (REPO / "kagglekit" / "notebook" / "bootstrap.py").read_bytes()
+    assert manifest["kagglekit_version"].startswith("0.1.0+src.")
+    again = write_source_wheel(tmp_path / "again")
+    assert again.path.read_bytes() == wheel.read_bytes()  # reproducible: same code, same bytes
+
+
+def test_bundled_wheel_installs_offline_and_wins_over_the_installed_kagglekit(finished_run, tmp_path):
+    run_dir, weights = finished_run
+    bundle = generate_notebook(get_competition("seedlings"), run_dir, tmp_path / "nb", str(weights)).bundle
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]);"  # bootstrap.py only, as the notebook has it
+        "from bootstrap import install_bundled_kagglekit;"
+        "import kagglekit;"  # the installed (editable) one is imported first ...
+        "v = install_bundled_kagglekit(sys.argv[2], sys.argv[3]);"
+        "import kagglekit, competitions.seedlings;"  # ... and replaced by the bundled one
+        "print(v, kagglekit.__file__, competitions.seedlings.__file__)"
+    )
+    target = tmp_path / "site"
+    out = subprocess.run([sys.executable, "-c", script, str(REPO / "kagglekit" / "notebook"), str(bundle), str(target)],
+                         env=guarded_env(tmp_path), cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    version, module, adapter = out.stdout.split()
+    assert version == json.loads((bundle / BUNDLE_MANIFEST).read_text())["kagglekit_version"]
+    assert Path(module).is_relative_to(target) and Path(adapter).is_relative_to(target)
+    assert not (tmp_path / "netguard.log").exists()
+
+
+def test_missing_backbone_weights_are_reported_before_upload(finished_run, tmp_path):
+    run_dir, _ = finished_run
+    with pytest.raises(WeightsError, match="efficientnet_lite0"):
+        generate_notebook(get_competition("seedlings"), run_dir, tmp_path / "nb", str(tmp_path / "empty"))
+
+
+def test_notebook_refuses_a_run_of_another_competition(finished_run, tmp_path):
+    run_dir, weights = finished_run
+    with pytest.raises(ConfigError, match="run of seedlings, not flowers"):
+        generate_notebook(get_competition("flowers"), run_dir, tmp_path / "nb", str(weights))
+
+
+def write_manifest(folder: Path, run: str) -> Path:
+    folder.mkdir(parents=True)
+    (folder / BUNDLE_MANIFEST).write_text(json.dumps({"run": run}))
+    return folder
+
+
+def test_inputs_are_found_on_kaggle_and_locally(tmp_path):
+    kaggle_input = tmp_path / "kaggle" / "input"
+    write_manifest(kaggle_input / "seedlings-older-run-inputs", "older")
+    ours = write_manifest(kaggle_input / "seedlings-run-inputs" / "nested", "run")
+    competition_data = kaggle_input / "plant-seedlings-classification"
+    competition_data.mkdir()
+    (competition_data / "sample_submission.csv").write_text("file,species\n")
+    assert find_bundle("run", roots=[kaggle_input]) == ours
+    assert find_bundle("run", explicit=ours, roots=[]) == ours
+    assert find_data("plant-seedlings-classification", "sample_submission.csv", roots=[kaggle_input]) == competition_data
+    renamed = competition_data.rename(kaggle_input / "seedlings-data")  # attached under another name
+    assert find_data("plant-seedlings-classification", "sample_submission.csv", roots=[kaggle_input]) == renamed
+    with pytest.raises(InputNotFound, match="inputs of run missing are not attached.*seedlings-older-run-inputs"):
+        find_bundle("missing", roots=[kaggle_input])
+    with pytest.raises(InputNotFound, match="no kagglekit-bundle.json"):
+        find_bundle("run", explicit=tmp_path, roots=[])
+    with pytest.raises(InputNotFound, match="DATA_DIR"):
+        find_data("plant-seedlings-classification", "sample_submission.csv", roots=[tmp_path / "nothing"])
+
+
+def test_kernel_metadata_is_what_kaggle_kernels_push_reads(finished_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "no-kaggle-config"))
+    from kaggle.api.kaggle_api_extended import KaggleApi
+    from slugify import slugify
+
+    run_dir, weights = finished_run
+    out = subprocess.run(
+        [sys.executable, "-m", "kagglekit", "notebook", "seedlings", "--run", str(run_dir), "--out",
+         str(tmp_path / "notebooks"), "--weights-dir", str(weights), "--kernel-metadata", "--owner", "someone"],
+        cwd=REPO, env=guarded_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    kernel_dir = tmp_path / "notebooks" / f"seedlings-{run_dir.name}-kernel"
+    meta = json.loads((kernel_dir / "kernel-metadata.json").read_text())
+    dataset = json.loads((tmp_path / "notebooks" / f"seedlings-{run_dir.name}-inputs" / "dataset-metadata.json").read_text())
+
+    api = KaggleApi()
+    api.config_values = {api.CONFIG_NAME_USER: "someone"}
+    api.kernels_initialize(str(tmp_path))  # kaggle's own template: the fields it knows
+    template = json.loads((tmp_path / api.KERNEL_METADATA_FILE).read_text())
+    assert set(meta) == set(template)
+    assert (kernel_dir / meta["code_file"]).is_file() and meta["code_file"].endswith(".ipynb")
+    assert meta["id"] == f"someone/{slugify(meta['title'])}" and len(meta["title"]) >= 5
+    assert meta["language"] in api.valid_push_language_types and meta["kernel_type"] in api.valid_push_kernel_types
+    assert api.get_bool(meta, "enable_internet", True) is False and api.get_bool(meta, "is_private", False) is True
+    assert meta["competition_sources"] == ["plant-seedlings-classification"]
+    assert meta["dataset_sources"] == [dataset["id"]]
+    api.validate_dataset_string(dataset["id"])
+    owner, slug = dataset["id"].split("/")
+    assert owner == "someone" and slug == slugify(dataset["title"])
+    assert 6 <= len(slug) <= 50 and 6 <= len(dataset["title"]) <= 50 and len(dataset["licenses"]) == 1
+
+
+def test_kernel_metadata_needs_an_owner(finished_run, tmp_path):
+    run_dir, weights = finished_run
+    with pytest.raises(ConfigError, match="--owner"):
+        generate_notebook(get_competition("seedlings"), run_dir, tmp_path / "nb", str(weights), kernel_metadata=True)
+
+
+def test_network_guard_refuses_and_logs_external_connections(tmp_path):
+    """What the offline notebook test relies on: Python-level connections off loopback fail."""
+    script = (
+        "import socket, urllib.request\n"
+        "server = socket.create_server(('127.0.0.1', 0)); port = server.getsockname()[1]\n"
+        "socket.create_connection(('127.0.0.1', port)).close()\n"  # loopback still works
+        "attempts = [lambda: urllib.request.urlopen('https://pypi.org/simple/', timeout=5),\n"
+        "            lambda: socket.socket().connect(('93.184.216.34', 80))]\n"
+        "for attempt in attempts:\n"
+        "    try:\n"
+        "        attempt()\n"
+        "    except OSError as exc:\n"
+        "        print('refused:', exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], env=guarded_env(tmp_path), capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("refused:") == 2 and out.stdout.count("netguard") == 2
+    log = (tmp_path / "netguard.log").read_text().splitlines()
+    assert [line.split()[1:] for line in log] == [["resolve", "pypi.org"], ["connect", "93.184.216.34"]]
