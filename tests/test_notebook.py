@@ -24,6 +24,7 @@ from kagglekit.notebook.bootstrap import BUNDLE_MANIFEST, InputNotFound, find_bu
 from kagglekit.notebook.generate import generate_notebook
 from kagglekit.notebook.render import render_notebook
 from kagglekit.notebook.wheel import write_source_wheel
+from kagglekit.provenance import PROVENANCE_FILE, write_provenance
 
 from conftest import REPO
 
@@ -44,6 +45,7 @@ def finished_run(tmp_path, seedlings_small) -> tuple[Path, Path]:
     competition = get_competition("seedlings")
     run_dir = tmp_path / "submissions" / "seedlings" / "20260101-120000-0123456789ab"
     RunConfig(competition="seedlings", data=str(seedlings_small), folds=2, image_size=96).save(run_dir / "config.yaml")
+    write_provenance(run_dir)
     (run_dir / "metrics.json").write_text(json.dumps({
         "metric": "micro_f1", "cv_mean": 0.8125, "cv_std": 0.0125, "fold_scores": [0.8, 0.825],
         "seconds": 12.5, "train_images": 180}))
@@ -159,6 +161,18 @@ def test_notebook_refuses_a_run_of_another_competition(finished_run, tmp_path):
         generate_notebook(get_competition("flowers"), run_dir, tmp_path / "nb", str(weights))
 
 
+def test_notebook_ships_only_the_code_that_made_the_run(finished_run, tmp_path):
+    run_dir, weights = finished_run
+    competition = get_competition("seedlings")
+    intro = markdown(nbformat.read(generate_notebook(competition, run_dir, tmp_path / "a", str(weights)).notebook, 4))
+    assert "the exact kagglekit code that made the run" in intro
+    (run_dir / PROVENANCE_FILE).write_text(json.dumps({"kagglekit_version": "0.1.0", "source_sha256": "f" * 64}))
+    with pytest.raises(ConfigError, match="made by kagglekit source ffffffffffff.*--allow-code-change"):
+        generate_notebook(competition, run_dir, tmp_path / "b", str(weights))
+    made = generate_notebook(competition, run_dir, tmp_path / "c", str(weights), allow_code_change=True)
+    assert "**not** the code that made the run" in markdown(nbformat.read(made.notebook, 4))
+
+
 def write_manifest(folder: Path, run: str) -> Path:
     folder.mkdir(parents=True)
     (folder / BUNDLE_MANIFEST).write_text(json.dumps({"run": run}))
@@ -243,3 +257,49 @@ def test_network_guard_refuses_and_logs_external_connections(tmp_path):
     assert out.stdout.count("refused:") == 2 and out.stdout.count("netguard") == 2
     log = (tmp_path / "netguard.log").read_text().splitlines()
     assert [line.split()[1:] for line in log] == [["resolve", "pypi.org"], ["connect", "93.184.216.34"]]
+
+
+TINY_RUN = """\
+backbones: [efficientnet_lite0]
+image_size: 96
+folds: 2
+tta: [identity, hflip]
+train: {head_epochs: 4, views: [identity], finetune: false, patience: 2, batch_size: 32}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_notebook_reproduces_the_run_submission_offline(seedlings_small, tmp_path):
+    """Train a tiny real run, generate its notebook, execute it in a fresh kernel that cannot reach the
+    network, has an empty HOME and cache, and sees only the bundle and the competition folder; the
+    submission.csv it writes must be byte-identical to the run's own."""
+    from nbclient import NotebookClient
+
+    (tmp_path / "tiny.yaml").write_text(TINY_RUN)
+    cli = [sys.executable, "-m", "kagglekit"]
+    subprocess.run(cli + ["run", "seedlings", "--data", str(seedlings_small), "--config", str(tmp_path / "tiny.yaml"),
+                          "--output-dir", str(tmp_path / "submissions")], cwd=REPO, check=True, timeout=900)
+    (run_dir,) = (tmp_path / "submissions" / "seedlings").iterdir()
+    subprocess.run(cli + ["notebook", "seedlings", "--run", str(run_dir), "--out", str(tmp_path / "notebooks")],
+                   cwd=REPO, check=True, timeout=300)
+    name = f"seedlings-{run_dir.name}"
+
+    kernel_cwd, home = tmp_path / "kaggle-working", tmp_path / "home"
+    kernel_cwd.mkdir()
+    home.mkdir()
+    env = guarded_env(tmp_path, HOME=str(home), KAGGLEKIT_BUNDLE=str(tmp_path / "notebooks" / f"{name}-inputs"),
+                      KAGGLEKIT_DATA=str(seedlings_small), KAGGLEKIT_WORK=str(tmp_path / "work"))
+    env.pop("KAGGLEKIT_CACHE", None)
+    notebook = nbformat.read(tmp_path / "notebooks" / f"{name}.ipynb", as_version=4)
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(kernel_cwd)}}).execute(env=env, cwd=str(kernel_cwd))
+
+    assert (kernel_cwd / "submission.csv").read_bytes() == (run_dir / "submission.csv").read_bytes()
+    printed = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
+    assert "identical to the run's submission" in printed
+    assert str(tmp_path / "work" / "site-packages") in printed  # the bundled kagglekit ran, not the installed one
+    runtime = float(printed.split("notebook runtime: ")[1].split(" s")[0])
+    assert 0 < runtime < 600, runtime
+    assert not (tmp_path / "netguard.log").exists(), (tmp_path / "netguard.log").read_text()
+    print(f"notebook runtime: {runtime:.1f} s")

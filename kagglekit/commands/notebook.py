@@ -21,6 +21,8 @@ def register(subparsers) -> None:
                         help="also write kernel-metadata.json and dataset-metadata.json for the kaggle CLI")
     parser.add_argument("--owner", default=os.environ.get("KAGGLE_USERNAME"),
                         help="Kaggle user owning the notebook and dataset (default: $KAGGLE_USERNAME)")
+    parser.add_argument("--allow-code-change", action="store_true",
+                        help="ship the kagglekit code checked out now even if it is not the code that made the run")
     parser.set_defaults(func=main)
 
 
@@ -31,7 +33,7 @@ def main(args) -> int:
     # Run directories live in <output_dir>/<competition>/<run>/, the ledger in <output_dir>/.
     ledger = args.ledger or args.run.resolve().parents[1] / "ledger.sqlite"
     made = generate_notebook(competition, args.run, args.out, args.weights_dir, ledger,
-                             args.kernel_metadata, args.owner)
+                             args.kernel_metadata, args.owner, args.allow_code_change)
     print(f"notebook: {made.notebook}")
     print(f"inputs:   {made.bundle}   (kaggle datasets create -p {made.bundle} --dir-mode zip)")
     if made.kernel_dir:

@@ -22,6 +22,7 @@ from kagglekit.fileio import atomic_write_json, atomic_write_text
 from kagglekit.notebook import kaggle_metadata, report
 from kagglekit.notebook.bundle import write_bundle
 from kagglekit.notebook.render import render_notebook, template_text
+from kagglekit.provenance import PROVENANCE_FILE, source_digest
 
 #: What a run directory must hold for a notebook (the report reads them; predict_run reads the rest).
 RUN_FILES = ("config.yaml", "metrics.json", "data_report.json", "submission.csv")
@@ -36,9 +37,13 @@ class GeneratedNotebook:
 
 def generate_notebook(competition: Competition, run_dir: Path, out_dir: Path = Path("notebooks"),
                       weights_dir: str | None = None, ledger_path: Path | None = None,
-                      kernel_metadata: bool = False, owner: str | None = None) -> GeneratedNotebook:
+                      kernel_metadata: bool = False, owner: str | None = None,
+                      allow_code_change: bool = False) -> GeneratedNotebook:
+    """Write the notebook and its inputs. The notebook ships the kagglekit code running now, so that
+    must be the code that made the run, unless ``allow_code_change``."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     check_run_dir(competition, run_dir)
+    code_note = check_code(run_dir, allow_code_change)
     if kernel_metadata and not owner:
         raise ConfigError("kernel metadata needs the Kaggle user that will own the notebook: "
                           "pass --owner or set $KAGGLE_USERNAME")
@@ -46,7 +51,7 @@ def generate_notebook(competition: Competition, run_dir: Path, out_dir: Path = P
     bundle = write_bundle(competition, run_dir, out_dir / f"{name}-inputs", weights_dir)
     notebook = out_dir / f"{name}.ipynb"
     atomic_write_text(notebook, nbformat.writes(build_notebook(
-        competition, run_dir, bundle.path.name, bundle.manifest["kagglekit_version"], ledger_path)))
+        competition, run_dir, bundle.path.name, bundle.manifest["kagglekit_version"], code_note, ledger_path)))
     if not kernel_metadata:
         return GeneratedNotebook(notebook, bundle.path)
 
@@ -61,7 +66,7 @@ def generate_notebook(competition: Competition, run_dir: Path, out_dir: Path = P
 
 
 def build_notebook(competition: Competition, run_dir: Path, bundle_name: str, kagglekit_version: str,
-                   ledger_path: Path | None) -> nbformat.NotebookNode:
+                   code_note: str, ledger_path: Path | None) -> nbformat.NotebookNode:
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     config = RunConfig.load(run_dir / "config.yaml")
     plots, images = report.plots_section(run_dir)
@@ -72,6 +77,7 @@ def build_notebook(competition: Competition, run_dir: Path, bundle_name: str, ka
                     f"at {config.image_size} px."),
         "run_name": run_dir.name,
         "kagglekit_version": kagglekit_version,
+        "code_note": code_note,
         "bundle_name": bundle_name,
         "slug": competition.slug,
         "competition_section": report.competition_section(competition, run_dir),
@@ -83,6 +89,21 @@ def build_notebook(competition: Competition, run_dir: Path, bundle_name: str, ka
         "bootstrap": template_text("bootstrap.py"),
     }
     return render_notebook(values, images)
+
+
+def check_code(run_dir: Path, allow_code_change: bool) -> str:
+    """How the packaged code relates to the run's (a sentence for the notebook); refuse a mismatch."""
+    path = run_dir / PROVENANCE_FILE
+    made_by = json.loads(path.read_text(encoding="utf-8"))["source_sha256"] if path.is_file() else None
+    now = source_digest()
+    if made_by == now:
+        return "the exact kagglekit code that made the run"
+    problem = (f"{run_dir} was made by kagglekit source {made_by[:12]}, this is {now[:12]}" if made_by
+               else f"{path} is missing: which kagglekit code made the run is unknown")
+    if not allow_code_change:
+        raise ConfigError(f"{problem}; the notebook would not ship the run's code. Check out the code that "
+                          f"made the run, rerun it, or pass --allow-code-change")
+    return f"**not** the code that made the run: {problem}"
 
 
 def check_run_dir(competition: Competition, run_dir: Path) -> None:

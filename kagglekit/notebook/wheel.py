@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import kagglekit
 from kagglekit.fileio import atomic_open
+from kagglekit.provenance import package_files, source_digest
 
-#: The top-level packages the distribution ships (see pyproject.toml's packages.find).
-PACKAGES = ("kagglekit", "competitions")
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
@@ -29,26 +27,6 @@ class SourceWheel:
     path: Path
     version: str
     source_sha256: str
-
-
-def package_files() -> dict[str, Path]:
-    """Archive name → file, for every file of the shipped packages (no caches, no hidden files)."""
-    files = {}
-    for name in PACKAGES:
-        root = Path(importlib.import_module(name).__file__).parent
-        for path in sorted(root.rglob("*")):
-            relative = path.relative_to(root.parent)
-            if path.is_file() and "__pycache__" not in relative.parts and not any(
-                    part.startswith(".") for part in relative.parts):
-                files[relative.as_posix()] = path
-    return files
-
-
-def source_digest(files: dict[str, Path]) -> str:
-    digest = hashlib.sha256()
-    for name in sorted(files):
-        digest.update(name.encode() + b"\0" + hashlib.sha256(files[name].read_bytes()).digest())
-    return digest.hexdigest()
 
 
 def write_source_wheel(out_dir: Path) -> SourceWheel:
