@@ -173,6 +173,24 @@ def test_notebook_ships_only_the_code_that_made_the_run(finished_run, tmp_path):
     assert "**not** the code that made the run" in markdown(nbformat.read(made.notebook, 4))
 
 
+def test_ledger_history_is_part_of_the_report(finished_run, tmp_path):
+    ledger_module = pytest.importorskip("kagglekit.ledger", reason="the score ledger lands with the kaggle branch")
+    from kagglekit.pipelines import RunResult
+
+    run_dir, weights = finished_run
+    ledger = ledger_module.Ledger(ledger_module.default_ledger_path(run_dir.parents[1]))
+    config = RunConfig.load(run_dir / "config.yaml")
+    for name, cv in (("20251231-090000-aaaaaaaaaaaa", 0.7), (run_dir.name, 0.8125)):
+        ledger.record_run(RunResult(run_dir.parent / name, "seedlings", "micro_f1", cv, 0.01, [cv], run_dir / "submission.csv", 9.0), config)
+    row = ledger.open_submission("seedlings", "ab" * 32, "submission.csv", "tiny run", run_id=run_dir.name)
+    ledger.update_submission(row["id"], status="complete", public_score=0.79)
+    made = generate_notebook(get_competition("seedlings"), run_dir, tmp_path / "nb", str(weights),
+                             ledger_path=ledger.path)
+    text = markdown(nbformat.read(made.notebook, 4))
+    assert f"| **{run_dir.name}** (this run) | efficientnet_lite0 | 0.8125 |" in text
+    assert "| complete | 0.7900 |" in text and "| 20251231-090000-aaaaaaaaaaaa |" in text
+
+
 def write_manifest(folder: Path, run: str) -> Path:
     folder.mkdir(parents=True)
     (folder / BUNDLE_MANIFEST).write_text(json.dumps({"run": run}))

@@ -108,13 +108,13 @@ def ledger_section(competition: Competition, run_dir: Path, ledger_path: Path | 
         return title + f"No submissions recorded yet for {competition.name} (no score ledger)."
     from kagglekit.ledger import Ledger
 
-    history = Ledger(ledger_path).history(competition.name)
+    history = Ledger(ledger_path).history(competition.name, include_unlinked=True)
     if history.empty:
         return title + f"No submissions recorded yet for {competition.name}."
     columns = [c for c in LEDGER_COLUMNS if c in history.columns]
     rows = [[f"**{v}** (this run)" if c == "run_id" and v == run_dir.name else _cell(v) for c, v in zip(columns, row)]
             for row in history[columns].tail(MAX_ROWS).itertuples(index=False)]
-    return title + f"Runs and submissions of {competition.name} in the score ledger:\n\n" + markdown_table(columns, rows)
+    return title + f"Runs and submissions of {competition.name} in the score ledger, newest first:\n\n" + markdown_table(columns, rows)
 
 
 def _cell(value):
