@@ -138,12 +138,14 @@ def test_bundled_wheel_installs_offline_and_wins_over_the_installed_kagglekit(fi
         "import kagglekit;"  # the installed (editable) one is imported first ...
         "v = install_bundled_kagglekit(sys.argv[2], sys.argv[3]);"
         "import kagglekit, competitions.seedlings;"  # ... and replaced by the bundled one
-        "print(v, kagglekit.__file__, competitions.seedlings.__file__)"
+        "print(v, kagglekit.__file__, competitions.seedlings.__file__);"
+        "import pathlib; pathlib.Path(sys.argv[3], 'kagglekit', 'tta.py').unlink();"
+        "import kagglekit.tta"  # missing from the bundle: not served by the installed kagglekit
     )
     target = tmp_path / "site"
     out = subprocess.run([sys.executable, "-c", script, str(REPO / "kagglekit" / "notebook"), str(bundle), str(target)],
                          env=guarded_env(tmp_path), cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
+    assert "ModuleNotFoundError: kagglekit.tta is not part of the bundled kagglekit" in out.stderr, out.stderr
     version, module, adapter = out.stdout.split()
     assert version == json.loads((bundle / BUNDLE_MANIFEST).read_text())["kagglekit_version"]
     assert Path(module).is_relative_to(target) and Path(adapter).is_relative_to(target)

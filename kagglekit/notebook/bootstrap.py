@@ -7,6 +7,8 @@ inputs under ``/kaggle/input/<dataset>/``.
 """
 
 import importlib
+import importlib.abc
+import importlib.machinery
 import json
 import subprocess
 import sys
@@ -14,6 +16,7 @@ from pathlib import Path
 
 BUNDLE_MANIFEST = "kagglekit-bundle.json"
 KAGGLE_INPUT = Path("/kaggle/input")
+PACKAGES = ("kagglekit", "competitions")
 
 
 class InputNotFound(FileNotFoundError):
@@ -59,6 +62,23 @@ def find_data(slug: str, marker: str, explicit=None, roots=(KAGGLE_INPUT,)) -> P
     )
 
 
+class BundledOnly(importlib.abc.MetaPathFinder):
+    """Import kagglekit and competitions from ``folder`` alone: a module missing from the bundle is an
+    error, never filled in from another kagglekit installed in the environment (an editable install's
+    finder would otherwise serve it)."""
+
+    def __init__(self, folder: Path):
+        self.folder = str(folder)
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] not in PACKAGES:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, [self.folder] if path is None else path, target)
+        if spec is None:
+            raise ModuleNotFoundError(f"{name} is not part of the bundled kagglekit in {self.folder}", name=name)
+        return spec
+
+
 def install_bundled_kagglekit(bundle: Path, target: Path) -> str:
     """pip-install the bundle's wheel into ``target`` (offline, no dependencies) and import it from there."""
     manifest = json.loads((Path(bundle) / BUNDLE_MANIFEST).read_text(encoding="utf-8"))
@@ -69,7 +89,8 @@ def install_bundled_kagglekit(bundle: Path, target: Path) -> str:
         check=True,
     )
     sys.path.insert(0, str(target))
-    for name in [m for m in sys.modules if m.split(".")[0] in ("kagglekit", "competitions")]:
+    sys.meta_path.insert(0, BundledOnly(target))
+    for name in [m for m in sys.modules if m.split(".")[0] in PACKAGES]:
         del sys.modules[name]  # an installed kagglekit must not shadow the bundled one
     importlib.invalidate_caches()
     kagglekit = importlib.import_module("kagglekit")
