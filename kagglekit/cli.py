@@ -14,7 +14,15 @@ from kagglekit.errors import KagglekitError
 COMMAND_MODULES = (
     "kagglekit.commands.notebook",
     "kagglekit.commands.run",
+    "kagglekit.commands.predict",
     "kagglekit.commands.validate",
+    "kagglekit.commands.backbones",
+    "kagglekit.commands.download",
+    "kagglekit.commands.submit",
+    "kagglekit.commands.submissions",
+    "kagglekit.commands.leaderboard",
+    "kagglekit.commands.scores",
+    "kagglekit.commands.serve",
 )
 
 

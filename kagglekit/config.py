@@ -35,17 +35,22 @@ class AugmentConfig:
 
 @dataclass
 class TrainConfig:
-    """The two training stages: a head on cached frozen features, then optional fine-tuning."""
+    """The two training stages: a head on cached frozen features, then optional fine-tuning.
+
+    ``multiscale`` pools several stages of each backbone (the registry's taps), not just the last one.
+    Fine-tuning trains the top blocks of the first backbone (after its registry cut point) on cached
+    activations; its probabilities are averaged with the head's.
+    """
 
     head_epochs: int = 60
     head_lr: float = 2e-3
     head_dropout: float = 0.3
     label_smoothing: float = 0.1
+    multiscale: bool = True
     views: list[str] = field(default_factory=lambda: ["identity", "hflip", "vflip", "rot90"])
-    finetune: bool = True
-    finetune_from: str = "top"  # cut point name from the backbone registry
-    finetune_epochs: int = 20
-    finetune_lr: float = 5e-4
+    finetune: bool = False
+    finetune_epochs: int = 8
+    finetune_lr: float = 3e-4
     batch_size: int = 64
     patience: int = 8
     class_weights: bool = True
@@ -55,7 +60,7 @@ class TrainConfig:
 class RunConfig:
     competition: str = "seedlings"
     data: str | None = None
-    backbones: list[str] = field(default_factory=lambda: ["efficientnet_lite0"])
+    backbones: list[str] = field(default_factory=lambda: ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"])
     image_size: int = 224
     folds: int = 5
     seed: int = 42

@@ -22,3 +22,19 @@ class WeightsError(KagglekitError):
 
 class ConfigError(KagglekitError):
     """A run config, competition config or registry name is wrong."""
+
+
+class KaggleError(KagglekitError):
+    """A Kaggle API call failed; the message says the likely cause and the fix.
+
+    ``transient`` errors (5xx, 429, timeouts, dropped connections) may succeed when retried;
+    ``ambiguous`` ones may have taken effect on the service even though the call failed.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, transient: bool = False,
+                 ambiguous: bool = False, retry_after: float | None = None):
+        super().__init__(message)
+        self.status = status
+        self.transient = transient
+        self.ambiguous = ambiguous
+        self.retry_after = retry_after

@@ -23,11 +23,27 @@ def build_head(input_dim: int, n_classes: int, dropout: float, name: str = "head
     return keras.Model(inputs, outputs, name=name)
 
 
-class HeadClassifier:
-    """Standardize → dropout → softmax, trained with early stopping, LR on plateau and checkpoints."""
+def fit_callbacks(cfg: TrainConfig, epochs: int, weights_path: Path, log_path: Path, desc: str) -> list:
+    """Early stopping (best weights restored), LR on plateau, best checkpoint, CSV log, progress bar."""
+    import keras
 
-    def __init__(self, n_classes: int, config: TrainConfig, seed: int, workdir: Path):
-        self.n_classes, self.config, self.seed, self.workdir = n_classes, config, seed, Path(workdir)
+    from kagglekit.progress import EpochBar
+
+    return [
+        keras.callbacks.EarlyStopping("val_loss", patience=cfg.patience, restore_best_weights=True),
+        keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.3, patience=max(2, cfg.patience // 3)),
+        keras.callbacks.ModelCheckpoint(weights_path, "val_loss", save_best_only=True, save_weights_only=True),
+        keras.callbacks.CSVLogger(log_path),
+        EpochBar(epochs, desc=desc),
+    ]
+
+
+class HeadClassifier:
+    """Standardize → dropout → softmax on frozen features (a regularised multinomial logistic regression)."""
+
+    def __init__(self, input_dim: int, n_classes: int, config: TrainConfig, seed: int, workdir: Path):
+        self.input_dim, self.n_classes, self.config, self.seed = input_dim, n_classes, config, seed
+        self.workdir = Path(workdir)
         self.model = None
         self.history: dict[str, list[float]] = {}
 
@@ -39,12 +55,10 @@ class HeadClassifier:
             class_weight: dict[int, float] | None = None) -> "HeadClassifier":
         import keras
 
-        from kagglekit.progress import EpochBar
-
         keras.utils.set_random_seed(self.seed)
         cfg = self.config
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.model = build_head(x.shape[1], self.n_classes, cfg.head_dropout)
+        self.model = build_head(self.input_dim, self.n_classes, cfg.head_dropout)
         self.model.get_layer("standardize").adapt(x.astype(np.float32))
         self.model.compile(
             optimizer=keras.optimizers.Adam(cfg.head_lr),
@@ -52,17 +66,11 @@ class HeadClassifier:
             metrics=["accuracy"],
         )
         eye = np.eye(self.n_classes, dtype=np.float32)
-        callbacks = [
-            keras.callbacks.EarlyStopping("val_loss", patience=cfg.patience, restore_best_weights=True),
-            keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.3, patience=max(2, cfg.patience // 3)),
-            keras.callbacks.ModelCheckpoint(self.weights_path, "val_loss", save_best_only=True, save_weights_only=True),
-            keras.callbacks.CSVLogger(self.workdir / "log.csv"),
-            EpochBar(cfg.head_epochs, desc=self.workdir.name),
-        ]
         history = self.model.fit(
             x.astype(np.float32), eye[y], batch_size=cfg.batch_size, epochs=cfg.head_epochs,
-            validation_data=(x_valid.astype(np.float32), eye[y_valid]),
-            class_weight=class_weight, callbacks=callbacks, verbose=0, shuffle=True,
+            validation_data=(x_valid.astype(np.float32), eye[y_valid]), class_weight=class_weight,
+            callbacks=fit_callbacks(cfg, cfg.head_epochs, self.weights_path, self.workdir / "log.csv", self.workdir.name),
+            verbose=0, shuffle=True,
         )
         self.history = {k: [float(v) for v in vals] for k, vals in history.history.items()}
         self.model.save_weights(self.weights_path)  # the restored best weights
@@ -73,9 +81,7 @@ class HeadClassifier:
 
         return keras.ops.convert_to_numpy(self.model(x.astype(np.float32), training=False))
 
-    @classmethod
-    def load(cls, workdir: Path, input_dim: int, n_classes: int, config: TrainConfig) -> "HeadClassifier":
-        head = cls(n_classes, config, seed=0, workdir=workdir)
-        head.model = build_head(input_dim, n_classes, config.head_dropout)
-        head.model.load_weights(head.weights_path)
-        return head
+    def load(self) -> "HeadClassifier":
+        self.model = build_head(self.input_dim, self.n_classes, self.config.head_dropout)
+        self.model.load_weights(self.weights_path)
+        return self

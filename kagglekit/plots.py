@@ -59,3 +59,27 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str],
     ax.set_ylabel("true")
     ax.set_title(title)
     return _save(fig, path)
+
+
+def cv_vs_leaderboard(history, path: Path, title: str) -> Path:
+    """Public LB score against CV (± std) per submission, with the y = x line and each CV->LB gap."""
+    scored = history.dropna(subset=["cv_mean", "public_score"])
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    if len(scored):
+        cv, lb = scored["cv_mean"].to_numpy(float), scored["public_score"].to_numpy(float)
+        ax.errorbar(cv, lb, xerr=scored["cv_std"].fillna(0).to_numpy(float), fmt="o", capsize=3)
+        for x, y, run in zip(cv, lb, scored["run_id"]):
+            ax.annotate(f"{str(run)[-12:]}  gap {y - x:+.4f}", (x, y), fontsize=7,
+                        xytext=(4, 4), textcoords="offset points")
+        low, high = min(cv.min(), lb.min()), max(cv.max(), lb.max())
+        pad = max(0.01, 0.1 * (high - low))
+        ax.plot([low - pad, high + pad], [low - pad, high + pad], "k--", lw=0.8, label="LB = CV")
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no run has both a CV and a public score yet", ha="center", va="center",
+                transform=ax.transAxes)
+    ax.set_xlabel("CV score (mean ± std over folds)")
+    ax.set_ylabel("public leaderboard score")
+    ax.grid(alpha=0.3)
+    ax.set_title(title)
+    return _save(fig, path)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from kagglekit.competition import get_competition
 from kagglekit.config import RunConfig, from_dict, merge
+from kagglekit.kaggle.submit import record_and_submit
 from kagglekit.pipelines import get_pipeline
 from kagglekit.rundir import new_run_dir
 
@@ -24,6 +25,9 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--weights-dir", help="folder with pretrained weight files (offline / Kaggle notebooks)")
     parser.add_argument("--output-dir", help="where run directories go (default: submissions/)")
+    parser.add_argument("--submit", action="store_true", help="submit the run's submission.csv to Kaggle")
+    parser.add_argument("-m", "--message", help="extra text for the submission description")
+    parser.add_argument("--force", action="store_true", help="submit even if these bytes were submitted before")
     parser.set_defaults(func=main)
 
 
@@ -53,4 +57,5 @@ def main(args) -> int:
     print(f"CV {result.metric}: {result.cv_mean:.4f} ± {result.cv_std:.4f} "
           f"(folds: {', '.join(f'{s:.4f}' for s in result.fold_scores)}) in {result.seconds:.0f} s")
     print(f"submission: {result.submission}")
+    record_and_submit(result, config, submit=args.submit, message=args.message, force=args.force)
     return 0

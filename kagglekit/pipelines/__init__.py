@@ -1,8 +1,11 @@
 """Task pipelines: the shared "how" behind a competition's ``task`` (classification, ...).
 
-A pipeline is a function ``run(competition, config, run_dir) -> RunResult`` registered under the
-task name. It trains with honest cross-validation, predicts the test set and writes a validated
-submission plus everything that explains the run into ``run_dir``.
+A pipeline is a function ``run(competition, config, run_dir) -> RunResult`` registered in
+``PIPELINES`` under the task name. It trains with honest cross-validation, predicts the test set and
+writes a validated submission plus everything that explains the run into ``run_dir``.
+
+Its partner in ``PREDICTORS``, ``predict(competition, config, run_dir, data_dir) -> DataFrame``,
+rebuilds the submission from the saved models alone (``kagglekit predict``, generated notebooks).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 from kagglekit.registry import Registry
 
 PIPELINES: Registry = Registry("task pipeline")
+PREDICTORS: Registry = Registry("task predictor")
 #: Modules that register pipelines; imported on first lookup.
 PIPELINE_MODULES = ("kagglekit.pipelines.classification",)
 
@@ -31,7 +35,16 @@ class RunResult:
     extra: dict = field(default_factory=dict)
 
 
-def get_pipeline(task: str):
+def _import_pipelines() -> None:
     for module in PIPELINE_MODULES:
         importlib.import_module(module)
+
+
+def get_pipeline(task: str):
+    _import_pipelines()
     return PIPELINES.get(task)
+
+
+def get_predictor(task: str):
+    _import_pipelines()
+    return PREDICTORS.get(task)

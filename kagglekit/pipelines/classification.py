@@ -1,10 +1,12 @@
 """Single-label image classification, top to bottom.
 
 1. read the competition's images (unreadable training images are skipped and listed);
-2. extract frozen-backbone features once per image and view (cached on disk by content);
-3. stratified K-fold CV (duplicates grouped): a head per fold, trained on all train views,
-   early-stopped on the validation fold, scored on out-of-fold TTA-averaged predictions;
-4. the fold ensemble predicts the test set (TTA-averaged), the submission is written and validated;
+2. extract frozen features once per image and view (several backbones, several stages each; cached
+   on disk by content), and with fine-tuning the activations at the first backbone's cut point;
+3. stratified K-fold CV (duplicates grouped): per fold a head on the features (and the fine-tuned top
+   blocks), trained on all train views, early-stopped on the validation fold, scored on out-of-fold
+   TTA-averaged predictions;
+4. the saved fold models predict the test set (TTA-averaged), the submission is written and validated;
 5. config, metrics, OOF predictions, plots and weights are saved in the run directory.
 """
 
@@ -23,12 +25,14 @@ from kagglekit.competition import Competition, ImageTable
 from kagglekit.config import RunConfig
 from kagglekit.cv import content_groups, stratified_folds
 from kagglekit.data.images import find_unreadable
-from kagglekit.errors import DataError
+from kagglekit.errors import ConfigError, DataError
 from kagglekit.features import FeatureExtractor
+from kagglekit.finetune import TopBlocksClassifier
 from kagglekit.fileio import atomic_write_json, atomic_write_text, sha256_file
 from kagglekit.heads import HeadClassifier
 from kagglekit.metrics import METRICS
-from kagglekit.pipelines import PIPELINES, RunResult
+from kagglekit.models.backbones import get_backbone
+from kagglekit.pipelines import PIPELINES, PREDICTORS, RunResult
 from kagglekit import plots
 from kagglekit.submission import validate_submission, write_submission
 
@@ -39,53 +43,106 @@ log = logging.getLogger(__name__)
 def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult:
     started = time.time()
     data = Path(config.data)
+    for name in config.backbones:
+        get_backbone(name)  # a typo fails now, not after reading every image
     config.save(run_dir / "config.yaml")
 
     train, test = read_images(competition, data, run_dir)
     groups, train_shas = content_groups(train.paths)
-    test_shas = [sha256_file(p) for p in test.paths]
     folds = stratified_folds(train.labels, groups, config.folds, config.seed)
     classes = competition.classes
     metric = METRICS.get(competition.metric)
 
     views = list(dict.fromkeys(config.train.views + config.tta))
-    x_train = extract_features(config, train.paths, train_shas, views, "train")
-    x_test = extract_features(config, test.paths, test_shas, config.tta, "test")
-    fit_views = [views.index(v) for v in config.train.views]
-    tta_views = [views.index(v) for v in config.tta]
-
+    fit_views, tta_views = [views.index(v) for v in config.train.views], [views.index(v) for v in config.tta]
+    inputs = model_inputs(config, train.paths, train_shas, views, "train")
     weights = None
     if config.train.class_weights:
         present = np.unique(train.labels)
         weights = dict(zip(present.tolist(), compute_class_weight("balanced", classes=present, y=train.labels)))
 
     oof = np.zeros((len(train), len(classes)), dtype=np.float32)
-    heads, fold_scores = [], []
+    fold_scores, histories = [], []
     for k, (tr, va) in enumerate(folds):
-        head = HeadClassifier(len(classes), config.train, config.seed + k, run_dir / "folds" / f"fold{k}")
-        x_fit = x_train[fit_views][:, tr].reshape(-1, x_train.shape[-1])
-        y_fit = np.tile(train.labels[tr], len(fit_views))
-        head.fit(x_fit, y_fit, x_train[views.index("identity") if "identity" in views else 0, va],
-                 train.labels[va], weights)
-        oof[va] = ensemble_proba([head], x_train[tta_views][:, va])
+        for model, x in zip(fold_models(config, run_dir, k, inputs, len(classes)), inputs):
+            x_fit = x[fit_views][:, tr].reshape(-1, *x.shape[2:])
+            model.fit(x_fit, np.tile(train.labels[tr], len(fit_views)), x[tta_views[0], va], train.labels[va], weights)
+            histories.append(model.history)
+            oof[va] += mean_proba([model], [x[tta_views][:, va]]) / len(inputs)
         fold_scores.append(metric(train.labels[va], oof[va].argmax(1)))
-        heads.append(head)
         log.info("fold %d/%d: %s %.4f", k + 1, len(folds), competition.metric, fold_scores[-1])
+    atomic_write_json(run_dir / "classes.json", classes)
 
-    test_proba = ensemble_proba(heads, x_test)
+    test_proba = predict_proba(config, run_dir, test, len(classes))
     submission = write_submission(competition.submission_frame(test.ids, test_proba.argmax(1)), run_dir / "submission.csv")
     validate_submission(competition, submission, competition.sample_submission_path(data)).raise_if_invalid()
 
-    cv_score = metric(train.labels, oof.argmax(1))
     result = RunResult(
         run_dir=run_dir, competition=competition.name, metric=competition.metric,
         cv_mean=float(np.mean(fold_scores)), cv_std=float(np.std(fold_scores)),
         fold_scores=[float(s) for s in fold_scores], submission=submission, seconds=time.time() - started,
-        extra={"oof_score": float(cv_score), "feature_dim": int(x_train.shape[-1]), "train_images": len(train),
-               "test_images": len(test), "epochs": [len(h.history.get("loss", [])) for h in heads]},
+        extra={"oof_score": float(metric(train.labels, oof.argmax(1))), "train_images": len(train),
+               "test_images": len(test), "feature_dim": int(inputs[0].shape[-1]),
+               "epochs": [len(h.get("loss", [])) for h in histories]},
     )
-    write_outputs(result, competition, train, test, oof, test_proba, heads)
+    write_outputs(result, competition, train, test, oof, test_proba, histories)
     return result
+
+
+def model_inputs(config: RunConfig, paths: list[Path], shas: list[str], views: list[str], desc: str) -> list[np.ndarray]:
+    """What each fold's models read, per view: frozen features, then (fine-tuning) cut activations."""
+    features = np.concatenate([
+        FeatureExtractor(name, config.image_size, taps=list(get_backbone(name).taps) if config.train.multiscale else None,
+                         weights_dir=config.weights_dir).transform(paths, shas, views, desc)
+        for name in config.backbones
+    ], axis=-1)
+    if not config.train.finetune:
+        return [features]
+    backbone = config.backbones[0]
+    cut = get_backbone(backbone).finetune_cut
+    if cut is None:
+        raise ConfigError(f"backbone {backbone} has no fine-tuning cut point; list another first or set train.finetune: false")
+    extractor = FeatureExtractor(backbone, config.image_size, taps=[cut], pool=False, weights_dir=config.weights_dir)
+    return [features, extractor.transform(paths, shas, views, f"{desc} {cut}")]
+
+
+def fold_models(config: RunConfig, run_dir: Path, fold: int, inputs: list[np.ndarray], n_classes: int) -> list:
+    """The models of one fold, in the order of ``model_inputs``; saved under ``folds/fold<k>``."""
+    workdir, seed = run_dir / "folds" / f"fold{fold}", config.seed + fold
+    models = [HeadClassifier(inputs[0].shape[-1], n_classes, config.train, seed, workdir)]
+    if config.train.finetune:
+        models.append(TopBlocksClassifier(config.backbones[0], config.image_size, n_classes, config.train, seed,
+                                          workdir, config.weights_dir))
+    return models
+
+
+def predict_proba(config: RunConfig, run_dir: Path, images: ImageTable, n_classes: int) -> np.ndarray:
+    """Class probabilities from a finished run's saved fold models: fold ensemble x models x TTA views.
+
+    The run predicts its own test set through this function, and so does ``kagglekit predict`` (and the
+    generated notebooks): one path, one submission.
+    """
+    shas = [sha256_file(p) for p in images.paths]
+    inputs = model_inputs(config, images.paths, shas, config.tta, "predict")
+    probabilities = []
+    for fold in range(config.folds):
+        models = [m.load() for m in fold_models(config, run_dir, fold, inputs, n_classes)]
+        probabilities.append(np.mean([mean_proba([m], [x]) for m, x in zip(models, inputs)], axis=0))
+    return np.mean(probabilities, axis=0)
+
+
+@PREDICTORS.decorator("classification")
+def predict(competition: Competition, config: RunConfig, run_dir: Path, data: Path) -> pd.DataFrame:
+    """The submission of a finished run, recomputed from its saved fold models."""
+    competition.load_train(data)  # adapters that discover their labels from the train folder need this
+    test = competition.load_test(data)
+    proba = predict_proba(config, run_dir, test, len(competition.classes))
+    return competition.submission_frame(test.ids, proba.argmax(1))
+
+
+def mean_proba(models: list, x_views: list[np.ndarray]) -> np.ndarray:
+    """Mean probabilities over models and views; each x is (views, images, ...)."""
+    return np.mean([m.predict_proba(v) for m, x in zip(models, x_views) for v in x], axis=0)
 
 
 def read_images(competition: Competition, data: Path, run_dir: Path) -> tuple[ImageTable, ImageTable]:
@@ -108,22 +165,8 @@ def read_images(competition: Competition, data: Path, run_dir: Path) -> tuple[Im
     return train, test
 
 
-def extract_features(config: RunConfig, paths: list[Path], shas: list[str], views: list[str], desc: str) -> np.ndarray:
-    """(views, images, features): each backbone's features side by side."""
-    parts = [
-        FeatureExtractor(name, config.image_size, weights_dir=config.weights_dir).transform(paths, shas, views, desc)
-        for name in config.backbones
-    ]
-    return np.concatenate(parts, axis=-1)
-
-
-def ensemble_proba(heads: list[HeadClassifier], x_views: np.ndarray) -> np.ndarray:
-    """Mean class probabilities over fold heads and views; x_views is (views, images, features)."""
-    return np.mean([head.predict_proba(x) for head in heads for x in x_views], axis=0)
-
-
 def write_outputs(result: RunResult, competition: Competition, train: ImageTable, test: ImageTable,
-                  oof: np.ndarray, test_proba: np.ndarray, heads: list[HeadClassifier]) -> None:
+                  oof: np.ndarray, test_proba: np.ndarray, histories: list[dict]) -> None:
     run_dir, classes = result.run_dir, competition.classes
     oof_frame = pd.DataFrame(oof, columns=classes).assign(id=train.ids, label=[classes[i] for i in train.labels])
     atomic_write_text(run_dir / "oof.csv", oof_frame.to_csv(index=False, float_format="%.6f"))
@@ -135,7 +178,7 @@ def write_outputs(result: RunResult, competition: Competition, train: ImageTable
     }
     atomic_write_json(run_dir / "metrics.json", metrics)
     title = f"{competition.name}: CV {result.metric} {result.cv_mean:.4f} ± {result.cv_std:.4f}"
-    plots.learning_curves([h.history for h in heads], run_dir / "plots" / "learning_curves.png", title)
+    plots.learning_curves(histories, run_dir / "plots" / "learning_curves.png", title)
     plots.confusion_matrix(train.labels, oof.argmax(1), classes, run_dir / "plots" / "confusion_matrix.png",
                            f"{competition.name}: out-of-fold predictions")
     log.info("run directory %s\n%s", run_dir, json.dumps(metrics, indent=1))

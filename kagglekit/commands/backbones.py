@@ -1,0 +1,21 @@
+"""``kagglekit backbones``: every registered backbone and where its ImageNet weights would come from."""
+
+from __future__ import annotations
+
+from kagglekit.models.backbones import BACKBONES
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("backbones", help="list backbones with their weight status")
+    parser.add_argument("--weights-dir", help="folder with pretrained weight files (offline / Kaggle notebooks)")
+    parser.set_defaults(func=main)
+
+
+def main(args) -> int:
+    rows = [(name, spec.source, str(spec.default_size), spec.weights_status(args.weights_dir))
+            for name, spec in BACKBONES.items()]
+    header = ("backbone", "weights from", "size", "status")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
+    return 0

@@ -1,0 +1,194 @@
+"""The Kaggle API as kagglekit uses it: the official ``kaggle`` client, plus clear errors and retries.
+
+Two things the ``kaggle`` 2.x client does not do that we need:
+- honour ``KAGGLE_API_ENVIRONMENT`` (its ``KaggleApi`` always talks to production; the underlying
+  ``kagglesdk`` client does honour it, e.g. ``TEST`` = http://localhost:7777, the local service);
+- time out: requests without a timeout can hang forever on a stalled connection.
+Both are fixed in one override of ``KaggleApi.build_kaggle_client``. Every HTTP request is still
+made by the ``kaggle``/``kagglesdk`` code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from pathlib import Path
+from typing import Callable, TypeVar
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from kagglekit.errors import KaggleError
+from kagglekit.kaggle.credentials import HOW_TO_GET_A_KEY, Credentials, load_credentials
+from kagglekit.kaggle.retry import Backoff, call_with_retry
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+UPLOAD_FAILED = "Could not submit to competition"  # KaggleApi.COMPETITION_SUBMIT_UPLOAD_FAILED_MESSAGE
+MAX_PAGES = 1000
+
+
+def _kaggle_api_class():
+    """Import ``KaggleApi`` without the auth banner ``import kaggle`` prints when it finds no key."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        from kaggle.api.kaggle_api_extended import KaggleApi
+    return KaggleApi
+
+
+class _TimeoutAdapter(HTTPAdapter):
+    def __init__(self, timeout: float):
+        super().__init__()
+        self.timeout = timeout
+
+    def send(self, request, **kwargs):
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        return super().send(request, **kwargs)
+
+
+def _make_api(credentials: Credentials, timeout: float):
+    from kagglesdk.kaggle_client import KaggleClient
+    from kagglesdk.kaggle_env import get_env
+
+    class EnvironmentAwareKaggleApi(_kaggle_api_class()):
+        def build_kaggle_client(self):
+            client = KaggleClient(
+                env=get_env(),
+                username=self.config_values.get(self.CONFIG_NAME_USER),
+                password=self.config_values.get(self.CONFIG_NAME_KEY),
+                response_processor=self.get_response_processor(),
+            )
+            http = client.http_client()
+            http._init_session()
+            adapter = _TimeoutAdapter(timeout)
+            http._session.mount("http://", adapter)
+            http._session.mount("https://", adapter)
+            return client
+
+    api = EnvironmentAwareKaggleApi()
+    api.config_values = {api.CONFIG_NAME_USER: credentials.username, api.CONFIG_NAME_KEY: credentials.key}
+    api._authenticated = True
+    return api
+
+
+def endpoint() -> str:
+    from kagglesdk.kaggle_env import get_endpoint, get_env
+
+    return get_endpoint(get_env())
+
+
+class KaggleService:
+    """One user's view of Kaggle: files, download, limits, submissions, leaderboard, submit."""
+
+    def __init__(self, credentials: Credentials | None = None, timeout: float = 60.0,
+                 backoff: Backoff = Backoff()):
+        self.credentials = credentials or load_credentials()
+        self.timeout = timeout
+        self.backoff = backoff
+        self.api = _make_api(self.credentials, timeout)
+
+    # -- calls -------------------------------------------------------------------------------
+    def call(self, action: str, slug: str, func: Callable[[], T]) -> T:
+        """Run one API call; turn its failure into a KaggleError that says what to do."""
+        try:
+            return func()
+        except KaggleError:
+            raise
+        except (requests.RequestException, OSError, ValueError) as exc:
+            raise translate(exc, action, slug, self.credentials) from None
+
+    def read(self, action: str, slug: str, func: Callable[[], T]) -> T:
+        """A call that changes nothing on Kaggle, so it is retried on transient failures."""
+        return call_with_retry(lambda: self.call(action, slug, func), action, self.backoff)
+
+    def list_files(self, slug: str) -> list:
+        files, token = [], None
+        for _ in range(MAX_PAGES):
+            page = self.read("list files", slug, lambda: self.api.competition_list_files(slug, token, 200))
+            files += page.files
+            token = page.next_page_token
+            if not token:
+                return files
+        raise KaggleError(f"{slug}: the file list has more than {MAX_PAGES} pages; giving up")
+
+    def download_all(self, slug: str, folder: Path) -> Path:
+        """Download (resuming a partial file of the same remote object) ``folder/<slug>.zip``."""
+        self.read("download", slug, lambda: self.api.competition_download_files(slug, str(folder), quiet=True))
+        return folder / f"{slug}.zip"
+
+    def limits(self, slug: str):
+        return self.read("check the submission limit", slug, lambda: self.api.competition_get_submission_limits(slug))
+
+    def submissions(self, slug: str, page_size: int = 100) -> list:
+        return self.read("list submissions", slug,
+                         lambda: self.api.competition_submissions(slug, page_size=page_size)) or []
+
+    def leaderboard(self, slug: str, page_size: int = 50) -> list:
+        return self.read("read the leaderboard", slug,
+                         lambda: self.api.competition_leaderboard_view(slug, page_size=page_size)) or []
+
+    def create_submission(self, slug: str, path: Path, description: str) -> int | None:
+        """Upload and submit once (never retried here: see kagglekit.kaggle.submit). Returns the ref."""
+        def submit_once():
+            try:
+                return self.api.competition_submit(str(path), description, slug, quiet=True)
+            except requests.RequestException as exc:
+                error = translate(exc, "submit", slug, self.credentials)
+                request = getattr(exc, "request", None)
+                if request is not None and not str(request.url).endswith("/CreateSubmission"):
+                    error.ambiguous = False  # failed before the step that creates the submission
+                raise error from None
+
+        with contextlib.redirect_stdout(io.StringIO()) as printed:  # the client prints upload errors
+            response = self.call("submit", slug, submit_once)
+        if response.message == UPLOAD_FAILED:
+            detail = self.credentials.redact(printed.getvalue().strip())
+            raise KaggleError(f"{slug}: the upload of {path.name} did not complete ({detail or 'no detail'}); "
+                              "it is safe to retry", transient=True)
+        return response.ref or None
+
+
+def translate(exc: Exception, action: str, slug: str, credentials: Credentials) -> KaggleError:
+    """A KaggleError for a failed ``action`` on competition ``slug``: cause, fix, retry advice."""
+    response = getattr(exc, "response", None)
+    said = credentials.redact(str(exc))[:300]
+    where = f"cannot {action} for {slug!r}"
+    if response is None:
+        if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
+            return KaggleError(f"{where}: no answer from {endpoint()} ({type(exc).__name__}); the network or "
+                               "Kaggle is down, or the request timed out. Retry later.",
+                               transient=True, ambiguous=True)
+        return KaggleError(f"{where}: {type(exc).__name__}: {said}")
+    status = response.status_code
+    if status == 401:
+        return KaggleError(f"{where}: Kaggle rejected the credentials of user {credentials.username!r} "
+                           f"(from {credentials.source}); the key is wrong or was revoked. {HOW_TO_GET_A_KEY}",
+                           status=status)
+    if status == 403:
+        return KaggleError(f"{where}: access denied ({said}). Most likely you have not joined the competition "
+                           f"or accepted its rules: open https://www.kaggle.com/competitions/{slug}/rules, "
+                           "accept them, then retry.", status=status)
+    if status == 404:
+        return KaggleError(f"{where}: Kaggle has no competition {slug!r} visible to user "
+                           f"{credentials.username!r} ({said}). Check the slug: it is the last part of "
+                           "https://www.kaggle.com/competitions/<slug> (adapters declare it as `slug`).",
+                           status=status)
+    if status == 429:
+        return KaggleError(f"{where}: rate limited by Kaggle (HTTP 429); slow down and retry.", status=status,
+                           transient=True, retry_after=_retry_after(response))
+    if status >= 500:
+        return KaggleError(f"{where}: Kaggle service error (HTTP {status}: {said}); usually temporary, "
+                           "retry later.", status=status, transient=True, ambiguous=True)
+    if any(word in said.lower() for word in ("daily", "allowance", "limit")):
+        return KaggleError(f"{where}: daily submission limit reached ({said}). Submissions count per UTC day; "
+                           "try again after midnight UTC.", status=status)
+    return KaggleError(f"{where}: Kaggle refused the request (HTTP {status}: {said}).", status=status)
+
+
+def _retry_after(response) -> float | None:
+    try:
+        return max(0.0, float(response.headers.get("Retry-After", "")))
+    except ValueError:
+        return None

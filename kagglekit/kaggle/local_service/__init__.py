@@ -1,0 +1,15 @@
+"""A local Kaggle service: the real ``kaggle`` client talks to it as it talks to kaggle.com.
+
+It answers the ``kagglesdk`` RPCs kagglekit uses (``POST /api/v1/<Service>/<Method>`` with JSON built
+from the very ``kagglesdk`` types the client parses), serves competition data as a resumable zip
+(302 to a signed file URL, Range/ETag), takes resumable uploads (PUT, 308), scores submissions
+asynchronously against a hidden solution split into public and private rows, enforces a daily
+limit, and injects faults on demand. ``KAGGLE_API_ENVIRONMENT=TEST`` points the client at
+http://localhost:7777.
+"""
+
+from kagglekit.kaggle.local_service.faults import Fault, Faults
+from kagglekit.kaggle.local_service.server import LocalKaggleService
+from kagglekit.kaggle.local_service.state import HostedCompetition, ServiceState, host_competition
+
+__all__ = ["Fault", "Faults", "HostedCompetition", "LocalKaggleService", "ServiceState", "host_competition"]
