@@ -45,7 +45,8 @@ def finished_run(tmp_path, seedlings_small) -> tuple[Path, Path]:
     weights folder; training is not what these fast tests are about."""
     competition = get_competition("seedlings")
     run_dir = tmp_path / "submissions" / "seedlings" / "20260101-120000-0123456789ab"
-    RunConfig(competition="seedlings", data=str(seedlings_small), folds=2, image_size=96).save(run_dir / "config.yaml")
+    RunConfig(competition="seedlings", data=str(seedlings_small), backbones=["efficientnet_lite0"], folds=2,
+              image_size=96).save(run_dir / "config.yaml")
     write_provenance(run_dir)
     (run_dir / "metrics.json").write_text(json.dumps({
         "metric": "micro_f1", "cv_mean": 0.8125, "cv_std": 0.0125, "fold_scores": [0.8, 0.825],
@@ -180,7 +181,7 @@ def test_notebook_ships_only_the_code_that_made_the_run(finished_run, tmp_path):
 
 
 def test_ledger_history_is_part_of_the_report(finished_run, tmp_path):
-    ledger_module = pytest.importorskip("kagglekit.ledger", reason="the score ledger lands with the kaggle branch")
+    from kagglekit import ledger as ledger_module
     from kagglekit.pipelines import RunResult
 
     run_dir, weights = finished_run
@@ -283,26 +284,16 @@ def test_network_guard_refuses_and_logs_external_connections(tmp_path):
     assert [line.split()[1:] for line in log] == [["resolve", "pypi.org"], ["connect", "93.184.216.34"]]
 
 
-TINY_RUN = """\
-backbones: [efficientnet_lite0]
-image_size: 96
-folds: 2
-tta: [identity, hflip]
-train: {head_epochs: 4, views: [identity], finetune: false, patience: 2, batch_size: 32}
-"""
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
-def test_notebook_reproduces_the_run_submission_offline(seedlings_small, tmp_path):
+def test_notebook_reproduces_the_run_submission_offline(seedlings_small, tiny_run_config, tmp_path):
     """Train a tiny real run, generate its notebook, execute it in a fresh kernel that cannot reach the
     network, has an empty HOME and cache, and sees only the bundle and the competition folder; the
     submission.csv it writes must be byte-identical to the run's own."""
     from nbclient import NotebookClient
 
-    (tmp_path / "tiny.yaml").write_text(TINY_RUN)
     cli = [sys.executable, "-m", "kagglekit"]
-    subprocess.run(cli + ["run", "seedlings", "--data", str(seedlings_small), "--config", str(tmp_path / "tiny.yaml"),
+    subprocess.run(cli + ["run", "seedlings", "--data", str(seedlings_small), "--config", str(tiny_run_config),
                           "--output-dir", str(tmp_path / "submissions")], cwd=REPO, check=True, timeout=900)
     (run_dir,) = (tmp_path / "submissions" / "seedlings").iterdir()
     subprocess.run(cli + ["notebook", "seedlings", "--run", str(run_dir), "--out", str(tmp_path / "notebooks")],

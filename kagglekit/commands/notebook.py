@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from kagglekit.competition import get_competition
+from kagglekit.ledger import default_ledger_path
 
 
 def register(subparsers) -> None:
@@ -31,7 +32,7 @@ def main(args) -> int:
 
     competition = get_competition(args.competition)
     # Run directories live in <output_dir>/<competition>/<run>/, the ledger in <output_dir>/.
-    ledger = args.ledger or args.run.resolve().parents[1] / "ledger.sqlite"
+    ledger = args.ledger or default_ledger_path(args.run.resolve().parents[1])
     made = generate_notebook(competition, args.run, args.out, args.weights_dir, ledger,
                              args.kernel_metadata, args.owner, args.allow_code_change)
     print(f"notebook: {made.notebook}")
