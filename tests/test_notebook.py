@@ -319,4 +319,5 @@ def test_notebook_reproduces_the_run_submission_offline(seedlings_small, tiny_ru
     assert 0 < runtime < 600, runtime
     assert not (tmp_path / "netguard.log").exists(), (tmp_path / "netguard.log").read_text()
     assert not (tmp_path / "work" / "cache" / "weights").exists()  # nothing converted from local PyPI packages
+    assert any((tmp_path / "work" / "cache" / "features").rglob("*.npz"))  # features computed afresh, in the kernel
     print(f"notebook runtime: {runtime:.1f} s")
