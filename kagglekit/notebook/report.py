@@ -68,11 +68,21 @@ def design_section(run_dir: Path) -> str:
     choices = [
         ("backbones", "pretrained ImageNet backbone(s)"),
         ("image_size", "input size (pixels)"),
+        ("train.multiscale", "multi-scale features (several stages of each backbone, pooled)"),
+        ("train.views", "training views"),
+        ("train.head_epochs", "head epochs (at most; early stopping on the validation fold)"),
+        ("train.finetune", "fine-tune the top blocks of the first backbone"),
         ("folds", "cross-validation folds"),
         ("tta", "test-time augmentation views"),
         ("seed", "random seed"),
     ]
-    bullets = [f"- {label}: {_format(config[key])}" for key, label in choices if key in config]
+    bullets = []
+    for key, label in choices:
+        value = config
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is not None:
+            bullets.append(f"- {label}: {_format(value)}")
     return (
         "## Design choices\n\nThe run's configuration (`config.yaml`, a kagglekit `RunConfig`); "
         "the notebook predicts with exactly this.\n\n" + "\n".join(bullets)
