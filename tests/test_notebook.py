@@ -21,7 +21,7 @@ from kagglekit.competition import get_competition
 from kagglekit.config import RunConfig
 from kagglekit.errors import ConfigError, WeightsError
 from kagglekit.models.backbones import get_backbone
-from kagglekit.notebook.bootstrap import BUNDLE_MANIFEST, InputNotFound, find_bundle, find_data
+from kagglekit.notebook.bootstrap import BUNDLE_MANIFEST, InputNotFound, find_bundle, find_data, verify_bundle
 from kagglekit.notebook.generate import generate_notebook
 from kagglekit.notebook.render import render_notebook
 from kagglekit.notebook.wheel import write_source_wheel
@@ -151,6 +151,16 @@ def test_bundled_wheel_installs_offline_and_wins_over_the_installed_kagglekit(fi
     assert version == json.loads((bundle / BUNDLE_MANIFEST).read_text())["kagglekit_version"]
     assert Path(module).is_relative_to(target) and Path(adapter).is_relative_to(target)
     assert not (tmp_path / "netguard.log").exists()
+
+
+def test_a_damaged_bundle_is_refused_by_name(finished_run, tmp_path):
+    run_dir, weights = finished_run
+    bundle = generate_notebook(get_competition("seedlings"), run_dir, tmp_path / "nb", str(weights)).bundle
+    assert verify_bundle(bundle)["run"] == run_dir.name
+    (bundle / "run" / "folds" / "fold0" / "head.weights.h5").write_bytes(b"truncated")
+    (bundle / "run" / "config.yaml").unlink()
+    with pytest.raises(InputNotFound, match="missing run/config.yaml; changed run/folds/fold0/head.weights.h5"):
+        verify_bundle(bundle)
 
 
 def test_missing_backbone_weights_are_reported_before_upload(finished_run, tmp_path, monkeypatch):

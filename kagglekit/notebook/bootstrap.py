@@ -6,6 +6,7 @@ order: an explicit path (a papermill parameter or an environment variable), then
 inputs under ``/kaggle/input/<dataset>/``.
 """
 
+import hashlib
 import importlib
 import importlib.abc
 import importlib.machinery
@@ -62,6 +63,22 @@ def find_data(slug: str, marker: str, explicit=None, roots=(KAGGLE_INPUT,)) -> P
     )
 
 
+def verify_bundle(bundle: Path) -> dict:
+    """The bundle's manifest, after checking every file it lists is there with the same bytes (an
+    upload that lost or unpacked files differently fails here, naming them)."""
+    manifest = json.loads((Path(bundle) / BUNDLE_MANIFEST).read_text(encoding="utf-8"))
+    problems = []
+    for name, digest in manifest["files"].items():
+        path = Path(bundle) / name
+        if not path.is_file():
+            problems.append(f"missing {name}")
+        elif hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            problems.append(f"changed {name}")
+    if problems:
+        raise InputNotFound(f"{bundle} is not the bundle that was generated: {'; '.join(problems[:10])}")
+    return manifest
+
+
 class BundledOnly(importlib.abc.MetaPathFinder):
     """Import kagglekit and competitions from ``folder`` alone: a module missing from the bundle is an
     error, never filled in from another kagglekit installed in the environment (an editable install's
@@ -81,7 +98,7 @@ class BundledOnly(importlib.abc.MetaPathFinder):
 
 def install_bundled_kagglekit(bundle: Path, target: Path) -> str:
     """pip-install the bundle's wheel into ``target`` (offline, no dependencies) and import it from there."""
-    manifest = json.loads((Path(bundle) / BUNDLE_MANIFEST).read_text(encoding="utf-8"))
+    manifest = verify_bundle(bundle)
     wheel = Path(bundle) / manifest["wheel"]
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--no-deps",
