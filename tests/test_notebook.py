@@ -97,6 +97,16 @@ def test_notebook_reports_the_run(finished_run, tmp_path):
     compile("\n".join(c.source for c in code), "notebook", "exec")  # valid Python throughout
 
 
+def test_submission_format_example_shortens_long_values(tmp_path):
+    """Segmentation submissions hold long run-length encodings; the example shows their start."""
+    from kagglekit.notebook.report import competition_section
+
+    rle = " ".join(str(i) for i in range(200))
+    pd.DataFrame({"file": ["a.png", "b.png"], "species": [rle, "1 2"]}).to_csv(tmp_path / "submission.csv", index=False)
+    text = competition_section(get_competition("seedlings"), tmp_path)
+    assert f"a.png,{rle[:60]}...\nb.png,1 2\n" in text and "2 here" in text
+
+
 def test_unfilled_placeholder_is_an_error():
     template = "# %% [markdown]\n# {{known}} and {{unknown}}\n"
     with pytest.raises(ConfigError, match="unknown"):

@@ -20,6 +20,7 @@ KAGGLE_COMPETITION_URL = "https://www.kaggle.com/competitions/{slug}"
 LEDGER_COLUMNS = ("run_id", "backbones", "cv_mean", "cv_std", "submitted_at", "status", "public_score",
                   "private_score", "message")
 MAX_ROWS = 30
+MAX_VALUE = 60  # characters of a submission value shown in the format example
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:
@@ -34,7 +35,8 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
 
 def competition_section(competition: Competition, run_dir: Path) -> str:
     submission = read_csv_strings(run_dir / "submission.csv")
-    head = submission.head(3).to_csv(index=False, lineterminator="\n")
+    shown = submission.head(3).map(lambda v: v if len(v) <= MAX_VALUE else v[:MAX_VALUE] + "...")  # e.g. long RLE masks
+    head = shown.to_csv(index=False, lineterminator="\n")
     url = KAGGLE_COMPETITION_URL.format(slug=competition.slug)
     return (
         f"## The competition\n\n"
