@@ -323,11 +323,14 @@ def test_notebook_reproduces_the_run_submission_offline(seedlings_small, tiny_ru
     kernel_cwd, home = tmp_path / "kaggle-working", tmp_path / "home"
     kernel_cwd.mkdir()
     home.mkdir()
-    env = guarded_env(tmp_path, HOME=str(home), KAGGLEKIT_BUNDLE=str(tmp_path / "notebooks" / f"{name}-inputs"),
-                      KAGGLEKIT_DATA=str(seedlings_small), KAGGLEKIT_WORK=str(tmp_path / "work"))
+    env = guarded_env(tmp_path, HOME=str(home), KAGGLEKIT_DATA=str(seedlings_small), KAGGLEKIT_WORK=str(tmp_path / "work"))
     for inherited in ("KAGGLEKIT_CACHE", "KAGGLEKIT_WEIGHTS_DIR", "KERAS_HOME"):  # only the bundle's weights
         env.pop(inherited, None)
     notebook = nbformat.read(tmp_path / "notebooks" / f"{name}.ipynb", as_version=4)
+    # the bundle as papermill passes parameters (a cell after the one tagged "parameters"); the data by env var
+    (parameters,) = [i for i, c in enumerate(notebook.cells) if "parameters" in c.metadata.get("tags", [])]
+    bundle = tmp_path / "notebooks" / f"{name}-inputs"
+    notebook.cells.insert(parameters + 1, nbformat.v4.new_code_cell(f"BUNDLE_DIR = {str(bundle)!r}"))
     NotebookClient(notebook, timeout=600, kernel_name="python3",
                    resources={"metadata": {"path": str(kernel_cwd)}}).execute(env=env, cwd=str(kernel_cwd))
 
@@ -335,6 +338,7 @@ def test_notebook_reproduces_the_run_submission_offline(seedlings_small, tiny_ru
     printed = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
     assert "identical to the run's submission" in printed
     assert str(tmp_path / "work" / "site-packages") in printed  # the bundled kagglekit ran, not the installed one
+    assert f"inputs: {bundle}" in printed and f"python: {sys.executable}" in printed  # the venv's kernel
     runtime = float(printed.split("notebook runtime: ")[1].split(" s")[0])
     assert 0 < runtime < 600, runtime
     assert not (tmp_path / "netguard.log").exists(), (tmp_path / "netguard.log").read_text()

@@ -73,7 +73,7 @@ bundle = find_bundle(RUN, BUNDLE_DIR or os.environ.get("KAGGLEKIT_BUNDLE"))
 work = Path(WORK_DIR or os.environ.get("KAGGLEKIT_WORK") or tempfile.mkdtemp(prefix="kagglekit-"))
 os.environ["KAGGLEKIT_CACHE"] = str(work / "cache")  # start from the inputs alone: no cached features
 version = install_bundled_kagglekit(bundle, work / "site-packages")
-print(f"inputs: {bundle}\nkagglekit {version} installed in {work / 'site-packages'}")
+print(f"inputs: {bundle}\nkagglekit {version} installed in {work / 'site-packages'}\npython: {sys.executable}")
 
 # %%
 from kagglekit.competition import get_competition
