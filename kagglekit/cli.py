@@ -12,6 +12,8 @@ from kagglekit.errors import KagglekitError
 
 #: Each module defines ``register(subparsers)`` which adds its verbs with a ``func`` default.
 COMMAND_MODULES = (
+    "kagglekit.commands.prepare",
+    "kagglekit.commands.notebook",
     "kagglekit.commands.run",
     "kagglekit.commands.predict",
     "kagglekit.commands.validate",

@@ -95,7 +95,7 @@ class RunConfig:
     seed: int = 42
     weights_dir: str | None = None
     output_dir: str = "submissions"
-    tta: list[str] = field(default_factory=lambda: ["identity", "hflip"])
+    tta: list[str] = field(default_factory=lambda: ["identity", "hflip", "vflip", "rot90"])
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     multilabel: MultiLabelConfig = field(default_factory=MultiLabelConfig)

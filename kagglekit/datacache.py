@@ -1,12 +1,18 @@
-"""Where competition data lives when ``--data`` is not given: ``<cache>/data/<slug>``."""
+"""Where competition data lives when ``--data`` is not given: ``<cache>/data/<slug>``.
+
+A run without ``--data`` uses that folder when it is complete (downloaded, or built offline by
+``kagglekit prepare``), and otherwise downloads the competition through the Kaggle API first.
+"""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from kagglekit.competition import Competition
-from kagglekit.errors import DataError
-from kagglekit.features import cache_root
+from kagglekit.cache import cache_root
+
+log = logging.getLogger(__name__)
 
 
 def data_cache_dir(competition: Competition) -> Path:
@@ -17,7 +23,8 @@ def cached_competition_data(competition: Competition) -> Path:
     folder = data_cache_dir(competition)
     if (folder / competition.sample_submission).is_file():
         return folder
-    raise DataError(
-        f"no data for {competition.name} in {folder}; pass --data DIR or download it first "
-        f"(`kagglekit download {competition.name}`)"
-    )
+    from kagglekit.kaggle.client import KaggleService
+    from kagglekit.kaggle.download import download_competition
+
+    log.info("no data for %s in %s: downloading it through the Kaggle API", competition.name, folder)
+    return download_competition(KaggleService(), competition, folder)

@@ -15,16 +15,15 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from kagglekit.augment import Augmenter, augment_key, is_augmented
+from kagglekit.cache import cache_root
+from kagglekit.config import AugmentConfig
 from kagglekit.data.pipeline import image_batches
 from kagglekit.tta import apply_view
 
 log = logging.getLogger(__name__)
 
 FEATURE_FORMAT = 1  # bump when the way features are computed changes
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("KAGGLEKIT_CACHE", Path.home() / ".cache" / "kagglekit"))
 
 
 class FeatureExtractor:
@@ -35,8 +34,10 @@ class FeatureExtractor:
     """
 
     def __init__(self, backbone: str, image_size: int, taps: list[str] | None = None, pool: bool = True,
-                 weights_dir: str | None = None, batch_size: int = 64, cache_dir: Path | None = None):
+                 weights_dir: str | None = None, batch_size: int = 64, cache_dir: Path | None = None,
+                 augment: AugmentConfig | None = None, seed: int = 0):
         import keras
+
 
         from kagglekit.models.backbones import get_backbone
 
@@ -55,6 +56,8 @@ class FeatureExtractor:
         self.model = keras.Model(net.input, outputs, name=f"{backbone}_features")
         self.key = self._key(net)
         self.cache_dir = (cache_dir or cache_root() / "features") / self.key
+        self.augment = augment or AugmentConfig()
+        self.augmenter = Augmenter(self.augment, seed)
 
     def _key(self, net) -> str:
         digest = hashlib.sha256()
@@ -76,7 +79,8 @@ class FeatureExtractor:
         bar = tqdm(total=len(paths) * len(views), desc=f"{desc} {self.backbone}@{self.image_size}", unit="img", disable=None)
         for batch in image_batches(paths, self.image_size, self.batch_size):
             for view in views:
-                out = self.model.predict_on_batch(apply_view(view, batch))
+                images = self.augmenter(view, batch) if is_augmented(view) else apply_view(view, batch)
+                out = self.model.predict_on_batch(images)
                 new[view].append(np.asarray(out, dtype=np.float16))
                 bar.update(len(batch))
         bar.close()
@@ -86,6 +90,8 @@ class FeatureExtractor:
             self._save(view, cached[view])
 
     def _path(self, view: str) -> Path:
+        if is_augmented(view):  # a random draw: its identity includes the settings and the seed
+            return self.cache_dir / f"{view}-{augment_key(self.augment)}-{self.augmenter.seed}.npz"
         return self.cache_dir / f"{view}.npz"
 
     def _load(self, view: str) -> dict[str, np.ndarray]:

@@ -1,7 +1,8 @@
-"""A classification head on cached backbone features, with the callbacks a long run needs.
+"""Softmax classifiers trained with the callbacks a long run needs: a head on cached features.
 
-scikit-learn shaped (``fit`` / ``predict_proba``) so a fold loop reads like one; Keras inside so
-the same code runs on the TensorFlow, JAX and PyTorch backends.
+scikit-learn shaped (``fit`` / ``predict_proba`` / ``load``) so a fold loop reads like one; Keras
+inside so the same code runs on the TensorFlow, JAX and PyTorch backends. ``KerasClassifier`` is the
+shared training loop; subclasses say which network to build (see also ``finetune.TopBlocksClassifier``).
 """
 
 from __future__ import annotations
@@ -38,43 +39,48 @@ def fit_callbacks(cfg: TrainConfig, epochs: int, weights_path: Path, log_path: P
     ]
 
 
-class HeadClassifier:
-    """Standardize → dropout → softmax on frozen features (a regularised multinomial logistic regression).
+class KerasClassifier:
+    """Label-smoothed cross-entropy with class weights, early-stopped on a validation fold.
 
-    Subclasses change the task through ``activation``, ``loss()``, ``metrics()`` and ``targets()``
-    (multi-label: kagglekit.multilabel.MultiLabelHead).
+    Subclasses set ``stage`` (file names), ``build()``, ``learning_rate`` and ``epochs``; a different
+    task changes ``loss()``, ``metrics()`` and ``targets()`` (multi-label: kagglekit.multilabel).
     """
 
-    activation = "softmax"
+    stage = "head"
 
-    def __init__(self, input_dim: int, n_classes: int, config: TrainConfig, seed: int, workdir: Path):
-        self.input_dim, self.n_classes, self.config, self.seed = input_dim, n_classes, config, seed
-        self.workdir = Path(workdir)
+    def __init__(self, n_classes: int, config: TrainConfig, seed: int, workdir: Path):
+        self.n_classes, self.config, self.seed, self.workdir = n_classes, config, seed, Path(workdir)
         self.model = None
         self.history: dict[str, list[float]] = {}
 
     @property
     def weights_path(self) -> Path:
-        return self.workdir / "head.weights.h5"
+        return self.workdir / f"{self.stage}.weights.h5"
+
+    def build(self):
+        raise NotImplementedError
+
+    def prepare(self, x: np.ndarray) -> None:
+        """Fit data-dependent layers (e.g. standardisation) before training."""
 
     def fit(self, x: np.ndarray, y: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray,
-            class_weight: dict[int, float] | None = None) -> "HeadClassifier":
+            class_weight: dict[int, float] | None = None):
         import keras
 
         keras.utils.set_random_seed(self.seed)
-        cfg = self.config
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.model = build_head(self.input_dim, self.n_classes, cfg.head_dropout, activation=self.activation)
-        self.model.get_layer("standardize").adapt(x.astype(np.float32))
+        self.model = self.build()
+        self.prepare(x)
         self.model.compile(
-            optimizer=keras.optimizers.Adam(cfg.head_lr),
+            optimizer=keras.optimizers.Adam(self.learning_rate),
             loss=self.loss(), metrics=self.metrics(),
         )
+        callbacks = fit_callbacks(self.config, self.epochs, self.weights_path,
+                                  self.workdir / f"{self.stage}_log.csv", f"{self.workdir.name} {self.stage}")
         history = self.model.fit(
-            x.astype(np.float32), self.targets(y), batch_size=cfg.batch_size, epochs=cfg.head_epochs,
+            x.astype(np.float32), self.targets(y), batch_size=self.config.batch_size, epochs=self.epochs,
             validation_data=(x_valid.astype(np.float32), self.targets(y_valid)), class_weight=class_weight,
-            callbacks=fit_callbacks(cfg, cfg.head_epochs, self.weights_path, self.workdir / "log.csv", self.workdir.name),
-            verbose=0, shuffle=True,
+            callbacks=callbacks, verbose=0, shuffle=True,
         )
         self.history = {k: [float(v) for v in vals] for k, vals in history.history.items()}
         self.model.save_weights(self.weights_path)  # the restored best weights
@@ -92,11 +98,23 @@ class HeadClassifier:
         return np.eye(self.n_classes, dtype=np.float32)[y]
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        import keras
+        return np.asarray(self.model.predict(x.astype(np.float32), batch_size=256, verbose=0))
 
-        return keras.ops.convert_to_numpy(self.model(x.astype(np.float32), training=False))
-
-    def load(self) -> "HeadClassifier":
-        self.model = build_head(self.input_dim, self.n_classes, self.config.head_dropout, activation=self.activation)
+    def load(self):
+        self.model = self.build()
         self.model.load_weights(self.weights_path)
         return self
+
+
+class HeadClassifier(KerasClassifier):
+    """Standardize → dropout → softmax on frozen features (a regularised multinomial logistic regression)."""
+
+    def __init__(self, input_dim: int, n_classes: int, config: TrainConfig, seed: int, workdir: Path):
+        super().__init__(n_classes, config, seed, workdir)
+        self.input_dim, self.learning_rate, self.epochs = input_dim, config.head_lr, config.head_epochs
+
+    def build(self):
+        return build_head(self.input_dim, self.n_classes, self.config.head_dropout)
+
+    def prepare(self, x: np.ndarray) -> None:
+        self.model.get_layer("standardize").adapt(x.astype(np.float32))

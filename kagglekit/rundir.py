@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from kagglekit.config import RunConfig
+from kagglekit.provenance import write_provenance
 
 
 def new_run_dir(config: RunConfig) -> Path:
@@ -16,4 +17,5 @@ def new_run_dir(config: RunConfig) -> Path:
         suffix += 1
         run_dir = run_dir.with_name(f"{stamp}-{config.hash()}-{suffix}")
     run_dir.mkdir(parents=True)
+    write_provenance(run_dir)
     return run_dir

@@ -340,7 +340,7 @@ def test_run_is_recorded_then_submitted_with_its_cv(kaggle, service, seedlings_s
 def test_run_submit_end_to_end(service, env, tmp_path):
     """download -> ``kagglekit run --submit`` (tiny: 2 folds, 3 head epochs, 15 images per species)
     -> scored -> ledger row with CV and LB -> on the leaderboard. Needs the backbone weights."""
-    from kagglekit.features import cache_root
+    from kagglekit.cache import cache_root
 
     assert kagglekit("download", "seedlings", env=env).returncode == 0
     data = Path(env["KAGGLEKIT_CACHE"]) / "data" / SLUG

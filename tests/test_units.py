@@ -71,3 +71,21 @@ def test_validator_explains_by_row(seedlings_small, tmp_path):
     renamed = sample.rename(columns={"species": "label"})
     report = validate_submission(competition, write_submission(renamed, tmp_path / "cols.csv"), sample_path)
     assert "columns are" in report.problems[0]
+
+
+def test_augmented_views_are_seeded_keras_augmentations():
+    """augmentK views: flips/rotation/shift/shear/zoom/channel shift, reproducible per seed, in range."""
+    from kagglekit.augment import Augmenter, augment_key, is_augmented
+    from kagglekit.config import AugmentConfig
+
+    rng = np.random.default_rng(0)
+    batch = rng.uniform(0, 255, (3, 32, 32, 3)).astype(np.float32)
+    cfg = AugmentConfig()
+    first = Augmenter(cfg, seed=7)("augment1", batch)
+    again = Augmenter(cfg, seed=7)("augment1", batch)
+    other = Augmenter(cfg, seed=7)("augment2", batch)
+    assert first.shape == batch.shape and first.min() >= 0 and first.max() <= 255
+    np.testing.assert_array_equal(first, again)
+    assert not np.allclose(first, batch) and not np.allclose(first, other)
+    assert is_augmented("augment3") and not is_augmented("hflip") and not is_augmented("augmented")
+    assert augment_key(cfg) != augment_key(AugmentConfig(zoom=0.2))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from kagglekit.competition import get_competition
 from kagglekit.errors import ConfigError
-from kagglekit.features import cache_root
+from kagglekit.cache import cache_root
 from kagglekit.localdata import build_class_folder_competition
 
 

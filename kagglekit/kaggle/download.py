@@ -16,7 +16,7 @@ from pathlib import Path
 from kagglekit.competition import Competition
 from kagglekit.datacache import data_cache_dir
 from kagglekit.errors import DataError
-from kagglekit.features import cache_root
+from kagglekit.cache import cache_root
 from kagglekit.fileio import atomic_write_json, sha256_file
 from kagglekit.kaggle.client import KaggleService
 

@@ -30,7 +30,7 @@ def weights_file_name(variant: int) -> str:
 
 
 def weights_cache_dir() -> Path:
-    from kagglekit.features import cache_root
+    from kagglekit.cache import cache_root
 
     return cache_root() / "weights"
 

@@ -93,7 +93,8 @@ def model_inputs(config: RunConfig, paths: list[Path], shas: list[str], views: l
     """What each fold's models read, per view: frozen features, then (fine-tuning) cut activations."""
     features = np.concatenate([
         FeatureExtractor(name, config.image_size, taps=list(get_backbone(name).taps) if config.train.multiscale else None,
-                         weights_dir=config.weights_dir).transform(paths, shas, views, desc)
+                         weights_dir=config.weights_dir, augment=config.augment, seed=config.seed
+                         ).transform(paths, shas, views, desc)
         for name in config.backbones
     ], axis=-1)
     if not config.train.finetune:
@@ -102,7 +103,8 @@ def model_inputs(config: RunConfig, paths: list[Path], shas: list[str], views: l
     cut = get_backbone(backbone).finetune_cut
     if cut is None:
         raise ConfigError(f"backbone {backbone} has no fine-tuning cut point; list another first or set train.finetune: false")
-    extractor = FeatureExtractor(backbone, config.image_size, taps=[cut], pool=False, weights_dir=config.weights_dir)
+    extractor = FeatureExtractor(backbone, config.image_size, taps=[cut], pool=False, weights_dir=config.weights_dir,
+                                 augment=config.augment, seed=config.seed)
     return [features, extractor.transform(paths, shas, views, f"{desc} {cut}")]
 
 

@@ -1,0 +1,41 @@
+"""``kagglekit prepare COMPETITION --source DIR``: an offline competition folder in the data cache.
+
+Where Kaggle is out of reach (this machine, a classroom, CI), a folder of labelled images
+(``<source>/train/<label>/*``) becomes the competition's Kaggle-layout folder: train, a held-out test
+set, its sample submission and the hidden ``solution.csv``. ``kagglekit run`` then finds it like a
+download.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kagglekit.class_folder import ClassFolderCompetition
+from kagglekit.competition import get_competition
+from kagglekit.datacache import data_cache_dir
+from kagglekit.errors import ConfigError
+from kagglekit.localdata import build_class_folder_competition
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("prepare", help="build a competition folder from labelled images (offline)")
+    parser.add_argument("competition", help="competition name or YAML file")
+    parser.add_argument("--source", type=Path, required=True, help="folder with train/<label>/<image>")
+    parser.add_argument("--dest", type=Path, help="target folder (default: the data cache)")
+    parser.add_argument("--test-fraction", type=float, default=0.2, help="share of each class held out as test")
+    parser.add_argument("--per-class", type=int, help="at most this many images per class")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.set_defaults(func=main)
+
+
+def main(args) -> int:
+    competition = get_competition(args.competition)
+    if not isinstance(competition, ClassFolderCompetition):
+        raise ConfigError(f"prepare builds class-folder competitions; {competition.name} is a {competition.task} one")
+    folder = build_class_folder_competition(
+        args.source, args.dest or data_cache_dir(competition), id_column=competition.id_column,
+        label_column=competition.label_column, test_fraction=args.test_fraction, per_class=args.per_class,
+        seed=args.seed,
+    )
+    print(f"{competition.name}: competition folder in {folder}")
+    return 0
