@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kagglekit.competition import COMPETITION_KINDS, Competition, ImageTable
+from kagglekit.competition import COMPETITION_KINDS, Competition, ImageTable, config_kind
 from kagglekit.data.images import is_image_file
 from kagglekit.errors import ConfigError, DataError
 from kagglekit.metrics import METRICS
@@ -129,9 +129,4 @@ class ClassFolderCompetition(Competition):
         return METRICS.get(self.metric)(merged[f"{col}_true"], merged[f"{col}_pred"])
 
 
-@COMPETITION_KINDS.decorator("class-folder")
-def class_folder_from_config(raw: dict) -> ClassFolderCompetition:
-    raw = dict(raw)
-    if "classes" in raw:
-        raw["declared_classes"] = raw.pop("classes")
-    return ClassFolderCompetition(**raw)
+COMPETITION_KINDS.register("class-folder", config_kind(ClassFolderCompetition))

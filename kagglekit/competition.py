@@ -100,6 +100,18 @@ class Competition(ABC):
         return f"{self.title} ({self.slug}): task {self.task}, metric {self.metric}"
 
 
+def config_kind(cls: type) -> Callable[[dict], "Competition"]:
+    """A YAML kind for a dataclass competition; the file's ``classes:`` is its ``declared_classes``."""
+
+    def build(raw: dict) -> Competition:
+        raw = dict(raw)
+        if "classes" in raw:
+            raw["declared_classes"] = raw.pop("classes")
+        return cls(**raw)
+
+    return build
+
+
 def get_competition(name_or_path: str) -> Competition:
     """Find an adapter by registry name, or load a YAML competition file given by path."""
     if name_or_path.endswith((".yaml", ".yml")) and Path(name_or_path).is_file():

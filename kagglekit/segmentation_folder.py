@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from kagglekit import rle
-from kagglekit.competition import COMPETITION_KINDS, Competition, ImageTable
+from kagglekit.competition import COMPETITION_KINDS, Competition, ImageTable, config_kind
 from kagglekit.data.images import is_image_file
 from kagglekit.errors import ConfigError, DataError
 from kagglekit.masks import image_size
@@ -122,9 +122,4 @@ class SegmentationFolderCompetition(Competition):
         return rle_dice_score(solution, submission, self.id_column, self.value_column, self.rle_format, self.name)
 
 
-@COMPETITION_KINDS.decorator("segmentation-folder")
-def segmentation_folder_from_config(raw: dict) -> SegmentationFolderCompetition:
-    raw = dict(raw)
-    if "classes" in raw:
-        raw["declared_classes"] = raw.pop("classes")
-    return SegmentationFolderCompetition(**raw)
+COMPETITION_KINDS.register("segmentation-folder", config_kind(SegmentationFolderCompetition))
