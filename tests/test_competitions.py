@@ -75,3 +75,30 @@ def test_empty_class_folder_is_named(seedlings_small, tmp_path):
         path.unlink()
     with pytest.raises(DataError, match="Maize"):
         get_competition("seedlings").load_train(broken)
+
+
+def test_prepare_fills_the_data_cache_that_run_uses(monkeypatch, tmp_path):
+    """The main job's offline path: `prepare` builds the folder a `run` without --data then finds."""
+    from conftest import SEEDLINGS, require
+
+    from kagglekit.cli import main
+    from kagglekit.datacache import cached_competition_data, data_cache_dir
+
+    monkeypatch.setenv("KAGGLEKIT_CACHE", str(tmp_path / "cache"))
+    competition = get_competition("seedlings")
+    assert main(["prepare", "seedlings", "--source", str(require(SEEDLINGS)), "--per-class", "4"]) == 0
+    folder = cached_competition_data(competition)
+    assert folder == data_cache_dir(competition)
+    assert len(competition.load_train(folder)) == 12 * 3 and len(competition.load_test(folder)) == 12
+
+
+def test_empty_data_cache_downloads_and_explains_missing_credentials(monkeypatch, tmp_path):
+    from kagglekit.datacache import cached_competition_data
+    from kagglekit.errors import KagglekitError
+
+    monkeypatch.setenv("KAGGLEKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "no-kaggle"))
+    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(KagglekitError, match="(?i)credential|kaggle.json"):
+        cached_competition_data(get_competition("seedlings"))
