@@ -54,20 +54,17 @@ def layer_map(variant: int) -> list[tuple[str, str, str]]:
 
 def convert_state_dict(state: dict[str, np.ndarray], variant: int) -> dict[str, np.ndarray]:
     """Keras weights ``{"<layer>/<i>": array}`` from a reference state dict (NCHW -> NHWC layouts)."""
-    out = {}
+    parameters = {"conv": ("weight",), "dwconv": ("weight",), "dense": ("weight", "bias"),
+                  "bn": ("weight", "bias", "running_mean", "running_var")}
+    layouts = {"conv": (2, 3, 1, 0), "dwconv": (2, 3, 0, 1), "dense": (1, 0)}
+    out, used = {}, set()
     for prefix, layer, kind in layer_map(variant):
-        if kind == "conv":
-            arrays = [state[f"{prefix}.weight"].transpose(2, 3, 1, 0)]
-        elif kind == "dwconv":
-            arrays = [state[f"{prefix}.weight"].transpose(2, 3, 0, 1)]
-        elif kind == "bn":
-            arrays = [state[f"{prefix}.{k}"] for k in ("weight", "bias", "running_mean", "running_var")]
-        else:
-            arrays = [state[f"{prefix}.weight"].T, state[f"{prefix}.bias"]]
+        keys = [f"{prefix}.{name}" for name in parameters[kind]]
+        arrays = [state[k] for k in keys]
+        if kind in layouts:
+            arrays[0] = arrays[0].transpose(layouts[kind])
         out.update({f"{layer}/{i}": np.ascontiguousarray(a, dtype=np.float32) for i, a in enumerate(arrays)})
-    used = {f"{p}.{k}" for p, _, kind in layer_map(variant)
-            for k in (("weight", "bias", "running_mean", "running_var") if kind == "bn" else
-                      ("weight", "bias") if kind == "dense" else ("weight",))}
+        used.update(keys)
     unused = sorted(k for k in state if k not in used and not k.endswith("num_batches_tracked"))
     if unused:
         raise WeightsError(f"EfficientNet-Lite{variant} state dict has tensors the architecture does not use: {unused[:5]}")
