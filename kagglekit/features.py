@@ -38,7 +38,6 @@ class FeatureExtractor:
                  augment: AugmentConfig | None = None, seed: int = 0):
         import keras
 
-
         from kagglekit.models.backbones import get_backbone
 
         self.backbone, self.image_size, self.pool, self.batch_size = backbone, image_size, pool, batch_size

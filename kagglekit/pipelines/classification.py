@@ -35,6 +35,7 @@ from kagglekit.models.backbones import get_backbone
 from kagglekit.pipelines import PIPELINES, PREDICTORS, RunResult
 from kagglekit import plots
 from kagglekit.submission import validate_submission, write_submission
+from kagglekit.tta import average_views
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
             x_fit = x[fit_views][:, tr].reshape(-1, *x.shape[2:])
             model.fit(x_fit, np.tile(train.labels[tr], len(fit_views)), x[tta_views[0], va], train.labels[va], weights)
             histories.append(model.history)
-            oof[va] += mean_proba([model], [x[tta_views][:, va]]) / len(inputs)
+            oof[va] += tta_proba(model, x[tta_views][:, va]) / len(inputs)
         fold_scores.append(metric(train.labels[va], oof[va].argmax(1)))
         log.info("fold %d/%d: %s %.4f", k + 1, len(folds), competition.metric, fold_scores[-1])
     atomic_write_json(run_dir / "classes.json", classes)
@@ -129,7 +130,7 @@ def predict_proba(config: RunConfig, run_dir: Path, images: ImageTable, n_classe
     probabilities = []
     for fold in range(config.folds):
         models = [m.load() for m in fold_models(config, run_dir, fold, inputs, n_classes)]
-        probabilities.append(np.mean([mean_proba([m], [x]) for m, x in zip(models, inputs)], axis=0))
+        probabilities.append(np.mean([tta_proba(m, x) for m, x in zip(models, inputs)], axis=0))
     return np.mean(probabilities, axis=0)
 
 
@@ -142,9 +143,9 @@ def predict(competition: Competition, config: RunConfig, run_dir: Path, data: Pa
     return competition.submission_frame(test.ids, proba.argmax(1))
 
 
-def mean_proba(models: list, x_views: list[np.ndarray]) -> np.ndarray:
-    """Mean probabilities over models and views; each x is (views, images, ...)."""
-    return np.mean([m.predict_proba(v) for m, x in zip(models, x_views) for v in x], axis=0)
+def tta_proba(model, x_views: np.ndarray) -> np.ndarray:
+    """A model's probabilities averaged over views; ``x_views`` is (views, images, ...)."""
+    return average_views([model.predict_proba(x) for x in x_views])
 
 
 def read_images(competition: Competition, data: Path, run_dir: Path) -> tuple[ImageTable, ImageTable]:

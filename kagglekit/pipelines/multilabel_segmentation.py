@@ -34,7 +34,7 @@ from kagglekit.losses import positive_weights
 from kagglekit.masks import image_size, read_label_map
 from kagglekit.multilabel import MultiLabelHead, ThresholdTuner, multilabel_report
 from kagglekit.pipelines import PIPELINES, PREDICTORS, RunResult
-from kagglekit.pipelines.classification import mean_proba, model_inputs
+from kagglekit.pipelines.classification import model_inputs, tta_proba
 from kagglekit.pipelines.segmentation import cap_images, evaluate, write_outputs
 from kagglekit.segmenter import Segmenter
 from kagglekit.segmetrics import stack_dice
@@ -83,7 +83,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
                               run_dir / "folds" / f"fold{k}", pos_weight, ml.focal_gamma if ml.loss == "focal" else 0.0)
         head.fit(x_train[fit_views][:, tr].reshape(-1, x_train.shape[-1]), np.tile(train.labels[tr], (len(fit_views), 1)),
                  x_train[tta_views[0], va], train.labels[va])
-        oof[va] = mean_proba([head], [x_train[tta_views][:, va]])
+        oof[va] = tta_proba(head, x_train[tta_views][:, va])
         heads.append(head)
     tuner = ThresholdTuner(ml.top1_fallback).fit(oof, train.labels)
     oof_labels = tuner.predict(oof)
@@ -157,7 +157,7 @@ def predict_with_proba(competition: Competition, config: RunConfig, run_dir: Pat
     n_classes = len(competition.classes)
     heads = [MultiLabelHead(x_test.shape[-1], n_classes, config.train, 0, run_dir / "folds" / f"fold{k}").load()
              for k in range(config.folds)]
-    proba = np.mean([mean_proba([h], [x_test]) for h in heads], axis=0)
+    proba = np.mean([tta_proba(h, x_test) for h in heads], axis=0)
     labels = ThresholdTuner.from_thresholds(post["thresholds"], post["top1_fallback"]).predict(proba)
     allowed = np.hstack([np.ones((len(test), 1), bool), labels.astype(bool)]) if post["consistency"] else None
     segmenter = Segmenter(n_classes + 1, competition.void_label, config, run_dir / "segmenter").load()
