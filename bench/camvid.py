@@ -22,11 +22,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from kagglekit import rle
-from kagglekit.competition import get_competition
-from kagglekit.localdata import build_segmentation_folder_competition
-from kagglekit.masks import read_label_map
-from kagglekit.segmetrics import ConfusionMatrix
+from kagglekit.competitions.builders import build_segmentation_folder_competition
+from kagglekit.competitions.discovery import get_competition
+from kagglekit.data.masks import read_label_map
+from kagglekit.evaluation.segmentation import ConfusionMatrix
+from kagglekit.submission import rle
 
 REPO = Path(__file__).resolve().parents[1]
 CAMVID = REPO.parent / "shared" / "data" / "camvid"

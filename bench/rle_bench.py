@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kagglekit import rle
-from kagglekit.masks import class_masks, read_label_map, resize_labels
+from kagglekit.data.masks import class_masks, read_label_map, resize_labels
+from kagglekit.submission import rle
 
 MASKS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "voc-masks" / "masks"
 

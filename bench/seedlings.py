@@ -45,9 +45,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="kagglekit-bench-"))
     os.environ["KAGGLEKIT_CACHE"] = str(work / "cache")  # cold: nothing cached but nothing downloaded either
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    from kagglekit.competition import get_competition
-    from kagglekit.localdata import build_class_folder_competition
-    from kagglekit.submission import read_csv_strings
+    from kagglekit.competitions.builders import build_class_folder_competition
+    from kagglekit.competitions.discovery import get_competition
+    from kagglekit.submission.writer import read_csv_strings
 
     data = build_class_folder_competition(SOURCE, work / "competition")
     seconds, run_dir = timed_run(data, work / "runs", args.config)

@@ -1,6 +1,7 @@
-"""Competition adapters: one module (or YAML file) per competition, found by name.
+"""kagglekit's shipped competition adapters: one Python module or YAML file per competition.
 
-A module here registers a ``kagglekit.competition.Competition``; a ``*.yaml`` file here defines a
-generic one (``kind: class-folder``). Extra folders of YAML adapters can be named in
-``$KAGGLEKIT_COMPETITIONS``.
+Installed as ``kagglekit_competitions`` (not a generic top-level name) and found through the
+``kagglekit.competitions`` entry point: a module here registers a competition with
+``kagglekit.competitions.discovery.COMPETITIONS``; a ``*.yaml`` file here configures a generic kind
+(``kind: class-folder`` or ``kind: segmentation-folder``) with no Python at all.
 """

@@ -18,11 +18,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kagglekit import rle
-from kagglekit.competition import COMPETITIONS, Competition, ImageTable
-from kagglekit.errors import DataError
-from kagglekit.masks import class_masks, image_size
-from kagglekit.segmetrics import rle_dice_score
+from kagglekit.competitions.contract import (
+    ImageSizes,
+    ImageTable,
+    MultiLabelSegmentationCompetition,
+)
+from kagglekit.competitions.discovery import COMPETITIONS
+from kagglekit.core.errors import DataError
+from kagglekit.data.masks import class_masks
+from kagglekit.evaluation.segmentation import rle_dice_score
+from kagglekit.submission import rle
 
 VOC_CLASSES = [
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -32,11 +37,10 @@ VOC_CLASSES = [
 CLASSIFICATION, SEGMENTATION = "_classification", "_segmentation"
 
 
-class PascalVOCCompetition(Competition):
+class PascalVOCCompetition(MultiLabelSegmentationCompetition):
     name = "pascal-voc"
     slug = "kul-h02a5a-pascal-voc-2009"  # the course's Kaggle slug; set it to your edition's
     title = "PASCAL VOC 2009 classification + segmentation (KU Leuven H02A5a)"
-    task = "multilabel-segmentation"
     metric = "dice"
     id_column = "Id"
     value_column = "Predicted"
@@ -48,9 +52,6 @@ class PascalVOCCompetition(Competition):
         "train": {"views": ["identity", "hflip"], "finetune": False},
         "segmentation": {"input_size": [192, 256]},
     }
-
-    def __init__(self):
-        self._test_sizes: dict[str, tuple[int, int]] = {}
 
     @property
     def classes(self) -> list[str]:
@@ -70,9 +71,7 @@ class PascalVOCCompetition(Competition):
     def load_test(self, data_dir: Path) -> ImageTable:
         table = self._read_table(Path(data_dir) / "test" / "test_set.csv")
         ids = [str(i) for i in table.index]
-        paths = self._existing([Path(data_dir) / "test" / "img" / f"test_{i}.npy" for i in ids])
-        self._test_sizes = {i: image_size(p) for i, p in zip(ids, paths)}
-        return ImageTable(ids, paths)
+        return ImageTable(ids, self._existing([Path(data_dir) / "test" / "img" / f"test_{i}.npy" for i in ids]))
 
     def _read_table(self, path: Path) -> pd.DataFrame:
         if not path.is_file():
@@ -99,21 +98,14 @@ class PascalVOCCompetition(Competition):
             rows.append((f"{id_}{SEGMENTATION}", rle.encode(class_masks(label_map, classes), self.rle_format)))
         return pd.DataFrame(rows, columns=[self.id_column, self.value_column])
 
-    def check_value(self, column: str, value: str) -> str | None:
-        if column != self.value_column:
-            return None
-        return rle.check(value, self.rle_format, len(VOC_CLASSES) * self.max_side ** 2)
-
-    def check_cell(self, row_id: str, column: str, value: str) -> str | None:
+    def check_cell(self, row_id: str, column: str, value: str, sizes: ImageSizes | None = None) -> str | None:
         if column != self.value_column:
             return None
         if row_id.endswith(CLASSIFICATION):
             size = len(VOC_CLASSES)
-        elif row_id.endswith(SEGMENTATION) and row_id[: -len(SEGMENTATION)] in self._test_sizes:
-            height, width = self._test_sizes[row_id[: -len(SEGMENTATION)]]
+        else:  # a mask stack at the image's size; the largest VOC image where the size is not given
+            height, width = (sizes or {}).get(row_id[: -len(SEGMENTATION)], (self.max_side, self.max_side))
             size = len(VOC_CLASSES) * height * width
-        else:  # image size unknown until load_test: check against the largest VOC image
-            return self.check_value(column, value)
         return rle.check(value, self.rle_format, size)
 
     def score(self, solution: pd.DataFrame, submission: pd.DataFrame) -> float:

@@ -1,7 +1,7 @@
 """Kaggle "Plant Seedlings Classification": 12 species, micro-averaged F1, ``file,species``."""
 
-from kagglekit.class_folder import ClassFolderCompetition
-from kagglekit.competition import COMPETITIONS
+from kagglekit.competitions.class_folder import ClassFolderCompetition
+from kagglekit.competitions.discovery import COMPETITIONS
 
 SPECIES = [
     "Black-grass", "Charlock", "Cleavers", "Common Chickweed", "Common wheat", "Fat Hen",

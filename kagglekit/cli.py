@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 
-from kagglekit.errors import KagglekitError
+from kagglekit.core.errors import KagglekitError
 
 #: Each module defines ``register(subparsers)`` which adds its verbs with a ``func`` default.
 COMMAND_MODULES = (

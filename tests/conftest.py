@@ -26,7 +26,7 @@ def require(path: Path) -> Path:
 @pytest.fixture(scope="session")
 def seedlings_small(tmp_path_factory) -> Path:
     """A small real Plant Seedlings competition: 20 images per species, 25% held out as test."""
-    from kagglekit.localdata import build_class_folder_competition
+    from kagglekit.competitions.builders import build_class_folder_competition
 
     return build_class_folder_competition(
         require(SEEDLINGS), tmp_path_factory.mktemp("seedlings-small"), per_class=20, test_fraction=0.25
@@ -61,9 +61,11 @@ def voc_masks() -> Path:
 @pytest.fixture(scope="session")
 def voc_small(tmp_path_factory, voc_masks) -> Path:
     """The VOC course competition's layout from 36 + 12 real masks (images rendered from the masks)."""
-    from kagglekit.localdata import build_voc_competition
+    from kagglekit.competitions.builders import build_voc_competition
+    from kagglekit.competitions.discovery import get_competition
 
-    return build_voc_competition(voc_masks, tmp_path_factory.mktemp("voc-small"), n_train=36, n_test=12)
+    return build_voc_competition(voc_masks, get_competition("pascal-voc"), tmp_path_factory.mktemp("voc-small"),
+                                 n_train=36, n_test=12)
 
 
 @pytest.fixture(scope="session")
@@ -75,8 +77,8 @@ def camvid() -> Path:
 @pytest.fixture(scope="session")
 def camvid_small(tmp_path_factory, camvid) -> Path:
     """CamVid as a segmentation-folder competition: 24 real training frames, 6 held-out test frames."""
-    from kagglekit.competition import get_competition
-    from kagglekit.localdata import build_segmentation_folder_competition
+    from kagglekit.competitions.builders import build_segmentation_folder_competition
+    from kagglekit.competitions.discovery import get_competition
 
     return build_segmentation_folder_competition(
         camvid, get_competition("camvid"), tmp_path_factory.mktemp("camvid-small"), n_train=24, n_test=6)

@@ -32,7 +32,7 @@ def kagglekit(*args, env: dict, cwd: Path = REPO, timeout: float = 120) -> subpr
 
 def variant(solution: Path, out: Path, wrong: int, classes: list[str]) -> Path:
     """The solution with the first ``wrong`` labels changed: distinct bytes, a known score."""
-    from kagglekit.submission import write_submission
+    from kagglekit.submission.writer import write_submission
 
     frame = pd.read_csv(solution, dtype=str, keep_default_na=False)
     column = frame.columns[1]

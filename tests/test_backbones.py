@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from kagglekit.errors import ConfigError, WeightsError
+from kagglekit.core.errors import ConfigError, WeightsError
 from kagglekit.models import backbones, lite_weights
 from kagglekit.models.backbones import feature_layers, get_backbone
 

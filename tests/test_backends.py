@@ -12,8 +12,8 @@ import json, numpy as np, keras
 from PIL import Image
 from skimage import data
 from kagglekit.models.backbones import get_backbone
-from kagglekit.heads import HeadClassifier
-from kagglekit.config import TrainConfig
+from kagglekit.learners.head import HeadClassifier
+from kagglekit.core.config import TrainConfig
 model = get_backbone("efficientnet_lite0").build(224)
 image = np.asarray(Image.fromarray(data.chelsea()).resize((224, 224), Image.BILINEAR), dtype=np.float32)[None]
 features = keras.ops.convert_to_numpy(model(image))

@@ -1,11 +1,10 @@
 """Adapters: the registry, the seedlings layout, and a config-only competition."""
 
-from pathlib import Path
 
 import pytest
 
-from kagglekit.competition import get_competition
-from kagglekit.errors import ConfigError, DataError
+from kagglekit.competitions.discovery import get_competition
+from kagglekit.core.errors import ConfigError, DataError
 
 
 def test_seedlings_is_registered():
@@ -48,9 +47,12 @@ def test_config_only_competition(tmp_path, monkeypatch):
         "kind: class-folder\nname: pets\nslug: pets-demo\ntitle: Pets\n"
         "id_column: id\nlabel_column: animal\nmetric: accuracy\nid_from: stem\n"
     )
-    competition = get_competition(str(spec))
+    unresolved = get_competition(str(spec))
+    with pytest.raises(ConfigError, match="resolve"):
+        unresolved.classes  # the classes are the data's: nothing is guessed before it is read
+    competition = unresolved.resolve(tmp_path / "data")
     train = competition.load_train(tmp_path / "data")
-    assert competition.classes == ["cats", "dogs"]
+    assert competition.classes == ["cats", "dogs"] and unresolved.declared_classes is None  # adapters never change
     assert len(train) == 6
     assert competition.load_test(tmp_path / "data").ids == ["x1"]
 
@@ -82,19 +84,20 @@ def test_prepare_fills_the_data_cache_that_run_uses(monkeypatch, tmp_path):
     from conftest import SEEDLINGS, require
 
     from kagglekit.cli import main
-    from kagglekit.datacache import cached_competition_data, data_cache_dir
+    from kagglekit.core.paths import data_cache_dir
+    from kagglekit.kaggle.download import cached_competition_data
 
     monkeypatch.setenv("KAGGLEKIT_CACHE", str(tmp_path / "cache"))
     competition = get_competition("seedlings")
     assert main(["prepare", "seedlings", "--source", str(require(SEEDLINGS)), "--per-class", "4"]) == 0
     folder = cached_competition_data(competition)
-    assert folder == data_cache_dir(competition)
+    assert folder == data_cache_dir(competition.slug)
     assert len(competition.load_train(folder)) == 12 * 3 and len(competition.load_test(folder)) == 12
 
 
 def test_empty_data_cache_downloads_and_explains_missing_credentials(monkeypatch, tmp_path):
-    from kagglekit.datacache import cached_competition_data
-    from kagglekit.errors import KagglekitError
+    from kagglekit.core.errors import KagglekitError
+    from kagglekit.kaggle.download import cached_competition_data
 
     monkeypatch.setenv("KAGGLEKIT_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "no-kaggle"))

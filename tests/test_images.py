@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from kagglekit.data.images import UnreadableImage, find_unreadable, read_rgb
-from kagglekit.data.pipeline import image_batches
+from kagglekit.data.loaders import image_batches
 
 
 def save(tmp_path, name, image, **kwargs):

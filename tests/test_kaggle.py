@@ -13,16 +13,25 @@ import time
 from pathlib import Path
 
 import pytest
+from kaggle_world import (
+    KEY,
+    OUTSIDER,
+    OUTSIDER_KEY,
+    REPO,
+    USER,
+    client_env,
+    kagglekit,
+    variant,
+)
 
-from kaggle_world import KEY, OUTSIDER, OUTSIDER_KEY, REPO, USER, client_env, kagglekit, variant
-from kagglekit.competition import get_competition
-from kagglekit.errors import DataError, KaggleError, SubmissionError
+from kagglekit.competitions.discovery import get_competition
+from kagglekit.core.errors import DataError, KaggleError, SubmissionError
 from kagglekit.kaggle.client import KaggleService
 from kagglekit.kaggle.credentials import Credentials, load_credentials
 from kagglekit.kaggle.download import MARKER, download_competition
 from kagglekit.kaggle.retry import Backoff, call_with_retry, poll
 from kagglekit.kaggle.submit import SubmitPolicy, submit_file
-from kagglekit.ledger import Ledger
+from kagglekit.runs.ledger import Ledger
 
 SEEDLINGS = get_competition("seedlings")
 SLUG = SEEDLINGS.slug
@@ -110,8 +119,8 @@ def test_retry_is_bounded_and_only_for_transient_errors():
 
 
 def test_ledger_records_runs_and_refuses_duplicate_bytes(tmp_path):
-    from kagglekit.config import RunConfig
-    from kagglekit.pipelines import RunResult
+    from kagglekit.core.config import RunConfig
+    from kagglekit.runs.result import RunResult
 
     run_dir = tmp_path / "seedlings" / "20240101-000000-abc"
     run_dir.mkdir(parents=True)
@@ -308,10 +317,10 @@ def test_killed_submit_is_not_repeated(service, env, seedlings_small, tmp_path):
 
 def test_run_is_recorded_then_submitted_with_its_cv(kaggle, service, seedlings_small, tmp_path, capsys):
     """``kagglekit run --submit`` after the pipeline: the ledger joins CV and leaderboard scores."""
-    from kagglekit.config import RunConfig
-    from kagglekit.kaggle.submit import record_and_submit
-    from kagglekit.pipelines import RunResult
-    from kagglekit.plots import cv_vs_leaderboard
+    from kagglekit.core.config import RunConfig
+    from kagglekit.commands.run import record_and_submit
+    from kagglekit.runs.plots import cv_vs_leaderboard
+    from kagglekit.runs.result import RunResult
 
     config = RunConfig(data=str(seedlings_small), output_dir=str(tmp_path), folds=2)
     ledger = Ledger(tmp_path / "ledger.sqlite")
@@ -320,9 +329,9 @@ def test_run_is_recorded_then_submitted_with_its_cv(kaggle, service, seedlings_s
         run_dir.mkdir(parents=True)
         path = variant(seedlings_small / "solution.csv", run_dir / "submission.csv", wrong, SEEDLINGS.classes)
         result = RunResult(run_dir, "seedlings", "micro_f1", cv, 0.02, [cv - 0.02, cv + 0.02], path, 5.0)
-        assert record_and_submit(result, config, service=kaggle) is None  # recorded, not submitted
+        assert record_and_submit(result, config, SEEDLINGS, service=kaggle) is None  # recorded, not submitted
         assert ledger.history("seedlings").set_index("run_id").public_score.isna()[run_dir.name]
-        row = record_and_submit(result, config, submit=True, message="tiny", service=kaggle)
+        row = record_and_submit(result, config, SEEDLINGS, submit=True, message="tiny", service=kaggle)
         assert row["status"] == "complete" and row["run_id"] == run_dir.name
         [remote] = mine(service, path)
         assert row["public_score"] == pytest.approx(remote.public_score, abs=1e-5)
@@ -340,7 +349,7 @@ def test_run_is_recorded_then_submitted_with_its_cv(kaggle, service, seedlings_s
 def test_run_submit_end_to_end(service, env, tmp_path):
     """download -> ``kagglekit run --submit`` (tiny: 2 folds, 3 head epochs, 15 images per species)
     -> scored -> ledger row with CV and LB -> on the leaderboard. Needs the backbone weights."""
-    from kagglekit.cache import cache_root
+    from kagglekit.core.paths import cache_root
 
     assert kagglekit("download", "seedlings", env=env).returncode == 0
     data = Path(env["KAGGLEKIT_CACHE"]) / "data" / SLUG
@@ -403,7 +412,7 @@ def test_serve_hosts_a_competition_for_the_real_client(seedlings_small, tmp_path
 
     users = tmp_path / "users.json"
     users.write_text(json.dumps({"carol": "carol-key"}))
-    proc = subprocess.Popen([sys.executable, "-m", "kagglekit.kaggle.local_service", "seedlings", "--source",
+    proc = subprocess.Popen([sys.executable, "-m", "kagglekit", "serve", "seedlings", "--source",
                              seedlings_small, "--users", users, "--port", "7788", "--work", tmp_path / "work"],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -15,19 +15,24 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REPO
 
-from kagglekit import plots
-from kagglekit.competition import get_competition
-from kagglekit.config import RunConfig
-from kagglekit.errors import ConfigError, WeightsError
+from kagglekit.competitions.discovery import get_competition
+from kagglekit.core.config import RunConfig
+from kagglekit.core.errors import ConfigError, WeightsError
 from kagglekit.models.backbones import get_backbone
-from kagglekit.notebook.bootstrap import BUNDLE_MANIFEST, InputNotFound, find_bundle, find_data, verify_bundle
+from kagglekit.notebook.bootstrap import (
+    BUNDLE_MANIFEST,
+    InputNotFound,
+    find_bundle,
+    find_data,
+    verify_bundle,
+)
 from kagglekit.notebook.generate import generate_notebook
 from kagglekit.notebook.render import render_notebook
 from kagglekit.notebook.wheel import write_source_wheel
-from kagglekit.provenance import PROVENANCE_FILE, write_provenance
-
-from conftest import REPO
+from kagglekit.runs import plots
+from kagglekit.runs.provenance import PROVENANCE_FILE, write_provenance
 
 NETGUARD = Path(__file__).parent / "netguard"
 
@@ -133,7 +138,7 @@ def test_bundle_holds_what_the_notebook_reads(finished_run, tmp_path):
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         packaged = archive.read("kagglekit/notebook/bootstrap.py")
-    assert "competitions/seedlings.py" in names and not any("__pycache__" in n for n in names)
+    assert "kagglekit_competitions/seedlings.py" in names and "kagglekit_competitions/camvid.yaml" in names and not any("__pycache__" in n for n in names)
     assert packaged == (REPO / "kagglekit" / "notebook" / "bootstrap.py").read_bytes()
     assert manifest["kagglekit_version"].startswith("0.1.0+src.")
     again = write_source_wheel(tmp_path / "again")
@@ -148,15 +153,15 @@ def test_bundled_wheel_installs_offline_and_wins_over_the_installed_kagglekit(fi
         "from bootstrap import install_bundled_kagglekit;"
         "import kagglekit;"  # the installed (editable) one is imported first ...
         "v = install_bundled_kagglekit(sys.argv[2], sys.argv[3]);"
-        "import kagglekit, competitions.seedlings;"  # ... and replaced by the bundled one
-        "print(v, kagglekit.__file__, competitions.seedlings.__file__);"
-        "import pathlib; pathlib.Path(sys.argv[3], 'kagglekit', 'tta.py').unlink();"
-        "import kagglekit.tta"  # missing from the bundle: not served by the installed kagglekit
+        "import kagglekit, kagglekit_competitions.seedlings;"  # ... and replaced by the bundled one
+        "print(v, kagglekit.__file__, kagglekit_competitions.seedlings.__file__);"
+        "import pathlib; pathlib.Path(sys.argv[3], 'kagglekit', 'data', 'views.py').unlink();"
+        "import kagglekit.data.views"  # missing from the bundle: not served by the installed kagglekit
     )
     target = tmp_path / "site"
     out = subprocess.run([sys.executable, "-c", script, str(REPO / "kagglekit" / "notebook"), str(bundle), str(target)],
                          env=guarded_env(tmp_path), cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert "ModuleNotFoundError: kagglekit.tta is not part of the bundled kagglekit" in out.stderr, out.stderr
+    assert "ModuleNotFoundError: kagglekit.data.views is not part of the bundled kagglekit" in out.stderr, out.stderr
     version, module, adapter = out.stdout.split()
     assert version == json.loads((bundle / BUNDLE_MANIFEST).read_text())["kagglekit_version"]
     assert Path(module).is_relative_to(target) and Path(adapter).is_relative_to(target)
@@ -201,8 +206,8 @@ def test_notebook_ships_only_the_code_that_made_the_run(finished_run, tmp_path):
 
 
 def test_ledger_history_is_part_of_the_report(finished_run, tmp_path):
-    from kagglekit import ledger as ledger_module
-    from kagglekit.pipelines import RunResult
+    from kagglekit.runs import ledger as ledger_module
+    from kagglekit.runs.result import RunResult
 
     run_dir, weights = finished_run
     ledger = ledger_module.Ledger(ledger_module.default_ledger_path(run_dir.parents[1]))

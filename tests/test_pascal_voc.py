@@ -4,11 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kagglekit import rle
-from kagglekit.competition import get_competition
-from kagglekit.errors import DataError, SubmissionError
-from kagglekit.masks import read_label_map
-from kagglekit.submission import read_csv_strings, validate_submission, write_submission
+from kagglekit.competitions.discovery import get_competition
+from kagglekit.core.errors import DataError, SubmissionError
+from kagglekit.data.masks import read_label_map
+from kagglekit.submission import rle
+from kagglekit.submission.validator import validate_submission
+from kagglekit.submission.writer import read_csv_strings, write_submission
 
 
 def test_reads_the_course_layout(voc_small):
@@ -69,17 +70,18 @@ def test_score_on_frames_in_the_submission_format(voc_small):
 
 def test_validator_checks_rle_per_row(voc_small, tmp_path):
     voc = get_competition("pascal-voc")
-    test = voc.load_test(voc_small)  # learns each test image's size: exact range checks
+    test = voc.load_test(voc_small)
     sample_path = voc_small / "sample_submission.csv"
     solution = read_csv_strings(voc_small / "solution.csv")
-    assert validate_submission(voc, write_submission(solution, tmp_path / "ok.csv"), sample_path).ok
+    assert voc.validate(write_submission(solution, tmp_path / "ok.csv"), voc_small).ok
     bad = solution.copy()
     height, width = np.load(test.paths[0]).shape[:2]
     bad.loc[0, "Predicted"] = "20 2"  # classification: past the 20 classes
     bad.loc[1, "Predicted"] = f"{20 * height * width} 2"  # segmentation: past this image's 20 masks
     bad.loc[2, "Predicted"] = "1 2 2 1"  # overlapping runs
     bad.loc[3, "Predicted"] = "1 x"
-    report = validate_submission(voc, write_submission(bad, tmp_path / "bad.csv"), sample_path)
+    # the competition reads each test image's size itself: nothing depends on an earlier load_test
+    report = get_competition("pascal-voc").validate(write_submission(bad, tmp_path / "bad.csv"), voc_small)
     text = "\n".join(report.problems)
     assert "line 2 (id '0_classification')" in text and "past the mask's 20 pixels" in text
     assert "line 3 (id '0_segmentation')" in text and f"past the mask's {20 * height * width} pixels" in text
@@ -91,13 +93,13 @@ def test_config_file_keeps_the_competitions_run_defaults(tmp_path):
     """A config file that sets one key must not reset what the adapter chose (flips, input size)."""
     import argparse
 
-    from kagglekit.commands.run import resolve_config
+    from kagglekit.commands.run import resolve_run
 
     path = tmp_path / "c.yaml"
     path.write_text("folds: 3\nsegmentation: {epochs: 2}\n")
-    args = argparse.Namespace(competition="pascal-voc", config=path, data=None, backbone=None, folds=None,
+    args = argparse.Namespace(competition="pascal-voc", config=path, data=str(tmp_path), backbone=None, folds=None,
                               image_size=None, seed=None, weights_dir=None, output_dir=None)
-    config = resolve_config(args)
+    _, config = resolve_run(args)
     assert config.folds == 3 and config.segmentation.epochs == 2
     assert config.train.views == ["identity", "hflip"] and config.segmentation.input_size == [192, 256]
 
@@ -117,3 +119,17 @@ def test_local_kaggle_service_scores_voc_submissions(voc_small):
     broken.loc[0, "Predicted"] = "5 1 2 1"
     with pytest.raises(ValueError, match="out of order"):
         score_submission(voc, solution, np.ones(len(solution), bool), broken.to_csv(index=False).encode())
+
+
+def test_validation_without_sizes_is_looser_and_sizes_are_read_by_validate(voc_small, tmp_path):
+    """A mask run past its image but inside the largest VOC image passes only when sizes are unknown."""
+    voc = get_competition("pascal-voc")
+    test = voc.load_test(voc_small)
+    height, width = np.load(test.paths[0]).shape[:2]
+    assert height * width < 500 * 500
+    bad = read_csv_strings(voc_small / "solution.csv")
+    bad.loc[1, "Predicted"] = f"{20 * height * width} 2"  # just past image 0's 20 masks
+    path = write_submission(bad, tmp_path / "bad.csv")
+    assert validate_submission(voc, path, voc_small / "sample_submission.csv").ok  # no sizes: only the bound
+    report = voc.validate(path, voc_small)
+    assert not report.ok and "line 3 (id '0_segmentation')" in report.problems[0]

@@ -2,12 +2,11 @@
 
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from kagglekit.cli import main
-from kagglekit.competition import get_competition
+from kagglekit.competitions.discovery import get_competition
 
 
 def run_cli(*argv) -> int:
@@ -64,7 +63,7 @@ def test_unreadable_images(seedlings_small, tmp_path):
     """A corrupt training image is skipped and listed; a corrupt test image stops the run, named."""
     import shutil
 
-    from kagglekit.errors import DataError
+    from kagglekit.core.errors import DataError
     from kagglekit.pipelines.classification import read_images
 
     data = tmp_path / "data"

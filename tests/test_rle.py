@@ -3,11 +3,12 @@
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from kagglekit import rle
-from kagglekit.masks import class_masks, read_label_map
+from kagglekit.data.masks import class_masks, read_label_map
+from kagglekit.submission import rle
 
 FORMATS = [rle.COLUMN_MAJOR, rle.ROW_MAJOR, rle.RLEFormat("F", base=0, empty="-1")]
 masks = arrays(bool, st.tuples(st.integers(1, 9), st.integers(1, 9)))

@@ -36,7 +36,7 @@ def assert_predict_rebuilds_submission(run_dir: Path, data: Path, tmp_path: Path
 
 
 def naive_decode(text: str, size: int) -> np.ndarray:
-    """Written from the competition's description, independent of kagglekit.rle."""
+    """Written from the competition's description, independent of kagglekit.submission.rle."""
     flat = np.zeros(size, dtype=bool)
     numbers = [int(n) for n in text.split()]
     for start, length in zip(numbers[0::2], numbers[1::2]):
@@ -51,8 +51,8 @@ def naive_dice(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.mark.slow
 def test_pascal_voc_run_writes_a_submission_that_decodes_and_scores(voc_small, tmp_path):
-    from kagglekit.competition import get_competition
-    from kagglekit.multilabel import ThresholdTuner
+    from kagglekit.competitions.discovery import get_competition
+    from kagglekit.learners.thresholds import ThresholdTuner
 
     run_dir = run_cli("pascal-voc", voc_small, tmp_path)
     submission = pd.read_csv(run_dir / "submission.csv", dtype=str, keep_default_na=False)
@@ -89,9 +89,9 @@ def test_pascal_voc_run_writes_a_submission_that_decodes_and_scores(voc_small, t
 
 @pytest.mark.slow
 def test_camvid_run_reports_miou_and_writes_per_class_rows(camvid, camvid_small, tmp_path):
-    from kagglekit import rle
-    from kagglekit.competition import get_competition
-    from kagglekit.masks import read_label_map
+    from kagglekit.competitions.discovery import get_competition
+    from kagglekit.data.masks import read_label_map
+    from kagglekit.submission import rle
 
     run_dir = run_cli("camvid", camvid_small, tmp_path)
     metrics = json.loads((run_dir / "metrics.json").read_text())

@@ -4,10 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kagglekit import rle
-from kagglekit.cv import grouped_holdout, multilabel_folds
-from kagglekit.multilabel import ThresholdTuner, multilabel_report
-from kagglekit.segmetrics import ConfusionMatrix, mask_dice, stack_dice
+from kagglekit.evaluation.folds import grouped_holdout, multilabel_folds
+from kagglekit.evaluation.reports import multilabel_report
+from kagglekit.evaluation.segmentation import ConfusionMatrix, mask_dice, stack_dice
+from kagglekit.learners.thresholds import ThresholdTuner
+from kagglekit.submission import rle
 
 
 def test_multilabel_folds_stratify_every_label_and_keep_groups_whole():
@@ -48,7 +49,7 @@ def test_thresholds_maximise_oof_f1_and_never_leave_an_image_unlabelled():
 def test_segmentation_loss_ignores_void_and_rewards_the_truth():
     import keras
 
-    from kagglekit.losses import SegmentationLoss
+    from kagglekit.models.losses import SegmentationLoss
 
     truth = np.array([[[0, 1], [255, 1]]])
     good = np.eye(2)[[[0, 1], [0, 1]]][None].astype("float32") * 0.98 + 0.01
@@ -78,7 +79,7 @@ def test_metrics_agree_with_decoded_submissions():
 
 
 def test_camvid_is_a_config_only_competition(camvid, camvid_small):
-    from kagglekit.competition import get_competition
+    from kagglekit.competitions.discovery import get_competition
 
     competition = get_competition("camvid")
     assert competition.task == "segmentation" and competition.void_label == 11 and len(competition.classes) == 11
@@ -87,7 +88,7 @@ def test_camvid_is_a_config_only_competition(camvid, camvid_small):
     assert len(set(competition.groups(train.ids))) == 3  # the three drives
     solution = pd.read_csv(camvid_small / "solution.csv", dtype=str, keep_default_na=False)
     assert len(solution) == 6 * 11 and solution.Id[0] == f"{test.ids[0]}_0"
-    from kagglekit.masks import read_label_map
+    from kagglekit.data.masks import read_label_map
 
     mask = read_label_map(camvid / "masks" / f"{test.ids[0]}.png")
     sky = rle.decode(solution.EncodedPixels[0], mask.shape, rle.COLUMN_MAJOR)  # column-major, 1-based
@@ -96,7 +97,7 @@ def test_camvid_is_a_config_only_competition(camvid, camvid_small):
 
 
 def test_augmentations_move_image_and_mask_together():
-    from kagglekit.segmenter import AugmentedBatches
+    from kagglekit.learners.segmenter import AugmentedBatches
 
     rng = np.random.default_rng(3)
     masks = np.zeros((6, 32, 48), np.uint8)
@@ -130,7 +131,7 @@ def test_segmentation_heads_give_per_pixel_probabilities_at_input_size(head):
 def test_multilabel_loss_weights_positives_and_focal_spares_easy_examples():
     import keras
 
-    from kagglekit.losses import MultiLabelLoss
+    from kagglekit.models.losses import MultiLabelLoss
 
     y = np.array([[1.0, 0.0]])
     p = np.array([[0.6, 0.1]], dtype="float32")

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from kagglekit.config import RunConfig, from_dict
-from kagglekit.cv import content_groups, stratified_folds
-from kagglekit.errors import ConfigError, SubmissionError
-from kagglekit.tta import VIEWS, apply_view
+from kagglekit.core.config import RunConfig, from_dict
+from kagglekit.core.errors import ConfigError, SubmissionError
+from kagglekit.data.views import VIEWS, apply_view
+from kagglekit.evaluation.folds import content_groups, stratified_folds
 
 
 def test_views_are_the_eight_dihedral_transforms():
@@ -49,8 +49,9 @@ def test_config_rejects_unknown_keys_and_bad_types(tmp_path):
 
 
 def test_validator_explains_by_row(seedlings_small, tmp_path):
-    from kagglekit.competition import get_competition
-    from kagglekit.submission import read_csv_strings, validate_submission, write_submission
+    from kagglekit.competitions.discovery import get_competition
+    from kagglekit.submission.validator import validate_submission
+    from kagglekit.submission.writer import read_csv_strings, write_submission
 
     competition = get_competition("seedlings")
     sample_path = seedlings_small / "sample_submission.csv"
@@ -75,8 +76,8 @@ def test_validator_explains_by_row(seedlings_small, tmp_path):
 
 def test_augmented_views_are_seeded_keras_augmentations():
     """augmentK views: flips/rotation/shift/shear/zoom/channel shift, reproducible per seed, in range."""
-    from kagglekit.augment import Augmenter, augment_key, is_augmented
-    from kagglekit.config import AugmentConfig
+    from kagglekit.core.config import AugmentConfig
+    from kagglekit.data.augment import Augmenter, augment_key, is_augmented
 
     rng = np.random.default_rng(0)
     batch = rng.uniform(0, 255, (3, 32, 32, 3)).astype(np.float32)

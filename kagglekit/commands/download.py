@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kagglekit.competition import get_competition
+from kagglekit.competitions.discovery import get_competition
 from kagglekit.kaggle.client import KaggleService
 from kagglekit.kaggle.download import download_competition
 

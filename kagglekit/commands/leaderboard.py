@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from kagglekit.competition import get_competition
+from kagglekit.competitions.discovery import get_competition
 from kagglekit.kaggle.client import KaggleService
 
 

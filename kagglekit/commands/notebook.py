@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from kagglekit.competition import get_competition
-from kagglekit.ledger import default_ledger_path
+from kagglekit.competitions.discovery import get_competition
+from kagglekit.runs.ledger import default_ledger_path
 
 
 def register(subparsers) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kagglekit.predict import predict_run
+from kagglekit.pipelines.rebuild import predict_run
 
 
 def register(subparsers) -> None:

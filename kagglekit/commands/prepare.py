@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kagglekit.class_folder import ClassFolderCompetition
-from kagglekit.competition import get_competition
-from kagglekit.datacache import data_cache_dir
-from kagglekit.errors import ConfigError
-from kagglekit.localdata import build_class_folder_competition
+from kagglekit.competitions.builders import build_class_folder_competition
+from kagglekit.competitions.class_folder import ClassFolderCompetition
+from kagglekit.competitions.discovery import get_competition
+from kagglekit.core.errors import ConfigError
+from kagglekit.core.paths import data_cache_dir
 
 
 def register(subparsers) -> None:
@@ -33,7 +33,7 @@ def main(args) -> int:
     if not isinstance(competition, ClassFolderCompetition):
         raise ConfigError(f"prepare builds class-folder competitions; {competition.name} is a {competition.task} one")
     folder = build_class_folder_competition(
-        args.source, args.dest or data_cache_dir(competition), id_column=competition.id_column,
+        args.source, args.dest or data_cache_dir(competition.slug), id_column=competition.id_column,
         label_column=competition.label_column, test_fraction=args.test_fraction, per_class=args.per_class,
         seed=args.seed,
     )

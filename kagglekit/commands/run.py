@@ -1,15 +1,25 @@
-"""``kagglekit run COMPETITION``: train with cross-validation, predict, write a validated submission."""
+"""``kagglekit run COMPETITION``: train with cross-validation, predict, write a validated submission.
+
+The competition and the run config are resolved once, here, and passed down frozen; the run is
+recorded in the ledger here too, after its outputs are safe on disk.
+"""
 
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
-from kagglekit.competition import get_competition
-from kagglekit.config import RunConfig, from_dict, merge, read_config_file
-from kagglekit.kaggle.submit import record_and_submit
+from kagglekit.competitions.contract import Competition
+from kagglekit.competitions.discovery import get_competition
+from kagglekit.core.config import RunConfig, from_dict, merge, read_config_file
+from kagglekit.kaggle.client import KaggleService
+from kagglekit.kaggle.download import cached_competition_data
+from kagglekit.kaggle.submit import describe, submit_file
 from kagglekit.pipelines import get_pipeline
-from kagglekit.rundir import new_run_dir
+from kagglekit.runs.ledger import Ledger, default_ledger_path
+from kagglekit.runs.result import RunResult
+from kagglekit.runs.rundir import COMPETITION_FILE, new_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -31,32 +41,51 @@ def register(subparsers) -> None:
     parser.set_defaults(func=main)
 
 
-def resolve_config(args) -> RunConfig:
-    """Defaults < the competition's run defaults < the config file < command-line options."""
+def resolve_run(args) -> tuple[Competition, RunConfig]:
+    """The competition (its data folder found, downloaded if need be) and the frozen run config.
+
+    Defaults < the competition's run defaults < the config file < command-line options.
+    """
     competition = get_competition(args.competition)
-    raw = merge(dict(competition.run_defaults), {"competition": args.competition})
+    reference = str(Path(args.competition).resolve()) if Path(args.competition).suffix in (".yaml", ".yml") \
+        else competition.name
+    raw = merge(dict(competition.run_defaults), {"competition": reference})
     if args.config:
         # only the keys the file sets: its defaults must not undo the competition's run defaults
-        raw = merge(raw, read_config_file(args.config) | {"competition": args.competition})
+        raw = merge(raw, read_config_file(args.config) | {"competition": reference})
+    data = args.data or str(cached_competition_data(competition))
     raw = merge(raw, {
-        "data": args.data, "backbones": args.backbone, "folds": args.folds, "image_size": args.image_size,
+        "data": data, "backbones": args.backbone, "folds": args.folds, "image_size": args.image_size,
         "seed": args.seed, "weights_dir": args.weights_dir, "output_dir": args.output_dir,
     })
-    return from_dict(RunConfig, raw, where="run config")
+    config = from_dict(RunConfig, raw, where="run config")
+    return competition.resolve(Path(data)), config
 
 
 def main(args) -> int:
-    config = resolve_config(args)
-    competition = get_competition(config.competition)
-    if config.data is None:
-        from kagglekit.datacache import cached_competition_data
-
-        config.data = str(cached_competition_data(competition))
-    run_dir = new_run_dir(config)
+    competition, config = resolve_run(args)
+    run_dir = new_run_dir(config, competition.name)
+    if Path(config.competition).suffix in (".yaml", ".yml"):  # the run directory must explain itself
+        shutil.copyfile(config.competition, run_dir / COMPETITION_FILE)
     log.info("%s → %s", competition.describe(), run_dir)
     result = get_pipeline(competition.task)(competition, config, run_dir)
     print(f"CV {result.metric}: {result.cv_mean:.4f} ± {result.cv_std:.4f} "
           f"(folds: {', '.join(f'{s:.4f}' for s in result.fold_scores)}) in {result.seconds:.0f} s")
     print(f"submission: {result.submission}")
-    record_and_submit(result, config, submit=args.submit, message=args.message, force=args.force)
+    record_and_submit(result, config, competition, submit=args.submit, message=args.message, force=args.force)
     return 0
+
+
+def record_and_submit(result: RunResult, config: RunConfig, competition: Competition, submit: bool = False,
+                      message: str | None = None, force: bool = False,
+                      service: KaggleService | None = None) -> dict | None:
+    """Record the finished run in the ledger; with ``submit``, send its submission.csv once."""
+    ledger = Ledger(default_ledger_path(config.output_dir))
+    run_id = ledger.record_run(result, config)
+    if not submit:
+        return None
+    text = f"{run_id}: CV {result.metric} {result.cv_mean:.4f} ± {result.cv_std:.4f}"
+    row = submit_file(service or KaggleService(), ledger, competition, Path(result.submission),
+                      f"{text} - {message}" if message else text, Path(config.data), run_id=run_id, force=force)
+    print(f"submitted {result.submission}: {describe(row)}")
+    return row

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from kagglekit.competition import get_competition
-from kagglekit.ledger import Ledger, default_ledger_path
+from kagglekit.competitions.discovery import get_competition
+from kagglekit.runs.ledger import Ledger, default_ledger_path
 
 
 def register(subparsers) -> None:
@@ -19,7 +19,9 @@ def register(subparsers) -> None:
 
 
 def main(args) -> int:
-    from kagglekit.plots import cv_vs_leaderboard  # matplotlib: only this verb pays for it
+    from kagglekit.runs.plots import (
+        cv_vs_leaderboard,  # matplotlib: only this verb pays for it
+    )
 
     competition = get_competition(args.competition)
     history = Ledger(args.ledger).history(competition.name, include_unlinked=True)

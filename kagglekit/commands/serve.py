@@ -10,10 +10,10 @@ import json
 import threading
 from pathlib import Path
 
-from kagglekit.competition import get_competition
-from kagglekit.errors import ConfigError
-from kagglekit.cache import cache_root
-from kagglekit.localdata import build_class_folder_competition
+from kagglekit.competitions.builders import build_class_folder_competition
+from kagglekit.competitions.discovery import get_competition
+from kagglekit.core.errors import ConfigError
+from kagglekit.core.paths import cache_root
 
 
 def register(subparsers) -> None:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from kagglekit.competition import get_competition
+from kagglekit.competitions.discovery import get_competition
 from kagglekit.kaggle.client import KaggleService
 from kagglekit.kaggle.submit import apply_status
-from kagglekit.ledger import UNFINISHED, Ledger, default_ledger_path
+from kagglekit.runs.ledger import UNFINISHED, Ledger, default_ledger_path
 
 
 def register(subparsers) -> None:

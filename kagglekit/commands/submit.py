@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kagglekit.competition import get_competition
-from kagglekit.datacache import cached_competition_data
+from kagglekit.competitions.discovery import get_competition
 from kagglekit.kaggle.client import KaggleService
+from kagglekit.kaggle.download import cached_competition_data
 from kagglekit.kaggle.submit import SubmitPolicy, describe, submit_file
-from kagglekit.ledger import Ledger, default_ledger_path
+from kagglekit.runs.ledger import Ledger, default_ledger_path
 
 
 def register(subparsers) -> None:

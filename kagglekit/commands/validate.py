@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kagglekit.competition import get_competition
-from kagglekit.submission import validate_submission
+from kagglekit.competitions.discovery import get_competition
 
 
 def register(subparsers) -> None:
@@ -18,8 +17,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     competition = get_competition(args.competition)
-    sample = competition.sample_submission_path(args.data)
-    report = validate_submission(competition, args.file, sample)
+    report = competition.resolve(args.data).validate(args.file, args.data)
     if report.ok:
         print(f"{args.file}: valid {competition.name} submission ({report.rows} rows)")
         return 0

@@ -19,7 +19,7 @@ from typing import Callable, TypeVar
 import requests
 from requests.adapters import HTTPAdapter
 
-from kagglekit.errors import KaggleError
+from kagglekit.core.errors import KaggleError
 from kagglekit.kaggle.credentials import HOW_TO_GET_A_KEY, Credentials, load_credentials
 from kagglekit.kaggle.retry import Backoff, call_with_retry
 

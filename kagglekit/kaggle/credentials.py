@@ -14,7 +14,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kagglekit.errors import KaggleError
+from kagglekit.core.errors import KaggleError
 
 log = logging.getLogger(__name__)
 

@@ -13,15 +13,26 @@ import shutil
 import zipfile
 from pathlib import Path
 
-from kagglekit.competition import Competition
-from kagglekit.datacache import data_cache_dir
-from kagglekit.errors import DataError
-from kagglekit.cache import cache_root
-from kagglekit.fileio import atomic_write_json, sha256_file
+from kagglekit.competitions.contract import Competition
+from kagglekit.core.errors import DataError
+from kagglekit.core.fileio import atomic_write_json, sha256_file
+from kagglekit.core.paths import data_cache_dir, downloads_dir
 from kagglekit.kaggle.client import KaggleService
 
 log = logging.getLogger(__name__)
 MARKER = ".kagglekit-download.json"
+
+
+def cached_competition_data(competition: Competition, service: KaggleService | None = None) -> Path:
+    """The data cache's folder for ``competition``; downloaded through the Kaggle API when it is empty.
+
+    A folder is usable when it holds the sample submission: downloaded, or built offline by ``prepare``.
+    """
+    folder = data_cache_dir(competition.slug)
+    if (folder / competition.sample_submission).is_file():
+        return folder
+    log.info("no data for %s in %s: downloading it through the Kaggle API", competition.name, folder)
+    return download_competition(service or KaggleService(), competition, folder)
 
 
 def is_complete(folder: Path) -> bool:
@@ -31,7 +42,7 @@ def is_complete(folder: Path) -> bool:
 def download_competition(service: KaggleService, competition: Competition, dest: Path | None = None,
                          force: bool = False) -> Path:
     """The folder holding the competition's files, downloading what is missing."""
-    dest = Path(dest) if dest is not None else data_cache_dir(competition)
+    dest = Path(dest) if dest is not None else data_cache_dir(competition.slug)
     if is_complete(dest) and not force:
         log.info("%s: already downloaded in %s", competition.slug, dest)
         return dest
@@ -40,7 +51,7 @@ def download_competition(service: KaggleService, competition: Competition, dest:
                         "folder with --dest (nothing there is deleted or overwritten)")
     listed = {f.name: f.total_bytes for f in service.list_files(competition.slug)}
     log.info("%s: %d files listed; downloading the archive", competition.slug, len(listed))
-    archive = service.download_all(competition.slug, cache_root() / "downloads")
+    archive = service.download_all(competition.slug, downloads_dir())
     _verify(archive, listed)
     staging = dest.with_name(f".{dest.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterator, TypeVar
 
-from kagglekit.errors import KaggleError
+from kagglekit.core.errors import KaggleError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

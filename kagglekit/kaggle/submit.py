@@ -14,13 +14,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from kagglekit.competition import Competition, get_competition
-from kagglekit.errors import KaggleError
-from kagglekit.fileio import sha256_file
+from kagglekit.competitions.contract import Competition
+from kagglekit.core.errors import KaggleError
+from kagglekit.core.fileio import sha256_file
 from kagglekit.kaggle.client import KaggleService
 from kagglekit.kaggle.retry import poll
-from kagglekit.ledger import Ledger, default_ledger_path, parse_time
-from kagglekit.submission import validate_submission
+from kagglekit.runs.ledger import Ledger, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +47,7 @@ def submit_file(service: KaggleService, ledger: Ledger, competition: Competition
                 policy: SubmitPolicy = SubmitPolicy()) -> dict:
     """Validate, upload once, wait for the score; returns the ledger row."""
     path = Path(path)
-    validate_submission(competition, path, competition.sample_submission_path(data_dir)).raise_if_invalid()
+    competition.validate(path, data_dir).raise_if_invalid()
     sha = sha256_file(path)
     run_id = run_id or ledger.run_for_file(competition.name, sha)
     row = ledger.open_submission(competition.name, sha, str(path), message, run_id, force)
@@ -145,18 +144,3 @@ def describe(row: dict) -> str:
     if row["status"] == "error":
         return f"ref {row['ref']}: Kaggle could not score it: {row['error']}"
     return f"ref {row['ref']}: {row['status']} (not scored yet)"
-
-
-def record_and_submit(result, config, submit: bool = False, message: str | None = None,
-                      force: bool = False, service: KaggleService | None = None) -> dict | None:
-    """After ``kagglekit run``: always record the run; with ``submit``, send its submission.csv."""
-    ledger = Ledger(default_ledger_path(config.output_dir))
-    run_id = ledger.record_run(result, config)
-    if not submit:
-        return None
-    competition = get_competition(config.competition)
-    text = f"{run_id}: CV {result.metric} {result.cv_mean:.4f} ± {result.cv_std:.4f}"
-    row = submit_file(service or KaggleService(), ledger, competition, Path(result.submission),
-                      f"{text} - {message}" if message else text, Path(config.data), run_id=run_id, force=force)
-    print(f"submitted {result.submission}: {describe(row)}")
-    return row

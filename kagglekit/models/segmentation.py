@@ -10,7 +10,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from kagglekit.registry import Registry
+from kagglekit.core.registry import Registry
 
 SEGMENTATION_HEADS: Registry = Registry("segmentation head")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 BUNDLE_MANIFEST = "kagglekit-bundle.json"
 KAGGLE_INPUT = Path("/kaggle/input")
-PACKAGES = ("kagglekit", "competitions")
+PACKAGES = ("kagglekit", "kagglekit_competitions")
 
 
 class InputNotFound(FileNotFoundError):
@@ -80,7 +80,7 @@ def verify_bundle(bundle: Path) -> dict:
 
 
 class BundledOnly(importlib.abc.MetaPathFinder):
-    """Import kagglekit and competitions from ``folder`` alone: a module missing from the bundle is an
+    """Import kagglekit and its shipped competitions from ``folder`` alone: a module missing from the bundle is an
     error, never filled in from another kagglekit installed in the environment (an editable install's
     finder would otherwise serve it)."""
 

@@ -15,11 +15,12 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from kagglekit.competition import Competition
-from kagglekit.config import RunConfig
-from kagglekit.errors import WeightsError
-from kagglekit.fileio import atomic_write_json, sha256_file
-from kagglekit.models.backbones import candidate_dirs, get_backbone
+from kagglekit.competitions.contract import Competition
+from kagglekit.core.config import RunConfig
+from kagglekit.core.errors import WeightsError
+from kagglekit.core.fileio import atomic_write_json, sha256_file
+from kagglekit.models.backbones import get_backbone
+from kagglekit.models.weights import find_weights_file, where_weights_go
 from kagglekit.notebook.bootstrap import BUNDLE_MANIFEST
 from kagglekit.notebook.wheel import write_source_wheel
 
@@ -67,12 +68,12 @@ def backbone_weight_files(backbones: list[str], weights_dir: str | None) -> list
     files = []
     for name in backbones:
         spec = get_backbone(name)
-        found = [d / spec.weights_file for d in candidate_dirs(weights_dir) if (d / spec.weights_file).is_file()]
-        if not found:
-            where = ", ".join(map(str, candidate_dirs(weights_dir)))
+        found = find_weights_file(spec.weights_file, weights_dir)
+        if found is None:
+            where = where_weights_go(weights_dir)
             raise WeightsError(
                 f"backbone {name}: {spec.weights_file} is in none of {where}; the notebook cannot fetch it "
                 f"on Kaggle. Build the backbone once here (e.g. `kagglekit run`), or pass --weights-dir"
             )
-        files.append(found[0])
+        files.append(found)
     return files

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import nbformat
 
-from kagglekit.competition import Competition
-from kagglekit.config import RunConfig
-from kagglekit.errors import ConfigError, DataError
-from kagglekit.fileio import atomic_write_json, atomic_write_text
+from kagglekit.competitions.contract import Competition
+from kagglekit.core.config import RunConfig
+from kagglekit.core.errors import ConfigError, DataError
+from kagglekit.core.fileio import atomic_write_json, atomic_write_text
 from kagglekit.notebook import kaggle_metadata, report
 from kagglekit.notebook.bundle import write_bundle
 from kagglekit.notebook.render import render_notebook, template_text
-from kagglekit.provenance import PROVENANCE_FILE, source_digest
+from kagglekit.runs.provenance import PROVENANCE_FILE, source_digest
 
 #: What a run directory must hold for a notebook (the report reads them; predict_run reads the rest).
 RUN_FILES = ("config.yaml", "metrics.json", "data_report.json", "submission.csv")

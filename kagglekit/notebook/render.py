@@ -14,7 +14,7 @@ from importlib import resources
 import jupytext
 import nbformat
 
-from kagglekit.errors import ConfigError
+from kagglekit.core.errors import ConfigError
 
 #: ``{{name}}`` anywhere; in code cells also ``# {{name}}`` alone on a line (a block). One pass per
 #: cell, so filled-in values are never rescanned.

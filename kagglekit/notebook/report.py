@@ -12,8 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from kagglekit.competition import Competition
-from kagglekit.submission import read_csv_strings
+from kagglekit.competitions.contract import Competition
+from kagglekit.submission.writer import read_csv_strings
 
 KAGGLE_COMPETITION_URL = "https://www.kaggle.com/competitions/{slug}"
 #: Ledger columns shown in the history table, in this order (others are left out for width).
@@ -118,7 +118,7 @@ def ledger_section(competition: Competition, run_dir: Path, ledger_path: Path | 
     title = "## Submission history\n\n"
     if ledger_path is None or not Path(ledger_path).is_file():
         return title + f"No submissions recorded yet for {competition.name} (no score ledger)."
-    from kagglekit.ledger import Ledger
+    from kagglekit.runs.ledger import Ledger
 
     history = Ledger(ledger_path).history(competition.name, include_unlinked=True)
     if history.empty:

@@ -76,11 +76,9 @@ version = install_bundled_kagglekit(bundle, work / "site-packages")
 print(f"inputs: {bundle}\nkagglekit {version} installed in {work / 'site-packages'}\npython: {sys.executable}")
 
 # %%
-from kagglekit.competition import get_competition
-from kagglekit.predict import predict_run
+from kagglekit.pipelines.rebuild import predict_run, run_competition
 
-manifest = json.loads((bundle / BUNDLE_MANIFEST).read_text(encoding="utf-8"))
-competition = get_competition(manifest["competition"])
+competition = run_competition(bundle / "run")
 data = find_data(competition.slug, competition.sample_submission, DATA_DIR or os.environ.get("KAGGLEKIT_DATA"))
 print(f"competition data: {data}")
 submission = predict_run(bundle / "run", data, Path(OUTPUT), weights_dir=str(bundle / "weights"))
@@ -91,7 +89,7 @@ print(f"wrote {submission}")
 # (a code competition swaps in its hidden test set when it reruns the notebook, so there they differ).
 
 # %%
-from kagglekit.submission import read_csv_strings
+from kagglekit.submission.writer import read_csv_strings
 
 ours, runs = read_csv_strings(submission), read_csv_strings(bundle / "run" / "submission.csv")
 if ours.equals(runs):

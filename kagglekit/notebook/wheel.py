@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import kagglekit
-from kagglekit.fileio import atomic_open
-from kagglekit.provenance import package_files, source_digest
+from kagglekit.competitions.discovery import ENTRY_POINT_GROUP
+from kagglekit.core.fileio import atomic_open
+from kagglekit.runs.provenance import package_files, source_digest
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 
@@ -40,6 +41,8 @@ def write_source_wheel(out_dir: Path) -> SourceWheel:
         f"Metadata-Version: 2.1\nName: kagglekit\nVersion: {version}\n"
         f"Summary: kagglekit source {digest}\n"
     ).encode()
+    entries[f"{dist_info}/entry_points.txt"] = (  # how discovery finds the shipped competitions
+        f"[{ENTRY_POINT_GROUP}]\nshipped = kagglekit_competitions\n").encode()
     entries[f"{dist_info}/WHEEL"] = (
         "Wheel-Version: 1.0\nGenerator: kagglekit.notebook.wheel\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
     ).encode()

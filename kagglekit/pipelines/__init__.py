@@ -1,54 +1,35 @@
-"""Task pipelines: the shared "how" behind a competition's ``task`` (classification, ...).
+"""Task pipelines: the shared "how" behind a competition's ``task``, one module per task.
 
-A pipeline is a function ``run(competition, config, run_dir) -> RunResult`` registered in
-``PIPELINES`` under the task name. It trains with honest cross-validation, predicts the test set and
-writes a validated submission plus everything that explains the run into ``run_dir``.
-
-Its partner in ``PREDICTORS``, ``predict(competition, config, run_dir, data_dir) -> DataFrame``,
-rebuilds the submission from the saved models alone (``kagglekit predict``, generated notebooks).
+Each module defines ``run(competition, config, run_dir) -> RunResult``, which trains with honest
+cross-validation, predicts the test set and writes a validated submission plus everything that
+explains the run into ``run_dir``; and ``predict(competition, config, run_dir, data_dir) -> DataFrame``,
+which rebuilds that submission from the saved models alone (``kagglekit predict``, generated notebooks).
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
-from pathlib import Path
+from types import ModuleType
 
-from kagglekit.registry import Registry
+from kagglekit.core.errors import ConfigError
 
-PIPELINES: Registry = Registry("task pipeline")
-PREDICTORS: Registry = Registry("task predictor")
-#: Modules that register pipelines; imported on first lookup.
-PIPELINE_MODULES = (
-    "kagglekit.pipelines.classification",
-    "kagglekit.pipelines.segmentation",
-    "kagglekit.pipelines.multilabel_segmentation",
-)
+#: Task name -> the module that runs it (imported on first use: TensorFlow is slow to load).
+TASK_MODULES = {
+    "classification": "kagglekit.pipelines.classification",
+    "segmentation": "kagglekit.pipelines.segmentation",
+    "multilabel-segmentation": "kagglekit.pipelines.multilabel_segmentation",
+}
 
 
-@dataclass
-class RunResult:
-    run_dir: Path
-    competition: str
-    metric: str
-    cv_mean: float
-    cv_std: float
-    fold_scores: list[float]
-    submission: Path
-    seconds: float
-    extra: dict = field(default_factory=dict)
-
-
-def _import_pipelines() -> None:
-    for module in PIPELINE_MODULES:
-        importlib.import_module(module)
+def pipeline_module(task: str) -> ModuleType:
+    if task not in TASK_MODULES:
+        raise ConfigError(f"no pipeline runs task {task!r}; known tasks: {', '.join(TASK_MODULES)}")
+    return importlib.import_module(TASK_MODULES[task])
 
 
 def get_pipeline(task: str):
-    _import_pipelines()
-    return PIPELINES.get(task)
+    return pipeline_module(task).run
 
 
 def get_predictor(task: str):
-    _import_pipelines()
-    return PREDICTORS.get(task)
+    return pipeline_module(task).predict

@@ -21,26 +21,25 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.class_weight import compute_class_weight
 
-from kagglekit.competition import Competition, ImageTable
-from kagglekit.config import RunConfig
-from kagglekit.cv import content_groups, stratified_folds
+from kagglekit.competitions.contract import Competition, ImageTable
+from kagglekit.core.config import RunConfig
+from kagglekit.core.errors import ConfigError, DataError
+from kagglekit.core.fileio import atomic_write_json, atomic_write_text, sha256_file
 from kagglekit.data.images import find_unreadable
-from kagglekit.errors import ConfigError, DataError
-from kagglekit.features import FeatureExtractor
-from kagglekit.finetune import TopBlocksClassifier
-from kagglekit.fileio import atomic_write_json, atomic_write_text, sha256_file
-from kagglekit.heads import HeadClassifier
-from kagglekit.metrics import METRICS
+from kagglekit.data.views import average_views
+from kagglekit.evaluation.folds import content_groups, stratified_folds
+from kagglekit.evaluation.metrics import METRICS
+from kagglekit.learners.features import FeatureExtractor
+from kagglekit.learners.head import HeadClassifier
+from kagglekit.learners.top_blocks import TopBlocksClassifier
 from kagglekit.models.backbones import get_backbone
-from kagglekit.pipelines import PIPELINES, PREDICTORS, RunResult
-from kagglekit import plots
-from kagglekit.submission import validate_submission, write_submission
-from kagglekit.tta import average_views
+from kagglekit.runs import plots
+from kagglekit.runs.result import RunResult
+from kagglekit.submission.writer import write_submission
 
 log = logging.getLogger(__name__)
 
 
-@PIPELINES.decorator("classification")
 def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult:
     started = time.time()
     data = Path(config.data)
@@ -76,7 +75,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
 
     test_proba = predict_proba(config, run_dir, test, len(classes))
     submission = write_submission(competition.submission_frame(test.ids, test_proba.argmax(1)), run_dir / "submission.csv")
-    validate_submission(competition, submission, competition.sample_submission_path(data)).raise_if_invalid()
+    competition.validate(submission, data).raise_if_invalid()
 
     result = RunResult(
         run_dir=run_dir, competition=competition.name, metric=competition.metric,
@@ -134,10 +133,8 @@ def predict_proba(config: RunConfig, run_dir: Path, images: ImageTable, n_classe
     return np.mean(probabilities, axis=0)
 
 
-@PREDICTORS.decorator("classification")
 def predict(competition: Competition, config: RunConfig, run_dir: Path, data: Path) -> pd.DataFrame:
     """The submission of a finished run, recomputed from its saved fold models."""
-    competition.load_train(data)  # adapters that discover their labels from the train folder need this
     test = competition.load_test(data)
     proba = predict_proba(config, run_dir, test, len(competition.classes))
     return competition.submission_frame(test.ids, proba.argmax(1))

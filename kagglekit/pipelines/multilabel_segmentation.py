@@ -23,29 +23,30 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kagglekit import plots
-from kagglekit.competition import Competition
-from kagglekit.config import RunConfig
-from kagglekit.cv import content_groups, multilabel_folds
+from kagglekit.competitions.contract import Competition
+from kagglekit.core.config import RunConfig
+from kagglekit.core.errors import ConfigError, DataError
+from kagglekit.core.fileio import atomic_write_json, atomic_write_text, sha256_file
 from kagglekit.data.images import find_unreadable
-from kagglekit.errors import ConfigError, DataError
-from kagglekit.fileio import atomic_write_json, atomic_write_text, sha256_file
-from kagglekit.losses import positive_weights
-from kagglekit.masks import image_size, read_label_map
-from kagglekit.multilabel import MultiLabelHead, ThresholdTuner, multilabel_report
-from kagglekit.pipelines import PIPELINES, PREDICTORS, RunResult
+from kagglekit.data.masks import image_size, read_label_map
+from kagglekit.evaluation.folds import content_groups, multilabel_folds
+from kagglekit.evaluation.reports import multilabel_report, segmentation_report
+from kagglekit.evaluation.segmentation import stack_dice
+from kagglekit.learners.multilabel_head import MultiLabelHead
+from kagglekit.learners.segmenter import Segmenter
+from kagglekit.learners.thresholds import ThresholdTuner
+from kagglekit.models.losses import positive_weights
 from kagglekit.pipelines.classification import model_inputs, tta_proba
-from kagglekit.pipelines.segmentation import cap_images, evaluate, write_outputs
-from kagglekit.segmenter import Segmenter
-from kagglekit.segmetrics import stack_dice
-from kagglekit.submission import validate_submission, write_submission
+from kagglekit.pipelines.segmentation import cap_images, write_outputs
+from kagglekit.runs import plots
+from kagglekit.runs.result import RunResult
+from kagglekit.submission.writer import write_submission
 
 log = logging.getLogger(__name__)
 #: What turns probabilities into the submission: per-class thresholds, top-1 fallback, consistency.
 POSTPROCESS = "postprocess.json"
 
 
-@PIPELINES.decorator("multilabel-segmentation")
 def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult:
     started = time.time()
     data = Path(config.data)
@@ -108,7 +109,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
     mode = config.segmentation.consistency
     use_consistency = mode == "on" or (mode == "auto" and dice_consistent > dice_plain)
     predicted = consistent if use_consistency else plain
-    seg_scores = evaluate(truths, predicted, ["background"] + classes, void)
+    seg_scores = segmentation_report(truths, predicted, ["background"] + classes, void)
     log.info("segmentation hold-out: Dice %.4f plain, %.4f with classifier consistency (%s); mIoU %.4f",
              dice_plain, dice_consistent, "kept" if use_consistency else "dropped", seg_scores["miou"])
 
@@ -123,7 +124,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
                                               "top1_fallback": ml.top1_fallback, "consistency": use_consistency})
     frame, test_proba = predict_with_proba(competition, config, run_dir, data)
     submission = write_submission(frame, run_dir / "submission.csv")
-    validate_submission(competition, submission, competition.sample_submission_path(data)).raise_if_invalid()
+    competition.validate(submission, data).raise_if_invalid()
 
     result = RunResult(
         run_dir=run_dir, competition=competition.name, metric=competition.metric,
@@ -143,7 +144,6 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
     return result
 
 
-@PREDICTORS.decorator("multilabel-segmentation")
 def predict(competition: Competition, config: RunConfig, run_dir: Path, data: Path) -> pd.DataFrame:
     """The submission of a finished run, recomputed from its saved heads, thresholds and segmenter."""
     return predict_with_proba(competition, config, run_dir, data)[0]

@@ -18,22 +18,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kagglekit import plots
-from kagglekit.competition import Competition, ImageTable
-from kagglekit.config import RunConfig
-from kagglekit.cv import grouped_holdout
+from kagglekit.competitions.contract import Competition, ImageTable
+from kagglekit.core.config import RunConfig
+from kagglekit.core.fileio import atomic_write_json
 from kagglekit.data.images import read_rgb
-from kagglekit.fileio import atomic_write_json
-from kagglekit.masks import image_size, read_label_map
-from kagglekit.pipelines import PIPELINES, PREDICTORS, RunResult
-from kagglekit.segmenter import Segmenter
-from kagglekit.segmetrics import ConfusionMatrix, mask_dice
-from kagglekit.submission import validate_submission, write_submission
+from kagglekit.data.masks import image_size, read_label_map
+from kagglekit.evaluation.folds import grouped_holdout
+from kagglekit.evaluation.reports import segmentation_report
+from kagglekit.learners.segmenter import Segmenter
+from kagglekit.runs import plots
+from kagglekit.runs.result import RunResult
+from kagglekit.submission.writer import write_submission
 
 log = logging.getLogger(__name__)
 
 
-@PIPELINES.decorator("segmentation")
 def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult:
     started = time.time()
     data = Path(config.data)
@@ -52,11 +51,11 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
     segmenter.fit(fit.paths, fit.masks, valid.paths, valid.masks)
     truths = [read_label_map(m) for m in valid.masks]
     predicted = segmenter.predict(valid.paths, [t.shape for t in truths], config.tta)
-    scores = evaluate(truths, predicted, classes, void)
+    scores = segmentation_report(truths, predicted, classes, void)
     log.info("hold-out (%d images): mIoU %.4f, Dice %.4f", len(valid), scores["miou"], scores["dice"])
 
     submission = write_submission(predict(competition, config, run_dir, data), run_dir / "submission.csv")
-    validate_submission(competition, submission, competition.sample_submission_path(data)).raise_if_invalid()
+    competition.validate(submission, data).raise_if_invalid()
 
     result = RunResult(
         run_dir=run_dir, competition=competition.name, metric=competition.metric,
@@ -68,7 +67,6 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
     return result
 
 
-@PREDICTORS.decorator("segmentation")
 def predict(competition: Competition, config: RunConfig, run_dir: Path, data: Path) -> pd.DataFrame:
     """The submission of a finished run, recomputed from its saved segmenter (the run writes this too)."""
     test = competition.load_test(data)
@@ -82,19 +80,6 @@ def cap_images(table: ImageTable, limit: int) -> ImageTable:
     if not limit or limit >= len(table):
         return table
     return table.subset(np.linspace(0, len(table) - 1, limit).round().astype(int))
-
-
-def evaluate(truths: list[np.ndarray], predicted: list[np.ndarray], classes: list[str], void: int | None) -> dict:
-    """mIoU and per-class IoU over the whole split, and the competition's mean Dice over (image, class) rows."""
-    confusion = ConfusionMatrix(len(classes), void)
-    for truth, pred in zip(truths, predicted):
-        confusion.update(truth, pred)
-    iou = confusion.iou()
-    dice = np.mean([mask_dice(t, p, len(classes)) for t, p in zip(truths, predicted)])
-    return {
-        "miou": confusion.miou(), "dice": float(dice), "pixel_accuracy": confusion.pixel_accuracy(),
-        "iou": {c: (None if np.isnan(v) else float(v)) for c, v in zip(classes, iou)},
-    }
 
 
 def write_outputs(result: RunResult, competition: Competition, histories: list[dict], valid: ImageTable,

@@ -10,6 +10,10 @@ http://localhost:7777.
 
 from kagglekit.kaggle.local_service.faults import Fault, Faults
 from kagglekit.kaggle.local_service.server import LocalKaggleService
-from kagglekit.kaggle.local_service.state import HostedCompetition, ServiceState, host_competition
+from kagglekit.kaggle.local_service.state import (
+    HostedCompetition,
+    ServiceState,
+    host_competition,
+)
 
 __all__ = ["Fault", "Faults", "HostedCompetition", "LocalKaggleService", "ServiceState", "host_competition"]

@@ -8,8 +8,8 @@ import io
 import numpy as np
 import pandas as pd
 
-from kagglekit.competition import Competition
-from kagglekit.errors import KagglekitError
+from kagglekit.competitions.contract import Competition
+from kagglekit.core.errors import KagglekitError
 
 
 def public_mask(n_rows: int, public_fraction: float, seed: int = 0) -> np.ndarray:

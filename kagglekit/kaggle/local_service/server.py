@@ -16,10 +16,14 @@ from urllib.parse import parse_qs, urlsplit
 from kagglesdk.competitions.types import competition_api_service as api
 from kagglesdk.competitions.types.submission_status import SubmissionStatus
 
-from kagglekit.competition import Competition
+from kagglekit.competitions.contract import Competition
 from kagglekit.kaggle.local_service.faults import Fault, Faults
 from kagglekit.kaggle.local_service.state import (
-    HostedCompetition, ServiceError, ServiceState, Submission, host_competition,
+    HostedCompetition,
+    ServiceError,
+    ServiceState,
+    Submission,
+    host_competition,
 )
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kagglekit.competition import Competition
+from kagglekit.competitions.contract import Competition
 from kagglekit.kaggle.local_service.scoring import public_mask, score_submission
 
 ZIP_DATE = (2020, 1, 1, 0, 0, 0)  # fixed, so the same data gives the same zip bytes (and ETag)

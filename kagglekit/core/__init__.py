@@ -1,0 +1,1 @@
+"""What every layer uses: errors, registries, atomic file writes, the run config, cache paths, progress."""

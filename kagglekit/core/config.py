@@ -1,0 +1,176 @@
+"""One typed config per run: checked when read (naming the key at fault), frozen, saved beside the outputs.
+
+Defaults < the competition's run defaults < ``--config FILE`` < command-line options. A file may set any
+subset of fields; unknown keys are errors (a typo must not silently fall back to a default). Every field
+declares its type and allowed values, so a wrong value fails when the file is read, not an hour into a run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from kagglekit.core.errors import ConfigError
+from kagglekit.core.fileio import atomic_write_text
+
+
+def _split_commas(value):
+    """``--backbone a,b`` and ``views: a, b`` mean the list [a, b]."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+#: A non-empty list of names, given as a YAML list or a comma-separated string.
+Names = Annotated[list[str], BeforeValidator(_split_commas), Field(min_length=1)]
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+class Section(BaseModel):
+    """Strict (no "yes" for true, no "3" for 3), closed (unknown keys fail) and frozen once built."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class AugmentConfig(Section):
+    """Keras preprocessing-layer augmentation (the values the seed notebooks used)."""
+
+    horizontal_flip: bool = True
+    vertical_flip: bool = True
+    rotation: Fraction = 0.5  # fraction of a full turn, as keras.layers.RandomRotation takes it
+    shift: Fraction = 0.1
+    shear: Fraction = 0.1
+    zoom: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    channel_shift: Fraction = 0.05  # fraction of the value range
+
+
+class TrainConfig(Section):
+    """The two training stages: a head on cached frozen features, then optional fine-tuning.
+
+    ``multiscale`` pools several stages of each backbone (the registry's taps), not just the last one.
+    Fine-tuning trains the top blocks of the first backbone (after its registry cut point) on cached
+    activations; its probabilities are averaged with the head's.
+    """
+
+    head_epochs: PositiveInt = 60
+    head_lr: PositiveFloat = 2e-3
+    head_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.3
+    label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    multiscale: bool = True
+    views: Names = ["identity", "hflip", "vflip", "rot90"]
+    finetune: bool = False
+    finetune_epochs: PositiveInt = 8
+    finetune_lr: PositiveFloat = 3e-4
+    batch_size: PositiveInt = 64
+    patience: PositiveInt = 8
+    class_weights: bool = True
+
+
+class MultiLabelConfig(Section):
+    """Multi-label classification (sigmoid head): loss, per-class weights, OOF-tuned thresholds."""
+
+    loss: Literal["bce", "focal"] = "bce"
+    focal_gamma: Annotated[float, Field(ge=0)] = 2.0
+    class_weights: bool = True  # weight each class's positives by sqrt(negatives / positives)
+    top1_fallback: bool = True  # an image predicted with no label gets its likeliest one
+
+
+class SegmentationConfig(Section):
+    """Segmentation on a pretrained backbone (the first of ``backbones``); CPU-sized defaults."""
+
+    head: Literal["deeplabv3plus", "unet"] = "deeplabv3plus"  # kagglekit.models.segmentation.SEGMENTATION_HEADS
+    input_size: Annotated[list[PositiveInt], Field(min_length=2, max_length=2)] = [160, 224]  # height, width
+    freeze_encoder: bool = True
+    epochs: PositiveInt = 6
+    batch_size: PositiveInt = 8
+    lr: PositiveFloat = 1e-3
+    dice_weight: Annotated[float, Field(ge=0)] = 1.0  # loss = sparse cross-entropy + dice_weight * soft Dice
+    hflip: bool = True  # augmentations applied identically to image and mask
+    scale: Annotated[float, Field(ge=0, lt=1)] = 0.25  # random crop of 1 - scale .. 1 of each side, resized back
+    valid_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2  # grouped hold-out for early stopping and mIoU
+    patience: PositiveInt = 3
+    consistency: Literal["auto", "on", "off"] = "auto"  # drop mask classes the classifier rules out
+    max_train_images: Annotated[int, Field(ge=0)] = 0  # 0: all; >0 caps the images a quick run trains on
+
+
+class RunConfig(Section):
+    competition: str = "seedlings"
+    data: str | None = None
+    backbones: Names = ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
+    image_size: Annotated[int, Field(ge=32, le=2048)] = 224
+    folds: Annotated[int, Field(ge=2)] = 5
+    seed: Annotated[int, Field(ge=0)] = 42
+    weights_dir: str | None = None
+    output_dir: str = "submissions"
+    tta: Names = ["identity", "hflip", "vflip", "rot90"]
+    augment: AugmentConfig = AugmentConfig()
+    train: TrainConfig = TrainConfig()
+    multilabel: MultiLabelConfig = MultiLabelConfig()
+    segmentation: SegmentationConfig = SegmentationConfig()
+
+    def to_dict(self) -> dict:
+        return self.model_dump(mode="json")
+
+    def hash(self) -> str:
+        """Identity of what the run computes (paths excluded), for the ledger and caches."""
+        payload = self.to_dict()
+        for key in ("data", "output_dir", "weights_dir"):
+            payload.pop(key)
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+    def save(self, path: str | Path) -> None:
+        atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @classmethod
+    def load(cls, path: str | Path, **overrides) -> "RunConfig":
+        return from_dict(cls, merge(read_config_file(path), overrides), where=str(path))
+
+
+def read_config_file(path: str | Path) -> dict:
+    """The mapping a config file sets (only the keys it names: defaults are not filled in)."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config {path} must be a mapping of settings, got {type(raw).__name__}")
+    from_dict(RunConfig, raw, where=str(path))  # names, types and ranges checked against the file itself
+    return raw
+
+
+def merge(base: dict, overrides: dict) -> dict:
+    """Deep-merge ``overrides`` (None values mean 'not given') into ``base``."""
+    out = dict(base)
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def from_dict(cls: type[BaseModel], raw, where: str = "config"):
+    """Build ``cls`` from a mapping; every problem is reported with its dotted key."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping of settings, got {raw!r}")
+    try:
+        return cls.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: " + "; ".join(_describe(error) for error in exc.errors())) from None
+
+
+def _describe(error: dict) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        return f"unknown key {key}"
+    return f"{key}: {error['msg'].lower()} (got {error.get('input')!r})"

@@ -1,0 +1,71 @@
+"""Training augmentation with Keras preprocessing layers, materialised as cached views.
+
+The seed notebooks augmented with flips, rotation, shifts, shear, zoom and channel shift. Training
+on cached features cannot augment on the fly, so each augmented pass over the images becomes a view
+(``augment1``, ``augment2``, ...): one seeded random draw per image, computed once and cached like the
+dihedral views. The layers are Keras 3 layers, so the same code runs on every backend.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import keras
+import numpy as np
+
+from kagglekit.core.config import AugmentConfig
+
+PREFIX = "augment"
+
+
+def is_augmented(view: str) -> bool:
+    return view.startswith(PREFIX) and view[len(PREFIX):].isdigit()
+
+
+def augment_key(cfg: AugmentConfig) -> str:
+    """Short hash of the augmentation settings: part of an augmented view's cache identity."""
+    return hashlib.sha256(json.dumps(cfg.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:8]
+
+
+class ChannelShift(keras.layers.Layer):
+    """Add one random offset per image and channel (a fraction of the 0-255 range)."""
+
+    def __init__(self, factor: float, seed: int, **kwargs):
+        super().__init__(**kwargs)
+        self.factor, self.generator = factor, keras.random.SeedGenerator(seed)
+
+    def call(self, x, training=True):
+        if not training:
+            return x
+        shift = keras.random.uniform((keras.ops.shape(x)[0], 1, 1, 3), -self.factor, self.factor, seed=self.generator)
+        return keras.ops.clip(x + 255.0 * shift, 0.0, 255.0)
+
+
+def build_augmenter(cfg: AugmentConfig, seed: int) -> keras.Sequential:
+    flips = "horizontal_and_vertical" if cfg.horizontal_flip and cfg.vertical_flip else (
+        "horizontal" if cfg.horizontal_flip else "vertical" if cfg.vertical_flip else None)
+    layers = [keras.layers.RandomFlip(flips, seed=seed)] if flips else []
+    if cfg.rotation:
+        layers.append(keras.layers.RandomRotation(cfg.rotation, fill_mode="reflect", seed=seed + 1))
+    if cfg.shift:
+        layers.append(keras.layers.RandomTranslation(cfg.shift, cfg.shift, fill_mode="reflect", seed=seed + 2))
+    if cfg.shear:
+        layers.append(keras.layers.RandomShear(cfg.shear, cfg.shear, fill_mode="reflect", seed=seed + 3))
+    if cfg.zoom:
+        layers.append(keras.layers.RandomZoom(cfg.zoom, fill_mode="reflect", seed=seed + 4))
+    if cfg.channel_shift:
+        layers.append(ChannelShift(cfg.channel_shift, seed + 5))
+    return keras.Sequential(layers, name="augment")
+
+
+class Augmenter:
+    """Renders augmented views of NumPy batches: view ``augmentK`` draws from its own seed stream."""
+
+    def __init__(self, cfg: AugmentConfig, seed: int = 0):
+        self.cfg, self.seed, self._pipelines = cfg, seed, {}
+
+    def __call__(self, view: str, batch: np.ndarray) -> np.ndarray:
+        if view not in self._pipelines:
+            self._pipelines[view] = build_augmenter(self.cfg, self.seed + 1000 * int(view[len(PREFIX):]))
+        return keras.ops.convert_to_numpy(self._pipelines[view](batch.astype(np.float32), training=True))

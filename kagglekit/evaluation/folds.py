@@ -1,0 +1,80 @@
+"""Honest cross-validation splits: stratified by label, with identical images kept together.
+
+Kaggle training sets contain byte-identical duplicates (Plant Seedlings has three in Common wheat).
+If copies land in different folds the CV score leaks, so folds are grouped by file content.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold
+
+from kagglekit.core.errors import DataError
+from kagglekit.core.fileio import sha256_file
+
+
+def content_groups(paths: list[Path]) -> tuple[np.ndarray, list[str]]:
+    """Group id per file (same bytes → same group), plus each file's sha256."""
+    shas = [sha256_file(p) for p in paths]
+    first: dict[str, int] = {}
+    groups = np.array([first.setdefault(s, len(first)) for s in shas])
+    return groups, shas
+
+
+def stratified_folds(labels: np.ndarray, groups: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """K (train_index, valid_index) pairs; every class appears in every validation fold."""
+    counts = np.bincount(labels)
+    if k < 2:
+        raise DataError(f"cross-validation needs at least 2 folds, got {k}")
+    if counts.min() < k:
+        rare = int(np.argmin(counts))
+        raise DataError(f"class index {rare} has {counts.min()} image(s), fewer than the {k} folds asked for")
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    return [(tr, va) for tr, va in splitter.split(np.zeros(len(labels)), labels, groups)]
+
+
+def multilabel_folds(labels: np.ndarray, groups: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """K (train_index, valid_index) pairs, iteratively stratified over every label, groups kept whole.
+
+    The splitter sees one row per group (the union of its members' labels) and each member follows
+    its group, so duplicates never straddle folds.
+    """
+    from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
+
+    if k < 2:
+        raise DataError(f"cross-validation needs at least 2 folds, got {k}")
+    unique, inverse = np.unique(groups, return_inverse=True)
+    if len(unique) < k:
+        raise DataError(f"{len(unique)} distinct image(s), fewer than the {k} folds asked for")
+    group_labels = np.zeros((len(unique), labels.shape[1]), dtype=labels.dtype)
+    np.maximum.at(group_labels, inverse, labels)
+    splitter = MultilabelStratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    folds = []
+    for _, valid_groups in splitter.split(np.zeros(len(unique)), group_labels):
+        in_valid = np.isin(inverse, valid_groups)
+        folds.append((np.flatnonzero(~in_valid), np.flatnonzero(in_valid)))
+    return folds
+
+
+def grouped_holdout(groups: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """One (train_index, valid_index) split holding out whole groups, as close to ``fraction`` as they allow.
+
+    With few large groups (CamVid: three drives) K-fold is impossible, but a whole held-out group is
+    the honest test; groups are visited in a seeded random order and kept when they bring the
+    validation share closer to ``fraction``.
+    """
+    groups = np.asarray(groups)
+    names, counts = np.unique(groups, return_counts=True)
+    if len(names) < 2:
+        raise DataError("a grouped hold-out needs at least 2 groups of images")
+    target, held, chosen = fraction * len(groups), 0, []
+    for i in np.random.default_rng(seed).permutation(len(names)):
+        if abs(held + counts[i] - target) < abs(held - target) and len(chosen) < len(names) - 1:
+            held += counts[i]
+            chosen.append(names[i])
+    if not chosen:  # every group is larger than the target: hold out the smallest
+        chosen = [names[np.argmin(counts)]]
+    in_valid = np.isin(groups, chosen)
+    return np.flatnonzero(~in_valid), np.flatnonzero(in_valid)

@@ -1,0 +1,1 @@
+"""Trainable objects with ``fit`` / ``predict`` / ``load``: heads, fine-tuned blocks, thresholds, segmenters."""

@@ -1,0 +1,112 @@
+"""Frozen-backbone features, computed once per image and view, cached on disk by image content.
+
+Training heads on cached features is what makes K-fold CV and reruns cheap on a CPU: the backbone
+runs once per image per view, ever. The cache key covers everything the numbers depend on: backbone
+name, the exact weight values, image size, the tapped layers, the view and the image bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from kagglekit.core.config import AugmentConfig
+from kagglekit.core.paths import features_cache_dir
+from kagglekit.data.augment import Augmenter, augment_key, is_augmented
+from kagglekit.data.loaders import image_batches
+from kagglekit.data.views import apply_view
+
+log = logging.getLogger(__name__)
+
+FEATURE_FORMAT = 1  # bump when the way features are computed changes
+
+
+class FeatureExtractor:
+    """Maps images to the concatenated global-average-pooled outputs of ``taps`` of a frozen backbone.
+
+    With ``pool=False`` and one tap it returns that layer's activation map instead (the input of
+    fine-tuned top blocks).
+    """
+
+    def __init__(self, backbone: str, image_size: int, taps: list[str] | None = None, pool: bool = True,
+                 weights_dir: str | None = None, batch_size: int = 64, cache_dir: Path | None = None,
+                 augment: AugmentConfig | None = None, seed: int = 0):
+        import keras
+
+        from kagglekit.models.backbones import get_backbone
+
+        self.backbone, self.image_size, self.pool, self.batch_size = backbone, image_size, pool, batch_size
+        self.spec = get_backbone(backbone)
+        net = self.spec.build(image_size, weights_dir=weights_dir)
+        self.taps = list(taps or [])
+        if not self.taps:
+            outputs = net.output
+        elif pool:
+            pooled = [keras.layers.GlobalAveragePooling2D(name=f"gap_{t}")(net.get_layer(t).output) for t in self.taps]
+            outputs = pooled[0] if len(pooled) == 1 else keras.layers.Concatenate(name="taps")(pooled)
+        else:
+            (tap,) = self.taps
+            outputs = net.get_layer(tap).output
+        self.model = keras.Model(net.input, outputs, name=f"{backbone}_features")
+        self.key = self._key(net)
+        self.cache_dir = (cache_dir or features_cache_dir()) / self.key
+        self.augment = augment or AugmentConfig()
+        self.augmenter = Augmenter(self.augment, seed)
+
+    def _key(self, net) -> str:
+        digest = hashlib.sha256()
+        digest.update(repr((FEATURE_FORMAT, self.backbone, self.image_size, self.taps, self.pool)).encode())
+        for weight in net.weights:
+            digest.update(np.asarray(weight.numpy()).tobytes())
+        return f"{self.backbone}-{self.image_size}-{digest.hexdigest()[:16]}"
+
+    def transform(self, paths: list[Path], shas: list[str], views: list[str], desc: str = "features") -> np.ndarray:
+        """Features of shape (len(views), len(paths), ...), float16, from cache where possible."""
+        cached = {view: self._load(view) for view in views}
+        missing = sorted({i for view in views for i, s in enumerate(shas) if s not in cached[view]})
+        if missing:
+            self._compute([paths[i] for i in missing], [shas[i] for i in missing], views, cached, desc)
+        return np.stack([np.stack([cached[view][s] for s in shas]) for view in views])
+
+    def _compute(self, paths, shas, views, cached, desc) -> None:
+        new = {view: [] for view in views}
+        bar = tqdm(total=len(paths) * len(views), desc=f"{desc} {self.backbone}@{self.image_size}", unit="img", disable=None)
+        for batch in image_batches(paths, self.image_size, self.batch_size):
+            for view in views:
+                images = self.augmenter(view, batch) if is_augmented(view) else apply_view(view, batch)
+                out = self.model.predict_on_batch(images)
+                new[view].append(np.asarray(out, dtype=np.float16))
+                bar.update(len(batch))
+        bar.close()
+        for view in views:
+            features = np.concatenate(new[view])
+            cached[view].update(zip(shas, features))
+            self._save(view, cached[view])
+
+    def _path(self, view: str) -> Path:
+        if is_augmented(view):  # a random draw: its identity includes the settings and the seed
+            return self.cache_dir / f"{view}-{augment_key(self.augment)}-{self.augmenter.seed}.npz"
+        return self.cache_dir / f"{view}.npz"
+
+    def _load(self, view: str) -> dict[str, np.ndarray]:
+        path = self._path(view)
+        if not path.is_file():
+            return {}
+        try:
+            with np.load(path) as data:
+                return dict(zip(data["shas"].tolist(), data["features"]))
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("ignoring unreadable feature cache %s (%s); recomputing", path, exc)
+            return {}
+
+    def _save(self, view: str, table: dict[str, np.ndarray]) -> None:
+        path = self._path(view)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, shas=np.array(list(table)), features=np.stack(list(table.values())))
+        os.replace(tmp, path)

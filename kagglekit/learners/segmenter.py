@@ -1,0 +1,152 @@
+"""Train and apply a segmentation model: images and masks in, label maps at each image's own size out.
+
+Images are resized once to the model's input size and kept in memory (a few hundred small arrays);
+each epoch draws augmentations that move image and mask together (a random crop rescaled back, a
+horizontal flip). Predictions are made at the input size and resized back to every image's original
+size with nearest-neighbour interpolation, so a submission's masks line up with the test images.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import keras
+import numpy as np
+from PIL import Image
+
+from kagglekit.core.config import RunConfig
+from kagglekit.data.images import read_rgb
+from kagglekit.data.masks import read_label_map, resize_labels
+from kagglekit.data.views import apply_view
+from kagglekit.models.losses import SegmentationLoss
+
+#: Views that undo themselves and keep a non-square input's shape: usable for dense predictions.
+SELF_INVERSE_VIEWS = ("identity", "hflip", "vflip", "rot180")
+
+
+def load_resized(paths: list[Path], size: tuple[int, int], masks: bool = False, workers: int = 4) -> np.ndarray:
+    """(n, height, width[, 3]) uint8: images resized bilinearly, label maps by nearest neighbour."""
+    height, width = size
+
+    def one(path):
+        if masks:
+            return resize_labels(read_label_map(path), (height, width))
+        return np.asarray(Image.fromarray(read_rgb(path)).resize((width, height), Image.BILINEAR))
+
+    with ThreadPoolExecutor(workers) as pool:
+        return np.stack(list(pool.map(one, paths)))
+
+
+class AugmentedBatches(keras.utils.PyDataset):
+    """Batches of (image, mask) with the same random crop-and-rescale and flip applied to both."""
+
+    def __init__(self, images, masks, batch_size: int, hflip: bool, scale: float, seed: int, **kwargs):
+        super().__init__(**kwargs)
+        self.images, self.masks, self.batch_size = images, masks, batch_size
+        self.hflip, self.scale = hflip, scale
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(len(images))
+
+    def __len__(self) -> int:
+        return int(np.ceil(len(self.images) / self.batch_size))
+
+    def on_epoch_end(self):
+        self.order = self.rng.permutation(len(self.images))
+
+    def __getitem__(self, index):
+        batch = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        pairs = [self._augment(self.images[i], self.masks[i]) for i in batch]
+        return np.stack([p[0] for p in pairs]).astype(np.float32), np.stack([p[1] for p in pairs]).astype(np.int32)
+
+    def _augment(self, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        height, width = mask.shape
+        if self.scale > 0:
+            fraction = self.rng.uniform(1 - self.scale, 1)
+            h, w = max(1, round(height * fraction)), max(1, round(width * fraction))
+            top, left = self.rng.integers(0, height - h + 1), self.rng.integers(0, width - w + 1)
+            box = (left, top, left + w, top + h)
+            image = np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR, box=box))
+            mask = np.asarray(Image.fromarray(mask).resize((width, height), Image.NEAREST, box=box))
+        if self.hflip and self.rng.random() < 0.5:
+            image, mask = image[:, ::-1], mask[:, ::-1]
+        return image, mask
+
+
+class Segmenter:
+    """scikit-learn shaped: ``fit(paths, masks, valid_paths, valid_masks)``, ``predict(paths)``."""
+
+    def __init__(self, n_classes: int, void_label: int | None, config: RunConfig, workdir: Path):
+        self.n_classes, self.void_label, self.config = n_classes, void_label, config
+        self.cfg = config.segmentation
+        self.size = tuple(self.cfg.input_size)
+        self.workdir = Path(workdir)
+        self.model = None
+        self.history: dict[str, list[float]] = {}
+
+    @property
+    def weights_path(self) -> Path:
+        return self.workdir / "segmenter.weights.h5"
+
+    def build(self) -> keras.Model:
+        from kagglekit.models.segmentation import build_segmenter
+
+        self.model = build_segmenter(self.cfg.head, self.config.backbones[0], self.size, self.n_classes,
+                                     self.config.weights_dir, self.cfg.freeze_encoder)
+        return self.model
+
+    def fit(self, paths, masks, valid_paths, valid_masks) -> "Segmenter":
+        from kagglekit.core.progress import EpochBar
+
+        keras.utils.set_random_seed(self.config.seed)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        cfg = self.cfg
+        x, y = load_resized(paths, self.size), load_resized(masks, self.size, masks=True)
+        x_valid, y_valid = load_resized(valid_paths, self.size), load_resized(valid_masks, self.size, masks=True)
+        self.build().compile(optimizer=keras.optimizers.Adam(cfg.lr),
+                             loss=SegmentationLoss(self.n_classes, self.void_label, cfg.dice_weight))
+        batches = AugmentedBatches(x, y, cfg.batch_size, cfg.hflip, cfg.scale, self.config.seed)
+        callbacks = [
+            keras.callbacks.EarlyStopping("val_loss", patience=cfg.patience, restore_best_weights=True),
+            keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.3, patience=max(1, cfg.patience - 1)),
+            keras.callbacks.CSVLogger(self.workdir / "log.csv"),
+            EpochBar(cfg.epochs, desc="segmenter"),
+        ]
+        history = self.model.fit(batches, epochs=cfg.epochs, callbacks=callbacks, verbose=0,
+                                 validation_data=(x_valid.astype(np.float32), y_valid.astype(np.int32)),
+                                 validation_batch_size=cfg.batch_size)
+        self.history = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+        self.model.save_weights(self.weights_path)
+        return self
+
+    def load(self) -> "Segmenter":
+        """The trained model saved by ``fit`` (what ``kagglekit predict`` and the run itself predict with)."""
+        self.build().load_weights(self.weights_path)
+        return self
+
+    def predict_proba(self, paths: list[Path], tta: list[str] = ("identity",)) -> np.ndarray:
+        """(n, height, width, classes) probabilities at the input size, averaged over the TTA views
+        that are their own inverse (a flipped prediction is flipped back before averaging)."""
+        x = load_resized(paths, self.size).astype(np.float32)
+        views = [v for v in tta if v in SELF_INVERSE_VIEWS] or ["identity"]
+        total = 0
+        for view in views:
+            proba = self.model.predict(apply_view(view, x), batch_size=self.cfg.batch_size, verbose=0)
+            total = total + apply_view(view, proba)
+        return total / len(views)
+
+    def predict(self, paths: list[Path], sizes: list[tuple[int, int]], tta=("identity",),
+                allowed: np.ndarray | None = None, chunk: int = 64) -> list[np.ndarray]:
+        """One uint8 label map per image, at its original (height, width).
+
+        ``allowed`` (n, classes) bool limits each image's pixels to the classes allowed for it (e.g.
+        background plus what the classifier predicts): the likeliest allowed class wins.
+        """
+        out = []
+        for start in range(0, len(paths), chunk):
+            proba = self.predict_proba(paths[start:start + chunk], tta)
+            if allowed is not None:
+                proba = np.where(allowed[start:start + chunk, None, None, :], proba, -1.0)
+            labels = proba.argmax(-1).astype(np.uint8)
+            out += [resize_labels(m, size) for m, size in zip(labels, sizes[start:start + chunk])]
+        return out

@@ -1,0 +1,52 @@
+"""Fine-tune a backbone's top blocks at a low learning rate, on cached lower-block activations.
+
+On a CPU, fine-tuning a whole network per fold is out of reach; but everything below the backbone's
+``finetune_cut`` stays frozen, so its activations are computed once per image and view (and cached
+like features). Only the top blocks and a new softmax layer train, with BatchNorm statistics kept
+frozen (the usual transfer-learning practice: small batches would wreck them).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kagglekit.core.config import TrainConfig
+from kagglekit.core.errors import ConfigError
+from kagglekit.learners.classifier import KerasClassifier
+
+
+def top_blocks(backbone: str, image_size: int, weights_dir: str | None):
+    """The pretrained Keras model from the backbone's cut activation to its pooled features."""
+    import keras
+
+    from kagglekit.models.backbones import get_backbone
+
+    spec = get_backbone(backbone)
+    if spec.finetune_cut is None:
+        raise ConfigError(f"backbone {backbone} has no fine-tuning cut point; fine-tune another or set train.finetune: false")
+    net = spec.build(image_size, weights_dir=weights_dir, pooling="avg")
+    upper = keras.Model(net.get_layer(spec.finetune_cut).output, net.output, name=f"{backbone}_top")
+    for layer in upper.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+    return upper
+
+
+class TopBlocksClassifier(KerasClassifier):
+    """Pretrained top blocks + dropout + softmax, trained on cut activations at a low learning rate."""
+
+    stage = "finetune"
+
+    def __init__(self, backbone: str, image_size: int, n_classes: int, config: TrainConfig, seed: int,
+                 workdir: Path, weights_dir: str | None = None):
+        super().__init__(n_classes, config, seed, workdir)
+        self.backbone, self.image_size, self.weights_dir = backbone, image_size, weights_dir
+        self.learning_rate, self.epochs = config.finetune_lr, config.finetune_epochs
+
+    def build(self):
+        import keras
+
+        upper = top_blocks(self.backbone, self.image_size, self.weights_dir)
+        x = keras.layers.Dropout(self.config.head_dropout, name="finetune_dropout")(upper.output)
+        outputs = keras.layers.Dense(self.n_classes, activation="softmax", name="finetune_classes")(x)
+        return keras.Model(upper.input, outputs, name="finetuned")

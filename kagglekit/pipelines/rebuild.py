@@ -1,0 +1,37 @@
+"""Rebuild a finished run's submission from its run directory alone (saved config and models).
+
+This is what a Kaggle notebook runs with the internet off: the same prediction path as the run itself,
+so the notebook's ``submission.csv`` is the run's ``submission.csv``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kagglekit.competitions.contract import Competition
+from kagglekit.competitions.discovery import competition_from_yaml, get_competition
+from kagglekit.core.config import RunConfig, read_config_file
+from kagglekit.core.errors import ConfigError
+from kagglekit.pipelines import get_predictor
+from kagglekit.runs.rundir import COMPETITION_FILE
+from kagglekit.submission.writer import write_submission
+
+
+def predict_run(run_dir: Path, data_dir: Path, output: Path, weights_dir: str | None = None) -> Path:
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"{run_dir}: not a run directory (no config.yaml)")
+    config = RunConfig.load(run_dir / "config.yaml", data=str(data_dir), weights_dir=weights_dir)
+    competition = run_competition(run_dir).resolve(Path(data_dir))
+    frame = get_predictor(competition.task)(competition, config, run_dir, Path(data_dir))
+    path = write_submission(frame, Path(output))
+    competition.validate(path, data_dir).raise_if_invalid()
+    return path
+
+
+def run_competition(run_dir: Path) -> Competition:
+    """The competition a run was made for: its saved YAML file if it was passed by path, else by name."""
+    saved = Path(run_dir) / COMPETITION_FILE
+    if saved.is_file():
+        return competition_from_yaml(saved)
+    return get_competition(read_config_file(Path(run_dir) / "config.yaml")["competition"])

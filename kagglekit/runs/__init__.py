@@ -1,0 +1,1 @@
+"""Run directories and what they record: results, provenance, plots, and the score ledger."""

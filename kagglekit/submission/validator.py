@@ -1,0 +1,91 @@
+"""Check a submission file against the sample submission before anything may use or send it.
+
+The validator explains every mismatch by row (1-based line numbers in the CSV, header = line 1):
+columns, row count, missing / extra / duplicated ids, and values the competition does not allow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Protocol
+
+import pandas as pd
+
+from kagglekit.core.errors import SubmissionError
+from kagglekit.submission.writer import read_csv_strings
+
+MAX_LISTED = 10
+
+
+class SubmissionRules(Protocol):
+    """What the validator needs of a competition (every competition contract provides it)."""
+
+    id_column: str
+
+    def check_cell(self, row_id: str, column: str, value: str,
+                   sizes: Mapping[str, tuple[int, int]] | None = None) -> str | None: ...
+
+
+@dataclass
+class ValidationReport:
+    path: Path
+    rows: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def raise_if_invalid(self) -> None:
+        if self.problems:
+            lines = "\n  ".join(self.problems)
+            raise SubmissionError(f"{self.path} is not a valid submission:\n  {lines}")
+
+
+def validate_submission(competition: SubmissionRules, path: Path, sample_path: Path,
+                        sizes: Mapping[str, tuple[int, int]] | None = None) -> ValidationReport:
+    """Every problem of ``path`` as a line naming its CSV line; ``sizes`` are the test images' (height,
+    width) by image id, which RLE cells are checked against (a run and ``validate`` pass the same)."""
+    path, sample_path = Path(path), Path(sample_path)
+    report = ValidationReport(path)
+    if not path.is_file():
+        report.problems.append(f"{path}: file not found")
+        return report
+    sub = read_csv_strings(path)
+    sample = read_csv_strings(sample_path)
+    report.rows = len(sub)
+    if list(sub.columns) != list(sample.columns):
+        report.problems.append(
+            f"columns are {list(sub.columns)}, the sample submission has {list(sample.columns)}"
+        )
+        return report
+    id_col = competition.id_column
+    if len(sub) != len(sample):
+        report.problems.append(f"{len(sub)} rows, the sample submission has {len(sample)}")
+    line = pd.Series(range(2, len(sub) + 2), index=sub.index)  # CSV line of each row
+    duplicated = sub[id_col].duplicated(keep="first")
+    for idx in sub.index[duplicated][:MAX_LISTED]:
+        report.problems.append(f"line {line[idx]}: id {sub.at[idx, id_col]!r} appears more than once")
+    expected = set(sample[id_col])
+    extra = ~sub[id_col].isin(expected)
+    for idx in sub.index[extra][:MAX_LISTED]:
+        report.problems.append(f"line {line[idx]}: id {sub.at[idx, id_col]!r} is not in the sample submission")
+    missing = sorted(expected - set(sub[id_col]))
+    if missing:
+        shown = ", ".join(repr(m) for m in missing[:MAX_LISTED])
+        more = f" and {len(missing) - MAX_LISTED} more" if len(missing) > MAX_LISTED else ""
+        report.problems.append(f"{len(missing)} id(s) of the sample submission have no row: {shown}{more}")
+    bad = 0
+    for column in sub.columns:
+        if column == id_col:
+            continue
+        for idx, value in sub[column].items():
+            reason = competition.check_cell(sub.at[idx, id_col], column, value, sizes)
+            if reason is not None:
+                bad += 1
+                if bad <= MAX_LISTED:
+                    report.problems.append(f"line {line[idx]} (id {sub.at[idx, id_col]!r}), {column}: {reason}")
+    if bad > MAX_LISTED:
+        report.problems.append(f"... {bad - MAX_LISTED} more bad values")
+    return report

@@ -1,0 +1,49 @@
+"""The architecture as tests: layers only import downward, no module imports itself in a cycle, and the
+library keeps to a handful of modules at its root."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import grimp
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_import_linter_contracts_hold():
+    """pyproject.toml's [tool.importlinter]: the layer order, and no adapter imported by module name."""
+    lint = Path(sys.executable).with_name("lint-imports")
+    out = subprocess.run([str(lint), "--no-cache"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "2 kept, 0 broken" in out.stdout, out.stdout
+
+
+def test_no_import_cycles():
+    """Every import, lazy ones inside functions included: none leads back to the importer."""
+    graph = grimp.build_graph("kagglekit", include_external_packages=False)
+    cycles = []
+    for module in sorted(graph.modules):
+        for imported in sorted(graph.find_modules_directly_imported_by(module)):
+            back = graph.find_shortest_chain(importer=imported, imported=module)
+            if back:
+                cycles.append(" -> ".join((module, *back)))
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+def test_the_root_holds_at_most_six_modules():
+    modules = sorted(p.name for p in (REPO / "kagglekit").glob("*.py"))
+    assert len(modules) <= 6, modules
+
+
+def test_a_deliberate_upward_import_is_caught(tmp_path):
+    """The layer check is not vacuous: a core module importing a pipeline breaks it."""
+    probe = REPO / "kagglekit" / "core" / "_layer_probe.py"
+    probe.write_text("import kagglekit.pipelines.classification\n")
+    try:
+        lint = Path(sys.executable).with_name("lint-imports")
+        out = subprocess.run([str(lint), "--no-cache"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    finally:
+        probe.unlink()
+    assert out.returncode != 0 and "kagglekit.core._layer_probe" in out.stdout, out.stdout
