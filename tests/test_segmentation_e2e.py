@@ -18,9 +18,9 @@ TINY = {
 }
 
 
-def run_cli(competition: str, data: Path, tmp_path: Path) -> Path:
+def run_cli(competition: str, data: Path, tmp_path: Path, segmentation: dict | None = None) -> Path:
     config = tmp_path / "tiny.yaml"
-    config.write_text(yaml.safe_dump(TINY))
+    config.write_text(yaml.safe_dump({**TINY, "segmentation": {**TINY["segmentation"], **(segmentation or {})}}))
     subprocess.run([sys.executable, "-m", "kagglekit", "run", competition, "--data", str(data), "--config",
                     str(config), "--output-dir", str(tmp_path / "runs")], check=True, cwd=REPO, timeout=900)
     (run_dir,) = (tmp_path / "runs" / competition).iterdir()
@@ -93,7 +93,7 @@ def test_camvid_run_reports_miou_and_writes_per_class_rows(camvid, camvid_small,
     from kagglekit.data.masks import read_label_map
     from kagglekit.submission import rle
 
-    run_dir = run_cli("camvid", camvid_small, tmp_path)
+    run_dir = run_cli("camvid", camvid_small, tmp_path, segmentation={"epochs": 5, "lr": 3e-3, "patience": 5})
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert 0 <= metrics["miou"] <= 1 and metrics["validation"] == "grouped hold-out"
     submission = pd.read_csv(run_dir / "submission.csv", dtype=str, keep_default_na=False)
@@ -103,6 +103,21 @@ def test_camvid_run_reports_miou_and_writes_per_class_rows(camvid, camvid_small,
     shape = read_label_map(camvid / "masks" / f"{stem}.png").shape
     masks = np.stack([rle.decode(submission.EncodedPixels[k], shape, rle.COLUMN_MAJOR) for k in range(11)])
     assert (masks.sum(0) == 1).all()  # every pixel gets exactly one class
-    assert 0 <= get_competition("camvid").score(solution, submission) <= 1
-    assert (run_dir / "plots" / "masks.png").is_file()
+
+    # the score is Kaggle's mean Dice over rows, recomputed here without kagglekit's codec
+    truth = dict(zip(solution.Id, solution.EncodedPixels))
+    dice = [naive_dice(naive_decode(value, shape[0] * shape[1]), naive_decode(truth[id_], shape[0] * shape[1]))
+            for id_, value in zip(submission.Id, submission.EncodedPixels)]
+    assert get_competition("camvid").score(solution, submission) == pytest.approx(np.mean(dice))
+
+    # even one epoch learns something: better pixel accuracy on the held-out drive than "always the commonest class"
+    valid_ids = json.loads((run_dir / "data_report.json").read_text())["valid_ids"]
+    held = np.concatenate([read_label_map(camvid_small / "train" / "masks" / f"{i}.png").ravel() for i in valid_ids])
+    held = held[held != 11]
+    assert metrics["pixel_accuracy"] > np.bincount(held).max() / held.size
+
+    from PIL import Image
+
+    with Image.open(run_dir / "plots" / "masks.png") as picture:  # image | truth | prediction, one row per image
+        assert picture.width > 600 and picture.height > 150
     assert_predict_rebuilds_submission(run_dir, camvid_small, tmp_path)
