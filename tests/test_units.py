@@ -90,3 +90,15 @@ def test_augmented_views_are_seeded_keras_augmentations():
     assert not np.allclose(first, batch) and not np.allclose(first, other)
     assert is_augmented("augment3") and not is_augmented("hflip") and not is_augmented("augmented")
     assert augment_key(cfg) != augment_key(AugmentConfig(zoom=0.2))
+
+
+def test_runs_started_in_the_same_second_get_their_own_directories(tmp_path, monkeypatch):
+    import time
+
+    from kagglekit.runs.rundir import new_run_dir
+
+    monkeypatch.setattr(time, "strftime", lambda fmt: "20260101-000000")  # the same second, always
+    config = RunConfig(output_dir=str(tmp_path))
+    made = [new_run_dir(config, "seedlings") for _ in range(3)]
+    assert len(set(made)) == 3 and all((d / "provenance.json").is_file() for d in made)
+    assert [d.name for d in made] == [f"20260101-000000-{config.hash()}{s}" for s in ("", "-2", "-3")]

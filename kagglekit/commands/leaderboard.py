@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from kagglekit.commands.options import count
 from kagglekit.competitions.discovery import get_competition
 from kagglekit.kaggle.client import KaggleService
 
@@ -11,7 +12,7 @@ from kagglekit.kaggle.client import KaggleService
 def register(subparsers) -> None:
     parser = subparsers.add_parser("leaderboard", help="show the public leaderboard")
     parser.add_argument("competition", help="competition name or YAML file")
-    parser.add_argument("--top", type=int, default=20, help="rows to show")
+    parser.add_argument("--top", type=count, default=20, help="rows to show")
     parser.set_defaults(func=main)
 
 

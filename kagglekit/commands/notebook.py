@@ -17,7 +17,7 @@ def register(subparsers) -> None:
     parser.add_argument("--out", type=Path, default=Path("notebooks"), help="output folder (default: notebooks/)")
     parser.add_argument("--weights-dir", help="pretrained backbone weights (default: the run's, else $KAGGLEKIT_CACHE/weights)")
     parser.add_argument("--ledger", type=Path, help="score ledger for the history section "
-                        "(default: ledger.sqlite in the run's output folder)")
+                        "(default: $KAGGLEKIT_LEDGER, else the per-user ledger)")
     parser.add_argument("--kernel-metadata", action="store_true",
                         help="also write kernel-metadata.json and dataset-metadata.json for the kaggle CLI")
     parser.add_argument("--owner", default=os.environ.get("KAGGLE_USERNAME"),
@@ -31,8 +31,7 @@ def main(args) -> int:
     from kagglekit.notebook.generate import generate_notebook
 
     competition = get_competition(args.competition)
-    # Run directories live in <output_dir>/<competition>/<run>/, the ledger in <output_dir>/.
-    ledger = args.ledger or default_ledger_path(args.run.resolve().parents[1])
+    ledger = args.ledger or default_ledger_path()
     made = generate_notebook(competition, args.run, args.out, args.weights_dir, ledger,
                              args.kernel_metadata, args.owner, args.allow_code_change)
     print(f"notebook: {made.notebook}")

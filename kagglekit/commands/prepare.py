@@ -3,13 +3,14 @@
 Where Kaggle is out of reach (this machine, a classroom, CI), a folder of labelled images
 (``<source>/train/<label>/*``) becomes the competition's Kaggle-layout folder: train, a held-out test
 set, its sample submission and the hidden ``solution.csv``. ``kagglekit run`` then finds it like a
-download.
+download. The destination must be new, empty or an earlier build, and apart from ``--source``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from kagglekit.commands.options import count, fraction
 from kagglekit.competitions.builders import build_class_folder_competition
 from kagglekit.competitions.class_folder import ClassFolderCompetition
 from kagglekit.competitions.discovery import get_competition
@@ -22,9 +23,12 @@ def register(subparsers) -> None:
     parser.add_argument("competition", help="competition name or YAML file")
     parser.add_argument("--source", type=Path, required=True, help="folder with train/<label>/<image>")
     parser.add_argument("--dest", type=Path, help="target folder (default: the data cache)")
-    parser.add_argument("--test-fraction", type=float, default=0.2, help="share of each class held out as test")
-    parser.add_argument("--per-class", type=int, help="at most this many images per class")
+    parser.add_argument("--test-fraction", type=fraction, default=0.2,
+                        help="share of each class held out as test, between 0 and 1 (default 0.2)")
+    parser.add_argument("--per-class", type=count, help="at most this many images per class (2 or more)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--force", action="store_true",
+                        help="replace an earlier build there (only the files it wrote; yours are kept)")
     parser.set_defaults(func=main)
 
 
@@ -35,7 +39,7 @@ def main(args) -> int:
     folder = build_class_folder_competition(
         args.source, args.dest or data_cache_dir(competition.slug), id_column=competition.id_column,
         label_column=competition.label_column, test_fraction=args.test_fraction, per_class=args.per_class,
-        seed=args.seed,
+        seed=args.seed, id_from=competition.id_from, classes=competition.declared_classes, force=args.force,
     )
     print(f"{competition.name}: competition folder in {folder}")
     return 0

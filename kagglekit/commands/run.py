@@ -17,7 +17,7 @@ from kagglekit.kaggle.client import KaggleService
 from kagglekit.kaggle.download import cached_competition_data
 from kagglekit.kaggle.submit import describe, submit_file
 from kagglekit.pipelines import get_pipeline
-from kagglekit.runs.ledger import Ledger, default_ledger_path
+from kagglekit.runs.ledger import Ledger, LedgerError, default_ledger_path
 from kagglekit.runs.result import RunResult
 from kagglekit.runs.rundir import COMPETITION_FILE, new_run_dir
 
@@ -53,12 +53,13 @@ def resolve_run(args) -> tuple[Competition, RunConfig]:
     if args.config:
         # only the keys the file sets: its defaults must not undo the competition's run defaults
         raw = merge(raw, read_config_file(args.config) | {"competition": reference})
-    data = args.data or str(cached_competition_data(competition))
     raw = merge(raw, {
-        "data": data, "backbones": args.backbone, "folds": args.folds, "image_size": args.image_size,
+        "data": args.data, "backbones": args.backbone, "folds": args.folds, "image_size": args.image_size,
         "seed": args.seed, "weights_dir": args.weights_dir, "output_dir": args.output_dir,
     })
-    config = from_dict(RunConfig, raw, where="run config")
+    from_dict(RunConfig, raw, where="run config")  # every option is checked before the data is looked for
+    data = args.data or str(cached_competition_data(competition))
+    config = from_dict(RunConfig, merge(raw, {"data": data}), where="run config")
     return competition.resolve(Path(data)), config
 
 
@@ -79,9 +80,20 @@ def main(args) -> int:
 def record_and_submit(result: RunResult, config: RunConfig, competition: Competition, submit: bool = False,
                       message: str | None = None, force: bool = False,
                       service: KaggleService | None = None) -> dict | None:
-    """Record the finished run in the ledger; with ``submit``, send its submission.csv once."""
-    ledger = Ledger(default_ledger_path(config.output_dir))
-    run_id = ledger.record_run(result, config)
+    """Record the finished run in the user's ledger; with ``submit``, send its submission.csv once.
+
+    The run's outputs are already safe in its directory: a ledger that cannot be written only costs the
+    record (a warning naming the ledger file), unless the submission, which needs it, was asked for.
+    """
+    try:
+        ledger = Ledger(default_ledger_path())
+        run_id = ledger.record_run(result, config)
+    except LedgerError as exc:
+        if submit:
+            raise
+        log.warning("the run is not recorded in the score ledger (its outputs are safe in %s): %s",
+                    result.run_dir, exc)
+        return None
     if not submit:
         return None
     text = f"{run_id}: CV {result.metric} {result.cv_mean:.4f} ± {result.cv_std:.4f}"

@@ -13,7 +13,8 @@ from kagglekit.runs.ledger import Ledger, default_ledger_path
 def register(subparsers) -> None:
     parser = subparsers.add_parser("scores", help="CV and leaderboard scores of every run, best first")
     parser.add_argument("competition", help="competition name or YAML file")
-    parser.add_argument("--ledger", type=Path, default=default_ledger_path(), help="score ledger file")
+    parser.add_argument("--ledger", type=Path, default=default_ledger_path(),
+                        help="score ledger file (default: $KAGGLEKIT_LEDGER, else the per-user ledger)")
     parser.add_argument("--plot", type=Path, help="PNG to write (default: <ledger folder>/<competition>/scores.png)")
     parser.set_defaults(func=main)
 

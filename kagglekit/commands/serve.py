@@ -1,7 +1,9 @@
 """``kagglekit serve COMPETITION --source DIR``: host a private local Kaggle competition.
 
 Participants point the ``kaggle`` client (and kagglekit) at it with ``KAGGLE_API_ENVIRONMENT=TEST``
-(http://localhost:7777) and their usual KAGGLE_USERNAME/KAGGLE_KEY.
+(http://localhost:7777) and their usual KAGGLE_USERNAME/KAGGLE_KEY. The work folder (the built
+competition and the zip participants download) is claimed like any output folder: new, empty or an
+earlier ``serve``'s (``kagglekit.core.manifest``).
 """
 
 from __future__ import annotations
@@ -10,9 +12,13 @@ import json
 import threading
 from pathlib import Path
 
+from kagglekit.commands.options import count, fraction, port
 from kagglekit.competitions.builders import build_class_folder_competition
+from kagglekit.competitions.class_folder import ClassFolderCompetition
 from kagglekit.competitions.discovery import get_competition
 from kagglekit.core.errors import ConfigError
+from kagglekit.core.fileio import sha256_file
+from kagglekit.core.manifest import OwnedFolder
 from kagglekit.core.paths import cache_root
 
 
@@ -22,33 +28,54 @@ def register(subparsers) -> None:
     parser.add_argument("--source", type=Path, required=True,
                         help="labelled images <source>/train/<label>/..., or a folder with solution.csv")
     parser.add_argument("--users", type=Path, required=True, help='JSON file {"username": "key", ...}')
-    parser.add_argument("--per-class", type=int, help="images per class (a smaller competition)")
-    parser.add_argument("--test-fraction", type=float, default=0.2)
-    parser.add_argument("--daily-limit", type=int, default=5)
-    parser.add_argument("--public-fraction", type=float, default=0.3)
+    parser.add_argument("--per-class", type=count, help="images per class (a smaller competition)")
+    parser.add_argument("--test-fraction", type=fraction, default=0.2, help="share of each class held out as test")
+    parser.add_argument("--daily-limit", type=count, default=5, help="submissions per user per UTC day")
+    parser.add_argument("--public-fraction", type=fraction, default=0.3,
+                        help="share of the test set scored on the public leaderboard")
     parser.add_argument("--work", type=Path, help="where the competition and its zip are built "
                                                   "(default: <cache>/local-kaggle/<slug>)")
-    parser.add_argument("--port", type=int, default=7777, help="7777 is where KAGGLE_API_ENVIRONMENT=TEST looks")
+    parser.add_argument("--force", action="store_true", help="rebuild the competition in --work (only the "
+                                                             "files kagglekit wrote there are replaced)")
+    parser.add_argument("--port", type=port, default=7777, help="7777 is where KAGGLE_API_ENVIRONMENT=TEST looks")
     parser.set_defaults(func=main)
+
+
+def read_users(path: Path) -> dict[str, str]:
+    try:
+        users = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: expected a JSON object of username: key ({exc})") from None
+    if not isinstance(users, dict) or not users or not all(
+            isinstance(name, str) and name and isinstance(key, str) and key for name, key in users.items()):
+        raise ConfigError(f'{path}: expected a non-empty JSON object of username: key, like {{"alice": "key"}}')
+    return users
 
 
 def main(args) -> int:
     from kagglekit.kaggle.local_service import LocalKaggleService
 
     competition = get_competition(args.competition)
-    try:
-        users = json.loads(args.users.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{args.users}: expected a JSON object of username: key ({exc})") from None
+    users = read_users(args.users)
     work = args.work or cache_root() / "local-kaggle" / competition.slug
-    data = args.source
-    if not (data / "solution.csv").is_file():
-        data = build_class_folder_competition(args.source, work / "data", id_column=competition.id_column,
-                                              label_column=getattr(competition, "label_column", "label"),
-                                              test_fraction=args.test_fraction, per_class=args.per_class)
-    service = LocalKaggleService(users, port=args.port)
-    service.host(competition, data, work, daily_limit=args.daily_limit, public_fraction=args.public_fraction)
-    with service:
-        print(f"serving {competition.slug} on {service.base_url} for {len(users)} user(s); Ctrl-C stops")
+    prebuilt = (args.source / "solution.csv").is_file()
+    if not prebuilt and not isinstance(competition, ClassFolderCompetition):
+        raise ConfigError(f"{args.source}: no solution.csv, and serve builds only class-folder competitions from "
+                          f"labelled images; {competition.name} is a {competition.task} one")
+    owned = OwnedFolder(work, "serve", inputs={"--source": args.source})
+    with LocalKaggleService(users, port=args.port) as service:  # a busy port fails before anything is built
+        data = args.source if prebuilt else build_class_folder_competition(
+            args.source, work / "data", id_column=competition.id_column, label_column=competition.label_column,
+            test_fraction=args.test_fraction, per_class=args.per_class, id_from=competition.id_from,
+            classes=competition.declared_classes, force=args.force)
+        published = {"data": data.resolve(), "solution_sha256": sha256_file(data / "solution.csv")}
+        stale = not owned.holds(published)
+        if stale:  # the zip is made again from the data served now
+            owned.replace([f"{competition.slug}.zip"], published)
+        service.host(competition, data, work, daily_limit=args.daily_limit, public_fraction=args.public_fraction)
+        if stale:
+            owned.finish()
+        print(f"serving {competition.slug} on {service.base_url} for {len(users)} user(s); Ctrl-C stops",
+              flush=True)
         threading.Event().wait()
     return 0

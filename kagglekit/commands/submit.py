@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kagglekit.commands.options import number, seconds
 from kagglekit.competitions.discovery import get_competition
 from kagglekit.kaggle.client import KaggleService
 from kagglekit.kaggle.download import cached_competition_data
@@ -19,9 +20,11 @@ def register(subparsers) -> None:
     parser.add_argument("--data", type=Path, help="competition folder with the sample submission "
                                                   "(default: the data cache)")
     parser.add_argument("--force", action="store_true", help="submit even if these bytes were submitted before")
-    parser.add_argument("--wait", type=float, default=600.0, help="seconds to wait for the score")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per HTTP request")
-    parser.add_argument("--ledger", type=Path, default=default_ledger_path(), help="score ledger file")
+    parser.add_argument("--wait", type=number(0, include_low=True), default=600.0,
+                        help="seconds to wait for the score")
+    parser.add_argument("--timeout", type=seconds, default=60.0, help="seconds per HTTP request")
+    parser.add_argument("--ledger", type=Path, default=default_ledger_path(),
+                        help="score ledger file (default: $KAGGLEKIT_LEDGER, else the per-user ledger)")
     parser.set_defaults(func=main)
 
 

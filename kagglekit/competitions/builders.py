@@ -7,13 +7,18 @@ folders, e.g. CamVid).
 From ``<source>/train/<label>/<image>`` it writes ``train/<label>/``, a held-out labelled ``test/``,
 ``sample_submission.csv`` and the hidden ``solution.csv`` a local Kaggle service scores against.
 Files are hard-linked when possible (nothing is copied into the project: ``out`` lives elsewhere).
+Each builder claims ``out`` through ``kagglekit.core.manifest``: it must be new, empty or an earlier
+build, it must not overlap the source, and a rebuild (``force``) replaces only the files it wrote.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import shutil
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +30,10 @@ from kagglekit.competitions.contract import (
 )
 from kagglekit.core.errors import DataError
 from kagglekit.core.fileio import atomic_write_text
+from kagglekit.core.manifest import OwnedFolder, read_manifest, refuse_overlap
 from kagglekit.data.images import is_image_file
+
+log = logging.getLogger(__name__)
 
 
 def build_class_folder_competition(
@@ -37,43 +45,114 @@ def build_class_folder_competition(
     per_class: int | None = None,
     seed: int = 0,
     default_label: str | None = None,
+    id_from: str = "name",
+    classes: Sequence[str] | None = None,
+    force: bool = False,
 ) -> Path:
-    """Split each class of ``source/train`` into train and a labelled, hidden test set."""
+    """Split each class of ``source/train`` into train and a labelled, hidden test set.
+
+    Every class keeps at least one training and one test image, so each needs two or more (after
+    ``per_class``). ``classes``, when the competition declares them, must be exactly the class folders.
+    Test ids are the images' file names (``id_from="name"``) or stems (``"stem"``); class folders often
+    reuse names (``1.jpg`` in each), so an image whose id another test image shares is renamed
+    ``<label>_<name>`` (``<label>_<k>_<name>`` if even that is taken): every test id is unique.
+    ``out`` must be new, empty or an earlier build: a complete build with the same options is reused,
+    a different one is replaced only with ``force`` (see ``kagglekit.core.manifest``).
+    """
     source, out = Path(source), Path(out)
     root = source / "train"
     if not root.is_dir():
         raise DataError(f"{root}: expected <source>/train/<label>/<image>")
-    if (out / "solution.csv").is_file():
-        return out  # complete already: the solution is written last
+    options = {"source": source.resolve(), "id_column": id_column, "label_column": label_column,
+               "test_fraction": test_fraction, "per_class": per_class, "seed": seed,
+               "default_label": default_label, "id_from": id_from}
+    owned = _claim(out, "prepare", source, options, force)
+    if owned is None:
+        return out
+    split = _split_classes(root, test_fraction, per_class, seed, classes)
+    chosen = [(path, label) for label, (_, test) in split.items() for path in test]
+    id_of = (lambda name: name) if id_from == "name" else (lambda name: Path(name).stem)
+    names = _test_names(chosen, id_of)
+    links = {f"train/{label}/{path.name}": path for label, (train, _) in split.items() for path in train}
+    links |= {f"test/{name}": path for name, (path, _) in zip(names, chosen)}
+    owned.replace([*links, "sample_submission.csv", "solution.csv"], options)
+    for name, path in links.items():
+        _link(path, out / name)
+    rows = sorted((id_of(name), label) for name, (_, label) in zip(names, chosen))
+    solution = pd.DataFrame(rows, columns=[id_column, label_column])
+    if solution[id_column].duplicated().any():  # the sample submission must name each test image once
+        raise DataError(f"{out}: duplicate test ids {sorted(set(solution[id_column][solution[id_column].duplicated()]))[:5]}")
+    sample = solution.assign(**{label_column: default_label or next(iter(split))})
+    _finish(out, owned, solution, sample)
+    return out
+
+
+def _split_classes(root: Path, test_fraction: float, per_class: int | None, seed: int,
+                   classes: Sequence[str] | None) -> dict[str, tuple[list[Path], list[Path]]]:
+    """label → (train images, test images), each class shuffled by ``seed`` and cut to ``per_class``."""
+    labels = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not labels:
+        raise DataError(f"{root}: no class folders (expected {root}/<label>/<image>)")
+    if classes is not None and set(labels) != set(classes):
+        unknown, missing = sorted(set(labels) - set(classes)), sorted(set(classes) - set(labels))
+        raise DataError(f"{root}: the class folders do not match the competition's labels "
+                        f"(not labels: {', '.join(unknown) or 'none'}; missing: {', '.join(missing) or 'none'})")
     rng = random.Random(seed)
-    test_rows = []
-    labels = sorted(p.name for p in root.iterdir() if p.is_dir())
+    split, short = {}, []
     for label in labels:
         files = sorted(p for p in (root / label).iterdir() if is_image_file(p))
         rng.shuffle(files)
         if per_class is not None:
             files = files[:per_class]
-        n_test = round(len(files) * test_fraction)
-        for path in files[n_test:]:
-            _link(path, out / "train" / label / path.name)
-        for path in files[:n_test]:
-            _link(path, out / "test" / path.name)
-            test_rows.append((path.name, label))
-    test_rows.sort()
-    solution = pd.DataFrame(test_rows, columns=[id_column, label_column])
-    sample = solution.assign(**{label_column: default_label or labels[0]})
-    atomic_write_text(out / "sample_submission.csv", sample.to_csv(index=False, lineterminator="\n"))
-    atomic_write_text(out / "solution.csv", solution.to_csv(index=False, lineterminator="\n"))
-    return out
+        if len(files) < 2:
+            short.append(f"{label} ({len(files)})")
+        n_test = min(max(round(len(files) * test_fraction), 1), len(files) - 1)
+        split[label] = (files[n_test:], files[:n_test])
+    if short:
+        cap = f" with --per-class {per_class}" if per_class is not None else ""
+        raise DataError(f"{root}: every class needs at least 2 images (one for train, one for test){cap}; "
+                        f"too few in {', '.join(short[:5])}{', ...' if len(short) > 5 else ''}")
+    return split
+
+
+def _test_names(chosen: list[tuple[Path, str]], id_of) -> list[str]:
+    """A file name for each (image, label) in the test set whose id (case aside) no other one has."""
+    def key(name: str) -> str:
+        return id_of(name).casefold()  # two names differing in case are one file on some file systems
+
+    shared = Counter(key(path.name) for path, _ in chosen)
+    taken = {id_ for id_, n in shared.items() if n == 1}
+    names = []
+    for path, label in chosen:
+        name = path.name
+        if shared[key(name)] > 1:
+            name, k = f"{label}_{path.name}", 1
+            while key(name) in taken:
+                k += 1
+                name = f"{label}_{k}_{path.name}"
+            taken.add(key(name))
+        names.append(name)
+    return names
+
+
+def _claim(out: Path, made_by: str, source: Path, options: dict, force: bool) -> OwnedFolder | None:
+    """``out`` claimed for a build from ``source``, or None when the build there is to be reused."""
+    refuse_overlap(out, {"the source": source})  # test images would leak into train, or train into test
+    if not force and read_manifest(out) is None and (out / "solution.csv").is_file():
+        log.warning("%s: built before kagglekit kept manifests; reusing it as it is (pass a new folder to rebuild)",
+                    out)
+        return None
+    owned = OwnedFolder(out, made_by)
+    return None if owned.reusable(options, force) else owned
 
 
 def _link(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
-    if dst.exists():
-        return
     try:
         os.link(src, dst)
-    except OSError:
+    except FileExistsError:
+        raise
+    except OSError:  # another file system, or links not allowed
         shutil.copyfile(src, dst)
 
 
@@ -108,7 +187,7 @@ def render_from_mask(label_map: np.ndarray, seed: int) -> np.ndarray:
 
 
 def build_voc_competition(masks_root: Path, competition: MultiLabelSegmentationCompetition, out: Path,
-                          n_train: int = 700, n_test: int = 700, seed: int = 0) -> Path:
+                          n_train: int = 700, n_test: int = 700, seed: int = 0, force: bool = False) -> Path:
     """The PASCAL VOC course competition's layout, from real VOC masks (``shared/data/voc-masks``).
 
     Writes ``train/train_set.csv`` (Id + 20 classes), ``train/img/train_{Id}.npy`` (images rendered
@@ -119,14 +198,20 @@ def build_voc_competition(masks_root: Path, competition: MultiLabelSegmentationC
     from kagglekit.data.masks import read_label_map
 
     masks_root, out = Path(masks_root), Path(out)
-    if (out / "solution.csv").is_file():
-        return out  # complete already: the solution is written last
+    options = {"masks": masks_root.resolve(), "competition": competition.name, "n_train": n_train,
+               "n_test": n_test, "seed": seed}
+    owned = _claim(out, "prepare-voc", masks_root, options, force)
+    if owned is None:
+        return out
     table = pd.read_csv(masks_root / "labels.csv", dtype={"id": str})
     if n_train + n_test > len(table):
         raise DataError(f"{masks_root}: {len(table)} masks, fewer than the {n_train} + {n_test} asked for")
     order = np.random.default_rng(seed).permutation(len(table))
     classes = competition.classes
     splits = {"train": order[:n_train], "test": order[n_train:n_train + n_test]}
+    owned.replace([f"{split}/{kind}/{split}_{i}.npy" for split, rows in splits.items() for i in range(len(rows))
+                   for kind in (("img", "seg") if split == "train" else ("img",))]
+                  + ["train/train_set.csv", "test/test_set.csv", "sample_submission.csv", "solution.csv"], options)
     for split, rows in splits.items():
         ids, label_maps = list(range(len(rows))), []
         for id_, row in zip(ids, rows):
@@ -144,13 +229,13 @@ def build_voc_competition(masks_root: Path, competition: MultiLabelSegmentationC
     solution = competition.submission_frame(
         [str(i) for i in ids], labels, [np.where(m == competition.void_label, 0, m) for m in label_maps])
     sample = solution.assign(Predicted="")
-    atomic_write_text(out / "sample_submission.csv", sample.to_csv(index=False, lineterminator="\n"))
-    atomic_write_text(out / "solution.csv", solution.to_csv(index=False, lineterminator="\n"))
+    _finish(out, owned, solution, sample)
     return out
 
 
-def build_segmentation_folder_competition(source: Path, competition: SegmentationCompetition, out: Path, test_split: str = "val",
-                                          n_train: int | None = None, n_test: int | None = None) -> Path:
+def build_segmentation_folder_competition(source: Path, competition: SegmentationCompetition, out: Path,
+                                          test_split: str = "val", n_train: int | None = None,
+                                          n_test: int | None = None, force: bool = False) -> Path:
     """A ``segmentation-folder`` competition from ``<source>/images``, ``masks`` and ``split.csv`` (CamVid).
 
     Rows of ``split.csv`` whose split is ``test_split`` become the hidden test set (its RLE rows are
@@ -158,27 +243,42 @@ def build_segmentation_folder_competition(source: Path, competition: Segmentatio
     subsets for quick runs. Images and masks are hard-linked, not copied.
     """
     source, out = Path(source), Path(out)
-    if (out / "solution.csv").is_file():
+    options = {"source": source.resolve(), "competition": competition.name, "test_split": test_split,
+               "n_train": n_train, "n_test": n_test}
+    owned = _claim(out, "prepare-segmentation-folder", source, options, force)
+    if owned is None:
         return out
     from kagglekit.data.masks import read_label_map
 
     split = pd.read_csv(source / "split.csv", dtype=str)
-    solution = []
+    links, test_masks = {}, []
     for name, rows, limit in (("train", split[split["split"] != test_split], n_train),
                               ("test", split[split["split"] == test_split], n_test)):
         stems = rows["stem"].tolist()
         if limit is not None and limit < len(stems):
             stems = [stems[i] for i in np.linspace(0, len(stems) - 1, limit).round().astype(int)]
         for stem in stems:
-            image = next((source / "images").glob(f"{stem}.*"))
-            _link(image, out / name / "images" / image.name)
+            image = next((source / "images").glob(f"{stem}.*"), None)
+            if image is None:
+                raise DataError(f"{source / 'split.csv'}: no image {source / 'images' / stem}.* for stem {stem!r}")
+            links[f"{name}/images/{image.name}"] = image
             mask = source / "masks" / f"{stem}.png"
             if name == "train":
-                _link(mask, out / name / "masks" / mask.name)
+                links[f"{name}/masks/{mask.name}"] = mask
             else:
-                solution.append(competition.submission_frame([stem], [read_label_map(mask)]))
-    solution = pd.concat(solution, ignore_index=True)
+                test_masks.append((stem, mask))
+    owned.replace([*links, "sample_submission.csv", "solution.csv"], options)
+    for name, path in links.items():
+        _link(path, out / name)
+    solution = pd.concat([competition.submission_frame([stem], [read_label_map(mask)]) for stem, mask in test_masks],
+                         ignore_index=True)
     sample = solution.assign(**{competition.value_column: ""})
+    _finish(out, owned, solution, sample)
+    return out
+
+
+def _finish(out: Path, owned, solution: pd.DataFrame, sample: pd.DataFrame) -> None:
+    """Write the answer files last: a folder with its solution (and a finished manifest) is complete."""
     atomic_write_text(out / "sample_submission.csv", sample.to_csv(index=False, lineterminator="\n"))
     atomic_write_text(out / "solution.csv", solution.to_csv(index=False, lineterminator="\n"))
-    return out
+    owned.finish()

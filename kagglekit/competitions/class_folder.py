@@ -7,7 +7,6 @@ with ``kind: class-folder`` defines a new one without any Python.
 from __future__ import annotations
 
 import dataclasses
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,10 +19,15 @@ from kagglekit.competitions.contract import (
     ImageTable,
 )
 from kagglekit.core.errors import ConfigError, DataError
-from kagglekit.data.images import is_image_file
+from kagglekit.data.images import (
+    FolderScan,
+    list_images,
+    scan_folder,
+    unique_ids,
+    warn_ignored,
+)
 from kagglekit.evaluation.metrics import METRICS
-
-log = logging.getLogger(__name__)
+from kagglekit.submission.validator import read_sample
 
 
 @dataclass(frozen=True)
@@ -71,10 +75,10 @@ class ClassFolderCompetition(ClassificationCompetition):
         root = Path(data_dir) / self.train_dir
         if not root.is_dir():
             raise DataError(f"{root}: train folder not found (expected {self.train_dir}/<label>/<image>)")
-        loose = sorted(p.name for p in root.iterdir() if p.is_file() and is_image_file(p))
-        if loose:
+        top = scan_folder(root, look_inside=False)  # its subfolders are the classes, listed below
+        if top.images:
             raise DataError(
-                f"{root}: images lie directly in the train folder ({', '.join(loose[:3])}...); "
+                f"{root}: images lie directly in the train folder ({', '.join(p.name for p in top.images[:3])}...); "
                 f"expected one subfolder per label"
             )
         found = self._class_folders(root)
@@ -82,36 +86,26 @@ class ClassFolderCompetition(ClassificationCompetition):
         unknown = sorted(set(found) - set(classes))
         if unknown:
             raise DataError(f"{root}: folder(s) {', '.join(unknown)} are not labels of {self.name}: {classes}")
-        ids, paths, labels, skipped = [], [], [], []
+        ids, paths, labels, scans = [], [], [], [FolderScan(root, dangling=top.dangling)]
         for index, label in enumerate(classes):
             folder = root / label
             if not folder.is_dir():
                 raise DataError(f"{folder}: class folder missing (every label needs training images)")
-            files = sorted(folder.iterdir())
-            images = [p for p in files if is_image_file(p)]
-            skipped += [p for p in files if p.is_file() and not is_image_file(p)]
-            if not images:
-                raise DataError(f"{folder}: class folder has no images")
-            ids += [self._id(p) for p in images]
-            paths += images
-            labels += [index] * len(images)
-        if skipped:
-            log.warning("skipped %d non-image file(s) in %s: %s", len(skipped), root,
-                        ", ".join(str(p.relative_to(root)) for p in skipped[:5]))
+            scan = list_images(folder, "class folder")
+            scans.append(scan)
+            ids += [self._id(p) for p in scan.images]
+            paths += scan.images
+            labels += [index] * len(scan.images)
+        warn_ignored(scans, root)
         return ImageTable(ids, paths, np.asarray(labels, dtype=np.int64))
 
     def load_test(self, data_dir: Path) -> ImageTable:
         root = Path(data_dir) / self.test_dir
-        if not root.is_dir():
-            raise DataError(f"{root}: test folder not found")
-        images = sorted(p for p in root.iterdir() if is_image_file(p))
-        skipped = sorted(p.name for p in root.iterdir() if p.is_file() and not is_image_file(p))
-        if skipped:
-            log.warning("skipped %d non-image file(s) in %s: %s", len(skipped), root, ", ".join(skipped[:5]))
-        ids = [self._id(p) for p in images]
-        sample = pd.read_csv(self.sample_submission_path(data_dir), dtype=str, keep_default_na=False)
-        if self.id_column not in sample.columns:
-            raise DataError(f"{self.sample_submission_path(data_dir)}: no {self.id_column!r} column")
+        scan = list_images(root, "test folder")
+        warn_ignored([scan], root)
+        images = scan.images
+        ids = unique_ids(images, self._id)
+        sample = read_sample(self.sample_submission_path(data_dir), self.id_column)
         expected, present = set(sample[self.id_column]), set(ids)
         if expected != present:
             missing, extra = sorted(expected - present), sorted(present - expected)
@@ -136,10 +130,7 @@ class ClassFolderCompetition(ClassificationCompetition):
         classes = self.classes
         return pd.DataFrame({self.id_column: ids, self.label_column: [classes[i] for i in predicted]})
 
-    def score(self, solution: pd.DataFrame, submission: pd.DataFrame) -> float:
-        merged = solution.merge(submission, on=self.id_column, suffixes=("_true", "_pred"))
-        if len(merged) != len(solution):
-            raise DataError(f"{self.name}: submission ids do not match the solution")
-        col = self.label_column
-        return METRICS.get(self.metric)(merged[f"{col}_true"], merged[f"{col}_pred"])
+    @property
+    def value_column(self) -> str:
+        return self.label_column
 

@@ -19,6 +19,8 @@ import pandas as pd
 
 from kagglekit.core.errors import DataError
 from kagglekit.data.masks import image_size
+from kagglekit.evaluation.metrics import METRICS, aligned_rows
+from kagglekit.submission.rle import RLEFormat
 from kagglekit.submission.validator import ValidationReport, validate_submission
 
 #: (height, width) of each test image, by image id: what per-image RLE bounds are checked against.
@@ -89,9 +91,19 @@ class Competition(ABC):
         """Why ``value`` is not allowed in ``column`` of row ``row_id``, or None if it is fine. ``sizes``
         are the test images' (height, width) by image id, for checks that depend on them."""
 
+    @property
     @abstractmethod
+    def value_column(self) -> str:
+        """The submission column the metric scores."""
+
+    def metric_options(self) -> dict:
+        """Keyword arguments the competition's metric needs besides the two columns (e.g. an RLE format)."""
+        return {}
+
     def score(self, solution: pd.DataFrame, submission: pd.DataFrame) -> float:
-        """Kaggle-style scoring of a submission against the hidden solution (same ids)."""
+        """Kaggle-style scoring of a submission against the hidden solution, row by row id."""
+        truth, predicted = aligned_rows(solution, submission, self.id_column, self.value_column, self.name)
+        return METRICS.get(self.metric)(truth, predicted, **self.metric_options())
 
     def groups(self, ids: list[str]) -> np.ndarray:
         """Fold group of each training image: related images (frames of one video) share one, so a
@@ -127,26 +139,31 @@ class ClassificationCompetition(Competition):
         """The submission for test ``ids`` given their predicted class indices."""
 
 
-class SegmentationCompetition(Competition):
+class RLEMasksCompetition(Competition):
+    """Masks submitted run-length encoded: checked against each test image's size, scored by RLE Dice."""
+
+    needs_image_sizes: ClassVar[bool] = True
+    rle_format: RLEFormat
+    void_label: int | None = None  # label-map value ignored by losses and metrics
+
+    def metric_options(self) -> dict:
+        return {"fmt": self.rle_format}
+
+
+class SegmentationCompetition(RLEMasksCompetition):
     """A label map per image, submitted as run-length-encoded masks."""
 
     task: ClassVar[str] = "segmentation"
-    needs_image_sizes: ClassVar[bool] = True
-    value_column: str
-    void_label: int | None = None  # label-map value ignored by losses and metrics
 
     @abstractmethod
     def submission_frame(self, ids: list[str], label_maps: list[np.ndarray]) -> pd.DataFrame:
         """The submission for test ``ids`` given one label map per image at its original size."""
 
 
-class MultiLabelSegmentationCompetition(Competition):
+class MultiLabelSegmentationCompetition(RLEMasksCompetition):
     """Several labels per image (a 0/1 vector) and a label map per image (the PASCAL VOC course)."""
 
     task: ClassVar[str] = "multilabel-segmentation"
-    needs_image_sizes: ClassVar[bool] = True
-    value_column: str
-    void_label: int | None = None
 
     @abstractmethod
     def submission_frame(self, ids: list[str], labels: np.ndarray, label_maps: list[np.ndarray]) -> pd.DataFrame:

@@ -8,26 +8,30 @@ Adapters are never imported by module name. They are found through
 - folders named in ``$KAGGLEKIT_COMPETITIONS`` (``os.pathsep``-separated): their ``*.yaml`` and ``*.py`` files;
 - a YAML file passed by path (``kagglekit run path/to/comp.yaml``).
 
-A YAML file picks a generic kind (``kind: class-folder`` or ``kind: segmentation-folder``) and sets its fields.
+A YAML file picks a generic kind (``kind: class-folder``, ``labels-csv`` or ``segmentation-folder``) and sets its fields.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import os
 import pkgutil
 import sys
+import typing
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
 from typing import Callable
 
-import yaml
+from pydantic import ConfigDict, ValidationError, create_model
 
 from kagglekit.competitions.class_folder import ClassFolderCompetition
 from kagglekit.competitions.contract import Competition
+from kagglekit.competitions.labels_csv import LabelsCsvCompetition
 from kagglekit.competitions.segmentation_folder import SegmentationFolderCompetition
+from kagglekit.core.config import describe_errors, read_yaml
 from kagglekit.core.errors import ConfigError
 from kagglekit.core.registry import Registry
 
@@ -38,19 +42,35 @@ COMPETITION_KINDS: Registry[Callable[[dict], Competition]] = Registry("competiti
 
 
 def config_kind(cls: type) -> Callable[[dict], Competition]:
-    """A YAML kind for a dataclass competition; the file's ``classes:`` is its ``declared_classes``."""
+    """A YAML kind for a dataclass competition: the file's keys are its fields (``classes:`` is its
+    ``declared_classes``), checked strictly against their declared types, so a typo or a list where a
+    name belongs fails naming its key instead of breaking whatever first uses the value."""
+    renamed = {"declared_classes": "classes"}
+    hints = typing.get_type_hints(cls)
+    settings = create_model(
+        f"{cls.__name__}File", __config__=ConfigDict(extra="forbid", strict=True),
+        **{renamed.get(f.name, f.name): (hints[f.name], ... if _required(f) else None)
+           for f in dataclasses.fields(cls) if f.init},
+    )
+    fields = {key: name for name, key in renamed.items()}
 
     def build(raw: dict) -> Competition:
-        raw = dict(raw)
-        if "classes" in raw:
-            raw["declared_classes"] = raw.pop("classes")
-        return cls(**raw)
+        try:
+            given = settings.model_validate(raw)
+        except ValidationError as exc:
+            raise ConfigError(describe_errors(exc)) from None
+        return cls(**{fields.get(key, key): getattr(given, key) for key in given.model_fields_set})
 
     return build
 
 
+def _required(field: dataclasses.Field) -> bool:
+    return field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+
+
 COMPETITION_KINDS.register("class-folder", config_kind(ClassFolderCompetition))
 COMPETITION_KINDS.register("segmentation-folder", config_kind(SegmentationFolderCompetition))
+COMPETITION_KINDS.register("labels-csv", config_kind(LabelsCsvCompetition))
 
 
 def get_competition(name_or_path: str) -> Competition:
@@ -65,17 +85,13 @@ def get_competition(name_or_path: str) -> Competition:
 
 
 def competition_from_yaml(path: Path) -> Competition:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read competition file {path}: {exc}") from None
+    raw = read_yaml(path, "competition file")
     if not isinstance(raw, dict) or "kind" not in raw:
         raise ConfigError(f"{path}: a competition file is a mapping with a 'kind' (e.g. kind: class-folder)")
     raw = dict(raw)
     kind = raw.pop("kind")
-    builder = COMPETITION_KINDS.get(str(kind))
     try:
-        return builder(raw)
+        return COMPETITION_KINDS.get(str(kind))(raw)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     except (TypeError, ValueError) as exc:

@@ -23,9 +23,9 @@ from kagglekit.competitions.contract import (
     SegmentationCompetition,
 )
 from kagglekit.core.errors import ConfigError, DataError
-from kagglekit.data.images import is_image_file
-from kagglekit.evaluation.segmentation import rle_dice_score
+from kagglekit.data.images import list_images, unique_ids, warn_ignored
 from kagglekit.submission import rle
+from kagglekit.submission.validator import read_sample
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class SegmentationFolderCompetition(SegmentationCompetition):
     def load_train(self, data_dir: Path) -> ImageTable:
         images = self._images(Path(data_dir) / self.train_images)
         masks = [Path(data_dir) / self.train_masks / f"{p.stem}{self.mask_suffix}" for p in images]
-        missing = [str(m) for m in masks if not m.is_file()]
+        missing = [str(m) for m in masks if not (m.is_file() or m.is_symlink())]  # a dangling one is unreadable
         if missing:
             raise DataError(f"{len(missing)} training image(s) have no mask, e.g. {', '.join(missing[:3])}")
         return ImageTable([p.stem for p in images], images, None, masks)
@@ -82,9 +82,7 @@ class SegmentationFolderCompetition(SegmentationCompetition):
     def load_test(self, data_dir: Path) -> ImageTable:
         images = self._images(Path(data_dir) / self.test_images)
         sample_path = self.sample_submission_path(data_dir)
-        sample = pd.read_csv(sample_path, dtype=str, keep_default_na=False)
-        if self.id_column not in sample.columns:
-            raise DataError(f"{sample_path}: no {self.id_column!r} column")
+        sample = read_sample(sample_path, self.id_column)
         stems = {p.stem: p for p in images}
         expected = {self.row_id(s, k) for s in stems for k in range(len(self.classes))}
         if set(sample[self.id_column]) != expected:
@@ -97,12 +95,10 @@ class SegmentationFolderCompetition(SegmentationCompetition):
 
     @staticmethod
     def _images(folder: Path) -> list[Path]:
-        if not folder.is_dir():
-            raise DataError(f"{folder}: image folder not found")
-        images = sorted(p for p in folder.iterdir() if is_image_file(p))
-        if not images:
-            raise DataError(f"{folder}: no images")
-        return images
+        scan = list_images(folder, "image folder")
+        warn_ignored([scan], folder)
+        unique_ids(scan.images, lambda p: p.stem)  # ids, masks and submission rows are keyed by stem
+        return scan.images
 
     def groups(self, ids: list[str]) -> np.ndarray:
         """Fold group of each image: ``group_pattern``'s first group of its id, else the id itself."""
@@ -123,6 +119,4 @@ class SegmentationFolderCompetition(SegmentationCompetition):
         size = (sizes or {}).get(row_id.rsplit("_", 1)[0])
         return rle.check(value, self.rle_format, None if size is None else size[0] * size[1])
 
-    def score(self, solution: pd.DataFrame, submission: pd.DataFrame) -> float:
-        return rle_dice_score(solution, submission, self.id_column, self.value_column, self.rle_format, self.name)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import reprlib
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -136,14 +137,28 @@ class RunConfig(Section):
 def read_config_file(path: str | Path) -> dict:
     """The mapping a config file sets (only the keys it names: defaults are not filled in)."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read config {path}: {exc}") from None
+    raw = read_yaml(path, "config") or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"config {path} must be a mapping of settings, got {type(raw).__name__}")
     from_dict(RunConfig, raw, where=str(path))  # names, types and ranges checked against the file itself
     return raw
+
+
+def read_yaml(path: Path, what: str):
+    """The data of a YAML file; ConfigError naming ``path`` (and the line, where YAML knows it) unless it
+    is readable UTF-8 YAML."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{what} {path} is not valid YAML: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - PyYAML's constructors raise bare IndexError, KeyError,
+        # ValueError, AttributeError or RecursionError on a malformed tagged scalar ("!!float" alone,
+        # "2001-13-45", "!!bool x") or deep nesting: all of them mean the file is wrong
+        raise ConfigError(f"{what} {path} is not valid YAML: {type(exc).__name__}: {exc}") from None
 
 
 def merge(base: dict, overrides: dict) -> dict:
@@ -166,11 +181,21 @@ def from_dict(cls: type[BaseModel], raw, where: str = "config"):
     try:
         return cls.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{where}: " + "; ".join(_describe(error) for error in exc.errors())) from None
+        raise ConfigError(f"{where}: {describe_errors(exc)}") from None
+
+
+#: Shows a wrong value briefly: a config may hold a huge string or an alias-expanded ("billion laughs") tree.
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxstring, _SHORT.maxlong = 2, 4, 4, 60, 40
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """Every problem pydantic found, each with its dotted key: what a user needs to fix a settings file."""
+    return "; ".join(_describe(error) for error in exc.errors())
 
 
 def _describe(error: dict) -> str:
     key = ".".join(str(part) for part in error["loc"]) or "(top level)"
     if error["type"] == "extra_forbidden":
         return f"unknown key {key}"
-    return f"{key}: {error['msg'].lower()} (got {error.get('input')!r})"
+    return f"{key}: {error['msg'].lower()} (got {_SHORT.repr(error.get('input'))})"

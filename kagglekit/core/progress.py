@@ -1,25 +1,13 @@
-"""Progress bars for long work (tqdm), including one for Keras epochs."""
+"""The progress bar of a Keras ``fit``: one bar of epochs, shown only on a terminal or in a notebook."""
 
 from __future__ import annotations
 
-import keras
-from tqdm.auto import tqdm
+from tqdm.keras import TqdmCallback
 
 
-class EpochBar(keras.callbacks.Callback):
-    """One bar per ``fit``: an epoch per step, with the latest losses in the postfix."""
+def epoch_bar(epochs: int, desc: str) -> TqdmCallback:
+    """tqdm's Keras callback with the epochs bar only (no per-batch bar), cleared when ``fit`` ends.
 
-    def __init__(self, epochs: int, desc: str):
-        super().__init__()
-        self.epochs, self.desc, self.bar = epochs, desc, None
-
-    def on_train_begin(self, logs=None):
-        self.bar = tqdm(total=self.epochs, desc=self.desc, unit="epoch", leave=False, disable=None)
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        self.bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items() if k in ("loss", "val_loss", "val_accuracy")})
-        self.bar.update(1)
-
-    def on_train_end(self, logs=None):
-        self.bar.close()
+    ``disable=None`` turns it off when output is not a terminal (logs, CI).
+    """
+    return TqdmCallback(epochs=epochs, verbose=0, desc=desc, leave=False, disable=None)

@@ -11,36 +11,48 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from kagglekit.core.errors import DataError
+from kagglekit.data.images import UnreadableImage, check_pixels, decoding
 
 
 def read_label_map(path: str | Path) -> np.ndarray:
-    """(H, W) uint8 class indices from a ``.npy`` array or a palette / grayscale image."""
+    """(H, W) uint8 class indices from a ``.npy`` array or a palette / grayscale image.
+
+    Every way the file can fail is an UnreadableImage (a DataError) naming it, so pipelines can skip
+    and list a bad training mask exactly like a bad training image.
+    """
     path = Path(path)
-    try:
-        if path.suffix == ".npy":
-            array = np.load(path, allow_pickle=False)
+    with decoding(path, "label map"):
+        if path.suffix.lower() == ".npy":
+            array = np.load(path, mmap_mode="r", allow_pickle=False)  # its shape is checked before it is read
+            if array.ndim != 2:
+                raise UnreadableImage(f"{path}: a label map is 2-D (H, W), this one has shape {array.shape}")
+            check_pixels(path, array.shape[1], array.shape[0])
+            array = np.array(array)
         else:
             with Image.open(path) as image:
-                if image.mode not in ("P", "L", "I;16", "I"):
-                    raise DataError(f"{path}: a label map is a palette or grayscale image, not mode {image.mode}")
-                array = np.asarray(image)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: not a readable label map ({exc})") from exc
-    if array.ndim != 2:
-        raise DataError(f"{path}: a label map is 2-D (H, W), this one has shape {array.shape}")
+                check_pixels(path, image.width, image.height)
+                if image.mode not in ("P", "L", "I;16", "I", "1"):
+                    raise UnreadableImage(f"{path}: a label map is a palette or grayscale image, not mode {image.mode}")
+                array = np.asarray(image)  # 2-D in every mode allowed
+    if not (np.issubdtype(array.dtype, np.integer) or array.dtype == bool):
+        raise UnreadableImage(f"{path}: label values must be whole numbers, this map holds {array.dtype}")
     if array.size and (array.min() < 0 or array.max() > 255):
-        raise DataError(f"{path}: label values must lie in 0..255, found {array.min()}..{array.max()}")
+        raise UnreadableImage(f"{path}: label values must lie in 0..255, found {array.min()}..{array.max()}")
     return array.astype(np.uint8, copy=False)
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
-    """(height, width) of an image or ``.npy`` array, read from its header only."""
+    """(height, width) of an image or ``.npy`` array, read from its header only (UnreadableImage naming
+    the file if it has none, or is larger than ``KAGGLEKIT_MAX_PIXELS``)."""
     path = Path(path)
-    if path.suffix == ".npy":
-        return tuple(np.load(path, mmap_mode="r").shape[:2])
-    with Image.open(path) as image:
-        return image.height, image.width
+    with decoding(path, "image"):
+        if path.suffix.lower() == ".npy":
+            height, width = np.load(path, mmap_mode="r", allow_pickle=False).shape[:2]
+        else:
+            with Image.open(path) as image:
+                height, width = image.height, image.width
+    check_pixels(path, width, height)
+    return int(height), int(width)
 
 
 def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -23,14 +23,23 @@ def content_groups(paths: list[Path]) -> tuple[np.ndarray, list[str]]:
     return groups, shas
 
 
-def stratified_folds(labels: np.ndarray, groups: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """K (train_index, valid_index) pairs; every class appears in every validation fold."""
-    counts = np.bincount(labels)
+def stratified_folds(labels: np.ndarray, groups: np.ndarray, k: int, seed: int,
+                     classes: list[str] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """K (train_index, valid_index) pairs; every class appears in every validation fold.
+
+    ``classes`` names the label indices, so an error says which class is too small (and a class with
+    no image at all is caught too).
+    """
     if k < 2:
         raise DataError(f"cross-validation needs at least 2 folds, got {k}")
-    if counts.min() < k:
-        rare = int(np.argmin(counts))
-        raise DataError(f"class index {rare} has {counts.min()} image(s), fewer than the {k} folds asked for")
+    counts = np.bincount(labels, minlength=len(classes or ()))
+    rare = [i for i in np.argsort(counts, kind="stable") if counts[i] < k]
+    if rare:
+        def name(i):
+            return f"class {classes[i]!r}" if classes is not None and i < len(classes) else f"class index {i}"
+        others = f" (and {len(rare) - 1} more: {', '.join(name(i) for i in rare[1:4])})" if len(rare) > 1 else ""
+        raise DataError(f"{name(rare[0])} has {counts[rare[0]]} image(s), fewer than the {k} folds asked for"
+                        f"{others}; add images of it or run with fewer --folds")
     splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
     return [(tr, va) for tr, va in splitter.split(np.zeros(len(labels)), labels, groups)]
 

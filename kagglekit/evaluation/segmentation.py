@@ -64,30 +64,3 @@ def mask_dice(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.nd
     t, p = np.asarray(truth)[None] == classes, np.asarray(predicted)[None] == classes
     total = t.sum((1, 2)) + p.sum((1, 2))
     return np.where(total == 0, 1.0, 2 * (t & p).sum((1, 2)) / np.maximum(total, 1))
-
-
-def rle_dice_score(solution, submission, id_column: str, value_column: str, fmt, name: str) -> float:
-    """Kaggle's mean Dice over rows of RLE masks; both frames have the submission's columns.
-
-    Empty cells may come as "" or NaN (pandas' reading of an empty CSV field): both mean no pixel.
-    """
-    from kagglekit.core.errors import SubmissionError
-    from kagglekit.submission import rle
-
-    merged = solution[[id_column, value_column]].merge(
-        submission[[id_column, value_column]], on=id_column, how="left", suffixes=("_true", "_pred"), indicator=True)
-    missing = merged.loc[merged["_merge"] != "both", id_column]
-    if len(missing):
-        raise SubmissionError(f"{name}: {len(missing)} id(s) of the solution have no row in the submission, "
-                              f"e.g. {', '.join(map(str, missing[:5]))}")
-    scores = []
-    for row_id, truth, predicted in zip(merged[id_column], merged[f"{value_column}_true"], merged[f"{value_column}_pred"]):
-        try:
-            scores.append(rle.dice(_cell(truth), _cell(predicted), fmt))
-        except rle.RLEError as exc:
-            raise SubmissionError(f"{name}: row {row_id}: {exc}") from None
-    return float(np.mean(scores))
-
-
-def _cell(value) -> str:
-    return "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)

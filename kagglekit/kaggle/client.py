@@ -20,7 +20,12 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from kagglekit.core.errors import KaggleError
-from kagglekit.kaggle.credentials import HOW_TO_GET_A_KEY, Credentials, load_credentials
+from kagglekit.kaggle.credentials import (
+    HOW_TO_GET_A_KEY,
+    Credentials,
+    api_environment,
+    load_credentials,
+)
 from kagglekit.kaggle.retry import Backoff, call_with_retry
 
 log = logging.getLogger(__name__)
@@ -50,12 +55,13 @@ class _TimeoutAdapter(HTTPAdapter):
 
 def _make_api(credentials: Credentials, timeout: float):
     from kagglesdk.kaggle_client import KaggleClient
-    from kagglesdk.kaggle_env import get_env
+
+    env = api_environment()
 
     class EnvironmentAwareKaggleApi(_kaggle_api_class()):
         def build_kaggle_client(self):
             client = KaggleClient(
-                env=get_env(),
+                env=env,
                 username=self.config_values.get(self.CONFIG_NAME_USER),
                 password=self.config_values.get(self.CONFIG_NAME_KEY),
                 response_processor=self.get_response_processor(),
@@ -74,9 +80,9 @@ def _make_api(credentials: Credentials, timeout: float):
 
 
 def endpoint() -> str:
-    from kagglesdk.kaggle_env import get_endpoint, get_env
+    from kagglesdk.kaggle_env import get_endpoint
 
-    return get_endpoint(get_env())
+    return get_endpoint(api_environment())
 
 
 class KaggleService:

@@ -35,6 +35,25 @@ class Credentials:
         return text.replace(self.key, "***") if self.key else text
 
 
+#: The values of KAGGLE_API_ENVIRONMENT, as ``kagglesdk.kaggle_env.get_env`` names them (any case here).
+ENVIRONMENTS = ("PROD", "LOCALHOST", "ADMIN", "STAGING", "QA", "TEST")
+
+
+def api_environment(environ=os.environ):
+    """The ``KaggleEnv`` that KAGGLE_API_ENVIRONMENT names (default PROD, kaggle.com).
+
+    ``kagglesdk`` itself accepts only upper case and fails with a bare Exception on anything else.
+    """
+    from kagglesdk.kaggle_env import KaggleEnv
+
+    value = environ.get("KAGGLE_API_ENVIRONMENT", "").strip()
+    name = value.upper() or "PROD"
+    if name not in ENVIRONMENTS:
+        raise KaggleError(f"KAGGLE_API_ENVIRONMENT={value!r} is not one of {', '.join(ENVIRONMENTS)} (any case); "
+                          "unset it to use kaggle.com, or set TEST for a local service on port 7777")
+    return KaggleEnv.LOCAL if name == "LOCALHOST" else KaggleEnv[name]
+
+
 def config_dir(environ=os.environ) -> Path:
     if environ.get("KAGGLE_CONFIG_DIR"):
         return Path(environ["KAGGLE_CONFIG_DIR"])

@@ -9,13 +9,13 @@ before anything is sent again.
 from __future__ import annotations
 
 import logging
-import random
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from kagglekit.competitions.contract import Competition
-from kagglekit.core.errors import KaggleError
+from kagglekit.core.errors import KaggleError, SubmissionError
 from kagglekit.core.fileio import sha256_file
 from kagglekit.kaggle.client import KaggleService
 from kagglekit.kaggle.retry import poll
@@ -42,6 +42,38 @@ def find_tagged(service: KaggleService, slug: str, description: str):
     return next((s for s in service.submissions(slug) if (s.description or "").endswith(tag)), None)
 
 
+#: The tag ``Ledger.open_submission`` ends every description with: the file's sha256 prefix and the row.
+TAG = re.compile(r"\[kk ([0-9a-f]{8})-[0-9]+\]$")
+
+
+def find_same_bytes(service: KaggleService, slug: str, sha256: str):
+    """A submission on Kaggle of a file with this sha256, made by kagglekit with any ledger on any machine
+    (the sha part of its description's tag matches), or None."""
+    for found in service.submissions(slug):
+        match = TAG.search((found.description or "").strip())
+        if match and match.group(1) == sha256[:8]:
+            return found
+    return None
+
+
+def _refuse_if_on_kaggle(service: KaggleService, ledger: Ledger, slug: str, path: Path, sha: str, row: dict) -> None:
+    """SubmissionError if Kaggle already has these bytes from another ledger (another machine, a moved
+    ledger); that submission is recorded in this ledger first, so its score shows here too."""
+    try:
+        found = find_same_bytes(service, slug, sha)
+    except KaggleError as exc:  # nothing was sent: the row must not look like an upload in flight
+        ledger.update_submission(row["id"], status="failed", error=str(exc))
+        raise
+    if found is None:
+        return
+    ledger.update_submission(row["id"], ref=found.ref)
+    apply_status(ledger, row["id"], found)
+    raise SubmissionError(
+        f"{path}: these exact bytes (sha256 {sha[:12]}) are already on Kaggle as ref {found.ref} "
+        f"({found.description!r}), submitted with another ledger or on another machine; it is now recorded in "
+        f"{ledger.path}. A second submission would only spend the daily limit. Use --force to submit anyway.")
+
+
 def submit_file(service: KaggleService, ledger: Ledger, competition: Competition, path: Path, message: str,
                 data_dir: Path, run_id: str | None = None, force: bool = False,
                 policy: SubmitPolicy = SubmitPolicy()) -> dict:
@@ -53,6 +85,8 @@ def submit_file(service: KaggleService, ledger: Ledger, competition: Competition
     row = ledger.open_submission(competition.name, sha, str(path), message, run_id, force)
     if row["ref"] is None:
         ref = _landed(service, competition.slug, row) if row["resumed"] else None
+        if ref is None and not force:
+            _refuse_if_on_kaggle(service, ledger, competition.slug, path, sha, row)
         if ref is None:
             ref = _upload(service, ledger, competition.slug, path, row, policy)
         row = ledger.update_submission(row["id"], ref=ref, status="pending")
@@ -86,7 +120,7 @@ def _upload(service: KaggleService, ledger: Ledger, slug: str, path: Path, row: 
         ledger.update_submission(row["id"], status="failed", error="daily limit reached")
         raise KaggleError(f"cannot submit to {slug!r}: the daily submission limit is used up "
                           f"({limits.num_today} today); nothing was uploaded. Try again after midnight UTC.")
-    delays = service.backoff.delays(random.Random())
+    delays = service.backoff.delays()
     for attempt in range(1, policy.attempts + 1):
         row = ledger.update_submission(row["id"], status="uploading")  # stamps the attempt's start
         try:

@@ -7,6 +7,7 @@ name, the exact weight values, image size, the tapped layers, the view and the i
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -73,14 +74,21 @@ class FeatureExtractor:
             self._compute([paths[i] for i in missing], [shas[i] for i in missing], views, cached, desc)
         return np.stack([np.stack([cached[view][s] for s in shas]) for view in views])
 
+    def features(self, view: str, batch: np.ndarray) -> np.ndarray:
+        """One view of a batch of resized images (``image_batches``) through the backbone, float16.
+
+        The cache is optional: serving maps uploads straight through this (an upload's sha is never
+        seen again), and gets the same numbers as a run that read them from the cache.
+        """
+        images = self.augmenter(view, batch) if is_augmented(view) else apply_view(view, batch)
+        return np.asarray(self.model.predict_on_batch(images), dtype=np.float16)
+
     def _compute(self, paths, shas, views, cached, desc) -> None:
         new = {view: [] for view in views}
         bar = tqdm(total=len(paths) * len(views), desc=f"{desc} {self.backbone}@{self.image_size}", unit="img", disable=None)
         for batch in image_batches(paths, self.image_size, self.batch_size):
             for view in views:
-                images = self.augmenter(view, batch) if is_augmented(view) else apply_view(view, batch)
-                out = self.model.predict_on_batch(images)
-                new[view].append(np.asarray(out, dtype=np.float16))
+                new[view].append(self.features(view, batch))
                 bar.update(len(batch))
         bar.close()
         for view in views:
@@ -94,19 +102,31 @@ class FeatureExtractor:
         return self.cache_dir / f"{view}.npz"
 
     def _load(self, view: str) -> dict[str, np.ndarray]:
+        """The cached features of ``view`` by image sha; a cache file that cannot be read (truncated by a
+        killed run, corrupted, foreign) is only a miss: warned about, recomputed and overwritten."""
         path = self._path(view)
-        if not path.is_file():
+        if not path.exists():
             return {}
         try:
-            with np.load(path) as data:
-                return dict(zip(data["shas"].tolist(), data["features"]))
-        except (OSError, ValueError, KeyError) as exc:
-            log.warning("ignoring unreadable feature cache %s (%s); recomputing", path, exc)
+            with np.load(path, allow_pickle=False) as data:
+                shas, features = data["shas"], data["features"]
+            if shas.ndim != 1 or len(shas) != len(features):
+                raise ValueError(f"{len(shas)} keys for {len(features)} feature rows")
+            return dict(zip(shas.tolist(), features))
+        except Exception as exc:  # noqa: BLE001 - zipfile, zlib, pickle and NumPy each raise their own on bad bytes
+            log.warning("feature cache %s is unreadable (%s: %s); recomputing it", path, type(exc).__name__, exc)
             return {}
 
     def _save(self, view: str, table: dict[str, np.ndarray]) -> None:
+        """Write the cache atomically; failing to (disk full, read-only) costs only a later recomputation."""
         path = self._path(view)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, shas=np.array(list(table)), features=np.stack(list(table.values())))
-        os.replace(tmp, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(tmp, shas=np.array(list(table)), features=np.stack(list(table.values())))
+            os.replace(tmp, path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            log.warning("could not write the feature cache %s (%s); features will be computed again next time",
+                        path, exc)

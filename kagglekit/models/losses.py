@@ -1,5 +1,7 @@
 """Losses the shared heads and segmentation models train with, in backend-agnostic ``keras.ops``.
 
+Keras' own losses do the cross-entropy; what is written here is only what Keras lacks:
+
 - multi-label: binary cross-entropy or focal loss on sigmoid outputs, with a weight per class for
   its positives (rare labels would otherwise be learnt as "always 0");
 - segmentation: sparse cross-entropy + soft Dice on softmax outputs, with the void label (VOC 255,
@@ -11,8 +13,6 @@ from __future__ import annotations
 import keras
 import numpy as np
 from keras import ops
-
-EPSILON = 1e-7
 
 
 def positive_weights(labels: np.ndarray) -> np.ndarray:
@@ -33,12 +33,13 @@ class MultiLabelLoss(keras.losses.Loss):
 
     def call(self, y_true, y_pred):
         y_true = ops.cast(y_true, y_pred.dtype)
-        p = ops.clip(y_pred, EPSILON, 1 - EPSILON)
-        weight = 1.0 if self.pos_weight is None else ops.convert_to_tensor(self.pos_weight, y_pred.dtype)
-        loss = -(weight * y_true * ops.log(p) + (1 - y_true) * ops.log(1 - p))
-        if self.gamma:
-            p_true = y_true * p + (1 - y_true) * (1 - p)
+        loss = ops.binary_crossentropy(y_true, y_pred)  # per class, before Keras' losses average over classes
+        if self.gamma:  # Keras' BinaryFocalCrossentropy averages over classes before a per-class weight could apply
+            p_true = y_true * y_pred + (1 - y_true) * (1 - y_pred)
             loss = loss * ops.power(1 - p_true, self.gamma)
+        if self.pos_weight is not None:  # Keras has no per-class positive weight (its alpha is one for all classes)
+            weight = ops.convert_to_tensor(self.pos_weight, y_pred.dtype)
+            loss = loss * (1 + (weight - 1) * y_true)
         return ops.mean(loss, axis=-1)
 
     def get_config(self):
@@ -47,7 +48,8 @@ class MultiLabelLoss(keras.losses.Loss):
 
 @keras.saving.register_keras_serializable("kagglekit")
 class SegmentationLoss(keras.losses.Loss):
-    """Sparse cross-entropy + ``dice_weight`` x (1 - soft Dice over classes); void pixels count for nothing.
+    """Per image: sparse cross-entropy + ``dice_weight`` x (1 - soft Dice over classes), each over the
+    pixels labelled with a class (void, and any value that is no class, count for nothing).
 
     ``y_true``: (b, h, w) class indices; ``y_pred``: (b, h, w, classes) softmax probabilities.
     """
@@ -61,15 +63,20 @@ class SegmentationLoss(keras.losses.Loss):
         y_true = ops.cast(y_true, "int32")
         if len(y_true.shape) == 4:  # (b, h, w, 1) as some loaders give it
             y_true = ops.squeeze(y_true, -1)
-        valid = ops.ones_like(y_true, dtype=y_pred.dtype) if self.void_label is None else \
-            ops.cast(ops.not_equal(y_true, self.void_label), y_pred.dtype)
-        labels = ops.where(ops.cast(valid, "bool"), y_true, ops.zeros_like(y_true))
-        one_hot = ops.one_hot(labels, self.n_classes, dtype=y_pred.dtype) * valid[..., None]
-        p = ops.clip(y_pred, EPSILON, 1.0)
-        pixels = ops.maximum(ops.sum(valid, axis=(1, 2)), 1.0)
-        cross_entropy = -ops.sum(one_hot * ops.log(p), axis=(1, 2, 3)) / pixels
+        is_class = ops.logical_and(ops.greater_equal(y_true, 0), ops.less(y_true, self.n_classes))
+        if self.void_label is not None:
+            is_class = ops.logical_and(is_class, ops.not_equal(y_true, self.void_label))
+        # the void label, and any value that is no class, become one label the cross-entropy ignores
+        per_pixel = keras.losses.sparse_categorical_crossentropy(
+            ops.where(is_class, y_true, self.n_classes), y_pred, ignore_class=self.n_classes)
+        valid = ops.cast(is_class, y_pred.dtype)
+        cross_entropy = ops.sum(per_pixel, axis=(1, 2)) / ops.maximum(ops.sum(valid, axis=(1, 2)), 1.0)
         if not self.dice_weight:
             return cross_entropy
+        # soft Dice per class, smoothed: keras.losses.dice has no ignored class and scores a class absent
+        # from both the truth and the prediction 0 instead of 1
+        labels = ops.where(is_class, y_true, ops.zeros_like(y_true))
+        one_hot = ops.one_hot(labels, self.n_classes, dtype=y_pred.dtype) * valid[..., None]
         probs = y_pred * valid[..., None]
         overlap = ops.sum(probs * one_hot, axis=(1, 2))
         total = ops.sum(probs, axis=(1, 2)) + ops.sum(one_hot, axis=(1, 2))

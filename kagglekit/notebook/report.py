@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
 from kagglekit.competitions.contract import Competition
@@ -23,14 +24,14 @@ MAX_ROWS = 30
 MAX_VALUE = 60  # characters of a submission value shown in the format example
 
 
-def markdown_table(header: list[str], rows: list[list]) -> str:
+def markdown_table(frame: pd.DataFrame) -> str:
+    """``frame`` as a markdown table, floats to 4 decimals; every cell stays one literal line of text."""
     def cell(value) -> str:
         text = f"{value:.4f}" if isinstance(value, float) else str(value)
         return text.replace("|", "\\|").replace("\n", " ")
 
-    lines = ["| " + " | ".join(map(cell, header)) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(map(cell, row)) + " |" for row in rows]
-    return "\n".join(lines)
+    # disable_numparse: tabulate would otherwise turn number-like text (ids such as "007") into numbers
+    return frame.map(cell).to_markdown(index=False, disable_numparse=True)
 
 
 def competition_section(competition: Competition, run_dir: Path) -> str:
@@ -54,8 +55,8 @@ def data_section(run_dir: Path) -> str:
     for key, value in report.items():
         label = key.replace("_", " ")
         if isinstance(value, dict) and value and all(not isinstance(v, (dict, list)) for v in value.values()):
-            tables.append(f"**{label}**\n\n" + markdown_table(["", "count" if "count" in key else "value"],
-                                                             [[k, v] for k, v in value.items()]))
+            column = "count" if "count" in key else "value"
+            tables.append(f"**{label}**\n\n" + markdown_table(pd.DataFrame(value.items(), columns=["", column])))
         elif isinstance(value, (dict, list)):
             listed = ", ".join(f"`{v}`" for v in list(value)[:5]) + (" ..." if len(value) > 5 else "")
             bullets.append(f"- {label}: {len(value)}" + (f" ({listed})" if value else ""))
@@ -95,7 +96,8 @@ def design_section(run_dir: Path) -> str:
 def cv_section(run_dir: Path) -> str:
     metrics = _read_json(run_dir / "metrics.json")
     metric = metrics["metric"]
-    folds = markdown_table(["fold", metric], [[k, float(s)] for k, s in enumerate(metrics["fold_scores"])])
+    folds = markdown_table(pd.DataFrame({"fold": range(len(metrics["fold_scores"])),
+                                         metric: [float(s) for s in metrics["fold_scores"]]}))
     shown = {"metric", "cv_mean", "cv_std", "fold_scores"}
     extra = [f"- {k.replace('_', ' ')}: {_format(v)}" for k, v in metrics.items() if k not in shown]
     return (
@@ -123,10 +125,9 @@ def ledger_section(competition: Competition, run_dir: Path, ledger_path: Path | 
     history = Ledger(ledger_path).history(competition.name, include_unlinked=True)
     if history.empty:
         return title + f"No submissions recorded yet for {competition.name}."
-    columns = [c for c in LEDGER_COLUMNS if c in history.columns]
-    rows = [[f"**{v}** (this run)" if c == "run_id" and v == run_dir.name else _cell(v) for c, v in zip(columns, row)]
-            for row in history[columns].tail(MAX_ROWS).itertuples(index=False)]
-    return title + f"Runs and submissions of {competition.name} in the score ledger, newest first:\n\n" + markdown_table(columns, rows)
+    shown = history[[c for c in LEDGER_COLUMNS if c in history.columns]].tail(MAX_ROWS).map(_cell)
+    shown["run_id"] = shown["run_id"].where(shown["run_id"] != run_dir.name, f"**{run_dir.name}** (this run)")
+    return title + f"Runs and submissions of {competition.name} in the score ledger, newest first:\n\n" + markdown_table(shown)
 
 
 def _cell(value):

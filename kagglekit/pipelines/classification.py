@@ -23,9 +23,8 @@ from sklearn.utils.class_weight import compute_class_weight
 
 from kagglekit.competitions.contract import Competition, ImageTable
 from kagglekit.core.config import RunConfig
-from kagglekit.core.errors import ConfigError, DataError
+from kagglekit.core.errors import ConfigError
 from kagglekit.core.fileio import atomic_write_json, atomic_write_text, sha256_file
-from kagglekit.data.images import find_unreadable
 from kagglekit.data.views import average_views
 from kagglekit.evaluation.folds import content_groups, stratified_folds
 from kagglekit.evaluation.metrics import METRICS
@@ -33,6 +32,7 @@ from kagglekit.learners.features import FeatureExtractor
 from kagglekit.learners.head import HeadClassifier
 from kagglekit.learners.top_blocks import TopBlocksClassifier
 from kagglekit.models.backbones import get_backbone
+from kagglekit.pipelines.inputs import checked_test, usable_train
 from kagglekit.runs import plots
 from kagglekit.runs.result import RunResult
 from kagglekit.submission.writer import write_submission
@@ -49,7 +49,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
 
     train, test = read_images(competition, data, run_dir)
     groups, train_shas = content_groups(train.paths)
-    folds = stratified_folds(train.labels, groups, config.folds, config.seed)
+    folds = stratified_folds(train.labels, groups, config.folds, config.seed, competition.classes)
     classes = competition.classes
     metric = METRICS.get(competition.metric)
 
@@ -64,7 +64,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
     oof = np.zeros((len(train), len(classes)), dtype=np.float32)
     fold_scores, histories = [], []
     for k, (tr, va) in enumerate(folds):
-        for model, x in zip(fold_models(config, run_dir, k, inputs, len(classes)), inputs):
+        for model, x in zip(fold_models(config, run_dir, k, inputs[0].shape[-1], len(classes)), inputs):
             x_fit = x[fit_views][:, tr].reshape(-1, *x.shape[2:])
             model.fit(x_fit, np.tile(train.labels[tr], len(fit_views)), x[tta_views[0], va], train.labels[va], weights)
             histories.append(model.history)
@@ -91,27 +91,31 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
 
 def model_inputs(config: RunConfig, paths: list[Path], shas: list[str], views: list[str], desc: str) -> list[np.ndarray]:
     """What each fold's models read, per view: frozen features, then (fine-tuning) cut activations."""
-    features = np.concatenate([
-        FeatureExtractor(name, config.image_size, taps=list(get_backbone(name).taps) if config.train.multiscale else None,
-                         weights_dir=config.weights_dir, augment=config.augment, seed=config.seed
-                         ).transform(paths, shas, views, desc)
-        for name in config.backbones
-    ], axis=-1)
+    return [np.concatenate([e.transform(paths, shas, views, desc) for e in group], axis=-1)
+            for group in input_extractors(config)]
+
+
+def input_extractors(config: RunConfig) -> list[list[FeatureExtractor]]:
+    """Per model input (the order of ``model_inputs``), the extractors whose outputs are concatenated:
+    every backbone's frozen features, then (fine-tuning) the first backbone's cut activations."""
+    features = [FeatureExtractor(name, config.image_size,
+                                 taps=list(get_backbone(name).taps) if config.train.multiscale else None,
+                                 weights_dir=config.weights_dir, augment=config.augment, seed=config.seed)
+                for name in config.backbones]
     if not config.train.finetune:
         return [features]
     backbone = config.backbones[0]
     cut = get_backbone(backbone).finetune_cut
     if cut is None:
         raise ConfigError(f"backbone {backbone} has no fine-tuning cut point; list another first or set train.finetune: false")
-    extractor = FeatureExtractor(backbone, config.image_size, taps=[cut], pool=False, weights_dir=config.weights_dir,
-                                 augment=config.augment, seed=config.seed)
-    return [features, extractor.transform(paths, shas, views, f"{desc} {cut}")]
+    return [features, [FeatureExtractor(backbone, config.image_size, taps=[cut], pool=False,
+                                        weights_dir=config.weights_dir, augment=config.augment, seed=config.seed)]]
 
 
-def fold_models(config: RunConfig, run_dir: Path, fold: int, inputs: list[np.ndarray], n_classes: int) -> list:
+def fold_models(config: RunConfig, run_dir: Path, fold: int, feature_dim: int, n_classes: int) -> list:
     """The models of one fold, in the order of ``model_inputs``; saved under ``folds/fold<k>``."""
     workdir, seed = run_dir / "folds" / f"fold{fold}", config.seed + fold
-    models = [HeadClassifier(inputs[0].shape[-1], n_classes, config.train, seed, workdir)]
+    models = [HeadClassifier(feature_dim, n_classes, config.train, seed, workdir)]
     if config.train.finetune:
         models.append(TopBlocksClassifier(config.backbones[0], config.image_size, n_classes, config.train, seed,
                                           workdir, config.weights_dir))
@@ -126,16 +130,23 @@ def predict_proba(config: RunConfig, run_dir: Path, images: ImageTable, n_classe
     """
     shas = [sha256_file(p) for p in images.paths]
     inputs = model_inputs(config, images.paths, shas, config.tta, "predict")
-    probabilities = []
-    for fold in range(config.folds):
-        models = [m.load() for m in fold_models(config, run_dir, fold, inputs, n_classes)]
-        probabilities.append(np.mean([tta_proba(m, x) for m, x in zip(models, inputs)], axis=0))
-    return np.mean(probabilities, axis=0)
+    return ensemble_proba(load_fold_models(config, run_dir, inputs[0].shape[-1], n_classes), inputs)
+
+
+def load_fold_models(config: RunConfig, run_dir: Path, feature_dim: int, n_classes: int) -> list[list]:
+    """Every fold's saved models, loaded: ``[fold][model]``."""
+    return [[m.load() for m in fold_models(config, run_dir, fold, feature_dim, n_classes)]
+            for fold in range(config.folds)]
+
+
+def ensemble_proba(folds: list[list], inputs: list[np.ndarray]) -> np.ndarray:
+    """The mean over folds of the mean over each fold's models of its TTA-averaged probabilities."""
+    return np.mean([np.mean([tta_proba(m, x) for m, x in zip(models, inputs)], axis=0) for models in folds], axis=0)
 
 
 def predict(competition: Competition, config: RunConfig, run_dir: Path, data: Path) -> pd.DataFrame:
     """The submission of a finished run, recomputed from its saved fold models."""
-    test = competition.load_test(data)
+    test = checked_test(competition.load_test(data))
     proba = predict_proba(config, run_dir, test, len(competition.classes))
     return competition.submission_frame(test.ids, proba.argmax(1))
 
@@ -147,22 +158,14 @@ def tta_proba(model, x_views: np.ndarray) -> np.ndarray:
 
 def read_images(competition: Competition, data: Path, run_dir: Path) -> tuple[ImageTable, ImageTable]:
     """Load both splits; skip (and list) unreadable training images, refuse unreadable test images."""
-    train, test = competition.load_train(data), competition.load_test(data)
-    bad_train = find_unreadable(train.paths)
-    bad_test = find_unreadable(test.paths)
+    train, skipped = usable_train(competition.load_train(data))
+    test = competition.load_test(data)
     atomic_write_json(run_dir / "data_report.json", {
         "train_images": len(train), "test_images": len(test),
-        "skipped_unreadable_train": {str(p): r for p, r in bad_train.items()},
+        "skipped_unreadable_train": skipped,
         "class_counts": dict(zip(competition.classes, np.bincount(train.labels, minlength=len(competition.classes)).tolist())),
     })
-    if bad_test:
-        listed = "\n  ".join(bad_test.values())
-        raise DataError(f"{len(bad_test)} test image(s) cannot be read, and each needs a prediction:\n  {listed}")
-    if bad_train:
-        log.warning("skipping %d unreadable training image(s):\n  %s", len(bad_train), "\n  ".join(bad_train.values()))
-        keep = [i for i, p in enumerate(train.paths) if p not in bad_train]
-        train = train.subset(keep)
-    return train, test
+    return train, checked_test(test)
 
 
 def write_outputs(result: RunResult, competition: Competition, train: ImageTable, test: ImageTable,

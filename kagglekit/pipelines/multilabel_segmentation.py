@@ -23,11 +23,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kagglekit.competitions.contract import Competition
+from kagglekit.competitions.contract import Competition, ImageTable
 from kagglekit.core.config import RunConfig
-from kagglekit.core.errors import ConfigError, DataError
+from kagglekit.core.errors import ConfigError
 from kagglekit.core.fileio import atomic_write_json, atomic_write_text, sha256_file
-from kagglekit.data.images import find_unreadable
 from kagglekit.data.masks import image_size, read_label_map
 from kagglekit.evaluation.folds import content_groups, multilabel_folds
 from kagglekit.evaluation.reports import multilabel_report, segmentation_report
@@ -37,6 +36,7 @@ from kagglekit.learners.segmenter import Segmenter
 from kagglekit.learners.thresholds import ThresholdTuner
 from kagglekit.models.losses import positive_weights
 from kagglekit.pipelines.classification import model_inputs, tta_proba
+from kagglekit.pipelines.inputs import checked_test, usable_train
 from kagglekit.pipelines.segmentation import cap_images, write_outputs
 from kagglekit.runs import plots
 from kagglekit.runs.result import RunResult
@@ -54,17 +54,14 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
     if config.segmentation.consistency not in ("auto", "on", "off"):
         raise ConfigError(f"segmentation.consistency must be auto, on or off, not {config.segmentation.consistency!r}")
     classes, void = competition.classes, competition.void_label
-    train = cap_images(competition.load_train(data), config.segmentation.max_train_images)
-    test = competition.load_test(data)
-    bad = find_unreadable(train.paths + test.paths)
-    if bad:
-        raise DataError(f"{len(bad)} image(s) cannot be read:\n  " + "\n  ".join(bad.values()))
+    train, skipped = usable_train(cap_images(competition.load_train(data), config.segmentation.max_train_images))
+    test = checked_test(competition.load_test(data))
     groups, train_shas = content_groups(train.paths)
     folds = multilabel_folds(train.labels, groups, config.folds, config.seed)
     atomic_write_json(run_dir / "data_report.json", {
         "train_images": len(train), "test_images": len(test), "duplicate_images": int(len(groups) - len(set(groups))),
         "label_counts": dict(zip(classes, train.labels.sum(0).tolist())),
-        "labels_per_image": np.bincount(train.labels.sum(1)).tolist(),
+        "labels_per_image": np.bincount(train.labels.sum(1)).tolist(), "skipped_unreadable_train": skipped,
     })
 
     # --- classification -------------------------------------------------------------------------------
@@ -122,7 +119,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
     # --- test: from the saved models, exactly as ``kagglekit predict`` does ---------------------------
     atomic_write_json(run_dir / POSTPROCESS, {"thresholds": tuner.thresholds_.tolist(),
                                               "top1_fallback": ml.top1_fallback, "consistency": use_consistency})
-    frame, test_proba = predict_with_proba(competition, config, run_dir, data)
+    frame, test_proba = predict_with_proba(competition, config, run_dir, test)
     submission = write_submission(frame, run_dir / "submission.csv")
     competition.validate(submission, data).raise_if_invalid()
 
@@ -146,12 +143,11 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
 
 def predict(competition: Competition, config: RunConfig, run_dir: Path, data: Path) -> pd.DataFrame:
     """The submission of a finished run, recomputed from its saved heads, thresholds and segmenter."""
-    return predict_with_proba(competition, config, run_dir, data)[0]
+    return predict_with_proba(competition, config, run_dir, checked_test(competition.load_test(data)))[0]
 
 
-def predict_with_proba(competition: Competition, config: RunConfig, run_dir: Path, data: Path):
-    """(submission frame, test class probabilities) from what the run directory holds."""
-    test = competition.load_test(data)
+def predict_with_proba(competition: Competition, config: RunConfig, run_dir: Path, test: ImageTable):
+    """(submission frame, test class probabilities) of checked test images, from what the run directory holds."""
     post = json.loads((run_dir / POSTPROCESS).read_text())
     (x_test,) = model_inputs(config, test.paths, [sha256_file(p) for p in test.paths], config.tta, "test")
     n_classes = len(competition.classes)

@@ -26,6 +26,7 @@ from kagglekit.data.masks import image_size, read_label_map
 from kagglekit.evaluation.folds import grouped_holdout
 from kagglekit.evaluation.reports import segmentation_report
 from kagglekit.learners.segmenter import Segmenter
+from kagglekit.pipelines.inputs import checked_test, usable_train
 from kagglekit.runs import plots
 from kagglekit.runs.result import RunResult
 from kagglekit.submission.writer import write_submission
@@ -38,13 +39,13 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
     data = Path(config.data)
     config.save(run_dir / "config.yaml")
     classes, void = competition.classes, competition.void_label
-    train = cap_images(competition.load_train(data), config.segmentation.max_train_images)
-    test = competition.load_test(data)
+    train, skipped = usable_train(cap_images(competition.load_train(data), config.segmentation.max_train_images))
+    test = checked_test(competition.load_test(data))
     fit, valid = grouped_holdout(competition.groups(train.ids), config.segmentation.valid_fraction, config.seed)
     fit, valid = train.subset(fit), train.subset(valid)
     atomic_write_json(run_dir / "data_report.json", {
         "train_images": len(fit), "valid_images": len(valid), "test_images": len(test),
-        "valid_ids": valid.ids,
+        "valid_ids": valid.ids, "skipped_unreadable_train": skipped,
     })
 
     segmenter = Segmenter(len(classes), void, config, run_dir / "segmenter")
@@ -54,7 +55,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
     scores = segmentation_report(truths, predicted, classes, void)
     log.info("hold-out (%d images): mIoU %.4f, Dice %.4f", len(valid), scores["miou"], scores["dice"])
 
-    submission = write_submission(predict(competition, config, run_dir, data), run_dir / "submission.csv")
+    submission = write_submission(predict_images(competition, config, run_dir, test), run_dir / "submission.csv")
     competition.validate(submission, data).raise_if_invalid()
 
     result = RunResult(
@@ -69,7 +70,11 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
 
 def predict(competition: Competition, config: RunConfig, run_dir: Path, data: Path) -> pd.DataFrame:
     """The submission of a finished run, recomputed from its saved segmenter (the run writes this too)."""
-    test = competition.load_test(data)
+    return predict_images(competition, config, run_dir, checked_test(competition.load_test(data)))
+
+
+def predict_images(competition: Competition, config: RunConfig, run_dir: Path, test: ImageTable) -> pd.DataFrame:
+    """The submission for checked test images, from the run's saved segmenter."""
     segmenter = Segmenter(len(competition.classes), competition.void_label, config, run_dir / "segmenter").load()
     maps = segmenter.predict(test.paths, [image_size(p) for p in test.paths], config.tta)
     return competition.submission_frame(test.ids, maps)

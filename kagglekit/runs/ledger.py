@@ -1,7 +1,8 @@
-"""The score ledger: every run and every submission of a project, in one SQLite file.
+"""The score ledger: every run and every submission, in one SQLite file per user.
 
-``submissions/ledger.sqlite`` (beside the run directories) answers "how did each idea do, on CV and
-on the leaderboard?". It is written in short transactions in WAL mode, so a crash loses at most the
+The ledger (``$KAGGLEKIT_LEDGER``, else ``ledger.sqlite`` in the user data folder) answers "how did each
+idea do, on CV and on the leaderboard?", keyed by competition and file hash, whatever folder a run was
+made in. It is written in short transactions in WAL mode, so a crash loses at most the
 row being written and readers never see half a row. A submission row is written *before* the
 upload ("uploading"), so an interrupted submit can be reconciled with Kaggle instead of repeated.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import subprocess
 from datetime import datetime, timezone
@@ -17,13 +19,15 @@ from pathlib import Path
 from typing import Iterator
 
 import pandas as pd
+import platformdirs
 
-from kagglekit.core.errors import SubmissionError
+from kagglekit.core.errors import DataError, KagglekitError, SubmissionError
 from kagglekit.core.fileio import sha256_file
 
 #: Submission states: uploading (outcome unknown until checked with Kaggle), pending (Kaggle has it,
 #: scoring), complete, error (Kaggle could not score it), failed (never reached Kaggle).
 UNFINISHED = ("uploading", "pending")
+LEDGER_ENV = "KAGGLEKIT_LEDGER"
 MAX_MESSAGE = 180  # characters of the message kept in the Kaggle description (before the tag)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -40,8 +44,35 @@ CREATE INDEX IF NOT EXISTS submissions_sha ON submissions (competition, sha256);
 """
 
 
-def default_ledger_path(output_dir: str | Path = "submissions") -> Path:
-    return Path(output_dir) / "ledger.sqlite"
+def default_ledger_path() -> Path:
+    """The user's one ledger, wherever runs are written: ``$KAGGLEKIT_LEDGER``, else ``ledger.sqlite`` in
+    the user data folder (``~/.local/share/kagglekit`` on Linux), so every run and submission of every
+    project on this machine is checked against the same history."""
+    override = os.environ.get(LEDGER_ENV, "").strip()
+    if override:
+        return Path(override).expanduser()
+    return Path(platformdirs.user_data_dir("kagglekit", appauthor=False)) / "ledger.sqlite"
+
+
+class LedgerError(KagglekitError):
+    """The ledger file cannot be opened or is damaged; the message names it and how to start afresh."""
+
+    exit_code = DataError.exit_code  # a file that cannot be read, like any other
+
+
+@contextlib.contextmanager
+def _sqlite_errors(path: Path) -> Iterator[None]:
+    """SQLite and pandas errors as a LedgerError naming the file and the way out."""
+    try:
+        yield
+    except (sqlite3.DatabaseError, pd.errors.DatabaseError) as exc:
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            raise LedgerError(f"{path}: the score ledger is locked by another kagglekit process ({exc}); "
+                              "try again when it has finished") from exc
+        raise LedgerError(
+            f"{path}: the score ledger cannot be read ({exc}). If the file is damaged, move it aside "
+            f"(mv '{path}' '{path}.broken'): kagglekit then starts a new, empty ledger there "
+            "(Kaggle keeps your submissions: `kagglekit submissions COMPETITION` lists them)") from exc
 
 
 def _now() -> str:
@@ -69,12 +100,20 @@ def git_commit(cwd: Path | None = None) -> str | None:
 class Ledger:
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = self._connect()
         try:
-            db.executescript(f"BEGIN IMMEDIATE; {SCHEMA} COMMIT;")
-        finally:
-            db.close()
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LedgerError(f"{self.path}: cannot create the score ledger's folder ({exc}); "
+                              f"set {LEDGER_ENV} or pass --ledger to put it elsewhere") from exc
+        with _sqlite_errors(self.path):
+            db = self._connect()
+            try:
+                db.executescript(f"BEGIN IMMEDIATE; {SCHEMA} COMMIT;")
+                damage = [row[0] for row in db.execute("PRAGMA quick_check")]  # truncation shows here, not mid-submit
+                if damage != ["ok"]:
+                    raise sqlite3.DatabaseError(f"damaged: {'; '.join(damage[:3])}")
+            finally:
+                db.close()
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
@@ -86,17 +125,19 @@ class Ledger:
     @contextlib.contextmanager
     def _transaction(self, immediate: bool = False) -> Iterator[sqlite3.Connection]:
         """One transaction: committed on success, rolled back on any error; the connection closed."""
-        db = self._connect()
-        try:
-            db.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        with _sqlite_errors(self.path):
+            db = self._connect()
             try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        finally:
-            db.close()
+                db.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+                try:
+                    yield db
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            finally:
+                db.close()
 
     # -- runs --------------------------------------------------------------------------------
     def record_run(self, result, config) -> str:

@@ -40,23 +40,24 @@ def learning_curves(histories: list[dict[str, list[float]]], path: Path, title: 
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str], path: Path, title: str) -> Path:
-    """Row-normalised confusion matrix with counts, for out-of-fold predictions."""
+    """Confusion matrix of out-of-fold predictions, each row as shares of its true class (empty cells
+    left blank), with each class's image count beside its name."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
     n = len(classes)
-    counts = np.zeros((n, n), dtype=int)
-    np.add.at(counts, (np.asarray(y_true), np.asarray(y_pred)), 1)
-    share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     size = max(5.0, 0.55 * n + 2)
     fig, ax = plt.subplots(figsize=(size, size))
-    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    for i in range(n):
-        for j in range(n):
-            if counts[i, j]:
-                ax.text(j, i, counts[i, j], ha="center", va="center", fontsize=7,
-                        color="white" if share[i, j] > 0.5 else "black")
-    ax.set_xticks(range(n), classes, rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(n), classes, fontsize=8)
+    shown = ConfusionMatrixDisplay.from_predictions(
+        y_true, y_pred, labels=range(n), display_labels=classes, normalize="true", values_format=".0%",
+        cmap="Blues", colorbar=False, xticks_rotation=60, ax=ax, im_kw={"vmin": 0, "vmax": 1},
+        text_kw={"fontsize": 7})
+    for text, share in zip(shown.text_.ravel(), shown.confusion_matrix.ravel()):
+        text.set_visible(share > 0)
+    plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor", fontsize=8)
+    support = np.bincount(np.asarray(y_true, dtype=np.int64), minlength=n)
+    ax.set_yticks(range(n), [f"{name} ({count})" for name, count in zip(classes, support)], fontsize=8)
     ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    ax.set_ylabel("true (images)")
     ax.set_title(title)
     return _save(fig, path)
 

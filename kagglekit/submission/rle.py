@@ -14,6 +14,8 @@ Dice is computed straight from two encodings (interval arithmetic), so a scorer 
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,19 +62,38 @@ def encode(mask: np.ndarray, fmt: RLEFormat = COLUMN_MAJOR) -> str:
     return " ".join(map(str, pairs.tolist()))
 
 
+#: Pixel numbers are ASCII digits only: ``int()`` and ``str.isdigit`` also take '١٢٣', '²', '+1' and '1_0'.
+_DIGITS = re.compile(r"[0-9]+")
+_SEPARATOR = re.compile(r"[ \t\r\n]+")
+_WELL_FORMED = re.compile(r"[0-9]+(?:[ \t\r\n]+[0-9]+)*")
+#: A number of 19 or more significant digits (>= 10**18): past any mask, and start + length of two
+#: smaller ones can never overflow int64. Found before any conversion, so a huge token costs nothing.
+_TOO_LARGE = re.compile(r"[1-9][0-9]{18,}")
+
+
+def cell_text(value) -> str:
+    """A submission cell as text: None and NaN (an empty cell read by pandas) are the empty string."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return value if isinstance(value, str) else str(value)
+
+
 def parse(text: str, fmt: RLEFormat = COLUMN_MAJOR, size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """0-based (starts, lengths) of an encoding; RLEError unless well-formed, sorted, disjoint, in range."""
-    text = "" if text is None else str(text).strip()
-    if text == fmt.empty.strip() or not text:
+    text = cell_text(text).strip(" \t\r\n")
+    if not text or text == fmt.empty.strip():
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    tokens = text.split()
+    if not _WELL_FORMED.fullmatch(text):
+        bad = next((t for t in _SEPARATOR.split(text) if not _DIGITS.fullmatch(t)), text)
+        raise RLEError(f"{_shown(bad)} is not a whole number (pixel numbers are ASCII digits 0-9, no sign, "
+                       "separated by spaces)")
+    huge = _TOO_LARGE.search(text)
+    if huge:
+        raise RLEError(f"{_shown(huge.group())} is too large for a pixel number: {len(huge.group())} digits")
+    tokens = _SEPARATOR.split(text)
     if len(tokens) % 2:
         raise RLEError(f"{len(tokens)} numbers; an encoding is 'start length' pairs")
-    try:
-        pairs = np.array([int(t) for t in tokens], dtype=np.int64)
-    except ValueError:
-        bad = next(t for t in tokens if not t.lstrip("+-").isdigit())
-        raise RLEError(f"{bad!r} is not a whole number") from None
+    pairs = np.array(tokens).astype(np.int64)
     starts, lengths = pairs[0::2] - fmt.base, pairs[1::2]
     if (starts < 0).any():
         i = int(np.argmax(starts < 0))
@@ -88,6 +109,10 @@ def parse(text: str, fmt: RLEFormat = COLUMN_MAJOR, size: int | None = None) -> 
     if size is not None and ends[-1] > size:
         raise RLEError(f"last run ends at pixel {ends[-1] - 1 + fmt.base}, past the mask's {size} pixels")
     return starts, lengths
+
+
+def _shown(token: str, limit: int = 24) -> str:
+    return repr(token) if len(token) <= limit else f"{token[:limit]!r}..."
 
 
 def check(text: str, fmt: RLEFormat = COLUMN_MAJOR, size: int | None = None) -> str | None:

@@ -1,7 +1,9 @@
 """Check a submission file against the sample submission before anything may use or send it.
 
-The validator explains every mismatch by row (1-based line numbers in the CSV, header = line 1):
-columns, row count, missing / extra / duplicated ids, and values the competition does not allow.
+The validator explains every mismatch by line (CSV line numbers, header = line 1): an unreadable file
+(not UTF-8, binary, empty), the header (duplicated or wrong columns), ragged rows, row count, missing /
+extra / duplicated ids, and values the competition does not allow. Whatever the file holds, the answer
+is a report (or a SubmissionError about the sample): never another exception.
 """
 
 from __future__ import annotations
@@ -13,9 +15,7 @@ from typing import Mapping, Protocol
 import pandas as pd
 
 from kagglekit.core.errors import SubmissionError
-from kagglekit.submission.writer import read_csv_strings
-
-MAX_LISTED = 10
+from kagglekit.submission.writer import MAX_LISTED, read_table
 
 
 class SubmissionRules(Protocol):
@@ -43,27 +43,46 @@ class ValidationReport:
             raise SubmissionError(f"{self.path} is not a valid submission:\n  {lines}")
 
 
+def read_sample(path: Path, id_column: str) -> pd.DataFrame:
+    """The sample submission, checked to be a table whose ``id_column`` names each row once (a sample
+    that does not is no model for a submission): SubmissionError naming the file and line otherwise."""
+    sample, lines = read_table(path)
+    if id_column not in sample.columns:
+        raise SubmissionError(f"{path}: the sample submission has no {id_column!r} column (it has {list(sample.columns)})")
+    repeated = sample[id_column].duplicated().to_numpy()
+    if repeated.any():
+        first = int(repeated.argmax())
+        raise SubmissionError(f"{path}, line {lines[first]}: id {sample[id_column].iloc[first]!r} appears more than "
+                              f"once in the sample submission ({int(repeated.sum())} repeated id(s))")
+    return sample
+
+
 def validate_submission(competition: SubmissionRules, path: Path, sample_path: Path,
                         sizes: Mapping[str, tuple[int, int]] | None = None) -> ValidationReport:
     """Every problem of ``path`` as a line naming its CSV line; ``sizes`` are the test images' (height,
-    width) by image id, which RLE cells are checked against (a run and ``validate`` pass the same)."""
+    width) by image id, which RLE cells are checked against (a run and ``validate`` pass the same).
+    SubmissionError only if the sample submission itself cannot be read."""
     path, sample_path = Path(path), Path(sample_path)
     report = ValidationReport(path)
     if not path.is_file():
         report.problems.append(f"{path}: file not found")
         return report
-    sub = read_csv_strings(path)
-    sample = read_csv_strings(sample_path)
+    id_col = competition.id_column
+    sample = read_sample(sample_path, id_col)
+    try:
+        sub, lines = read_table(path)
+    except SubmissionError as exc:
+        report.problems.append(str(exc))
+        return report
     report.rows = len(sub)
     if list(sub.columns) != list(sample.columns):
         report.problems.append(
             f"columns are {list(sub.columns)}, the sample submission has {list(sample.columns)}"
         )
         return report
-    id_col = competition.id_column
     if len(sub) != len(sample):
         report.problems.append(f"{len(sub)} rows, the sample submission has {len(sample)}")
-    line = pd.Series(range(2, len(sub) + 2), index=sub.index)  # CSV line of each row
+    line = pd.Series(lines, index=sub.index, dtype=object)  # the CSV line of each row
     duplicated = sub[id_col].duplicated(keep="first")
     for idx in sub.index[duplicated][:MAX_LISTED]:
         report.problems.append(f"line {line[idx]}: id {sub.at[idx, id_col]!r} appears more than once")
@@ -81,7 +100,7 @@ def validate_submission(competition: SubmissionRules, path: Path, sample_path: P
         if column == id_col:
             continue
         for idx, value in sub[column].items():
-            reason = competition.check_cell(sub.at[idx, id_col], column, value, sizes)
+            reason = _cell_problem(competition, sub.at[idx, id_col], column, value, sizes)
             if reason is not None:
                 bad += 1
                 if bad <= MAX_LISTED:
@@ -89,3 +108,12 @@ def validate_submission(competition: SubmissionRules, path: Path, sample_path: P
     if bad > MAX_LISTED:
         report.problems.append(f"... {bad - MAX_LISTED} more bad values")
     return report
+
+
+def _cell_problem(competition: SubmissionRules, row_id: str, column: str, value: str,
+                  sizes: Mapping[str, tuple[int, int]] | None) -> str | None:
+    """The competition's verdict on one cell; a check that fails on odd content is a bad value, not a crash."""
+    try:
+        return competition.check_cell(row_id, column, value, sizes)
+    except Exception as exc:  # noqa: BLE001 - an adapter's check must not turn a bad cell into a traceback
+        return f"{value[:50]!r} cannot be checked ({type(exc).__name__}: {exc})"

@@ -17,6 +17,7 @@ from kagglesdk.competitions.types import competition_api_service as api
 from kagglesdk.competitions.types.submission_status import SubmissionStatus
 
 from kagglekit.competitions.contract import Competition
+from kagglekit.core.errors import ConfigError
 from kagglekit.kaggle.local_service.faults import Fault, Faults
 from kagglekit.kaggle.local_service.state import (
     HostedCompetition,
@@ -70,8 +71,9 @@ class LocalKaggleService:
             server.server_activate()
         except OSError as exc:
             server.server_close()
-            raise OSError(f"cannot listen on {self.address[0]}:{self.address[1]} ({exc}); is another "
-                          "local Kaggle service running?") from exc
+            raise ConfigError(f"cannot listen on port {self.address[1]} of {self.address[0]} ({exc.strerror}): "
+                              "is another local Kaggle service or program using it? Choose another port "
+                              "with --port") from exc
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
                                         name="local-kaggle", daemon=True)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from kagglekit.competitions.contract import Competition
+from kagglekit.core.manifest import MANIFEST
 from kagglekit.kaggle.local_service.scoring import public_mask, score_submission
 
 ZIP_DATE = (2020, 1, 1, 0, 0, 0)  # fixed, so the same data gives the same zip bytes (and ETag)
@@ -59,7 +60,7 @@ def host_competition(competition: Competition, data_dir: Path, work_dir: Path, d
     data_dir, work_dir = Path(data_dir), Path(work_dir)
     solution = pd.read_csv(data_dir / "solution.csv", dtype=str, keep_default_na=False, na_filter=False)
     zip_path = work_dir / f"{competition.slug}.zip"
-    files = [p for p in sorted(data_dir.rglob("*")) if p.is_file() and p.name != "solution.csv"]
+    files = [p for p in sorted(data_dir.rglob("*")) if p.is_file() and p.name not in ("solution.csv", MANIFEST)]
     if not zip_path.is_file():
         work_dir.mkdir(parents=True, exist_ok=True)
         tmp = zip_path.with_name(f".{zip_path.name}.{os.getpid()}.tmp")

@@ -1,0 +1,47 @@
+"""The images every pipeline may use, checked (fully decoded) before any model runs.
+
+A training image, or its mask, that cannot be read is skipped and listed: the run goes on without it.
+Test images that cannot be read stop the run (or ``kagglekit predict``) before anything is trained or
+predicted, all named in one error: each needs a prediction, so none can be skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from kagglekit.competitions.contract import ImageTable
+from kagglekit.core.errors import DataError
+from kagglekit.data.images import find_unreadable
+from kagglekit.data.masks import read_label_map
+
+log = logging.getLogger(__name__)
+LOGGED = 20  # unreadable training files named in the log (all of them go into data_report.json)
+
+
+def usable_train(train: ImageTable) -> tuple[ImageTable, dict[str, str]]:
+    """``train`` without the images that (or whose masks) cannot be read, and ``{image: reason}`` of
+    those skipped. DataError if none is left."""
+    bad = find_unreadable(train.paths)
+    if train.masks is not None:
+        bad_masks = find_unreadable(train.masks, read=read_label_map)
+        bad.update({image: bad_masks[mask] for image, mask in zip(train.paths, train.masks)
+                    if mask in bad_masks and image not in bad})
+    if not bad:
+        return train, {}
+    reasons = list(bad.values())
+    listed = "\n  ".join(reasons[:LOGGED]) + (f"\n  ... and {len(reasons) - LOGGED} more" if len(reasons) > LOGGED else "")
+    keep = [i for i, path in enumerate(train.paths) if path not in bad]
+    if not keep:
+        raise DataError(f"none of the {len(train)} training image(s) can be read:\n  {listed}")
+    log.warning("skipping %d unreadable training image(s) or mask(s):\n  %s", len(bad), listed)
+    return train.subset(keep), {str(path): reason for path, reason in bad.items()}
+
+
+def checked_test(test: ImageTable) -> ImageTable:
+    """``test`` itself if every image decodes; else one DataError naming every unreadable one."""
+    bad = find_unreadable(test.paths)
+    if bad:
+        listed = "\n  ".join(bad.values())
+        raise DataError(f"{len(bad)} test image(s) cannot be read, and each needs a prediction "
+                        f"(replace or repair them, then run again):\n  {listed}")
+    return test

@@ -1,0 +1,212 @@
+"""``kagglekit new DIR``: a competition YAML from the files alone, for every layout it knows, built in
+tmp_path from the real data in ../shared (hard links; nothing is written there or in the repo); layouts
+it cannot train are explained, naming what is missing."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import CAMVID, SEEDLINGS, require
+from test_bad_inputs_cli import cli
+
+from kagglekit.cli import main
+from kagglekit.competitions.builders import build_class_folder_competition, build_segmentation_folder_competition
+from kagglekit.competitions.discovery import get_competition
+from kagglekit.competitions.labels_csv import LabelsCsvCompetition
+
+TINY = {"backbones": ["efficientnet_lite0"], "image_size": 64, "folds": 2, "tta": ["identity"],
+        "train": {"views": ["identity"], "head_epochs": 3}}
+
+
+def new(capsys, *argv) -> tuple[int, str]:
+    """Exit code and all output of one in-process ``kagglekit new`` call."""
+    code, out, err = cli(capsys, "new", *argv)
+    return code, out + err
+
+
+def link(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.link(source, target)
+
+
+@pytest.fixture(scope="module")
+def class_folders(tmp_path_factory) -> Path:
+    """Real Plant Seedlings in Kaggle's class-folder layout: train/<species>/, test/, file,species."""
+    return build_class_folder_competition(require(SEEDLINGS), tmp_path_factory.mktemp("class-folders") / "weeds",
+                                          per_class=6, test_fraction=0.34)
+
+
+def flatten(class_folders: Path, out: Path, labels: dict[str, str] | None = None) -> tuple[Path, pd.DataFrame]:
+    """The class-folder competition rearranged as Kaggle often ships one: every training image in
+    ``train/``, ``train.csv`` of ``id,<labels>`` (ids are file stems), ``test/`` and a sample ``id,label``."""
+    rows = []
+    for image in sorted((class_folders / "train").glob("*/*")):
+        link(image, out / "train" / image.name)
+        rows.append((image.stem, image.parent.name))
+    table = pd.DataFrame(rows, columns=["id", "label"])
+    if labels:
+        table = table.rename(columns=labels)
+    table.to_csv(out / "train.csv", index=False)
+    for image in sorted((class_folders / "test").iterdir()):
+        link(image, out / "test" / image.name)
+    sample = pd.read_csv(class_folders / "sample_submission.csv", dtype=str)
+    sample = pd.DataFrame({"id": [Path(f).stem for f in sample["file"]], "label": sample["species"]})
+    sample.to_csv(out / "sample_submission.csv", index=False)
+    return out, table
+
+
+@pytest.fixture(scope="module")
+def labels_csv(class_folders, tmp_path_factory) -> tuple[Path, pd.DataFrame]:
+    return flatten(class_folders, tmp_path_factory.mktemp("labels-csv") / "weeds-csv")
+
+
+def loads_and_reads(path: Path, data: Path):
+    competition = get_competition(str(path)).resolve(data)
+    return competition, competition.load_train(data), competition.load_test(data)
+
+
+def test_class_folders(class_folders, tmp_path, capsys):
+    out_file = tmp_path / "weeds.yaml"
+    code, out = new(capsys, class_folders, "--out", out_file, "--slug", "plant-seedlings-classification")
+    assert code == 0, out
+    spec = yaml.safe_load(out_file.read_text())
+    assert spec["kind"] == "class-folder" and spec["slug"] == "plant-seedlings-classification"
+    assert (spec["id_column"], spec["label_column"], spec["id_from"]) == ("file", "species", "name")
+    species = sorted(p.name for p in (class_folders / "train").iterdir())
+    assert spec["classes"] == species
+    assert "the metric is accuracy" in out and f"next: kagglekit run {out_file} --data {class_folders}" in out
+    competition, train, test = loads_and_reads(out_file, class_folders)
+    assert len(train) == sum(1 for _ in (class_folders / "train").glob("*/*"))
+    assert [competition.classes[k] for k in train.labels[:3]] == [p.parent.name for p in train.paths[:3]]
+    assert sorted(test.ids) == sorted(p.name for p in (class_folders / "test").iterdir())
+
+
+def test_an_existing_file_is_kept_without_force(class_folders, tmp_path, capsys):
+    out_file = tmp_path / "mine.yaml"
+    out_file.write_text("my notes\n")
+    code, out = new(capsys, class_folders, "--out", out_file)
+    assert code == 2 and "--force" in out and out_file.read_text() == "my notes\n"
+
+
+def test_image_and_mask_folders(tmp_path, capsys):
+    data = build_segmentation_folder_competition(require(CAMVID), get_competition("camvid"), tmp_path / "roads",
+                                                 n_train=12, n_test=4)
+    out_file = tmp_path / "roads.yaml"
+    code, out = new(capsys, data, "--out", out_file)
+    assert code == 0, out
+    spec = yaml.safe_load(out_file.read_text())
+    camvid = get_competition("camvid")
+    assert spec["kind"] == "segmentation-folder" and len(spec["classes"]) == len(camvid.classes)
+    assert spec["void_label"] == camvid.void_label
+    assert (spec["train_images"], spec["train_masks"], spec["test_images"], spec["mask_suffix"]) == \
+        ("train/images", "train/masks", "test/images", ".png")
+    assert (spec["rle_order"], spec["rle_base"], spec["rle_empty"]) == ("F", 1, "")
+    assert spec["group_pattern"] == camvid.group_pattern  # drives of CamVid stay in one fold
+    assert "RLE pixel numbers start at 1" in out and "rle_order F" in out  # said to be assumed
+    competition, train, test = loads_and_reads(out_file, data)
+    assert len(train) == 12 and all(m.is_file() for m in train.masks) and len(test) == 4
+    # the generated adapter scores the hidden solution exactly as the shipped one does
+    solution = pd.read_csv(data / "solution.csv", dtype=str, keep_default_na=False)
+    assert competition.score(solution, solution) == pytest.approx(1.0)
+
+
+def test_labels_csv_with_all_images_in_one_folder(labels_csv, tmp_path, capsys):
+    data, table = labels_csv
+    out_file = tmp_path / "weeds-csv.yaml"
+    code, out = new(capsys, data, "--out", out_file)
+    assert code == 0, out
+    spec = yaml.safe_load(out_file.read_text())
+    assert spec["kind"] == "labels-csv"
+    assert (spec["labels_csv"], spec["train_dir"], spec["test_dir"], spec["id_from"]) == \
+        ("train.csv", "train", "test", "stem")
+    assert spec["classes"] == sorted(set(table["label"]))
+    competition, train, test = loads_and_reads(out_file, data)
+    assert isinstance(competition, LabelsCsvCompetition)
+    assert [competition.classes[k] for k in train.labels] == table["label"].tolist()
+    assert [p.stem for p in train.paths] == table["id"].tolist()
+    sample = pd.read_csv(data / "sample_submission.csv", dtype=str)
+    assert test.ids == sample["id"].tolist()  # in the sample's order
+    frame = competition.submission_frame(test.ids, train.labels[: len(test)])
+    assert list(frame.columns) == ["id", "label"]
+
+
+def test_labels_csv_with_other_column_names(class_folders, tmp_path, capsys):
+    """The labels CSV names its columns differently from the submission: both are recorded."""
+    data, table = flatten(class_folders, tmp_path / "renamed", labels={"id": "image_id", "label": "species"})
+    out_file = tmp_path / "renamed.yaml"
+    code, out = new(capsys, data, "--out", out_file)
+    assert code == 0, out
+    spec = yaml.safe_load(out_file.read_text())
+    assert (spec["labels_id_column"], spec["labels_label_column"]) == ("image_id", "species")
+    _, train, _ = loads_and_reads(out_file, data)
+    assert len(train) == len(table)
+
+
+def test_multi_label_string_column_is_recognised_and_explained(labels_csv, tmp_path, capsys):
+    data, table = labels_csv
+    multi = tmp_path / "multi"
+    for path in [*data.glob("*/*"), data / "sample_submission.csv"]:
+        link(path, multi / path.relative_to(data))
+    tags = table.assign(labels=[f"{label.replace(' ', '_')} {'young' if i % 3 else 'old'}"
+                                for i, label in enumerate(table["label"])])[["id", "labels"]]
+    tags.to_csv(multi / "train.csv", index=False)
+    out_file = tmp_path / "multi.yaml"
+    code, out = new(capsys, multi, "--out", out_file)
+    assert code == 3 and not out_file.exists()
+    assert "'labels' holds several labels per image" in out
+    assert "kagglekit cannot train multi-label classification yet" in out
+    assert "multi-label classification pipeline" in out
+
+
+def test_one_hot_label_columns_are_named_as_unsupported(labels_csv, tmp_path, capsys):
+    data, table = labels_csv
+    hot = tmp_path / "hot"
+    for path in [*data.glob("*/*"), data / "sample_submission.csv"]:
+        link(path, hot / path.relative_to(data))
+    pd.get_dummies(table.set_index("id")["label"]).astype(int).reset_index().to_csv(hot / "train.csv", index=False)
+    code, out = new(capsys, hot, "--out", tmp_path / "hot.yaml")
+    assert code == 3 and "0/1 label columns" in out and "one-hot (one 1 per row)" in out
+
+
+def test_a_folder_without_a_sample_submission_says_so(tmp_path, capsys):
+    (tmp_path / "bare" / "train").mkdir(parents=True)
+    code, out = new(capsys, tmp_path / "bare", "--out", tmp_path / "bare.yaml")
+    assert code == 3 and "no sample submission" in out
+
+
+def test_a_folder_without_training_data_says_what_is_missing(labels_csv, tmp_path, capsys):
+    data, _ = labels_csv
+    lone = tmp_path / "lone"
+    for path in [*data.glob("test/*"), data / "sample_submission.csv"]:
+        link(path, lone / path.relative_to(data))
+    code, out = new(capsys, lone, "--out", tmp_path / "lone.yaml")
+    assert code == 3 and "no training data recognised" in out and "train/<label>/<image>" in out
+
+
+def test_neither_folder_nor_slug(tmp_path, capsys):
+    code, out = new(capsys, tmp_path / "No Such Folder")
+    assert code == 2 and "neither a folder nor a Kaggle competition slug" in out
+
+
+@pytest.mark.slow
+def test_generated_labels_csv_adapter_runs_end_to_end(labels_csv, tmp_path, capsys):
+    data, _ = labels_csv
+    spec = tmp_path / "weeds-csv.yaml"
+    assert new(capsys, data, "--out", spec)[0] == 0
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    code = main(["run", str(spec), "--data", str(data), "--config", str(config), "--output-dir", str(tmp_path / "runs")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "CV accuracy:" in out
+    (run_dir,) = (tmp_path / "runs" / "weeds-csv").iterdir()
+    submission = pd.read_csv(run_dir / "submission.csv", dtype=str)
+    sample = pd.read_csv(data / "sample_submission.csv", dtype=str)
+    assert submission["id"].tolist() == sample["id"].tolist()
+    assert set(submission["label"]) <= set(json.loads((run_dir / "classes.json").read_text()))
+    assert main(["validate", str(spec), str(run_dir / "submission.csv"), "--data", str(data)]) == 0
