@@ -32,6 +32,7 @@ from kagglekit.core.errors import DataError
 from kagglekit.core.fileio import atomic_write_text
 from kagglekit.core.manifest import OwnedFolder, read_manifest, refuse_overlap
 from kagglekit.data.images import is_image_file
+from kagglekit.data.masks import read_label_map
 
 log = logging.getLogger(__name__)
 
@@ -195,8 +196,6 @@ def build_voc_competition(masks_root: Path, competition: MultiLabelSegmentationC
     masks, void 255 kept), ``test/test_set.csv`` (all -1), ``test/img/test_{Id}.npy``,
     ``sample_submission.csv`` (every prediction empty) and the hidden ``solution.csv`` (Id, Predicted).
     """
-    from kagglekit.data.masks import read_label_map
-
     masks_root, out = Path(masks_root), Path(out)
     options = {"masks": masks_root.resolve(), "competition": competition.name, "n_train": n_train,
                "n_test": n_test, "seed": seed}
@@ -248,8 +247,6 @@ def build_segmentation_folder_competition(source: Path, competition: Segmentatio
     owned = _claim(out, "prepare-segmentation-folder", source, options, force)
     if owned is None:
         return out
-    from kagglekit.data.masks import read_label_map
-
     split = pd.read_csv(source / "split.csv", dtype=str)
     links, test_masks = {}, []
     for name, rows, limit in (("train", split[split["split"] != test_split], n_train),

@@ -6,17 +6,19 @@ with ``kind: class-folder`` defines a new one without any Python.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
 from kagglekit.competitions.contract import (
+    ClassesFromData,
     ClassificationCompetition,
     ImageSizes,
     ImageTable,
+    Named,
 )
 from kagglekit.core.errors import ConfigError, DataError
 from kagglekit.data.images import (
@@ -31,10 +33,7 @@ from kagglekit.submission.validator import read_sample
 
 
 @dataclass(frozen=True)
-class ClassFolderCompetition(ClassificationCompetition):
-    name: str
-    slug: str
-    title: str
+class ClassFolderCompetition(Named, ClassesFromData, ClassificationCompetition):
     id_column: str = "file"
     label_column: str = "label"
     metric: str = "accuracy"
@@ -44,26 +43,17 @@ class ClassFolderCompetition(ClassificationCompetition):
     sample_submission: str = "sample_submission.csv"
     id_from: str = "name"  # submission id of a test image: its file "name" or "stem"
     run_defaults: dict = field(default_factory=dict)
+    classes_source: ClassVar[str] = "the train folder's subfolders"
 
     def __post_init__(self):
         METRICS.get(self.metric)  # fail early on a typo
         if self.id_from not in ("name", "stem"):
             raise ConfigError(f"{self.name}: id_from must be 'name' or 'stem', not {self.id_from!r}")
-        if self.declared_classes is not None:
-            object.__setattr__(self, "declared_classes", list(self.declared_classes))
+        self._freeze_classes()
 
-    @property
-    def classes(self) -> list[str]:
-        if self.declared_classes is None:
-            raise ConfigError(f"{self.name}: its classes are the train folder's subfolders; resolve it with "
-                              "the competition folder first")
-        return list(self.declared_classes)
-
-    def resolve(self, data_dir: Path) -> "ClassFolderCompetition":
-        """Undeclared classes become the train folder's subfolders, sorted."""
-        if self.declared_classes is not None:
-            return self
-        return dataclasses.replace(self, declared_classes=self._class_folders(Path(data_dir) / self.train_dir))
+    def discover_classes(self, data_dir: Path) -> list[str]:
+        """Undeclared classes are the train folder's subfolders, sorted."""
+        return self._class_folders(Path(data_dir) / self.train_dir)
 
     @staticmethod
     def _class_folders(root: Path) -> list[str]:

@@ -9,6 +9,7 @@ sizes included) is passed in, never left on an adapter by an earlier call.
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import ClassVar, Mapping
 import numpy as np
 import pandas as pd
 
-from kagglekit.core.errors import DataError
+from kagglekit.core.errors import ConfigError, DataError
 from kagglekit.data.masks import image_size
 from kagglekit.evaluation.metrics import METRICS, aligned_rows
 from kagglekit.submission.rle import RLEFormat
@@ -127,6 +128,43 @@ class Competition(ABC):
 
     def describe(self) -> str:
         return f"{self.title} ({self.slug}): task {self.task}, metric {self.metric}"
+
+
+@dataclass(frozen=True)
+class Named:
+    """The identity every configured (dataclass) competition starts with, in this order."""
+
+    name: str
+    slug: str
+    title: str
+
+
+class ClassesFromData:
+    """For dataclass adapters whose classes may be left undeclared: ``resolve`` reads them from the data
+    (a frozen copy), and asking for them before is an error that says so."""
+
+    declared_classes: list[str] | None
+    classes_source: ClassVar[str]  # where undeclared classes come from, for messages
+
+    def _freeze_classes(self) -> None:
+        if self.declared_classes is not None:
+            object.__setattr__(self, "declared_classes", list(self.declared_classes))
+
+    @property
+    def classes(self) -> list[str]:
+        if self.declared_classes is None:
+            raise ConfigError(f"{self.name}: its classes are {self.classes_source}; resolve it with the "
+                              "competition folder first")
+        return list(self.declared_classes)
+
+    def resolve(self, data_dir: Path):
+        if self.declared_classes is not None:
+            return self
+        return dataclasses.replace(self, declared_classes=self.discover_classes(Path(data_dir)))
+
+    @abstractmethod
+    def discover_classes(self, data_dir: Path) -> list[str]:
+        """The classes the data holds, in the order models predict them."""
 
 
 class ClassificationCompetition(Competition):

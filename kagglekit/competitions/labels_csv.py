@@ -12,22 +12,26 @@ import dataclasses
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
 from kagglekit.competitions.class_folder import ClassFolderCompetition
-from kagglekit.competitions.contract import ClassificationCompetition, ImageSizes, ImageTable
-from kagglekit.core.errors import ConfigError, DataError
+from kagglekit.competitions.contract import (
+    ClassesFromData,
+    ClassificationCompetition,
+    ImageSizes,
+    ImageTable,
+    Named,
+)
+from kagglekit.core.errors import DataError
 from kagglekit.data.images import list_images, unique_ids, warn_ignored
 from kagglekit.submission.writer import read_csv_strings
 
 
 @dataclass(frozen=True)
-class LabelsCsvCompetition(ClassificationCompetition):
-    name: str
-    slug: str
-    title: str
+class LabelsCsvCompetition(Named, ClassesFromData, ClassificationCompetition):
     labels_csv: str = "train.csv"
     id_column: str = "id"  # the submission's; also the labels CSV's unless labels_id_column says otherwise
     label_column: str = "label"
@@ -40,10 +44,10 @@ class LabelsCsvCompetition(ClassificationCompetition):
     sample_submission: str = "sample_submission.csv"
     id_from: str = "name"  # an image's id is its file "name" or "stem" (in the labels CSV and the submission)
     run_defaults: dict = dataclasses.field(default_factory=dict)
+    classes_source: ClassVar[str] = "the values of the labels CSV's label column"
 
     def __post_init__(self):
-        if self.declared_classes is not None:
-            object.__setattr__(self, "declared_classes", list(self.declared_classes))
+        self._freeze_classes()
         _ = self._test_side  # the metric and id_from are checked now
 
     @cached_property
@@ -53,18 +57,9 @@ class LabelsCsvCompetition(ClassificationCompetition):
             metric=self.metric, declared_classes=self.declared_classes, test_dir=self.test_dir,
             sample_submission=self.sample_submission, id_from=self.id_from)
 
-    @property
-    def classes(self) -> list[str]:
-        if self.declared_classes is None:
-            raise ConfigError(f"{self.name}: its classes are the values of {self.labels_csv}'s label column; "
-                              "resolve it with the competition folder first")
-        return list(self.declared_classes)
-
-    def resolve(self, data_dir: Path) -> "LabelsCsvCompetition":
-        """Undeclared classes become the label column's distinct values, sorted."""
-        if self.declared_classes is not None:
-            return self
-        return dataclasses.replace(self, declared_classes=sorted(set(self._labels(data_dir)[1])))
+    def discover_classes(self, data_dir: Path) -> list[str]:
+        """Undeclared classes are the label column's distinct values, sorted."""
+        return sorted(set(self._labels(data_dir)[1]))
 
     def _labels(self, data_dir: Path) -> tuple[list[str], list[str]]:
         """(ids, labels) of the labels CSV, every row checked to have both."""

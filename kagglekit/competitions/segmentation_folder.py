@@ -20,6 +20,7 @@ import pandas as pd
 from kagglekit.competitions.contract import (
     ImageSizes,
     ImageTable,
+    Named,
     SegmentationCompetition,
 )
 from kagglekit.core.errors import ConfigError, DataError
@@ -29,10 +30,7 @@ from kagglekit.submission.validator import read_sample
 
 
 @dataclass(frozen=True)
-class SegmentationFolderCompetition(SegmentationCompetition):
-    name: str
-    slug: str
-    title: str
+class SegmentationFolderCompetition(Named, SegmentationCompetition):
     declared_classes: list[str]
     void_label: int | None = None  # label-map value ignored by losses and metrics (and in no mask)
     train_images: str = "train/images"
