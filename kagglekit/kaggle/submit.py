@@ -37,23 +37,29 @@ def score_of(value) -> float | None:
         return None
 
 
-def find_tagged(service: KaggleService, slug: str, description: str):
-    tag = description[description.rfind("[kk "):]
-    return next((s for s in service.submissions(slug) if (s.description or "").endswith(tag)), None)
-
-
 #: The tag ``Ledger.open_submission`` ends every description with: the file's sha256 prefix and the row.
 TAG = re.compile(r"\[kk ([0-9a-f]{8})-[0-9]+\]$")
+
+
+def _first_tagged(service: KaggleService, slug: str, wanted):
+    """The first of our submissions on Kaggle whose description's tag match satisfies ``wanted``, or None."""
+    for found in service.submissions(slug):
+        match = TAG.search((found.description or "").strip())
+        if match and wanted(match):
+            return found
+    return None
+
+
+def find_tagged(service: KaggleService, slug: str, description: str):
+    """The submission carrying exactly this description's tag (this ledger row's own upload), or None."""
+    tag = description[description.rfind("[kk "):]
+    return _first_tagged(service, slug, lambda match: match.group(0) == tag)
 
 
 def find_same_bytes(service: KaggleService, slug: str, sha256: str):
     """A submission on Kaggle of a file with this sha256, made by kagglekit with any ledger on any machine
     (the sha part of its description's tag matches), or None."""
-    for found in service.submissions(slug):
-        match = TAG.search((found.description or "").strip())
-        if match and match.group(1) == sha256[:8]:
-            return found
-    return None
+    return _first_tagged(service, slug, lambda match: match.group(1) == sha256[:8])
 
 
 def _refuse_if_on_kaggle(service: KaggleService, ledger: Ledger, slug: str, path: Path, sha: str, row: dict) -> None:

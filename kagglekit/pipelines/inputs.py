@@ -8,6 +8,7 @@ predicted, all named in one error: each needs a prediction, so none can be skipp
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from kagglekit.competitions.contract import ImageTable
 from kagglekit.core.errors import DataError
@@ -39,9 +40,14 @@ def usable_train(train: ImageTable) -> tuple[ImageTable, dict[str, str]]:
 
 def checked_test(test: ImageTable) -> ImageTable:
     """``test`` itself if every image decodes; else one DataError naming every unreadable one."""
-    bad = find_unreadable(test.paths)
+    require_readable(test.paths, "test image(s)")
+    return test
+
+
+def require_readable(paths: list[Path], what: str) -> None:
+    """DataError naming every one of ``paths`` that does not decode: each needs a prediction."""
+    bad = find_unreadable(paths)
     if bad:
         listed = "\n  ".join(bad.values())
-        raise DataError(f"{len(bad)} test image(s) cannot be read, and each needs a prediction "
+        raise DataError(f"{len(bad)} {what} cannot be read, and each needs a prediction "
                         f"(replace or repair them, then run again):\n  {listed}")
-    return test

@@ -17,11 +17,16 @@ from kagglekit.runs.rundir import COMPETITION_FILE
 from kagglekit.submission.writer import write_submission
 
 
+def load_run_config(run_dir: Path, **overrides) -> RunConfig:
+    """The config a finished run saved, with ``overrides`` (e.g. where the data and weights are now)."""
+    if not (Path(run_dir) / "config.yaml").is_file():
+        raise ConfigError(f"{run_dir}: not a run directory (no config.yaml)")
+    return RunConfig.load(Path(run_dir) / "config.yaml", **overrides)
+
+
 def predict_run(run_dir: Path, data_dir: Path, output: Path, weights_dir: str | None = None) -> Path:
     run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise ConfigError(f"{run_dir}: not a run directory (no config.yaml)")
-    config = RunConfig.load(run_dir / "config.yaml", data=str(data_dir), weights_dir=weights_dir)
+    config = load_run_config(run_dir, data=str(data_dir), weights_dir=weights_dir)
     competition = run_competition(run_dir).resolve(Path(data_dir))
     frame = get_predictor(competition.task)(competition, config, run_dir, Path(data_dir))
     path = write_submission(frame, Path(output))

@@ -13,20 +13,17 @@ from pathlib import Path
 
 import numpy as np
 
-from kagglekit.core.config import RunConfig
-from kagglekit.core.errors import ConfigError, DataError
-from kagglekit.data.images import find_unreadable
+from kagglekit.core.errors import ConfigError
 from kagglekit.data.loaders import image_batches, resized_batch
-from kagglekit.pipelines.classification import ensemble_proba, input_extractors, load_fold_models
-from kagglekit.pipelines.rebuild import run_competition
+from kagglekit.pipelines.classification import (
+    ensemble_proba,
+    input_extractors,
+    load_fold_models,
+)
+from kagglekit.pipelines.inputs import require_readable
+from kagglekit.pipelines.rebuild import load_run_config, run_competition
 
 BATCH = 32  # images per backbone call: bounds memory for any number of files
-
-
-def load_run_config(run_dir: Path, weights_dir: str | None = None) -> RunConfig:
-    if not (run_dir / "config.yaml").is_file():
-        raise ConfigError(f"{run_dir}: not a run directory (no config.yaml)")
-    return RunConfig.load(run_dir / "config.yaml", weights_dir=weights_dir)
 
 
 def read_json(path: Path, what: str):
@@ -45,7 +42,7 @@ class RunPredictor:
 
     def __init__(self, run_dir: Path, weights_dir: str | None = None):
         self.run_dir = Path(run_dir)
-        self.config = load_run_config(self.run_dir, weights_dir)
+        self.config = load_run_config(self.run_dir, weights_dir=weights_dir)
         self.competition = run_competition(self.run_dir)
         if self.competition.task != "classification":
             raise ConfigError(f"{self.run_dir}: a {self.competition.task} run; predicting arbitrary images, "
@@ -77,9 +74,7 @@ class RunPredictor:
 
     def predict_files(self, paths: list[Path]) -> np.ndarray:
         """(n, classes) probabilities for image files; DataError naming every one that cannot be read."""
-        bad = find_unreadable(paths)
-        if bad:
-            raise DataError(f"{len(bad)} image(s) cannot be read:\n  " + "\n  ".join(bad.values()))
+        require_readable(paths, "image(s)")
         batches = [self.predict_batch(b) for b in image_batches(paths, self.image_size, BATCH)]
         return np.concatenate(batches) if batches else np.zeros((0, len(self.classes)), dtype=np.float32)
 
