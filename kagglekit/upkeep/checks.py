@@ -7,6 +7,7 @@ changes the machine, and the Kaggle key is never read into a message.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import shutil
@@ -23,6 +24,7 @@ from kagglekit.kaggle import credentials
 from kagglekit.upkeep.cache import inventory, total_size
 
 OK, WARNING, PROBLEM = "ok", "warning", "problem"
+BACKENDS = ("tensorflow", "jax", "torch")  # the Keras backends kagglekit runs on
 #: Below this much free space a run stops half-way (features, fold models, the data itself).
 MIN_FREE_BYTES = 2 * 2**30
 LOW_FREE_BYTES = 10 * 2**30
@@ -49,8 +51,10 @@ def backend_findings() -> list[Finding]:
     try:
         import keras
     except Exception as exc:  # noqa: BLE001 - a broken install shows up as any error at import
+        if isinstance(exc, ModuleNotFoundError) and exc.name in BACKENDS:
+            return [_missing_backend(exc.name)]
         return [Finding(PROBLEM, "backend", f"Keras does not import ({type(exc).__name__}: {exc})",
-                        "reinstall: pip install -e . (see the README's setup)")]
+                        "reinstall: pip install -e '.[tensorflow]' (see the README's \"Installing where you train\")")]
     name = keras.backend.backend()
     try:
         version, devices = _devices(name)
@@ -61,6 +65,10 @@ def backend_findings() -> list[Finding]:
     listed = ", ".join(f"{kind} {detail}".strip() for kind, detail in devices) or "none"
     findings = [Finding(OK, "backend", f"keras {keras.__version__} on {name} {version}"),
                 Finding(OK, "devices", listed)]
+    if not _installed("tensorflow"):  # only reachable on the jax or torch backend
+        findings.append(Finding(PROBLEM, "input pipeline", "TensorFlow is not installed: kagglekit reads images "
+                                f"with tf.data on every backend, {name} included",
+                                "pip install 'kagglekit[tensorflow]'"))
     if accelerators:
         usable = [d for d in accelerators if _mixed_precision(d)]
         findings.append(Finding(OK if usable else WARNING, "precision",
@@ -70,6 +78,22 @@ def backend_findings() -> list[Finding]:
         findings.append(Finding(WARNING, "precision", "CPU only: mixed precision brings nothing; runs use float32",
                                 "a GPU or TPU speeds up feature extraction (the runs' slow stage) by 10-50x"))
     return findings
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def _missing_backend(wanted: str) -> Finding:
+    """Keras imports its backend on ``import keras``; a missing one is a bare ModuleNotFoundError, since
+    kagglekit leaves the backend to an extra or to the machine (Kaggle's GPU TensorFlow). The fix always
+    ends at TensorFlow: the input pipeline needs it on every backend."""
+    installed = [b for b in BACKENDS if _installed(b)]
+    fix = ("export KERAS_BACKEND=tensorflow" if "tensorflow" in installed else
+           "pip install 'kagglekit[tensorflow]' (CPU), 'kagglekit[tensorflow-gpu]' or 'kagglekit[jax]' "
+           "(see the README's \"Installing where you train\")")
+    return Finding(PROBLEM, "backend", f"no Keras backend: Keras is set to {wanted} (KERAS_BACKEND, default "
+                   f"tensorflow), which is not installed; installed backends: {', '.join(installed) or 'none'}", fix)
 
 
 def _devices(backend: str) -> tuple[str, list[tuple[str, str]]]:
