@@ -25,6 +25,8 @@ from kagglekit.data.views import apply_view
 log = logging.getLogger(__name__)
 
 FEATURE_FORMAT = 1  # bump when the way features are computed changes
+#: Images per cache save: a killed extraction loses at most this much backbone work.
+CHUNK_IMAGES = 512
 
 
 class FeatureExtractor:
@@ -84,17 +86,25 @@ class FeatureExtractor:
         return np.asarray(self.model.predict_on_batch(images), dtype=np.float16)
 
     def _compute(self, paths, shas, views, cached, desc) -> None:
+        """Add the features of ``paths`` to ``cached``, saving the cache after every ``CHUNK_IMAGES``
+        images: a run killed an hour into extraction resumes from its last chunk, not from scratch."""
+        with tqdm(total=len(paths) * len(views), desc=f"{desc} {self.backbone}@{self.image_size}", unit="img",
+                  disable=None) as bar:
+            for start in range(0, len(paths), CHUNK_IMAGES):
+                chunk = slice(start, start + CHUNK_IMAGES)
+                self._compute_chunk(paths[chunk], shas[chunk], views, cached, bar)
+                for view in views:
+                    self._save(view, cached[view])
+
+    def _compute_chunk(self, paths, shas, views, cached, bar) -> None:
+        """Add the features of one chunk of images to ``cached`` (in memory only)."""
         new = {view: [] for view in views}
-        bar = tqdm(total=len(paths) * len(views), desc=f"{desc} {self.backbone}@{self.image_size}", unit="img", disable=None)
         for batch in image_batches(paths, self.image_size, self.batch_size):
             for view in views:
                 new[view].append(self.features(view, batch))
                 bar.update(len(batch))
-        bar.close()
         for view in views:
-            features = np.concatenate(new[view])
-            cached[view].update(zip(shas, features))
-            self._save(view, cached[view])
+            cached[view].update(zip(shas, np.concatenate(new[view])))
 
     def _path(self, view: str) -> Path:
         if is_augmented(view):  # a random draw: its identity includes the settings and the seed
