@@ -39,6 +39,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="override segmentation.epochs")
     parser.add_argument("--head", help="unet or deeplabv3plus")
     parser.add_argument("--input-size", help="HEIGHT,WIDTH, multiples of 32")
+    parser.add_argument("--unfreeze", action="store_true", help="fine-tune the encoder too (BatchNorm stays frozen)")
+    parser.add_argument("--lr", type=float, help="override segmentation.lr")
     parser.add_argument("--max-train-images", type=int, help="train on an evenly spaced subset")
     parser.add_argument("--test-images", type=int, help="score on an evenly spaced subset of SegNet val")
     args = parser.parse_args()
@@ -48,7 +50,8 @@ def main() -> None:
     data = build_segmentation_folder_competition(args.source, competition, work / f"data-{args.test_images or 'all'}",
                                                  n_test=args.test_images)
     overrides = {k: v for k, v in {
-        "epochs": args.epochs, "head": args.head, "max_train_images": args.max_train_images,
+        "epochs": args.epochs, "head": args.head, "max_train_images": args.max_train_images, "lr": args.lr,
+        "freeze_encoder": False if args.unfreeze else None,
         "input_size": [int(v) for v in args.input_size.split(",")] if args.input_size else None,
     }.items() if v is not None}
     config = work / "config.yaml"  # only the overrides: everything else is camvid.yaml's run defaults

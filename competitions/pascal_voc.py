@@ -49,7 +49,7 @@ class PascalVOCCompetition(MultiLabelSegmentationCompetition):
     max_side = 500  # VOC images are at most 500 pixels on a side
     run_defaults = {  # photographs: left-right flips only; landscape 4:3 is the common shape
         "image_size": 224, "folds": 5, "tta": ["identity", "hflip"],
-        "train": {"views": ["identity", "hflip"], "finetune": False},
+        "train": {"views": ["identity", "hflip"], "top_blocks": False},
         "segmentation": {"input_size": [192, 256]},
     }
 

@@ -54,7 +54,7 @@ def tiny_run_config(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("configs") / "tiny.yaml"
     path.write_text(
         "backbones: [efficientnet_lite0]\nimage_size: 128\nfolds: 3\ntta: [identity, hflip]\n"
-        "train: {head_epochs: 40, views: [identity, hflip, rot90, augment1], finetune: true, finetune_epochs: 2, patience: 5}\n"
+        "train: {learner: head, head_epochs: 40, views: [identity, hflip, rot90, augment1], top_blocks: true, top_blocks_epochs: 2, patience: 5}\n"
     )
     return path
 

@@ -381,7 +381,7 @@ def test_run_submit_end_to_end(service, env, tmp_path):
     env["KAGGLEKIT_LEDGER"] = str(tmp_path / "subs" / "ledger.sqlite")
     config = tmp_path / "tiny.yaml"
     config.write_text("folds: 2\nimage_size: 96\ntta: [identity]\n"
-                      "train: {head_epochs: 3, finetune: false, views: [identity], batch_size: 32, patience: 3}\n")
+                      "train: {learner: head, head_epochs: 3, top_blocks: false, views: [identity], batch_size: 32, patience: 3}\n")
     run = kagglekit("run", "seedlings", "--data", data, "--config", config, "--output-dir", tmp_path / "subs",
                     "--weights-dir", cache_root() / "weights", "--submit", "-m", "e2e", env=env, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]

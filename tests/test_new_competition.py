@@ -20,7 +20,7 @@ from kagglekit.competitions.discovery import get_competition
 from kagglekit.competitions.labels_csv import LabelsCsvCompetition
 
 TINY = {"backbones": ["efficientnet_lite0"], "image_size": 64, "folds": 2, "tta": ["identity"],
-        "train": {"views": ["identity"], "head_epochs": 3}}
+        "train": {"learner": "head", "views": ["identity"], "head_epochs": 3}}
 
 
 def new(capsys, *argv) -> tuple[int, str]:

@@ -19,7 +19,7 @@ import pytest
 from conftest import REPO
 
 from kagglekit.competitions.discovery import get_competition
-from kagglekit.core.config import RunConfig
+from kagglekit.core.config import RunConfig, TrainConfig
 from kagglekit.core.errors import ConfigError, WeightsError
 from kagglekit.models.backbones import get_backbone
 from kagglekit.notebook.bootstrap import (
@@ -52,7 +52,7 @@ def finished_run(tmp_path, seedlings_small) -> tuple[Path, Path]:
     competition = get_competition("seedlings")
     run_dir = tmp_path / "submissions" / "seedlings" / "20260101-120000-0123456789ab"
     RunConfig(competition="seedlings", data=str(seedlings_small), backbones=["efficientnet_lite0"], folds=2,
-              image_size=96).save(run_dir / "config.yaml")
+              image_size=96, train=TrainConfig(learner="head")).save(run_dir / "config.yaml")
     write_provenance(run_dir)
     (run_dir / "metrics.json").write_text(json.dumps({
         "metric": "micro_f1", "cv_mean": 0.8125, "cv_std": 0.0125, "fold_scores": [0.8, 0.825],

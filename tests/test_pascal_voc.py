@@ -97,7 +97,7 @@ def test_config_file_keeps_the_competitions_run_defaults(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("folds: 3\nsegmentation: {epochs: 2}\n")
     args = argparse.Namespace(competition="pascal-voc", config=path, data=str(tmp_path), backbone=None, folds=None,
-                              image_size=None, seed=None, weights_dir=None, output_dir=None)
+                              image_size=None, seed=None, weights_dir=None, output_dir=None, preset=None)
     _, config = resolve_run(args)
     assert config.folds == 3 and config.segmentation.epochs == 2
     assert config.train.views == ["identity", "hflip"] and config.segmentation.input_size == [192, 256]

@@ -45,7 +45,7 @@ def test_seedlings_end_to_end(seedlings_small, tiny_run_config, tmp_path, capsys
     # the run explains itself
     for name in ("config.yaml", "metrics.json", "data_report.json", "oof.csv", "test_probabilities.csv",
                  "submission.csv", "classes.json", "plots/learning_curves.png", "plots/confusion_matrix.png",
-                 "folds/fold0/head.weights.h5", "folds/fold0/finetune.weights.h5", "folds/fold2/head_log.csv"):
+                 "folds/fold0/head.weights.h5", "folds/fold0/top_blocks.weights.h5", "folds/fold2/head_log.csv"):
         assert (run_dir / name).is_file(), name
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert len(metrics["fold_scores"]) == 3

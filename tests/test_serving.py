@@ -23,7 +23,7 @@ def run_dir(seedlings_small, tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("serving-run")
     config = work / "tiny.yaml"
     config.write_text("backbones: [efficientnet_lite0]\nimage_size: 64\nfolds: 2\ntta: [identity, hflip]\n"
-                      "train: {views: [identity], head_epochs: 3, patience: 2}\n")
+                      "train: {learner: head, views: [identity], head_epochs: 3, patience: 2}\n")
     assert run_cli(["run", "seedlings", "--data", seedlings_small, "--config", config,
                     "--output-dir", work / "out"]) == 0
     (found,) = (work / "out" / "seedlings").iterdir()

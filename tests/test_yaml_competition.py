@@ -15,7 +15,7 @@ SPEC = {  # labels are discovered from the train folder; columns differ from the
     "id_column": "image", "label_column": "plant", "metric": "accuracy",
 }
 TINY = {"backbones": ["efficientnet_lite0"], "image_size": 96, "folds": 3, "tta": ["identity", "hflip"],
-        "train": {"views": ["identity", "hflip"], "head_epochs": 25, "patience": 5}}
+        "train": {"learner": "head", "views": ["identity", "hflip"], "head_epochs": 25, "patience": 5}}
 
 
 def kagglekit(*args, cwd: Path) -> subprocess.CompletedProcess:

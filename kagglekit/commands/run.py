@@ -12,11 +12,13 @@ from pathlib import Path
 
 from kagglekit.competitions.contract import Competition
 from kagglekit.competitions.discovery import get_competition
-from kagglekit.core.config import RunConfig, from_dict, merge, read_config_file
+from kagglekit.core.config import PRESETS, RunConfig, from_dict, merge, preset_file, read_config_file
+from kagglekit.core.errors import ConfigError
 from kagglekit.kaggle.client import KaggleService
 from kagglekit.kaggle.download import cached_competition_data
 from kagglekit.kaggle.submit import describe, submit_file
-from kagglekit.pipelines import get_pipeline
+from kagglekit.pipelines import get_pipeline, resolve_learner
+from kagglekit.pipelines.rebuild import load_run_config, run_competition
 from kagglekit.runs.ledger import Ledger, LedgerError, default_ledger_path
 from kagglekit.runs.result import RunResult
 from kagglekit.runs.rundir import COMPETITION_FILE, new_run_dir
@@ -28,7 +30,13 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("run", help="train, cross-validate, predict and write a submission")
     parser.add_argument("competition", help="competition name (see competitions/) or a competition YAML file")
     parser.add_argument("--data", help="competition folder in Kaggle layout (default: the data cache)")
-    parser.add_argument("--config", type=Path, help="run config YAML (any subset of fields)")
+    parser.add_argument("--preset", choices=PRESETS,
+                        help="a named config: fast (heads on cached features), accurate (fine-tuning, the best "
+                             "a 2-core CPU does in 30 minutes), gpu (fine-tuning sized for Kaggle's GPUs/TPU)")
+    parser.add_argument("--config", type=Path, help="run config YAML (any subset of fields; over the preset)")
+    parser.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                        help="continue a killed run in RUN_DIR with its saved config, from its last finished "
+                             "fold and epoch")
     parser.add_argument("--backbone", help="backbone name(s), comma separated (see `kagglekit backbones`)")
     parser.add_argument("--folds", type=int, help="number of cross-validation folds")
     parser.add_argument("--image-size", type=int, help="input size in pixels")
@@ -50,6 +58,8 @@ def resolve_run(args) -> tuple[Competition, RunConfig]:
     reference = str(Path(args.competition).resolve()) if Path(args.competition).suffix in (".yaml", ".yml") \
         else competition.name
     raw = merge(dict(competition.run_defaults), {"competition": reference})
+    if args.preset:
+        raw = merge(raw, read_config_file(preset_file(args.preset)))
     if args.config:
         # only the keys the file sets: its defaults must not undo the competition's run defaults
         raw = merge(raw, read_config_file(args.config) | {"competition": reference})
@@ -59,17 +69,44 @@ def resolve_run(args) -> tuple[Competition, RunConfig]:
     })
     from_dict(RunConfig, raw, where="run config")  # every option is checked before the data is looked for
     data = args.data or str(cached_competition_data(competition))
-    config = from_dict(RunConfig, merge(raw, {"data": data}), where="run config")
+    learner = resolve_learner(competition.task, raw.get("train", {}).get("learner", "auto"))
+    config = from_dict(RunConfig, merge(raw, {"data": data, "train": {"learner": learner}}), where="run config")
     return competition.resolve(Path(data)), config
 
 
+def resume_run(args) -> tuple[Competition, RunConfig, Path]:
+    """A killed run's competition, saved config and directory; options that would change what it
+    computes are refused (only where the data and weights are may differ)."""
+    run_dir = args.resume
+    changes = [f"--{name.replace('_', '-')}" for name in ("preset", "config", "backbone", "folds", "image_size", "seed")
+               if getattr(args, name) is not None]
+    if changes:
+        raise ConfigError(f"--resume continues {run_dir} with its saved config; drop {', '.join(changes)}")
+    config = load_run_config(run_dir, data=args.data, weights_dir=args.weights_dir)
+    competition = run_competition(run_dir)
+    if competition.name != competition_name(args.competition, competition):
+        raise ConfigError(f"{run_dir} is a run of {competition.name}, not of {args.competition}")
+    data = config.data if config.data and Path(config.data).is_dir() else str(cached_competition_data(competition))
+    config = config.model_copy(update={"data": data})
+    return competition.resolve(Path(data)), config, run_dir
+
+
+def competition_name(given: str, competition: Competition) -> str:
+    """The name ``given`` refers to (a YAML path names the competition inside it)."""
+    return competition.name if Path(given).suffix in (".yaml", ".yml") else given
+
+
 def main(args) -> int:
-    competition, config = resolve_run(args)
-    run_dir = new_run_dir(config, competition.name)
-    if Path(config.competition).suffix in (".yaml", ".yml"):  # the run directory must explain itself
-        shutil.copyfile(config.competition, run_dir / COMPETITION_FILE)
+    if args.resume:
+        competition, config, run_dir = resume_run(args)
+        log.info("resuming %s", run_dir)
+    else:
+        competition, config = resolve_run(args)
+        run_dir = new_run_dir(config, competition.name)
+        if Path(config.competition).suffix in (".yaml", ".yml"):  # the run directory must explain itself
+            shutil.copyfile(config.competition, run_dir / COMPETITION_FILE)
     log.info("%s → %s", competition.describe(), run_dir)
-    result = get_pipeline(competition.task)(competition, config, run_dir)
+    result = get_pipeline(competition.task, config.train.learner)(competition, config, run_dir)
     print(f"CV {result.metric}: {result.cv_mean:.4f} ± {result.cv_std:.4f} "
           f"(folds: {', '.join(f'{s:.4f}' for s in result.fold_scores)}) in {result.seconds:.0f} s")
     print(f"submission: {result.submission}")

@@ -47,31 +47,74 @@ class AugmentConfig(Section):
     vertical_flip: bool = True
     rotation: Fraction = 0.5  # fraction of a full turn, as keras.layers.RandomRotation takes it
     shift: Fraction = 0.1
-    shear: Fraction = 0.1
+    shear: Fraction = 0.0  # off by default: the slowest layer (a third of the augmentation time on a CPU)
     zoom: Annotated[float, Field(ge=0, lt=1)] = 0.1
     channel_shift: Fraction = 0.05  # fraction of the value range
+    # streamed fine-tuning only (train.learner: finetune): drawn afresh every batch
+    randaugment: bool = False  # keras.layers.RandAugment: two random ops per image
+    mixup: Annotated[float, Field(ge=0)] = 0.0  # keras.layers.MixUp alpha; 0: off
+    cutmix: Annotated[float, Field(ge=0)] = 0.0  # keras.layers.CutMix alpha; 0: off
 
 
 class TrainConfig(Section):
-    """The two training stages: a head on cached frozen features, then optional fine-tuning.
+    """How classifiers learn. ``learner: head`` trains a head on cached frozen features (then, with
+    ``top_blocks``, the first backbone's top blocks on cached activations); ``learner: finetune`` trains
+    the whole first backbone on streamed images (see ``FineTuneConfig``).
 
     ``multiscale`` pools several stages of each backbone (the registry's taps), not just the last one.
-    Fine-tuning trains the top blocks of the first backbone (after its registry cut point) on cached
-    activations; its probabilities are averaged with the head's.
+    The top blocks are those after the backbone's registry cut point; their probabilities are averaged
+    with the head's.
     """
 
+    learner: Literal["auto", "head", "finetune"] = "auto"  # auto: finetune where the task has it, else head
     head_epochs: PositiveInt = 60
     head_lr: PositiveFloat = 2e-3
     head_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.3
     label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.1
     multiscale: bool = True
     views: Names = ["identity", "hflip", "vflip", "rot90"]
-    finetune: bool = False
-    finetune_epochs: PositiveInt = 8
-    finetune_lr: PositiveFloat = 3e-4
+    top_blocks: bool = False
+    top_blocks_epochs: PositiveInt = 8
+    top_blocks_lr: PositiveFloat = 3e-4
     batch_size: PositiveInt = 64
     patience: PositiveInt = 8
     class_weights: bool = True
+
+
+class FineTuneConfig(Section):
+    """Whole-network fine-tuning (``train.learner: finetune``) in stages of gradual unfreezing: the new
+    head alone, then the blocks above the backbone's cut point, then everything above the stem.
+
+    The epoch budget is fixed in advance, with a cosine schedule per stage: nothing is chosen on the
+    fold being scored, so the CV is honest. ``scored_folds`` of the K folds train and are scored (1: one
+    held-out fold, what a CPU can afford); with ``refit`` the submission's model then trains on every
+    labelled image with the same budget, otherwise the scored folds' models are averaged.
+    """
+
+    epochs: PositiveInt = 14
+    head_epochs: Annotated[int, Field(ge=0)] = 1
+    top_epochs: Annotated[int, Field(ge=0)] = 2
+    lr: PositiveFloat = 1e-3
+    lower_lr_factor: Annotated[float, Field(gt=0, le=1)] = 0.3  # LR multiplier for layers below the cut
+    warmup_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.1  # of each stage's steps
+    weight_decay: Annotated[float, Field(ge=0)] = 1e-4  # AdamW, decoupled
+    clipnorm: PositiveFloat = 1.0
+    ema: Annotated[float, Field(ge=0, lt=1)] = 0.0  # momentum of an EMA of the weights; 0: off
+    batch_size: PositiveInt = 32
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.2
+    freeze_stem: bool = True  # layers up to the backbone's first tap stay frozen (halves a CPU step)
+    train_batchnorm: bool = False  # False: BatchNorm stays in inference mode (small batches would wreck it)
+    scored_folds: PositiveInt = 1
+    refit: bool = False
+    holdout_curve: bool = False  # score the held-out fold after every epoch (a curve; one more pass per epoch)
+
+
+class DeviceConfig(Section):
+    """Where and how numbers are computed; ``auto`` picks per machine (see kagglekit.learners.devices)."""
+
+    strategy: Literal["auto", "none", "mirrored", "tpu", "data_parallel"] = "auto"
+    precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "auto"
+    jit_compile: Literal["auto", "on", "off"] = "auto"
 
 
 class MultiLabelConfig(Section):
@@ -104,7 +147,7 @@ class SegmentationConfig(Section):
 class RunConfig(Section):
     competition: str = "seedlings"
     data: str | None = None
-    backbones: Names = ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
+    backbones: Names = ["efficientnet_lite0"]  # fine-tuning trains the first; heads read every one's features
     image_size: Annotated[int, Field(ge=32, le=2048)] = 224
     folds: Annotated[int, Field(ge=2)] = 5
     seed: Annotated[int, Field(ge=0)] = 42
@@ -113,6 +156,8 @@ class RunConfig(Section):
     tta: Names = ["identity", "hflip", "vflip", "rot90"]
     augment: AugmentConfig = AugmentConfig()
     train: TrainConfig = TrainConfig()
+    finetune: FineTuneConfig = FineTuneConfig()
+    device: DeviceConfig = DeviceConfig()
     multilabel: MultiLabelConfig = MultiLabelConfig()
     segmentation: SegmentationConfig = SegmentationConfig()
 
@@ -132,6 +177,17 @@ class RunConfig(Section):
     @classmethod
     def load(cls, path: str | Path, **overrides) -> "RunConfig":
         return from_dict(cls, merge(read_config_file(path), overrides), where=str(path))
+
+
+#: Named configs shipped with kagglekit (``--preset NAME``): plain config files in ``core/presets/``.
+PRESETS_DIR = Path(__file__).with_name("presets")
+PRESETS = ("fast", "accurate", "gpu")
+
+
+def preset_file(name: str) -> Path:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    return PRESETS_DIR / f"{name}.yaml"
 
 
 def read_config_file(path: str | Path) -> dict:

@@ -87,3 +87,20 @@ def grouped_holdout(groups: np.ndarray, fraction: float, seed: int) -> tuple[np.
         chosen = [names[np.argmin(counts)]]
     in_valid = np.isin(groups, chosen)
     return np.flatnonzero(~in_valid), np.flatnonzero(in_valid)
+
+
+def inner_split(rows: np.ndarray, labels: np.ndarray, groups: np.ndarray, k: int, seed: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Split a training fold's ``rows`` into (fit, stop) rows: one grouped, stratified 1/k of them for
+    early stopping and LR plateaus, so nothing is ever chosen on the fold being scored.
+
+    Multi-label rows, and classes too rare to appear in every part, fall back to a grouped hold-out.
+    """
+    sub_labels, sub_groups = labels[rows], groups[rows]
+    k = max(2, min(k, len(np.unique(sub_groups))))
+    if sub_labels.ndim == 1 and np.bincount(sub_labels)[np.unique(sub_labels)].min() >= k:
+        fit, stop = next(StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+                         .split(np.zeros(len(rows)), sub_labels, sub_groups))
+    else:
+        fit, stop = grouped_holdout(sub_groups, 1 / k, seed)
+    return rows[fit], rows[stop]

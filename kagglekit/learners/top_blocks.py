@@ -23,7 +23,7 @@ def top_blocks(backbone: str, image_size: int, weights_dir: str | None):
 
     spec = get_backbone(backbone)
     if spec.finetune_cut is None:
-        raise ConfigError(f"backbone {backbone} has no fine-tuning cut point; fine-tune another or set train.finetune: false")
+        raise ConfigError(f"backbone {backbone} has no fine-tuning cut point; fine-tune another or set train.top_blocks: false")
     net = spec.build(image_size, weights_dir=weights_dir, pooling="avg")
     upper = keras.Model(net.get_layer(spec.finetune_cut).output, net.output, name=f"{backbone}_top")
     for layer in upper.layers:
@@ -35,13 +35,13 @@ def top_blocks(backbone: str, image_size: int, weights_dir: str | None):
 class TopBlocksClassifier(KerasClassifier):
     """Pretrained top blocks + dropout + softmax, trained on cut activations at a low learning rate."""
 
-    stage = "finetune"
+    stage = "top_blocks"
 
     def __init__(self, backbone: str, image_size: int, n_classes: int, config: TrainConfig, seed: int,
                  workdir: Path, weights_dir: str | None = None):
         super().__init__(n_classes, config, seed, workdir)
         self.backbone, self.image_size, self.weights_dir = backbone, image_size, weights_dir
-        self.learning_rate, self.epochs = config.finetune_lr, config.finetune_epochs
+        self.learning_rate, self.epochs = config.top_blocks_lr, config.top_blocks_epochs
 
     def build(self):
         import keras

@@ -82,6 +82,9 @@ def build_segmenter(head: str, backbone: str, input_size, n_classes: int, weight
     strides = [2, 4, 8, 16, 32]
     encoder = keras.Model(net.input, [net.get_layer(taps[s]).output for s in strides], name=f"{backbone}_encoder")
     encoder.trainable = not freeze_encoder
+    for layer in encoder.layers:  # fine-tuned or not, the encoder's BatchNorm keeps its ImageNet statistics:
+        if isinstance(layer, layers.BatchNormalization):  # batches of 8 would wreck them
+            layer.trainable = False
     inputs = keras.Input((height, width, 3), name="image")
     features = dict(zip(strides, encoder(inputs, training=False) if freeze_encoder else encoder(inputs)))
     logits = SEGMENTATION_HEADS.get(head)(features, n_classes)

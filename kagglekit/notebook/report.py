@@ -74,7 +74,7 @@ def design_section(run_dir: Path) -> str:
         ("train.multiscale", "multi-scale features (several stages of each backbone, pooled)"),
         ("train.views", "training views"),
         ("train.head_epochs", "head epochs (at most; early stopping on the validation fold)"),
-        ("train.finetune", "fine-tune the top blocks of the first backbone"),
+        ("train.top_blocks", "fine-tune the top blocks of the first backbone"),
         ("folds", "cross-validation folds"),
         ("tta", "test-time augmentation views"),
         ("seed", "random seed"),

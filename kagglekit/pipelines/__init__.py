@@ -13,23 +13,36 @@ from types import ModuleType
 
 from kagglekit.core.errors import ConfigError
 
-#: Task name -> the module that runs it (imported on first use: TensorFlow is slow to load).
+#: Task name -> ``train.learner`` -> the module that runs it (imported on first use: TensorFlow is slow to
+#: load). Learners differ in kind (cached features vs streamed images), so each has its own module; the
+#: first listed is what ``learner: auto`` means.
 TASK_MODULES = {
-    "classification": "kagglekit.pipelines.classification",
-    "segmentation": "kagglekit.pipelines.segmentation",
-    "multilabel-segmentation": "kagglekit.pipelines.multilabel_segmentation",
+    "classification": {"finetune": "kagglekit.pipelines.finetuning", "head": "kagglekit.pipelines.classification"},
+    "segmentation": {"head": "kagglekit.pipelines.segmentation"},
+    "multilabel-segmentation": {"head": "kagglekit.pipelines.multilabel_segmentation"},
 }
 
 
-def pipeline_module(task: str) -> ModuleType:
+def resolve_learner(task: str, learner: str) -> str:
+    """The concrete learner ``learner`` means for ``task`` (``auto``: the task's first)."""
     if task not in TASK_MODULES:
         raise ConfigError(f"no pipeline runs task {task!r}; known tasks: {', '.join(TASK_MODULES)}")
-    return importlib.import_module(TASK_MODULES[task])
+    modules = TASK_MODULES[task]
+    if learner == "auto":
+        return next(iter(modules))
+    if learner not in modules:
+        raise ConfigError(f"train.learner: {learner} is not available for task {task!r}; "
+                          f"set one of: auto, {', '.join(modules)}")
+    return learner
 
 
-def get_pipeline(task: str):
-    return pipeline_module(task).run
+def pipeline_module(task: str, learner: str = "auto") -> ModuleType:
+    return importlib.import_module(TASK_MODULES[task][resolve_learner(task, learner)])
 
 
-def get_predictor(task: str):
-    return pipeline_module(task).predict
+def get_pipeline(task: str, learner: str = "auto"):
+    return pipeline_module(task, learner).run
+
+
+def get_predictor(task: str, learner: str = "auto"):
+    return pipeline_module(task, learner).predict

@@ -4,8 +4,8 @@
 2. extract frozen features once per image and view (several backbones, several stages each; cached
    on disk by content), and with fine-tuning the activations at the first backbone's cut point;
 3. stratified K-fold CV (duplicates grouped): per fold a head on the features (and the fine-tuned top
-   blocks), trained on all train views, early-stopped on the validation fold, scored on out-of-fold
-   TTA-averaged predictions;
+   blocks), trained on all train views, early-stopped on an inner split of the training fold (never on
+   the fold being scored), scored on out-of-fold TTA-averaged predictions;
 4. the saved fold models predict the test set (TTA-averaged), the submission is written and validated;
 5. config, metrics, OOF predictions, plots and weights are saved in the run directory.
 """
@@ -26,7 +26,7 @@ from kagglekit.core.config import RunConfig
 from kagglekit.core.errors import ConfigError
 from kagglekit.core.fileio import atomic_write_json, atomic_write_text, sha256_file
 from kagglekit.data.views import average_views
-from kagglekit.evaluation.folds import content_groups, stratified_folds
+from kagglekit.evaluation.folds import content_groups, inner_split, stratified_folds
 from kagglekit.evaluation.metrics import METRICS
 from kagglekit.learners.features import FeatureExtractor
 from kagglekit.learners.head import HeadClassifier
@@ -64,9 +64,12 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
     oof = np.zeros((len(train), len(classes)), dtype=np.float32)
     fold_scores, histories = [], []
     for k, (tr, va) in enumerate(folds):
+        # early stopping and LR plateaus watch an inner split of the training fold, never the scored fold
+        fit, stop = inner_split(tr, train.labels, groups, config.folds, config.seed + k)
         for model, x in zip(fold_models(config, run_dir, k, inputs[0].shape[-1], len(classes)), inputs):
-            x_fit = x[fit_views][:, tr].reshape(-1, *x.shape[2:])
-            model.fit(x_fit, np.tile(train.labels[tr], len(fit_views)), x[tta_views[0], va], train.labels[va], weights)
+            x_fit = x[fit_views][:, fit].reshape(-1, *x.shape[2:])
+            model.fit(x_fit, np.tile(train.labels[fit], len(fit_views)), x[tta_views[0], stop], train.labels[stop],
+                      weights)
             histories.append(model.history)
             oof[va] += tta_proba(model, x[tta_views][:, va]) / len(inputs)
         fold_scores.append(metric(train.labels[va], oof[va].argmax(1)))
@@ -102,12 +105,12 @@ def input_extractors(config: RunConfig) -> list[list[FeatureExtractor]]:
                                  taps=list(get_backbone(name).taps) if config.train.multiscale else None,
                                  weights_dir=config.weights_dir, augment=config.augment, seed=config.seed)
                 for name in config.backbones]
-    if not config.train.finetune:
+    if not config.train.top_blocks:
         return [features]
     backbone = config.backbones[0]
     cut = get_backbone(backbone).finetune_cut
     if cut is None:
-        raise ConfigError(f"backbone {backbone} has no fine-tuning cut point; list another first or set train.finetune: false")
+        raise ConfigError(f"backbone {backbone} has no fine-tuning cut point; list another first or set train.top_blocks: false")
     return [features, [FeatureExtractor(backbone, config.image_size, taps=[cut], pool=False,
                                         weights_dir=config.weights_dir, augment=config.augment, seed=config.seed)]]
 
@@ -116,7 +119,7 @@ def fold_models(config: RunConfig, run_dir: Path, fold: int, feature_dim: int, n
     """The models of one fold, in the order of ``model_inputs``; saved under ``folds/fold<k>``."""
     workdir, seed = run_dir / "folds" / f"fold{fold}", config.seed + fold
     models = [HeadClassifier(feature_dim, n_classes, config.train, seed, workdir)]
-    if config.train.finetune:
+    if config.train.top_blocks:
         models.append(TopBlocksClassifier(config.backbones[0], config.image_size, n_classes, config.train, seed,
                                           workdir, config.weights_dir))
     return models
@@ -169,9 +172,14 @@ def read_images(competition: Competition, data: Path, run_dir: Path) -> tuple[Im
 
 
 def write_outputs(result: RunResult, competition: Competition, train: ImageTable, test: ImageTable,
-                  oof: np.ndarray, test_proba: np.ndarray, histories: list[dict]) -> None:
+                  oof: np.ndarray, test_proba: np.ndarray, histories: list[dict], rows: np.ndarray | None = None) -> None:
+    """Everything that explains a run; ``rows`` are the training images with out-of-fold predictions
+    (all of them unless only some folds were scored)."""
     run_dir, classes = result.run_dir, competition.classes
-    oof_frame = pd.DataFrame(oof, columns=classes).assign(id=train.ids, label=[classes[i] for i in train.labels])
+    rows = np.arange(len(train)) if rows is None else np.sort(rows)
+    labels, oof = train.labels[rows], oof[rows]
+    oof_frame = pd.DataFrame(oof, columns=classes).assign(id=[train.ids[i] for i in rows],
+                                                          label=[classes[i] for i in labels])
     atomic_write_text(run_dir / "oof.csv", oof_frame.to_csv(index=False, float_format="%.6f"))
     test_frame = pd.DataFrame(test_proba, columns=classes).assign(id=test.ids)
     atomic_write_text(run_dir / "test_probabilities.csv", test_frame.to_csv(index=False, float_format="%.6f"))
@@ -182,6 +190,6 @@ def write_outputs(result: RunResult, competition: Competition, train: ImageTable
     atomic_write_json(run_dir / "metrics.json", metrics)
     title = f"{competition.name}: CV {result.metric} {result.cv_mean:.4f} ± {result.cv_std:.4f}"
     plots.learning_curves(histories, run_dir / "plots" / "learning_curves.png", title)
-    plots.confusion_matrix(train.labels, oof.argmax(1), classes, run_dir / "plots" / "confusion_matrix.png",
+    plots.confusion_matrix(labels, oof.argmax(1), classes, run_dir / "plots" / "confusion_matrix.png",
                            f"{competition.name}: out-of-fold predictions")
     log.info("run directory %s\n%s", run_dir, json.dumps(metrics, indent=1))

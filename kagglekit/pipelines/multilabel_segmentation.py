@@ -28,7 +28,7 @@ from kagglekit.core.config import RunConfig
 from kagglekit.core.errors import ConfigError
 from kagglekit.core.fileio import atomic_write_json, atomic_write_text, sha256_file
 from kagglekit.data.masks import image_size, read_label_map
-from kagglekit.evaluation.folds import content_groups, multilabel_folds
+from kagglekit.evaluation.folds import content_groups, inner_split, multilabel_folds
 from kagglekit.evaluation.reports import multilabel_report, segmentation_report
 from kagglekit.evaluation.segmentation import stack_dice
 from kagglekit.learners.multilabel_head import MultiLabelHead
@@ -45,6 +45,15 @@ from kagglekit.submission.writer import write_submission
 log = logging.getLogger(__name__)
 #: What turns probabilities into the submission: per-class thresholds, top-1 fallback, consistency.
 POSTPROCESS = "postprocess.json"
+
+
+def nested_labels(oof: np.ndarray, labels: np.ndarray, folds: list, top1_fallback: bool) -> np.ndarray:
+    """OOF labels whose thresholds never saw the fold they label: each fold's come from a tuner fitted
+    on the other folds' OOF probabilities (the scored CV must not tune on itself)."""
+    out = np.zeros(labels.shape, dtype=np.int64)
+    for tr, va in folds:
+        out[va] = ThresholdTuner(top1_fallback).fit(oof[tr], labels[tr]).predict(oof[va])
+    return out
 
 
 def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult:
@@ -65,8 +74,8 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
     })
 
     # --- classification -------------------------------------------------------------------------------
-    if config.train.finetune:
-        raise ConfigError("train.finetune is not used by the multilabel-segmentation pipeline; set it to false")
+    if config.train.top_blocks:
+        raise ConfigError("train.top_blocks is not used by the multilabel-segmentation pipeline; set it to false")
     views = list(dict.fromkeys(config.train.views + config.tta))
     (x_train,) = model_inputs(config, train.paths, train_shas, views, "train")
     fit_views, tta_views = [views.index(v) for v in config.train.views], [views.index(v) for v in config.tta]
@@ -79,12 +88,13 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
     for k, (tr, va) in enumerate(folds):
         head = MultiLabelHead(x_train.shape[-1], len(classes), config.train, config.seed + k,
                               run_dir / "folds" / f"fold{k}", pos_weight, ml.focal_gamma if ml.loss == "focal" else 0.0)
-        head.fit(x_train[fit_views][:, tr].reshape(-1, x_train.shape[-1]), np.tile(train.labels[tr], (len(fit_views), 1)),
-                 x_train[tta_views[0], va], train.labels[va])
+        fit, stop = inner_split(tr, train.labels, groups, config.folds, config.seed + k)  # never stop on va
+        head.fit(x_train[fit_views][:, fit].reshape(-1, x_train.shape[-1]), np.tile(train.labels[fit], (len(fit_views), 1)),
+                 x_train[tta_views[0], stop], train.labels[stop])
         oof[va] = tta_proba(head, x_train[tta_views][:, va])
         heads.append(head)
-    tuner = ThresholdTuner(ml.top1_fallback).fit(oof, train.labels)
-    oof_labels = tuner.predict(oof)
+    tuner = ThresholdTuner(ml.top1_fallback).fit(oof, train.labels)  # for the test set: every OOF row
+    oof_labels = nested_labels(oof, train.labels, folds, ml.top1_fallback)
     report = multilabel_report(train.labels, oof, oof_labels, classes)
     for c, t in zip(classes, tuner.thresholds_):
         report["per_class"][c]["threshold"] = float(t)

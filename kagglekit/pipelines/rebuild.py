@@ -28,7 +28,7 @@ def predict_run(run_dir: Path, data_dir: Path, output: Path, weights_dir: str | 
     run_dir = Path(run_dir)
     config = load_run_config(run_dir, data=str(data_dir), weights_dir=weights_dir)
     competition = run_competition(run_dir).resolve(Path(data_dir))
-    frame = get_predictor(competition.task)(competition, config, run_dir, Path(data_dir))
+    frame = get_predictor(competition.task, config.train.learner)(competition, config, run_dir, Path(data_dir))
     path = write_submission(frame, Path(output))
     competition.validate(path, data_dir).raise_if_invalid()
     return path

@@ -69,18 +69,25 @@ def ensemble_model(predictor: RunPredictor) -> keras.Model:
     if augmented:
         raise ConfigError(f"{predictor.run_dir}: TTA views {augmented} are random draws and cannot be exported; "
                           "export a run whose tta lists only flips and turns")
+    image = keras.Input((config.image_size, config.image_size, 3), name="image")
+    views = [image if view == "identity" else DihedralView(view, name=f"view_{view}")(image) for view in config.tta]
+    if predictor.networks:  # fine-tuned networks: each sees every view
+        nets = [rename(m.model, f"network{i}") for i, m in enumerate(predictor.networks)]
+        outputs = [net(x) for x in views for net in nets]
+        return keras.Model(image, average(outputs), name=f"{predictor.competition.name}_ensemble")
     # every sub-model gets a name of its own: one graph cannot hold two nodes called "head"
     extractors = [[rename(e.model, f"input{g}_{e.model.name}_{i}") for i, e in enumerate(group)]
                   for g, group in enumerate(predictor.extractors)]
     folds = [[rename(m.model, f"fold{k}_{m.stage}") for m in models] for k, models in enumerate(predictor.folds)]
-    image = keras.Input((config.image_size, config.image_size, 3), name="image")
     outputs = []
-    for view in config.tta:
-        x = image if view == "identity" else DihedralView(view, name=f"view_{view}")(image)
+    for x in views:
         inputs = [concat([RoundToFloat16()(net(x)) for net in group]) for group in extractors]
         outputs += [model(features) for models in folds for model, features in zip(models, inputs)]
-    probabilities = keras.layers.Average(name="probabilities")(outputs) if len(outputs) > 1 else outputs[0]
-    return keras.Model(image, probabilities, name=f"{predictor.competition.name}_ensemble")
+    return keras.Model(image, average(outputs), name=f"{predictor.competition.name}_ensemble")
+
+
+def average(outputs: list):
+    return keras.layers.Average(name="probabilities")(outputs) if len(outputs) > 1 else outputs[0]
 
 
 def rename(model: keras.Model, name: str) -> keras.Model:

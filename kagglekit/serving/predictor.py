@@ -1,8 +1,9 @@
 """A finished classification run, loaded once, that predicts any images: files, or decoded uploads.
 
 The backbones and every fold's models are built once; each call runs the run's own prediction path
-(``pipelines.classification``: the same extractors, float16 features, fold ensemble and TTA views),
-only without the on-disk feature cache, which is keyed by image content and pointless for uploads.
+(``pipelines.classification``: the same extractors, float16 features, fold ensemble and TTA views,
+only without the on-disk feature cache, which is keyed by image content and pointless for uploads; or
+``pipelines.finetuning``: the saved fine-tuned networks and TTA views).
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import numpy as np
 
 from kagglekit.core.errors import ConfigError
 from kagglekit.data.loaders import image_batches, resized_batch
+from kagglekit.data.streams import to_uint8
 from kagglekit.pipelines.classification import (
     ensemble_proba,
     input_extractors,
     load_fold_models,
 )
+from kagglekit.pipelines import finetuning, resolve_learner
 from kagglekit.pipelines.inputs import require_readable
 from kagglekit.pipelines.rebuild import load_run_config, run_competition
 
@@ -48,9 +51,12 @@ class RunPredictor:
             raise ConfigError(f"{self.run_dir}: a {self.competition.task} run; predicting arbitrary images, "
                               "serving and exporting work for classification runs only (so far)")
         self.classes: list[str] = read_json(self.run_dir / "classes.json", "classes")
-        self.extractors = input_extractors(self.config)
-        feature_dim = sum(int(e.model.output.shape[-1]) for e in self.extractors[0])
-        self.folds = load_fold_models(self.config, self.run_dir, feature_dim, len(self.classes))
+        if resolve_learner(self.competition.task, self.config.train.learner) == "finetune":
+            self.networks, self.extractors = finetuning.predictors(self.config, self.run_dir, len(self.classes)), []
+        else:
+            self.networks, self.extractors = [], input_extractors(self.config)
+            feature_dim = sum(int(e.model.output.shape[-1]) for e in self.extractors[0])
+            self.folds = load_fold_models(self.config, self.run_dir, feature_dim, len(self.classes))
         self._lock = threading.Lock()
 
     @property
@@ -60,6 +66,9 @@ class RunPredictor:
     def predict_batch(self, batch: np.ndarray) -> np.ndarray:
         """(n, classes) probabilities for (n, S, S, 3) float32 RGB in [0, 255] at the run's image size."""
         with self._lock:
+            if self.networks:  # fine-tuned networks see the pixels themselves, as bytes (like the run)
+                pixels = to_uint8(batch)
+                return np.mean([m.predict_proba(pixels, self.config.tta) for m in self.networks], axis=0).astype(np.float32)
             inputs = [np.concatenate([np.stack([e.features(view, batch) for view in self.config.tta])
                                       for e in group], axis=-1)
                       for group in self.extractors]

@@ -1,0 +1,229 @@
+"""Whole-network fine-tuning of a pretrained backbone, in stages, resumable after ``kill -9``.
+
+Stages of gradual unfreezing (the ULMFiT / Kaggle recipe): the new head alone (so random head
+gradients do not wreck the pretrained features), then the blocks above the backbone's fine-tuning cut,
+then everything above the stem, the lower layers at a smaller learning rate. Each stage has its own
+AdamW optimizer with a warm-up and a cosine decay over that stage's steps. BatchNorm stays in inference
+mode unless asked (batches of 32 on a CPU would wreck its statistics).
+
+Every epoch is one ``fit`` call on a stream whose order and augmentation depend only on
+``(seed, epoch)``, and ends with a checkpoint of the weights and the optimizer state: a killed run
+resumes at its last finished epoch and ends with the same weights as an uninterrupted one (on a
+deterministic backend: TensorFlow on a CPU here).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kagglekit.core.config import AugmentConfig, FineTuneConfig
+from kagglekit.core.fileio import atomic_write_json
+from kagglekit.data.streams import training_stream
+from kagglekit.data.views import apply_view, average_views
+from kagglekit.learners.devices import Devices
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.json"
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    first_epoch: int
+    epochs: int
+    trainable_from: int  # index of the first trainable layer
+    lower_until: int  # layers in [trainable_from, lower_until) get the lower learning rate
+
+
+class FineTunedClassifier:
+    """Backbone + dropout + softmax, fine-tuned on images (uint8 ``(n, S, S, 3)``); scikit-learn shaped."""
+
+    def __init__(self, backbone: str, image_size: int, n_classes: int, cfg: FineTuneConfig, augment: AugmentConfig,
+                 label_smoothing: float, seed: int, workdir: Path, devices: Devices, weights_dir: str | None = None):
+        self.backbone, self.image_size, self.n_classes = backbone, image_size, n_classes
+        self.cfg, self.augment, self.label_smoothing = cfg, augment, label_smoothing
+        self.seed, self.workdir, self.devices, self.weights_dir = seed, Path(workdir), devices, weights_dir
+        self.model = None
+        self.history: dict[str, list[float]] = {}
+        self.timing = {"epochs": 0, "images": 0, "seconds": 0.0}  # epochs trained by this process
+
+    @property
+    def weights_path(self) -> Path:
+        return self.workdir / "finetuned.weights.h5"
+
+    @property
+    def done(self) -> bool:
+        return self.weights_path.exists()
+
+    def build(self):
+        import keras
+
+        from kagglekit.models.backbones import get_backbone
+
+        with self.devices.scope():
+            net = get_backbone(self.backbone).build(self.image_size, weights_dir=self.weights_dir, pooling="avg")
+            x = keras.layers.Dropout(self.cfg.dropout, name="head_dropout")(net.output)
+            outputs = keras.layers.Dense(self.n_classes, activation="softmax", dtype="float32", name="classes")(x)
+            return keras.Model(net.input, outputs, name=f"{self.backbone}_finetuned")
+
+    def stages(self, model) -> list[Stage]:
+        """The unfreezing plan over the epoch budget; stages a backbone cannot have are skipped."""
+        from kagglekit.models.backbones import get_backbone
+
+        spec, names = get_backbone(self.backbone), [layer.name for layer in model.layers]
+        head = names.index("head_dropout")
+        cut = names.index(spec.finetune_cut) + 1 if spec.finetune_cut in names else head
+        floor = names.index(spec.taps[0]) + 1 if self.cfg.freeze_stem and spec.taps else 1
+        plan = [("head", self.cfg.head_epochs, head, head), ("top", self.cfg.top_epochs, cut, cut),
+                ("all", None, floor, cut)]
+        stages, first = [], 0
+        for name, epochs, start, lower in plan:
+            epochs = self.cfg.epochs - first if epochs is None else min(epochs, self.cfg.epochs - first)
+            if epochs > 0 and not (name == "top" and cut == head):
+                stages.append(Stage(name, first, epochs, start, lower))
+                first += epochs
+        return stages
+
+    def fit(self, images: np.ndarray, labels: np.ndarray, valid: tuple[np.ndarray, np.ndarray] | None = None,
+            class_weight: dict[int, float] | None = None) -> "FineTunedClassifier":
+        """Train (or resume) for the whole budget; the final weights (EMA when on) are saved."""
+        import keras
+        import tensorflow as tf
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        keras.utils.set_random_seed(self.seed)
+        self.model = self.build()
+        stages = self.stages(self.model)
+        state = self._read_checkpoint()
+        start = state["epoch"] if state else 0
+        self.history = state["history"] if state else {}
+        stream_images = tf.constant(images)
+        targets = np.eye(self.n_classes, dtype=np.float32)[labels]
+        valid_data = (valid[0].astype(np.float32), np.eye(self.n_classes, dtype=np.float32)[valid[1]]) if valid else None
+        stage, started = None, time.perf_counter()
+        if state:  # the optimizer state belongs to the stage the checkpoint was written in
+            stage = self._stage_of(stages, start - 1)
+            self._compile(stage, len(images))
+            self._load_checkpoint(state)
+            log.info("%s: resumed after epoch %d of %d", self.workdir.name, start, self.cfg.epochs)
+        for epoch in range(start, self.cfg.epochs):
+            if stage != (stage := self._stage_of(stages, epoch)):
+                self._compile(stage, len(images))
+            self._reseed(epoch)
+            stream = training_stream(stream_images, targets, self.cfg.batch_size, self.seed, epoch, self.augment)
+            began = time.perf_counter()
+            logs = self.model.fit(stream, epochs=1, verbose=0, validation_data=valid_data, shuffle=False,
+                                  class_weight=class_weight).history
+            self._count(time.perf_counter() - began, len(images))
+            for key, values in logs.items():
+                self.history.setdefault(key, []).append(float(values[-1]))
+            self._write_checkpoint(epoch + 1, stage)
+            per_epoch = (time.perf_counter() - started) / (epoch + 1 - start)
+            log.info("%s epoch %d/%d [%s] loss %.3f%s: %.0f s/epoch, about %.0f s left", self.workdir.name,
+                     epoch + 1, self.cfg.epochs, stage.name, self.history["loss"][-1],
+                     f", holdout accuracy {self.history['val_accuracy'][-1]:.3f}" if valid_data else "",
+                     per_epoch, per_epoch * (self.cfg.epochs - epoch - 1))
+        if self.cfg.ema:
+            self.model.optimizer.swap_in_ema(self.model.trainable_variables)
+        self.model.save_weights(self.weights_path)
+        atomic_write_json(self.workdir / "history.json", self.history)
+        self._clear_checkpoints()
+        return self
+
+    def _count(self, seconds: float, n_images: int) -> None:
+        steps = max(1, n_images // self.cfg.batch_size)
+        self.timing = {"epochs": self.timing["epochs"] + 1, "images": self.timing["images"] + steps * self.cfg.batch_size,
+                       "seconds": self.timing["seconds"] + seconds}
+
+    @staticmethod
+    def _stage_of(stages: list[Stage], epoch: int) -> Stage:
+        return next(s for s in reversed(stages) if s.first_epoch <= epoch)
+
+    def _compile(self, stage: Stage, n_images: int) -> None:
+        import keras
+
+        from kagglekit.models.optimizers import LayerwiseAdamW
+
+        for i, layer in enumerate(self.model.layers):
+            layer.trainable = i >= stage.trainable_from and (
+                self.cfg.train_batchnorm or not isinstance(layer, keras.layers.BatchNormalization))
+        steps = stage.epochs * max(1, n_images // self.cfg.batch_size)
+        warmup = int(steps * self.cfg.warmup_fraction)
+        schedule = keras.optimizers.schedules.CosineDecay(
+            0.0 if warmup else self.cfg.lr, max(1, steps - warmup), alpha=0.01,
+            warmup_target=self.cfg.lr if warmup else None, warmup_steps=warmup)
+        lower = {layer.name: self.cfg.lower_lr_factor for layer in self.model.layers[stage.trainable_from:stage.lower_until]}
+        with self.devices.scope():
+            self.model.compile(
+                optimizer=LayerwiseAdamW(lr_multipliers=lower, learning_rate=schedule,
+                                         weight_decay=self.cfg.weight_decay, clipnorm=self.cfg.clipnorm,
+                                         use_ema=self.cfg.ema > 0, ema_momentum=self.cfg.ema or 0.99),
+                loss=keras.losses.CategoricalCrossentropy(label_smoothing=self.label_smoothing),
+                metrics=["accuracy"], jit_compile=self.devices.jit_compile)
+            self.model.optimizer.build(self.model.trainable_variables)
+
+    def _reseed(self, epoch: int) -> None:
+        """Dropout's random state is not in a checkpoint: set it from ``(seed, epoch)`` instead."""
+        import keras
+
+        keras.utils.set_random_seed(self.seed * 1000 + epoch)
+        states = [v for v in self.model.variables if "seed_generator" in v.path]
+        for i, state in enumerate(states):
+            state.assign(np.array([self.seed * 1000 + epoch, i], dtype=state.dtype))
+
+    # --- checkpoints: the weights and optimizer state after each epoch, named by epoch ---------------
+
+    def _read_checkpoint(self) -> dict | None:
+        path = self.workdir / CHECKPOINT
+        if not path.exists():
+            return None
+        try:
+            state = json.loads(path.read_text())
+            if (self.workdir / state["file"]).exists():
+                return state
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("checkpoint %s is unreadable (%s); %s starts from its first epoch", path, exc,
+                        self.workdir.name)
+        return None
+
+    def _load_checkpoint(self, state: dict) -> None:
+        self.model.load_weights(self.workdir / state["file"])
+
+    def _write_checkpoint(self, epoch: int, stage: Stage) -> None:
+        name = f"checkpoint-{epoch:04d}.weights.h5"
+        tmp = self.workdir / f".{name}.{os.getpid()}.tmp.weights.h5"
+        self.model.save_weights(tmp)
+        os.replace(tmp, self.workdir / name)
+        atomic_write_json(self.workdir / CHECKPOINT, {"epoch": epoch, "stage": stage.name, "file": name,
+                                                      "history": self.history})
+        for old in self.workdir.glob("checkpoint-*.weights.h5"):
+            if old.name != name:
+                old.unlink(missing_ok=True)
+
+    def _clear_checkpoints(self) -> None:
+        for old in self.workdir.glob("checkpoint-*.weights.h5"):
+            old.unlink(missing_ok=True)
+        (self.workdir / CHECKPOINT).unlink(missing_ok=True)
+
+    # --- prediction --------------------------------------------------------------------------------
+
+    def load(self) -> "FineTunedClassifier":
+        self.model = self.build()
+        self.model.load_weights(self.weights_path)
+        return self
+
+    def predict_proba(self, images: np.ndarray, views: list[str], batch_size: int = 64) -> np.ndarray:
+        """Probabilities averaged over the test-time ``views`` (``predict``, not ``predict_on_batch``:
+        under a distribution strategy only ``predict`` splits a batch across the replicas correctly)."""
+        if len(images) == 0:
+            return np.zeros((0, self.n_classes), np.float32)
+        return average_views([self.model.predict(apply_view(view, images).astype(np.float32), batch_size=batch_size,
+                                                 verbose=0) for view in views])

@@ -1,0 +1,144 @@
+"""Single-label classification by whole-network fine-tuning (``train.learner: finetune``), top to bottom.
+
+1. read the competition's images and decode them once, resized, into memory;
+2. stratified K folds (duplicates grouped); ``finetune.scored_folds`` of them train a fine-tuned network
+   for a fixed epoch budget and are scored on their held-out images (TTA-averaged): the CV;
+3. with ``finetune.refit`` one more network trains on every labelled image with the same budget and
+   predicts the test set; otherwise the scored folds' networks are averaged;
+4. the submission is written and validated; config, metrics, OOF predictions and plots are saved.
+
+Each network checkpoints every epoch and each finished fold saves its predictions, so
+``kagglekit run --resume RUN_DIR`` continues where a killed run stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.utils.class_weight import compute_class_weight
+
+from kagglekit.competitions.contract import Competition, ImageTable
+from kagglekit.core.config import RunConfig
+from kagglekit.core.fileio import atomic_open, atomic_write_json
+from kagglekit.data.streams import decode_images
+from kagglekit.evaluation.folds import content_groups, stratified_folds
+from kagglekit.evaluation.metrics import METRICS
+from kagglekit.learners.devices import resolve_devices
+from kagglekit.learners.finetune import FineTunedClassifier
+from kagglekit.models.backbones import get_backbone
+from kagglekit.pipelines.classification import read_images, write_outputs
+from kagglekit.pipelines.inputs import checked_test
+from kagglekit.runs.result import RunResult
+from kagglekit.submission.writer import write_submission
+
+log = logging.getLogger(__name__)
+
+
+def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult:
+    started = time.time()
+    data = Path(config.data)
+    get_backbone(config.backbones[0])  # a typo fails now, not after reading every image
+    if not (run_dir / "config.yaml").exists():  # a resumed run keeps the config it started with
+        config.save(run_dir / "config.yaml")
+    train, test = read_images(competition, data, run_dir)
+    groups, _ = content_groups(train.paths)
+    folds = stratified_folds(train.labels, groups, config.folds, config.seed, competition.classes)
+    scored = folds[:config.finetune.scored_folds]
+    classes, metric = competition.classes, METRICS.get(competition.metric)
+    images = decode_images(train.paths, config.image_size, "train images")
+    weights = None
+    if config.train.class_weights:
+        present = np.unique(train.labels)
+        weights = dict(zip(present.tolist(), compute_class_weight("balanced", classes=present, y=train.labels)))
+
+    oof = np.full((len(train), len(classes)), np.nan, dtype=np.float32)
+    fold_scores, histories, trained = [], [], []
+    for k, (tr, va) in enumerate(scored):
+        model = network(config, run_dir, f"fold{k}", len(classes))
+        trained.append(model)
+        saved = model.workdir / "oof.npy"
+        if saved.exists():  # finished before a resume
+            oof[va] = np.load(saved)
+        else:
+            curve = (images[va], train.labels[va]) if config.finetune.holdout_curve else None
+            model.fit(images[tr], train.labels[tr], valid=curve, class_weight=weights)
+            oof[va] = model.predict_proba(images[va], config.tta)
+            with atomic_open(saved, "wb") as out:  # a kill mid-write must not leave half a file to resume from
+                np.save(out, oof[va])
+        histories.append(model.history or _saved_history(model))
+        fold_scores.append(metric(train.labels[va], oof[va].argmax(1)))
+        log.info("fold %d/%d: %s %.4f", k + 1, len(folds), competition.metric, fold_scores[-1])
+    if config.finetune.refit:
+        full = network(config, run_dir, "full", len(classes))
+        trained.append(full)
+        if not full.done:
+            full.fit(images, train.labels, class_weight=weights)
+    del images
+    atomic_write_json(run_dir / "classes.json", classes)
+
+    predicting = time.perf_counter()
+    test_proba = predict_proba(config, run_dir, test, len(classes))
+    predict_seconds = time.perf_counter() - predicting
+    submission = write_submission(competition.submission_frame(test.ids, test_proba.argmax(1)), run_dir / "submission.csv")
+    competition.validate(submission, data).raise_if_invalid()
+
+    rows = np.concatenate([va for _, va in scored])
+    result = RunResult(
+        run_dir=run_dir, competition=competition.name, metric=competition.metric,
+        cv_mean=float(np.mean(fold_scores)), cv_std=float(np.std(fold_scores)),
+        fold_scores=[float(s) for s in fold_scores], submission=submission, seconds=time.time() - started,
+        extra={"oof_score": float(metric(train.labels[rows], oof[rows].argmax(1))), "train_images": len(train),
+               "test_images": len(test), "scored_images": len(rows), "learner": "finetune",
+               "epochs": [len(h.get("loss", [])) for h in histories],
+               "timing": timing(trained, len(test) * len(config.tta), predict_seconds)},
+    )
+    write_outputs(result, competition, train, test, oof, test_proba, histories, rows)
+    return result
+
+
+def timing(networks: list[FineTunedClassifier], predicted: int, predict_seconds: float) -> dict:
+    """Training and inference speed of this process's work (a resumed run counts only what it trained)."""
+    seconds = sum(n.timing["seconds"] for n in networks)
+    epochs = sum(n.timing["epochs"] for n in networks)
+    out = {"predict_images_per_s": round(predicted / max(predict_seconds, 1e-9), 1)}
+    if epochs:
+        out |= {"train_images_per_s": round(sum(n.timing["images"] for n in networks) / seconds, 1),
+                "seconds_per_epoch": round(seconds / epochs, 1)}
+    return out
+
+
+def network(config: RunConfig, run_dir: Path, name: str, n_classes: int) -> FineTunedClassifier:
+    """The network of one fold (``fold<k>``) or of the refit on all images (``full``)."""
+    seed = config.seed + (int(name[4:]) if name.startswith("fold") else 1000)
+    return FineTunedClassifier(config.backbones[0], config.image_size, n_classes, config.finetune, config.augment,
+                               config.train.label_smoothing, seed, run_dir / "folds" / name,
+                               resolve_devices(config.device), config.weights_dir)
+
+
+def predictors(config: RunConfig, run_dir: Path, n_classes: int) -> list[FineTunedClassifier]:
+    """The saved networks that predict: the refit, or else every scored fold's."""
+    names = ["full"] if config.finetune.refit else [f"fold{k}" for k in range(config.finetune.scored_folds)]
+    return [network(config, run_dir, name, n_classes).load() for name in names]
+
+
+def predict_proba(config: RunConfig, run_dir: Path, images: ImageTable, n_classes: int) -> np.ndarray:
+    """Class probabilities from a finished run's saved networks, TTA-averaged: the run's and
+    ``kagglekit predict``'s one path."""
+    pixels = decode_images(images.paths, config.image_size, "predict")
+    return np.mean([m.predict_proba(pixels, config.tta) for m in predictors(config, run_dir, n_classes)], axis=0)
+
+
+def predict(competition: Competition, config: RunConfig, run_dir: Path, data: Path):
+    """The submission of a finished run, recomputed from its saved networks."""
+    test = checked_test(competition.load_test(data))
+    proba = predict_proba(config, run_dir, test, len(competition.classes))
+    return competition.submission_frame(test.ids, proba.argmax(1))
+
+
+def _saved_history(model: FineTunedClassifier) -> dict:
+    path = model.workdir / "history.json"
+    return json.loads(path.read_text()) if path.exists() else {}

@@ -1,0 +1,193 @@
+"""The fine-tuning trainer: several devices agree with one, a killed run resumes to the same submission,
+and the CV cannot see labels it should not (a leak detector)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kagglekit.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_FINETUNE = (
+    "backbones: [efficientnet_lite0]\nimage_size: 64\nfolds: 3\ntta: [identity, hflip]\n"
+    "train: {learner: finetune}\n"
+    "finetune: {epochs: 4, head_epochs: 1, top_epochs: 1, batch_size: 16, scored_folds: 1, refit: true}\n"
+)
+
+
+def test_two_logical_cpu_devices_train_like_one(tmp_path):
+    """MirroredStrategy over two logical CPU devices gives the one-device run's losses and predictions."""
+    done = subprocess.run([sys.executable, str(REPO / "tests" / "scripts" / "two_devices.py"), str(tmp_path)],
+                          capture_output=True, text=True, timeout=900, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["replicas"] == [1, 2]
+    one, two = (np.array(losses) for losses in report["losses"])
+    assert np.allclose(one, two, rtol=0.01), report["losses"]
+    assert report["max_proba_diff"] < 0.05, report
+
+
+def _kagglekit(*args: str, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "kagglekit", *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+def served_columns(frame: pd.DataFrame) -> list[str]:
+    return [c for c in frame.columns if c != "id"]
+
+
+def _only_run(output: Path) -> Path:
+    (run_dir,) = (output / "seedlings").iterdir()
+    return run_dir
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_ends_with_the_same_submission(tmp_path, seedlings_small):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY_FINETUNE)
+    common = ["run", "seedlings", "--data", str(seedlings_small), "--config", str(config)]
+
+    whole = _kagglekit(*common, "--output-dir", str(tmp_path / "whole"))
+    assert whole.wait(timeout=1200) == 0, whole.stdout.read()[-3000:]
+
+    killed = _kagglekit(*common, "--output-dir", str(tmp_path / "killed"))
+    checkpoint = None
+    deadline = time.time() + 1200
+    while killed.poll() is None and time.time() < deadline:  # kill -9 mid-fold, after its second epoch
+        found = list((tmp_path / "killed").glob("seedlings/*/folds/fold0/checkpoint.json"))
+        if found and json.loads(found[0].read_text())["epoch"] >= 2:
+            checkpoint = found[0]
+            killed.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    killed.wait(timeout=60)
+    assert checkpoint is not None, "the run ended before it could be killed"
+    run_dir = _only_run(tmp_path / "killed")
+    assert not (run_dir / "submission.csv").exists()
+
+    resumed = _kagglekit("run", "seedlings", "--resume", str(run_dir), "--data", str(seedlings_small))
+    output = resumed.communicate(timeout=1200)[0]
+    assert resumed.returncode == 0, output[-3000:]
+    assert "resumed after epoch" in output
+    expected = _only_run(tmp_path / "whole")
+    assert (run_dir / "submission.csv").read_bytes() == (expected / "submission.csv").read_bytes()
+    assert json.loads((run_dir / "metrics.json").read_text())["cv_mean"] == \
+        json.loads((expected / "metrics.json").read_text())["cv_mean"]
+
+    # the finished run predicts from its folder alone: `kagglekit predict` and the serving predictor
+    out = tmp_path / "predicted.csv"
+    assert main(["predict", str(run_dir), "--data", str(seedlings_small), "--out", str(out)]) == 0
+    assert out.read_bytes() == (run_dir / "submission.csv").read_bytes()
+    from kagglekit.serving.predictor import RunPredictor
+
+    test = sorted((seedlings_small / "test").iterdir())[:4]
+    served = RunPredictor(run_dir).predict_files(test)
+    saved = pd.read_csv(run_dir / "test_probabilities.csv").set_index("id")
+    ids = [p.name for p in test]
+    assert np.allclose(served, saved.loc[ids, served_columns(saved)].to_numpy(), atol=2e-6)
+
+
+def test_resume_refuses_options_that_change_the_run(tmp_path, seedlings_small, capsys):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text("competition: seedlings\n")
+    assert main(["run", "seedlings", "--resume", str(run_dir), "--folds", "4"]) == 2
+    assert "drop --folds" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_leak_detector_cv_is_at_chance_on_permuted_labels(tmp_path, seedlings_small, capsys):
+    """Labels shuffled across the training images, and every image there twice (Kaggle sets have
+    duplicates): no honest CV can beat chance. Folds that split the copies (measured: OOF 0.36 when the
+    content grouping is switched off) or anything fitted on the scored fold would."""
+    permuted = tmp_path / "permuted"
+    shutil.copytree(seedlings_small, permuted)
+    files = sorted((permuted / "train").glob("*/*"))
+    folders = [f.parent for f in files]
+    random.Random(0).shuffle(folders)
+    staged = [f.rename(f.with_name(f".moving-{i}{f.suffix}")) for i, f in enumerate(files)]
+    for i, (source, folder) in enumerate(zip(staged, folders)):
+        source.rename(folder / f"image-{i}{source.suffix}")
+        shutil.copyfile(folder / f"image-{i}{source.suffix}", folder / f"copy-{i}{source.suffix}")
+    config = tmp_path / "head.yaml"
+    config.write_text("backbones: [efficientnet_lite0]\nimage_size: 128\nfolds: 3\ntta: [identity]\n"
+                      "train: {learner: head, views: [identity], head_epochs: 60, patience: 5}\n")
+    assert main(["run", "seedlings", "--data", str(permuted), "--config", str(config),
+                 "--output-dir", str(tmp_path / "runs")]) == 0
+    metrics = json.loads((_only_run(tmp_path / "runs") / "metrics.json").read_text())
+    n_classes, n_images = 12, metrics["train_images"]
+    chance, spread = 1 / n_classes, np.sqrt((1 / n_classes) * (1 - 1 / n_classes) / n_images)
+    assert metrics["oof_score"] < chance + 4 * spread, metrics
+
+
+def test_layerwise_adamw_scales_the_step_of_the_layers_named(tmp_path):
+    """Adam's step ignores a gradient's scale, so the multiplier must act on the step: a layer at 0.1
+    moves a tenth as far as the same layer at 1.0 after one step from the same start."""
+    import keras
+
+    from kagglekit.models.optimizers import LayerwiseAdamW
+
+    moves = {}
+    for factor in (1.0, 0.1):
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((4,))
+        model = keras.Model(inputs, keras.layers.Dense(2, name="lower")(inputs))
+        model.compile(LayerwiseAdamW(lr_multipliers={"lower": factor}, learning_rate=0.01, weight_decay=0.0), "mse")
+        before = model.get_layer("lower").kernel.numpy().copy()
+        model.train_on_batch(np.ones((8, 4), np.float32), np.zeros((8, 2), np.float32))
+        moves[factor] = np.abs(model.get_layer("lower").kernel.numpy() - before).max()
+    assert moves[0.1] == pytest.approx(moves[1.0] * 0.1, rel=1e-3)
+
+
+def test_unfreezing_plan_covers_the_budget_and_leaves_the_stem_frozen(tmp_path):
+    from kagglekit.core.config import AugmentConfig, DeviceConfig, FineTuneConfig
+    from kagglekit.learners.devices import resolve_devices
+    from kagglekit.learners.finetune import FineTunedClassifier
+    from kagglekit.models.backbones import get_backbone
+
+    learner = FineTunedClassifier("efficientnet_lite0", 64, 3, FineTuneConfig(epochs=5, head_epochs=1, top_epochs=2),
+                                  AugmentConfig(), 0.1, 0, tmp_path, resolve_devices(DeviceConfig()))
+    model = learner.build()
+    stages = learner.stages(model)
+    names = [layer.name for layer in model.layers]
+    spec = get_backbone("efficientnet_lite0")
+    assert [(s.name, s.first_epoch, s.epochs) for s in stages] == [("head", 0, 1), ("top", 1, 2), ("all", 3, 2)]
+    assert names[stages[0].trainable_from] == "head_dropout"
+    assert names[stages[1].trainable_from - 1] == spec.finetune_cut
+    assert names[stages[2].trainable_from - 1] == spec.taps[0]  # freeze_stem: up to the first tap stays frozen
+    assert stages[2].lower_until == stages[1].trainable_from  # lower LR below the cut only
+    short = FineTunedClassifier("efficientnet_lite0", 64, 3, FineTuneConfig(epochs=2, head_epochs=1, top_epochs=4),
+                                AugmentConfig(), 0.1, 0, tmp_path, resolve_devices(DeviceConfig())).stages(model)
+    assert [(s.name, s.epochs) for s in short] == [("head", 1), ("top", 1)]
+
+
+def test_an_epoch_stream_depends_only_on_seed_and_epoch():
+    import tensorflow as tf
+
+    from kagglekit.core.config import AugmentConfig
+    from kagglekit.data.streams import epoch_order, training_stream
+
+    images = tf.constant(np.random.default_rng(0).integers(0, 256, (10, 16, 16, 3), dtype=np.uint8))
+    targets = np.eye(2, dtype=np.float32)[np.arange(10) % 2]
+
+    def draw(seed, epoch):
+        return np.concatenate([x for x, _ in training_stream(images, targets, 4, seed, epoch, AugmentConfig())
+                               .as_numpy_iterator()])
+
+    assert np.array_equal(draw(1, 3), draw(1, 3))
+    assert not np.array_equal(draw(1, 3), draw(1, 4))
+    assert len(epoch_order(10, 4, 1, 0)) == 8 and len(set(epoch_order(10, 4, 1, 0))) == 8
+    assert len(epoch_order(3, 4, 1, 0)) == 4  # fewer images than a batch: one full batch, repeated
