@@ -25,7 +25,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 SOURCE = REPO.parent / "shared" / "data" / "plant-seedlings"
 TINY = ("backbones: [efficientnet_lite0]\nimage_size: 64\nfolds: 2\ntta: [identity, hflip]\n"
-        "train: {views: [identity], head_epochs: 3, patience: 2}\n")
+        "train: {learner: head, views: [identity], head_epochs: 3, patience: 2}\n")
 
 
 def tiny_run(work: Path) -> tuple[Path, Path]:

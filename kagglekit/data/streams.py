@@ -12,9 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
-
 from kagglekit.core.config import AugmentConfig
+from kagglekit.core.progress import progress
 from kagglekit.data.augment import build_augmenter
 from kagglekit.data.loaders import image_batches
 
@@ -23,7 +22,7 @@ def decode_images(paths: list[Path], image_size: int, desc: str = "decode") -> n
     """(n, S, S, 3) uint8: every image read, resized as everywhere else (``resize_rgb``), in order."""
     out = np.empty((len(paths), image_size, image_size, 3), dtype=np.uint8)
     done = 0
-    with tqdm(total=len(paths), desc=f"{desc} @{image_size}px", unit="img", disable=None) as bar:
+    with progress(len(paths), f"{desc} @{image_size}px") as bar:
         for batch in image_batches(paths, image_size):
             out[done:done + len(batch)] = to_uint8(batch)
             done += len(batch)

@@ -14,10 +14,10 @@ import os
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from kagglekit.core.config import AugmentConfig
 from kagglekit.core.paths import features_cache_dir
+from kagglekit.core.progress import progress
 from kagglekit.data.augment import Augmenter, augment_key, is_augmented
 from kagglekit.data.loaders import image_batches
 from kagglekit.data.views import apply_view
@@ -88,8 +88,7 @@ class FeatureExtractor:
     def _compute(self, paths, shas, views, cached, desc) -> None:
         """Add the features of ``paths`` to ``cached``, saving the cache after every ``CHUNK_IMAGES``
         images: a run killed an hour into extraction resumes from its last chunk, not from scratch."""
-        with tqdm(total=len(paths) * len(views), desc=f"{desc} {self.backbone}@{self.image_size}", unit="img",
-                  disable=None) as bar:
+        with progress(len(paths) * len(views), f"{desc} {self.backbone}@{self.image_size}") as bar:
             for start in range(0, len(paths), CHUNK_IMAGES):
                 chunk = slice(start, start + CHUNK_IMAGES)
                 self._compute_chunk(paths[chunk], shas[chunk], views, cached, bar)

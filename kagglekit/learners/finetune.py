@@ -14,6 +14,7 @@ deterministic backend: TensorFlow on a CPU here).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -25,6 +26,7 @@ import numpy as np
 
 from kagglekit.core.config import AugmentConfig, FineTuneConfig
 from kagglekit.core.fileio import atomic_write_json
+from kagglekit.core.progress import progress
 from kagglekit.data.streams import training_stream
 from kagglekit.data.views import apply_view, average_views
 from kagglekit.learners.devices import Devices
@@ -41,6 +43,28 @@ class Stage:
     epochs: int
     trainable_from: int  # index of the first trainable layer
     lower_until: int  # layers in [trainable_from, lower_until) get the lower learning rate
+
+
+def epoch_hooks(learner: "FineTunedClassifier", stage: "Stage", steps: int):
+    """The Keras callback that makes every epoch reproducible and resumable: dropout reseeded from
+    ``(seed, epoch)`` before it, a checkpoint and a log line after it, and its batches' progress."""
+    import keras
+
+    class EpochHooks(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            learner._reseed(epoch)
+            self.began = time.perf_counter()
+            self.bar = progress(steps, f"{learner.workdir.name} epoch {epoch + 1}/{learner.cfg.epochs} [{stage.name}]",
+                                unit="batch")
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.bar.update(1)
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.bar.close()
+            learner.end_epoch(epoch, stage, logs or {}, time.perf_counter() - self.began, steps)
+
+    return EpochHooks()
 
 
 class FineTunedClassifier:
@@ -108,44 +132,48 @@ class FineTunedClassifier:
         stream_images = tf.constant(images)
         targets = np.eye(self.n_classes, dtype=np.float32)[labels]
         valid_data = (valid[0].astype(np.float32), np.eye(self.n_classes, dtype=np.float32)[valid[1]]) if valid else None
-        stage, started = None, time.perf_counter()
-        if state:  # the optimizer state belongs to the stage the checkpoint was written in
-            stage = self._stage_of(stages, start - 1)
-            self._compile(stage, len(images))
-            self._load_checkpoint(state)
-            log.info("%s: resumed after epoch %d of %d", self.workdir.name, start, self.cfg.epochs)
-        for epoch in range(start, self.cfg.epochs):
-            if stage != (stage := self._stage_of(stages, epoch)):
+        steps = max(1, len(images) // self.cfg.batch_size)
+        self._started, self._start_epoch = time.perf_counter(), start
+        for stage in stages:
+            first, last = max(start, stage.first_epoch), stage.first_epoch + stage.epochs
+            if first >= last:
+                continue
+            resuming = state is not None and first == start
+            # a checkpoint holds the optimizer state of the stage it was written in (maybe the previous one)
+            written_in = next(s for s in stages if s.name == state["stage"]) if resuming else stage
+            self._compile(written_in, len(images))
+            if resuming:
+                self._load_checkpoint(state)
+                log.info("%s: resumed after epoch %d of %d", self.workdir.name, start, self.cfg.epochs)
+            if written_in != stage:
                 self._compile(stage, len(images))
-            self._reseed(epoch)
-            stream = training_stream(stream_images, targets, self.cfg.batch_size, self.seed, epoch, self.augment)
-            began = time.perf_counter()
-            logs = self.model.fit(stream, epochs=1, verbose=0, validation_data=valid_data, shuffle=False,
-                                  class_weight=class_weight).history
-            self._count(time.perf_counter() - began, len(images))
-            for key, values in logs.items():
-                self.history.setdefault(key, []).append(float(values[-1]))
-            self._write_checkpoint(epoch + 1, stage)
-            per_epoch = (time.perf_counter() - started) / (epoch + 1 - start)
-            log.info("%s epoch %d/%d [%s] loss %.3f%s: %.0f s/epoch, about %.0f s left", self.workdir.name,
-                     epoch + 1, self.cfg.epochs, stage.name, self.history["loss"][-1],
-                     f", holdout accuracy {self.history['val_accuracy'][-1]:.3f}" if valid_data else "",
-                     per_epoch, per_epoch * (self.cfg.epochs - epoch - 1))
+            # one fit per stage over one stream of its epochs (a fit per epoch paid seconds of tf.data
+            # teardown each time); epoch k of the stream is still a function of (seed, k) alone
+            streams = [training_stream(stream_images, targets, self.cfg.batch_size, self.seed, epoch, self.augment)
+                       for epoch in range(first, last)]
+            stream = functools.reduce(lambda a, b: a.concatenate(b), streams)
+            self.model.fit(stream, initial_epoch=first, epochs=last, steps_per_epoch=steps, verbose=0, shuffle=False,
+                           validation_data=valid_data, class_weight=class_weight,
+                           callbacks=[epoch_hooks(self, stage, steps)])
         if self.cfg.ema:
             self.model.optimizer.swap_in_ema(self.model.trainable_variables)
-        self.model.save_weights(self.weights_path)
+        self._save_weights(self.weights_path)
         atomic_write_json(self.workdir / "history.json", self.history)
         self._clear_checkpoints()
         return self
 
-    def _count(self, seconds: float, n_images: int) -> None:
-        steps = max(1, n_images // self.cfg.batch_size)
+    def end_epoch(self, epoch: int, stage: Stage, logs: dict, seconds: float, steps: int) -> None:
+        """Record, checkpoint and report a finished epoch (called by ``epoch_hooks``)."""
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(float(value))
         self.timing = {"epochs": self.timing["epochs"] + 1, "images": self.timing["images"] + steps * self.cfg.batch_size,
                        "seconds": self.timing["seconds"] + seconds}
-
-    @staticmethod
-    def _stage_of(stages: list[Stage], epoch: int) -> Stage:
-        return next(s for s in reversed(stages) if s.first_epoch <= epoch)
+        self._write_checkpoint(epoch + 1, stage)
+        per_epoch = (time.perf_counter() - self._started) / (epoch + 1 - self._start_epoch)
+        log.info("%s epoch %d/%d [%s] loss %.3f%s: %.0f s/epoch, about %.0f s left", self.workdir.name,
+                 epoch + 1, self.cfg.epochs, stage.name, self.history["loss"][-1],
+                 f", holdout accuracy {self.history['val_accuracy'][-1]:.3f}" if "val_accuracy" in logs else "",
+                 per_epoch, per_epoch * (self.cfg.epochs - epoch - 1))
 
     def _compile(self, stage: Stage, n_images: int) -> None:
         import keras
@@ -199,14 +227,18 @@ class FineTunedClassifier:
 
     def _write_checkpoint(self, epoch: int, stage: Stage) -> None:
         name = f"checkpoint-{epoch:04d}.weights.h5"
-        tmp = self.workdir / f".{name}.{os.getpid()}.tmp.weights.h5"
-        self.model.save_weights(tmp)
-        os.replace(tmp, self.workdir / name)
+        self._save_weights(self.workdir / name)
         atomic_write_json(self.workdir / CHECKPOINT, {"epoch": epoch, "stage": stage.name, "file": name,
                                                       "history": self.history})
         for old in self.workdir.glob("checkpoint-*.weights.h5"):
             if old.name != name:
                 old.unlink(missing_ok=True)
+
+    def _save_weights(self, path: Path) -> None:
+        """Atomically: a kill mid-write must leave the previous file, never half of a new one."""
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.weights.h5")  # Keras wants the suffix
+        self.model.save_weights(tmp)
+        os.replace(tmp, path)
 
     def _clear_checkpoints(self) -> None:
         for old in self.workdir.glob("checkpoint-*.weights.h5"):

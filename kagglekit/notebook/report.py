@@ -68,13 +68,25 @@ def data_section(run_dir: Path) -> str:
 def design_section(run_dir: Path) -> str:
     text = (run_dir / "config.yaml").read_text(encoding="utf-8")
     config = yaml.safe_load(text)
+    learner = (config.get("train") or {}).get("learner")
+    specific = [
+        ("finetune.epochs", "fine-tuning epochs (a fixed budget: nothing chosen on the scored fold)"),
+        ("finetune.head_epochs", "of which the new head alone"),
+        ("finetune.top_epochs", "then the blocks above the cut point (the rest: everything above the stem)"),
+        ("finetune.lr", "peak learning rate (AdamW, warm-up and cosine per stage)"),
+        ("finetune.scored_folds", "folds trained and scored"),
+        ("finetune.refit", "a final network trained on every labelled image"),
+    ] if learner == "finetune" else [
+        ("train.multiscale", "multi-scale features (several stages of each backbone, pooled)"),
+        ("train.views", "training views"),
+        ("train.head_epochs", "head epochs (at most; early stopping on an inner split of the training fold)"),
+        ("train.top_blocks", "fine-tune the top blocks of the first backbone"),
+    ]
     choices = [
         ("backbones", "pretrained ImageNet backbone(s)"),
         ("image_size", "input size (pixels)"),
-        ("train.multiscale", "multi-scale features (several stages of each backbone, pooled)"),
-        ("train.views", "training views"),
-        ("train.head_epochs", "head epochs (at most; early stopping on the validation fold)"),
-        ("train.top_blocks", "fine-tune the top blocks of the first backbone"),
+        ("train.learner", "learner (finetune: the whole network on images; head: on cached features)"),
+        *specific,
         ("folds", "cross-validation folds"),
         ("tta", "test-time augmentation views"),
         ("seed", "random seed"),

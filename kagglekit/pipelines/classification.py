@@ -25,6 +25,7 @@ from kagglekit.competitions.contract import Competition, ImageTable
 from kagglekit.core.config import RunConfig
 from kagglekit.core.errors import ConfigError
 from kagglekit.core.fileio import atomic_write_json, atomic_write_text, sha256_file
+from kagglekit.core.progress import Stopwatch
 from kagglekit.data.views import average_views
 from kagglekit.evaluation.folds import content_groups, inner_split, stratified_folds
 from kagglekit.evaluation.metrics import METRICS
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 
 
 def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult:
-    started = time.time()
+    started, watch = time.time(), Stopwatch()
     data = Path(config.data)
     for name in config.backbones:
         get_backbone(name)  # a typo fails now, not after reading every image
@@ -56,6 +57,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
     views = list(dict.fromkeys(config.train.views + config.tta))
     fit_views, tta_views = [views.index(v) for v in config.train.views], [views.index(v) for v in config.tta]
     inputs = model_inputs(config, train.paths, train_shas, views, "train")
+    watch.lap("read images, extract features")
     weights = None
     if config.train.class_weights:
         present = np.unique(train.labels)
@@ -75,10 +77,12 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
         fold_scores.append(metric(train.labels[va], oof[va].argmax(1)))
         log.info("fold %d/%d: %s %.4f", k + 1, len(folds), competition.metric, fold_scores[-1])
     atomic_write_json(run_dir / "classes.json", classes)
+    watch.lap(f"{len(folds)} folds: train and score")
 
     test_proba = predict_proba(config, run_dir, test, len(classes))
     submission = write_submission(competition.submission_frame(test.ids, test_proba.argmax(1)), run_dir / "submission.csv")
     competition.validate(submission, data).raise_if_invalid()
+    watch.lap("predict, write and validate the submission")
 
     result = RunResult(
         run_dir=run_dir, competition=competition.name, metric=competition.metric,
@@ -86,7 +90,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
         fold_scores=[float(s) for s in fold_scores], submission=submission, seconds=time.time() - started,
         extra={"oof_score": float(metric(train.labels, oof.argmax(1))), "train_images": len(train),
                "test_images": len(test), "feature_dim": int(inputs[0].shape[-1]),
-               "epochs": [len(h.get("loss", [])) for h in histories]},
+               "epochs": [len(h.get("loss", [])) for h in histories], "stages": watch.laps},
     )
     write_outputs(result, competition, train, test, oof, test_proba, histories)
     return result

@@ -24,6 +24,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from kagglekit.competitions.contract import Competition, ImageTable
 from kagglekit.core.config import RunConfig
 from kagglekit.core.fileio import atomic_open, atomic_write_json
+from kagglekit.core.progress import Stopwatch
 from kagglekit.data.streams import decode_images
 from kagglekit.evaluation.folds import content_groups, stratified_folds
 from kagglekit.evaluation.metrics import METRICS
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 
 
 def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult:
-    started = time.time()
+    started, watch = time.time(), Stopwatch()
     data = Path(config.data)
     get_backbone(config.backbones[0])  # a typo fails now, not after reading every image
     if not (run_dir / "config.yaml").exists():  # a resumed run keeps the config it started with
@@ -51,9 +52,10 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
     classes, metric = competition.classes, METRICS.get(competition.metric)
     images = decode_images(train.paths, config.image_size, "train images")
     weights = None
-    if config.train.class_weights:
+    if config.finetune.class_weights:
         present = np.unique(train.labels)
         weights = dict(zip(present.tolist(), compute_class_weight("balanced", classes=present, y=train.labels)))
+    watch.lap("read and decode images")
 
     oof = np.full((len(train), len(classes)), np.nan, dtype=np.float32)
     fold_scores, histories, trained = [], [], []
@@ -72,11 +74,13 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
         histories.append(model.history or _saved_history(model))
         fold_scores.append(metric(train.labels[va], oof[va].argmax(1)))
         log.info("fold %d/%d: %s %.4f", k + 1, len(folds), competition.metric, fold_scores[-1])
+        watch.lap(f"fold {k}: train and score")
     if config.finetune.refit:
         full = network(config, run_dir, "full", len(classes))
         trained.append(full)
         if not full.done:
             full.fit(images, train.labels, class_weight=weights)
+        watch.lap("refit on all images")
     del images
     atomic_write_json(run_dir / "classes.json", classes)
 
@@ -85,6 +89,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
     predict_seconds = time.perf_counter() - predicting
     submission = write_submission(competition.submission_frame(test.ids, test_proba.argmax(1)), run_dir / "submission.csv")
     competition.validate(submission, data).raise_if_invalid()
+    watch.lap("predict, write and validate the submission")
 
     rows = np.concatenate([va for _, va in scored])
     result = RunResult(
@@ -94,7 +99,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
         extra={"oof_score": float(metric(train.labels[rows], oof[rows].argmax(1))), "train_images": len(train),
                "test_images": len(test), "scored_images": len(rows), "learner": "finetune",
                "epochs": [len(h.get("loss", [])) for h in histories],
-               "timing": timing(trained, len(test) * len(config.tta), predict_seconds)},
+               "timing": timing(trained, len(test) * len(config.tta), predict_seconds), "stages": watch.laps},
     )
     write_outputs(result, competition, train, test, oof, test_proba, histories, rows)
     return result

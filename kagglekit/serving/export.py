@@ -55,6 +55,14 @@ class DihedralView(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="kagglekit")
+class RoundToBytes(keras.layers.Layer):
+    """Pixels rounded to whole values in 0..255: how fine-tuned networks saw images in the run."""
+
+    def call(self, x):
+        return keras.ops.round(keras.ops.clip(x, 0.0, 255.0))
+
+
+@keras.saving.register_keras_serializable(package="kagglekit")
 class RoundToFloat16(keras.layers.Layer):
     """Features rounded to float16 and back: what the run's heads were trained and evaluated on."""
 
@@ -70,7 +78,8 @@ def ensemble_model(predictor: RunPredictor) -> keras.Model:
         raise ConfigError(f"{predictor.run_dir}: TTA views {augmented} are random draws and cannot be exported; "
                           "export a run whose tta lists only flips and turns")
     image = keras.Input((config.image_size, config.image_size, 3), name="image")
-    views = [image if view == "identity" else DihedralView(view, name=f"view_{view}")(image) for view in config.tta]
+    pixels = RoundToBytes(name="bytes")(image) if predictor.networks else image
+    views = [pixels if view == "identity" else DihedralView(view, name=f"view_{view}")(pixels) for view in config.tta]
     if predictor.networks:  # fine-tuned networks: each sees every view
         nets = [rename(m.model, f"network{i}") for i, m in enumerate(predictor.networks)]
         outputs = [net(x) for x in views for net in nets]
