@@ -41,9 +41,9 @@ def measure(precision: str, size: int, batch: int, steps: int, backbone: str) ->
     stream = training_stream(tf.constant(images), targets, batch, 0, 0, AugmentConfig())
     out = {"precision": devices.precision, "xla": devices.jit_compile}
     for name, data in (("device_batch", on_device), ("kagglekit_stream", stream)):
-        learner.model.fit(data.take(3), verbose=0)  # build, trace, warm up
+        learner.model.fit(data.take(3), verbose=0, shuffle=False)  # build, trace, warm up
         started = time.perf_counter()
-        learner.model.fit(data, verbose=0)
+        learner.model.fit(data, verbose=0, shuffle=False)
         out[f"{name}_images_per_s"] = round(batch * steps / (time.perf_counter() - started), 1)
     started = time.perf_counter()
     learner.model.predict(images.astype(np.float32), batch_size=batch, verbose=0)

@@ -283,6 +283,12 @@ def test_no_credential_in_output_even_verbose_or_failing(service, env, tmp_path)
 
 
 # -- killed mid-way, rerun: complete, no duplicates, no corrupt files -----------------------------
+def ctrl_c_reaches_it() -> None:
+    """A child of a test run in the background (``pytest &``, some CI runners) inherits SIGINT ignored, and
+    Python keeps it ignored; a user's Ctrl-C reaches a foreground process, as this restores."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def spawn(*args, env) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "kagglekit", *map(str, args)], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -440,7 +446,8 @@ def test_serve_hosts_a_competition_for_the_real_client(seedlings_small, tmp_path
     users.write_text(json.dumps({"carol": "carol-key"}))
     proc = subprocess.Popen([sys.executable, "-m", "kagglekit", "serve", "seedlings", "--source",
                              seedlings_small, "--users", users, "--port", "7788", "--work", tmp_path / "work"],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=ctrl_c_reaches_it)
     try:
         assert "serving plant-seedlings-classification on http://localhost:7788" in proc.stdout.readline()
         monkeypatch.setitem(kaggle_env._env_to_endpoint, kaggle_env.KaggleEnv.TEST, "http://localhost:7788")

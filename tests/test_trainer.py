@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 TINY_FINETUNE = (
     "backbones: [efficientnet_lite0]\nimage_size: 64\nfolds: 3\ntta: [identity, hflip]\n"
     "train: {learner: finetune}\n"
-    "finetune: {epochs: 4, head_epochs: 1, top_epochs: 1, batch_size: 16, scored_folds: 1, refit: true}\n"
+    "finetune: {epochs: 4, head_epochs: 1, top_epochs: 1, batch_size: 16, scored_folds: 1}\n"
 )
 
 

@@ -89,7 +89,12 @@ def grouped_holdout(groups: np.ndarray, fraction: float, seed: int) -> tuple[np.
     return np.flatnonzero(~in_valid), np.flatnonzero(in_valid)
 
 
-def inner_split(rows: np.ndarray, labels: np.ndarray, groups: np.ndarray, k: int, seed: int
+#: The share of a training fold held out for early stopping: 1/5, whatever the number of CV folds (a
+#: 3-fold run holding out a third of each training fold lost accuracy on small competitions).
+INNER_PARTS = 5
+
+
+def inner_split(rows: np.ndarray, labels: np.ndarray, groups: np.ndarray, seed: int, k: int = INNER_PARTS
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Split a training fold's ``rows`` into (fit, stop) rows: one grouped, stratified 1/k of them for
     early stopping and LR plateaus, so nothing is ever chosen on the fold being scored.

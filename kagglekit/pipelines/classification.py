@@ -67,7 +67,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
     fold_scores, histories = [], []
     for k, (tr, va) in enumerate(folds):
         # early stopping and LR plateaus watch an inner split of the training fold, never the scored fold
-        fit, stop = inner_split(tr, train.labels, groups, config.folds, config.seed + k)
+        fit, stop = inner_split(tr, train.labels, groups, config.seed + k)
         for model, x in zip(fold_models(config, run_dir, k, inputs[0].shape[-1], len(classes)), inputs):
             x_fit = x[fit_views][:, fit].reshape(-1, *x.shape[2:])
             model.fit(x_fit, np.tile(train.labels[fit], len(fit_views)), x[tta_views[0], stop], train.labels[stop],

@@ -88,7 +88,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
     for k, (tr, va) in enumerate(folds):
         head = MultiLabelHead(x_train.shape[-1], len(classes), config.train, config.seed + k,
                               run_dir / "folds" / f"fold{k}", pos_weight, ml.focal_gamma if ml.loss == "focal" else 0.0)
-        fit, stop = inner_split(tr, train.labels, groups, config.folds, config.seed + k)  # never stop on va
+        fit, stop = inner_split(tr, train.labels, groups, config.seed + k)  # never stop on va
         head.fit(x_train[fit_views][:, fit].reshape(-1, x_train.shape[-1]), np.tile(train.labels[fit], (len(fit_views), 1)),
                  x_train[tta_views[0], stop], train.labels[stop])
         oof[va] = tta_proba(head, x_train[tta_views][:, va])
