@@ -192,3 +192,27 @@ def test_an_epoch_stream_depends_only_on_seed_and_epoch():
     assert not np.array_equal(draw(1, 3), draw(1, 4))
     assert len(epoch_order(10, 4, 1, 0)) == 8 and len(set(epoch_order(10, 4, 1, 0))) == 8
     assert len(epoch_order(3, 4, 1, 0)) == 4  # fewer images than a batch: one full batch, repeated
+
+
+def test_a_run_killed_before_its_final_save_resumes_from_its_last_checkpoint(tmp_path):
+    """Killed after the last epoch's checkpoint but before the final weights: the checkpoint's weights
+    are loaded and saved as final, never a freshly initialised network."""
+    from kagglekit.core.config import AugmentConfig, DeviceConfig, FineTuneConfig
+    from kagglekit.learners.devices import resolve_devices
+    from kagglekit.learners.finetune import CHECKPOINT, FineTunedClassifier
+
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8), rng.integers(0, 2, 16)
+    cfg = FineTuneConfig(epochs=1, head_epochs=1, top_epochs=0, batch_size=8)
+
+    def learner():
+        return FineTunedClassifier("efficientnet_lite0", 32, 2, cfg, AugmentConfig(), 0.1, 0, tmp_path,
+                                   resolve_devices(DeviceConfig()))
+
+    trained = learner().fit(images, labels)
+    expected = trained.predict_proba(images, ["identity"])
+    trained._write_checkpoint(1, trained.stages(trained.model)[0])  # as if killed right after this
+    trained.weights_path.unlink()
+    assert (tmp_path / CHECKPOINT).exists()
+    resumed = learner().fit(images, labels)
+    assert np.allclose(resumed.predict_proba(images, ["identity"]), expected, atol=1e-6)

@@ -36,12 +36,16 @@ def to_uint8(batch: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(batch), 0, 255).astype(np.uint8)
 
 
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Whole batches per epoch (at least one): what every epoch's stream yields."""
+    return max(1, n // batch_size)
+
+
 def epoch_order(n: int, batch_size: int, seed: int, epoch: int) -> np.ndarray:
     """The images of one epoch, shuffled by ``(seed, epoch)``; whole batches only (the tail of one
     epoch's shuffle is in the next's), so every step sees a full batch."""
     order = np.random.default_rng([seed, epoch]).permutation(n)
-    steps = max(1, n // batch_size)
-    return np.resize(order, steps * batch_size)  # n < batch_size: repeat to fill one batch
+    return np.resize(order, steps_per_epoch(n, batch_size) * batch_size)  # n < batch_size: repeat to fill one batch
 
 
 def training_stream(images, targets: np.ndarray, batch_size: int, seed: int, epoch: int, augment: AugmentConfig):

@@ -6,8 +6,8 @@ then everything above the stem, the lower layers at a smaller learning rate. Eac
 AdamW optimizer with a warm-up and a cosine decay over that stage's steps. BatchNorm stays in inference
 mode unless asked (batches of 32 on a CPU would wreck its statistics).
 
-Every epoch is one ``fit`` call on a stream whose order and augmentation depend only on
-``(seed, epoch)``, and ends with a checkpoint of the weights and the optimizer state: a killed run
+Every stage is one ``fit`` call on a stream of its epochs, each epoch's order and augmentation a function
+of ``(seed, epoch)`` alone; every epoch ends with a checkpoint of the weights and the optimizer state: a killed run
 resumes at its last finished epoch and ends with the same weights as an uninterrupted one (on a
 deterministic backend: TensorFlow on a CPU here).
 """
@@ -27,7 +27,7 @@ import numpy as np
 from kagglekit.core.config import AugmentConfig, FineTuneConfig
 from kagglekit.core.fileio import atomic_write_json
 from kagglekit.core.progress import progress
-from kagglekit.data.streams import training_stream
+from kagglekit.data.streams import steps_per_epoch, training_stream
 from kagglekit.data.views import apply_view, average_views
 from kagglekit.learners.devices import Devices
 
@@ -132,15 +132,19 @@ class FineTunedClassifier:
         stream_images = tf.constant(images)
         targets = np.eye(self.n_classes, dtype=np.float32)[labels]
         valid_data = (valid[0].astype(np.float32), np.eye(self.n_classes, dtype=np.float32)[valid[1]]) if valid else None
-        steps = max(1, len(images) // self.cfg.batch_size)
+        steps = steps_per_epoch(len(images), self.cfg.batch_size)
         self._started, self._start_epoch = time.perf_counter(), start
+        # a checkpoint holds the optimizer state of the stage it was written in (maybe the one before)
+        checkpointed = next(s for s in stages if s.name == state["stage"]) if state else None
+        if state and start >= self.cfg.epochs:  # killed after the last epoch's checkpoint, before the final save
+            self._compile(checkpointed, len(images))
+            self._load_checkpoint(state)
         for stage in stages:
             first, last = max(start, stage.first_epoch), stage.first_epoch + stage.epochs
             if first >= last:
                 continue
             resuming = state is not None and first == start
-            # a checkpoint holds the optimizer state of the stage it was written in (maybe the previous one)
-            written_in = next(s for s in stages if s.name == state["stage"]) if resuming else stage
+            written_in = checkpointed if resuming else stage
             self._compile(written_in, len(images))
             if resuming:
                 self._load_checkpoint(state)
@@ -183,7 +187,7 @@ class FineTunedClassifier:
         for i, layer in enumerate(self.model.layers):
             layer.trainable = i >= stage.trainable_from and (
                 self.cfg.train_batchnorm or not isinstance(layer, keras.layers.BatchNormalization))
-        steps = stage.epochs * max(1, n_images // self.cfg.batch_size)
+        steps = stage.epochs * steps_per_epoch(n_images, self.cfg.batch_size)
         warmup = int(steps * self.cfg.warmup_fraction)
         schedule = keras.optimizers.schedules.CosineDecay(
             0.0 if warmup else self.cfg.lr, max(1, steps - warmup), alpha=0.01,
