@@ -35,6 +35,61 @@ def assert_predict_rebuilds_submission(run_dir: Path, data: Path, tmp_path: Path
     assert out.read_bytes() == (run_dir / "submission.csv").read_bytes()
 
 
+def served_masks(run_dir: Path, images: list[Path], tmp_path: Path) -> dict:
+    """What ``predict --images`` writes for ``images`` (mask PNGs + table) and what the REST endpoint
+    answers for the first one; both must agree. Returns {image name: (mask, labels or None)}."""
+    import base64
+    import io
+
+    import requests
+    from PIL import Image
+
+    from kagglekit.data.images import read_rgb
+    from kagglekit.data.masks import read_label_map
+    from kagglekit.serving.api import create_app, serving_in_background
+    from kagglekit.serving.predictor import load_predictor
+
+    out = tmp_path / "served"
+    subprocess.run([sys.executable, "-m", "kagglekit", "predict", str(run_dir), "--images", *map(str, images),
+                    "--out", str(out)], check=True, cwd=REPO, timeout=600)
+    table = pd.read_csv(out / "predictions.csv", keep_default_na=False)
+    assert list(table["image"]) == [str(p) for p in images]
+    found = {}
+    for row in table.itertuples():
+        mask = read_label_map(out / row.mask)
+        assert mask.shape == (row.height, row.width) == read_rgb(Path(row.image)).shape[:2]
+        found[Path(row.image).name] = (mask, row.labels.split() if "labels" in table else None)
+
+    png = io.BytesIO()  # the first image over HTTP, as a PNG (lossless, so the same pixels)
+    Image.fromarray(read_rgb(images[0])).save(png, format="PNG")
+    with serving_in_background(create_app(load_predictor(run_dir))) as url:
+        reply = requests.post(f"{url}/predict", files=[("files", ("first.png", png.getvalue(), "image/png"))], timeout=300)
+        meta = requests.get(f"{url}/metadata", timeout=30).json()
+    assert reply.status_code == 200, reply.text
+    (answer,) = reply.json()["predictions"]
+    with Image.open(io.BytesIO(base64.b64decode(answer["mask_png_base64"]))) as served:
+        assert served.mode == "P"  # viewable in colour, class indices as pixel values
+        np.testing.assert_array_equal(np.asarray(served), found[images[0].name][0])
+    assert answer["mask_classes"] == meta["mask_classes"] and meta["task"] != "classification"
+    assert sum(answer["pixel_share"].values()) == pytest.approx(1, abs=1e-4)
+    if found[images[0].name][1] is not None:
+        assert answer["labels"] == found[images[0].name][1]
+    return found
+
+
+def assert_exports_match(run_dir: Path, images: list[Path], tmp_path: Path, parts: list[str]) -> None:
+    """``kagglekit export`` writes every part of the run, each within tolerance of the run's predictor."""
+    out = tmp_path / "export"
+    subprocess.run([sys.executable, "-m", "kagglekit", "export", str(run_dir), "--format", "keras", "onnx",
+                    "--out", str(out), "--check-images", *map(str, images[:3])], check=True, cwd=REPO, timeout=600)
+    report = json.loads((out / "export.json").read_text())
+    assert sorted(report["models"]) == sorted(parts)
+    for part in report["models"].values():
+        for fmt in ("keras", "onnx"):
+            assert part["exports"][fmt]["max_abs_difference"] < 1e-3
+            assert (out / part["exports"][fmt]["path"]).exists()
+
+
 def naive_decode(text: str, size: int) -> np.ndarray:
     """Written from the competition's description, independent of kagglekit.submission.rle."""
     flat = np.zeros(size, dtype=bool)
@@ -86,6 +141,14 @@ def test_pascal_voc_run_writes_a_submission_that_decodes_and_scores(voc_small, t
         assert (run_dir / name).is_file(), name
     assert_predict_rebuilds_submission(run_dir, voc_small, tmp_path)
 
+    # any images: the served labels and masks are the submission's rows
+    images = [voc_small / "test" / "img" / f"test_{i}.npy" for i in test_ids[:4]]
+    for id_, (mask, labels) in zip(test_ids[:4], served_masks(run_dir, images, tmp_path).values()):
+        assert labels == [c for c, on in zip(classes, naive_decode(predicted[f"{id_}_classification"], 20)) if on]
+        stack = naive_decode(predicted[f"{id_}_segmentation"], 20 * mask.size).reshape(20, *mask.shape)
+        np.testing.assert_array_equal(np.where(stack.any(0), stack.argmax(0) + 1, 0), mask)
+    assert_exports_match(run_dir, images, tmp_path, ["labels", "masks"])
+
 
 @pytest.mark.slow
 def test_camvid_run_reports_miou_and_writes_per_class_rows(camvid, camvid_small, tmp_path):
@@ -121,3 +184,13 @@ def test_camvid_run_reports_miou_and_writes_per_class_rows(camvid, camvid_small,
     with Image.open(run_dir / "plots" / "masks.png") as picture:  # image | truth | prediction, one row per image
         assert picture.width > 600 and picture.height > 150
     assert_predict_rebuilds_submission(run_dir, camvid_small, tmp_path)
+
+    # any images: the served masks are the submission's rows
+    images = sorted((camvid_small / "test" / "images").iterdir())
+    rows = dict(zip(submission.Id, submission.EncodedPixels))
+    for name, (mask, labels) in served_masks(run_dir, images, tmp_path).items():
+        assert labels is None
+        for k in range(11):
+            expected = naive_decode(rows[f"{Path(name).stem}_{k}"], mask.size).reshape(mask.shape[::-1]).T
+            np.testing.assert_array_equal(mask == k, expected, err_msg=f"{name} class {k}")
+    assert_exports_match(run_dir, images, tmp_path, ["masks"])

@@ -37,9 +37,9 @@ def run_test_proba(run_dir) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def predictor(run_dir):
-    from kagglekit.serving.predictor import RunPredictor
+    from kagglekit.serving.predictor import load_predictor
 
-    return RunPredictor(run_dir)
+    return load_predictor(run_dir)
 
 
 @pytest.mark.slow  # trains a tiny run (once per module)
@@ -82,11 +82,18 @@ def test_predict_images_refuses_what_it_cannot_read(run_dir, tmp_path, capsys):
 
 
 @pytest.fixture(scope="module")
-def server(predictor):
-    """The endpoint on a free loopback port, served by uvicorn in a background thread."""
-    from kagglekit.serving.api import create_app, serving_in_background
+def app(predictor):
+    from kagglekit.serving.api import create_app
 
-    with serving_in_background(create_app(predictor, max_upload_bytes=2 * 1024 * 1024, max_files=8)) as url:
+    return create_app(predictor, max_upload_bytes=2 * 1024 * 1024, max_files=8)
+
+
+@pytest.fixture(scope="module")
+def server(app):
+    """The endpoint on a free loopback port, served by uvicorn in a background thread."""
+    from kagglekit.serving.api import serving_in_background
+
+    with serving_in_background(app) as url:
         yield url
 
 
@@ -103,7 +110,7 @@ def test_health_and_metadata(server, run_dir):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert meta["competition"] == "seedlings" and meta["run"] == run_dir.name
     assert meta["classes"] == json.loads((run_dir / "classes.json").read_text())
-    assert meta["image_size"] == 64 and meta["folds"] == 2 and meta["tta"] == ["identity", "hflip"]
+    assert meta["input_shape"] == [64, 64] and meta["folds"] == 2 and meta["tta"] == ["identity", "hflip"]
     assert meta["cv"]["cv_mean"] == pytest.approx(metrics["cv_mean"])
     assert meta["provenance"]["source_sha256"]
 
@@ -165,7 +172,7 @@ def test_bad_uploads(server, seedlings_small):
 
 
 @pytest.mark.slow  # trains a tiny run (once per module)
-def test_concurrent_requests_agree(server, seedlings_small):
+def test_concurrent_requests_agree_and_share_model_calls(server, app, seedlings_small, run_test_proba):
     import requests
 
     images = sorted((seedlings_small / "test").iterdir())[:2]
@@ -175,10 +182,15 @@ def test_concurrent_requests_agree(server, seedlings_small):
         assert reply.status_code == 200, reply.text
         return reply.json()["predictions"][0]
 
+    calls = app.state.batcher.calls
     with ThreadPoolExecutor(8) as pool:
-        answers = list(pool.map(ask, range(8)))
-    assert all(a == answers[0] for a in answers[0::2]) and all(a == answers[1] for a in answers[1::2])
-    assert answers[0]["file"] != answers[1]["file"]
+        answers = list(pool.map(ask, range(32)))
+    # each answer is its own image's, whichever requests shared its model call
+    for i, answer in enumerate(answers):
+        assert answer["file"] == images[i % 2].name
+        expected = run_test_proba.loc[images[i % 2].name, list(answer["probabilities"])].to_numpy(float)
+        assert np.abs(np.array(list(answer["probabilities"].values())) - expected).max() < 1e-4
+    assert app.state.batcher.calls - calls < 32  # requests that arrived together shared a call
 
 
 @pytest.mark.slow  # trains a tiny run (once per module)
@@ -187,11 +199,11 @@ def test_exports_match_the_run(run_dir, seedlings_small, tmp_path):
     assert run_cli(["export", run_dir, "--format", "keras", "savedmodel", "onnx", "tflite", "--out", out,
                     "--check-images", seedlings_small / "test"]) == 0
     report = json.loads((out / "export.json").read_text())
-    differences = {fmt: e["max_abs_difference"] for fmt, e in report["exports"].items()}
+    differences = {fmt: e["max_abs_difference"] for fmt, e in report["models"]["model"]["exports"].items()}
     assert differences["keras"] < 1e-4 and differences["savedmodel"] < 1e-4
     assert differences["onnx"] < 1e-3 and differences["tflite"] < 1e-3
     assert (out / "model.keras").is_file() and (out / "saved_model" / "saved_model.pb").is_file()
-    assert report["input"]["shape"] == [None, 64, 64, 3]
+    assert report["models"]["model"]["input"]["shape"] == [None, 64, 64, 3]
     # an export refuses to overwrite what is already there
     assert run_cli(["export", run_dir, "--out", out]) == 2
 

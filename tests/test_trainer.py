@@ -91,10 +91,10 @@ def test_kill_9_then_resume_ends_with_the_same_submission(tmp_path, seedlings_sm
     out = tmp_path / "predicted.csv"
     assert main(["predict", str(run_dir), "--data", str(seedlings_small), "--out", str(out)]) == 0
     assert out.read_bytes() == (run_dir / "submission.csv").read_bytes()
-    from kagglekit.serving.predictor import RunPredictor
+    from kagglekit.serving.predictor import load_predictor
 
     test = sorted((seedlings_small / "test").iterdir())[:4]
-    served = RunPredictor(run_dir).predict_files(test)
+    served = load_predictor(run_dir).predict_files(test)
     saved = pd.read_csv(run_dir / "test_probabilities.csv").set_index("id")
     ids = [p.name for p in test]
     assert np.allclose(served, saved.loc[ids, served_columns(saved)].to_numpy(), atol=2e-6)

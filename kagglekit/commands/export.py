@@ -1,12 +1,15 @@
-"""``kagglekit export RUN_DIR --format FORMAT... --out DIR``: the run as one self-contained model file.
+"""``kagglekit export RUN_DIR --format FORMAT... --out DIR``: the run as self-contained model files.
 
-Each export holds the preprocessing, the TTA views and the fold ensemble, and is checked against the
-run's own predictor on real images (``--check-images``, default: a few of the run's test images): the
-largest difference in any probability is printed and saved in ``DIR/export.json``.
+Each export holds the preprocessing, the TTA views and the fold ensemble (``serving.export``: one
+model for a classifier or a segmenter, ``labels/`` and ``masks/`` for a multi-label + segmentation
+run), and is checked against the run's own predictor on real images (``--check-images``, default: a
+few of the run's test images): the largest difference in any probability is printed and saved in
+``DIR/export.json``, with the input each model expects.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -14,6 +17,7 @@ from kagglekit.commands.options import integer, number
 from kagglekit.core.errors import ConfigError
 from kagglekit.core.fileio import atomic_write_json
 from kagglekit.core.manifest import refuse_overlap
+from kagglekit.pipelines.multilabel_segmentation import POSTPROCESS
 
 FORMAT_NAMES = ("keras", "savedmodel", "onnx", "tflite")
 
@@ -37,30 +41,37 @@ def register(subparsers) -> None:
 
 def main(args) -> int:
     from kagglekit.commands.predict import image_files
-    from kagglekit.data.loaders import image_batches
-    from kagglekit.serving.export import FORMATS, ensemble_model, export_model, parity
-    from kagglekit.serving.predictor import RunPredictor
+    from kagglekit.serving.export import FORMATS, export_model, exportables, parity
+    from kagglekit.serving.predictor import load_predictor
 
     refuse_overlap(args.out, {"the run directory": args.run_dir})
     if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
         raise ConfigError(f"--out {args.out} exists and is not an empty folder; pass a new or empty folder")
-    predictor = RunPredictor(args.run_dir, args.weights_dir)
-    paths = image_files(args.check_images) if args.check_images else run_test_images(predictor)
-    batch = next(image_batches(paths[:args.check_count], predictor.image_size, args.check_count))
-    model = ensemble_model(predictor)
+    predictor = load_predictor(args.run_dir, args.weights_dir)
+    paths = (image_files(args.check_images) if args.check_images else run_test_images(predictor))[:args.check_count]
+    parts = exportables(predictor)
     args.out.mkdir(parents=True, exist_ok=True)
-    report = {"run": str(args.run_dir), "classes": predictor.classes,
-              "input": {"shape": [None, predictor.image_size, predictor.image_size, 3], "dtype": "float32",
-                        "values": "RGB in [0, 255]"},
-              "parity_images": [str(p) for p in paths[:args.check_count]], "exports": {}}
+    report = {"run": str(args.run_dir), "task": predictor.competition.task, "classes": predictor.classes,
+              "parity_images": [str(p) for p in paths], "models": {}}
+    if getattr(predictor, "multilabel", False):
+        report["postprocess"] = json.loads((args.run_dir / POSTPROCESS).read_text())
+    if hasattr(predictor, "mask_classes"):
+        report["mask_classes"] = predictor.mask_classes
     failed = []
-    for fmt in args.formats:
-        path = export_model(model, fmt, args.out)
-        difference = parity(predictor, path, fmt, batch)
-        report["exports"][fmt] = {"path": FORMATS[fmt], "max_abs_difference": difference}
-        print(f"{fmt}: {path} (max abs difference from the run: {difference:.2e})")
-        if difference > args.tolerance:
-            failed.append(f"{fmt} ({difference:.2e})")
+    for part in parts:
+        folder = args.out / part.name if len(parts) > 1 else args.out
+        folder.mkdir(exist_ok=True)
+        batch = part.batch(paths)
+        entry = report["models"][part.name] = {
+            "input": {"shape": [None, *part.input_shape, 3], "dtype": "float32", "values": "RGB in [0, 255]"},
+            "exports": {}}
+        for fmt in args.formats:
+            path = export_model(part.model, fmt, folder)
+            difference = parity(part, path, fmt, batch)
+            entry["exports"][fmt] = {"path": str(path.relative_to(args.out)), "max_abs_difference": difference}
+            print(f"{part.name} {fmt}: {path} (max abs difference from the run: {difference:.2e})")
+            if difference > args.tolerance:
+                failed.append(f"{part.name} {fmt} ({difference:.2e})")
     atomic_write_json(args.out / "export.json", report)
     if failed:  # the answer is "no" (exit 1), as for an invalid submission
         print(f"kagglekit: exports differ from the run by more than --tolerance {args.tolerance:g}: "

@@ -1,5 +1,7 @@
 """``kagglekit predict RUN_DIR``: the run's submission recomputed from its saved models (``--data``), or
-the run's predictions for any images (``--images``: classes and probabilities as CSV or JSON)."""
+the run's predictions for any images (``--images``): a classifier's classes and probabilities as CSV or
+JSON; a segmenter's masks as palette PNGs in the ``--out`` folder, with a table of pixel shares (and,
+for a multi-label run, each image's labels) beside them."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import json
 from pathlib import Path
 
 from kagglekit.core.errors import ConfigError, DataError
-from kagglekit.core.fileio import atomic_write_text
+from kagglekit.core.fileio import atomic_write_bytes, atomic_write_text
 from kagglekit.core.manifest import refuse_overlap
 from kagglekit.data.images import scan_folder
 from kagglekit.pipelines.rebuild import predict_run
@@ -19,11 +21,12 @@ def register(subparsers) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--data", type=Path, help="competition folder with the test images (writes the submission)")
     source.add_argument("--images", type=Path, nargs="+", metavar="PATH",
-                        help="image files or folders of images to classify (writes classes and probabilities)")
+                        help="image files or folders of images to predict (writes classes and probabilities, "
+                             "or masks)")
     parser.add_argument("--out", type=Path, required=True,
-                        help="where to write the submission CSV, or the --images predictions "
-                             "(outside --data and the run directory)")
-    parser.add_argument("--format", choices=("csv", "json"), help="--images output format (default: csv)")
+                        help="where to write the submission CSV, or the --images predictions: a file for a "
+                             "classifier, a new folder for a segmenter's masks (outside --data and the run directory)")
+    parser.add_argument("--format", choices=("csv", "json"), help="--images table format (default: csv)")
     parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     parser.add_argument("--weights-dir", help="folder with pretrained weight files (offline / Kaggle notebooks)")
     parser.set_defaults(func=main)
@@ -36,12 +39,9 @@ def main(args) -> int:
     if args.data is not None:
         inputs["the data folder"] = args.data
     refuse_overlap(args.out, inputs)
-    if args.out.is_dir():
-        raise ConfigError(f"--out {args.out} is a folder; pass the path of the file to write")
-    if args.out.exists() and not args.force:
-        raise ConfigError(f"--out {args.out} already exists; pass --force to overwrite it, or another path")
     if args.images:
         return predict_images(args)
+    refuse_existing_file(args.out, args.force)
     if args.format:
         raise ConfigError("--format applies to --images predictions; a submission is always CSV")
     path = predict_run(args.run_dir, args.data, args.out, args.weights_dir)
@@ -49,23 +49,85 @@ def main(args) -> int:
     return 0
 
 
+def refuse_existing_file(out: Path, force: bool) -> None:
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder; pass the path of the file to write")
+    if out.exists() and not force:
+        raise ConfigError(f"--out {out} already exists; pass --force to overwrite it, or another path")
+
+
 def predict_images(args) -> int:
-    from kagglekit.serving.predictor import RunPredictor
+    from kagglekit.pipelines.rebuild import run_competition
+    from kagglekit.serving.predictor import load_predictor
 
     paths = image_files(args.images)
-    predictor = RunPredictor(args.run_dir, args.weights_dir)
-    proba = predictor.predict_files(paths)
-    rows = [{"image": str(path), "class": predictor.classes[int(p.argmax())],
-             "probabilities": dict(zip(predictor.classes, map(float, p)))} for path, p in zip(paths, proba)]
-    if (args.format or "csv") == "json":
-        atomic_write_text(args.out, json.dumps(rows, indent=1) + "\n")
+    masks = run_competition(args.run_dir).task != "classification"
+    if masks:
+        refuse_used_folder(args.out, args.force)
     else:
-        import pandas as pd
-
-        frame = pd.DataFrame([{"image": r["image"], "class": r["class"], **r["probabilities"]} for r in rows])
-        atomic_write_text(args.out, frame.to_csv(index=False, float_format="%.6f"))
+        refuse_existing_file(args.out, args.force)
+    predictor = load_predictor(args.run_dir, args.weights_dir)
+    if masks:
+        return write_masks(predictor, paths, args)
+    proba = predictor.predict_files(paths)
+    rows = [as_row(predictor.answer(str(path), p)) for path, p in zip(paths, proba)]
+    write_table(args.out, args.format, rows, lambda r: {"image": r["image"], "class": r["class"], **r["probabilities"]})
     print(f"predictions for {len(rows)} image(s): {args.out}")
     return 0
+
+
+def refuse_used_folder(out: Path, force: bool) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not (force and out.is_dir()):
+        raise ConfigError(f"--out {out} exists and is not an empty folder; a segmenter's masks go into a new "
+                          "folder (or pass --force to write into an existing one)")
+
+
+def write_masks(predictor, paths: list[Path], args) -> int:
+    """A segmenter's predictions: ``OUT/masks/<name>.png`` (palette PNG, pixel = index into the mask
+    classes, at the image's own size) and ``OUT/predictions.csv|json``."""
+    from kagglekit.data.masks import label_png
+
+    out = args.out
+    names = mask_names(paths)
+    rows = []
+    for path, name, prediction in zip(paths, names, predictor.predict_files(paths)):
+        atomic_write_bytes(out / "masks" / name, label_png(prediction.mask))
+        rows.append({**as_row(predictor.describe(str(path), prediction)), "mask": f"masks/{name}"})
+    table = out / f"predictions.{args.format or 'csv'}"
+    write_table(table, args.format, rows, lambda r: {
+        "image": r["image"], "mask": r["mask"], "height": r["height"], "width": r["width"],
+        **({"labels": " ".join(r["labels"])} if "labels" in r else {}),
+        **{f"share_{c}": v for c, v in r["pixel_share"].items()},
+        **{f"p_{c}": v for c, v in r.get("probabilities", {}).items()}})
+    atomic_write_text(out / "mask_classes.json", json.dumps(dict(enumerate(predictor.mask_classes)), indent=1) + "\n")
+    print(f"masks for {len(rows)} image(s): {out / 'masks'} (pixel value = class index, {out / 'mask_classes.json'}); "
+          f"table: {table}")
+    return 0
+
+
+def as_row(answer: dict) -> dict:
+    """A predictor's answer for a file, keyed ``image`` (the path given) as this command's tables are."""
+    return {"image": answer["file"], **{k: v for k, v in answer.items() if k != "file"}}
+
+
+def mask_names(paths: list[Path]) -> list[str]:
+    """``<stem>.png`` per image; a stem seen before gets ``-2``, ``-3``... so no mask replaces another."""
+    seen: dict[str, int] = {}
+    names = []
+    for path in paths:
+        seen[path.stem] = seen.get(path.stem, 0) + 1
+        names.append(f"{path.stem}.png" if seen[path.stem] == 1 else f"{path.stem}-{seen[path.stem]}.png")
+    return names
+
+
+def write_table(out: Path, fmt: str | None, rows: list[dict], flat) -> None:
+    """``rows`` as JSON (as they are), or as CSV with ``flat(row)`` as each line's columns."""
+    if (fmt or "csv") == "json":
+        atomic_write_text(out, json.dumps(rows, indent=1) + "\n")
+        return
+    import pandas as pd
+
+    atomic_write_text(out, pd.DataFrame([flat(r) for r in rows]).to_csv(index=False, float_format="%.6f"))
 
 
 def image_files(paths: list[Path]) -> list[Path]:

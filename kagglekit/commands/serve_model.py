@@ -26,9 +26,9 @@ def main(args) -> int:
     import uvicorn
 
     from kagglekit.serving.api import create_app
-    from kagglekit.serving.predictor import RunPredictor
+    from kagglekit.serving.predictor import load_predictor
 
-    app = create_app(RunPredictor(args.run_dir, args.weights_dir), int(args.max_upload_mb * 1024 * 1024),
+    app = create_app(load_predictor(args.run_dir, args.weights_dir), int(args.max_upload_mb * 1024 * 1024),
                      args.max_files)
     print(f"serving {args.run_dir} on http://{args.host}:{args.port} (POST /predict, GET /metadata); Ctrl-C stops",
           flush=True)

@@ -66,3 +66,30 @@ def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def class_masks(labels: np.ndarray, classes) -> np.ndarray:
     """(len(classes), H, W) boolean stack: mask j marks the pixels labelled ``classes[j]``."""
     return labels[None] == np.asarray(classes, dtype=labels.dtype)[:, None, None]
+
+
+def voc_palette() -> list[int]:
+    """The PASCAL VOC colour map (index bits spread over R, G, B), flattened for ``Image.putpalette``:
+    the palette every segmentation viewer knows, and distinct colours for up to 256 labels."""
+    palette = []
+    for index in range(256):
+        r = g = b = 0
+        for shift in range(8):
+            r |= ((index >> 0) & 1) << (7 - shift)
+            g |= ((index >> 1) & 1) << (7 - shift)
+            b |= ((index >> 2) & 1) << (7 - shift)
+            index >>= 3
+        palette += [r, g, b]
+    return palette
+
+
+def label_png(labels: np.ndarray) -> bytes:
+    """A label map as a palette PNG: the pixel values are the class indices (what ``read_label_map``
+    reads back), and any image viewer shows them in VOC colours."""
+    import io
+
+    image = Image.fromarray(np.asarray(labels, dtype=np.uint8))  # mode L; the palette makes it P
+    image.putpalette(voc_palette())
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()

@@ -32,10 +32,24 @@ def load_resized(paths: list[Path], size: tuple[int, int], masks: bool = False, 
     def one(path):
         if masks:
             return resize_labels(read_label_map(path), (height, width))
-        return np.asarray(Image.fromarray(read_rgb(path)).resize((width, height), Image.BILINEAR))
+        return resize_image(read_rgb(path), size)
 
     with ThreadPoolExecutor(workers) as pool:
         return np.stack(list(pool.map(one, paths)))
+
+
+def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """An (H, W, 3) uint8 image resized bilinearly to (height, width): the segmenter's input."""
+    height, width = size
+    return np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR))
+
+
+def label_maps(proba: np.ndarray, sizes: list[tuple[int, int]], allowed: np.ndarray | None = None) -> list[np.ndarray]:
+    """Per image, the likeliest class of each pixel at its original (height, width); ``allowed`` (n,
+    classes) bool limits each image to some classes (e.g. background plus what a classifier predicts)."""
+    if allowed is not None:
+        proba = np.where(allowed[:, None, None, :], proba, -1.0)
+    return [resize_labels(m, size) for m, size in zip(proba.argmax(-1).astype(np.uint8), sizes)]
 
 
 class AugmentedBatches(keras.utils.PyDataset):
@@ -125,9 +139,13 @@ class Segmenter:
         return self
 
     def predict_proba(self, paths: list[Path], tta: list[str] = ("identity",)) -> np.ndarray:
-        """(n, height, width, classes) probabilities at the input size, averaged over the TTA views
-        that are their own inverse (a flipped prediction is flipped back before averaging)."""
-        x = load_resized(paths, self.size).astype(np.float32)
+        """(n, height, width, classes) probabilities at the input size for image files (``proba_resized``)."""
+        return self.proba_resized(load_resized(paths, self.size), tta)
+
+    def proba_resized(self, x: np.ndarray, tta: list[str] = ("identity",)) -> np.ndarray:
+        """(n, height, width, classes) probabilities for images already at the input size, averaged over
+        the TTA views that are their own inverse (a flipped prediction is flipped back before averaging)."""
+        x = np.asarray(x, dtype=np.float32)
         views = [v for v in tta if v in SELF_INVERSE_VIEWS] or ["identity"]
         total = 0
         for view in views:
@@ -137,16 +155,10 @@ class Segmenter:
 
     def predict(self, paths: list[Path], sizes: list[tuple[int, int]], tta=("identity",),
                 allowed: np.ndarray | None = None, chunk: int = 64) -> list[np.ndarray]:
-        """One uint8 label map per image, at its original (height, width).
-
-        ``allowed`` (n, classes) bool limits each image's pixels to the classes allowed for it (e.g.
-        background plus what the classifier predicts): the likeliest allowed class wins.
-        """
+        """One uint8 label map per image, at its original (height, width) (``label_maps``)."""
         out = []
         for start in range(0, len(paths), chunk):
-            proba = self.predict_proba(paths[start:start + chunk], tta)
-            if allowed is not None:
-                proba = np.where(allowed[start:start + chunk, None, None, :], proba, -1.0)
-            labels = proba.argmax(-1).astype(np.uint8)
-            out += [resize_labels(m, size) for m, size in zip(labels, sizes[start:start + chunk])]
+            part = slice(start, start + chunk)
+            out += label_maps(self.predict_proba(paths[part], tta), sizes[part],
+                              None if allowed is None else allowed[part])
         return out

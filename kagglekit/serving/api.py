@@ -1,15 +1,18 @@
 """A finished run behind HTTP: FastAPI, served by uvicorn (``kagglekit serve-model``).
 
-``POST /predict`` takes one or more images as multipart ``files`` and answers each one's class and
-probabilities; ``GET /health``; ``GET /metadata`` (competition, classes, CV, provenance). The model is
-loaded once (``RunPredictor``); requests decode their uploads concurrently in worker threads, and the
-predictor serialises the model calls. Limits: the request body (413 before it is read), the number of
+``POST /predict`` takes one or more images as multipart ``files`` and answers each one's prediction
+(a classifier's class and probabilities; a segmenter's mask as a palette PNG, its pixel shares and any
+image labels: the predictor's ``answer``); ``GET /health``; ``GET /metadata`` (competition, classes,
+CV, provenance). The model is loaded once (``serving.predictor``); requests decode their uploads
+concurrently in worker threads, and a ``DynamicBatcher`` joins concurrent requests' images into one
+model call. Limits: the request body (413 before it is read), the number of
 files per request (413) and each image's pixels (413: a decompression bomb is refused before it is
 decoded); an upload that is not a readable image gets 415, naming it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 import time
@@ -20,7 +23,8 @@ from fastapi import FastAPI, File, HTTPException, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from kagglekit.data.images import TooManyPixels, UnreadableImage, decode_rgb
-from kagglekit.serving.predictor import RunPredictor
+from kagglekit.serving.batching import DynamicBatcher
+from kagglekit.serving.predictor import BATCH, RunPredictor
 
 DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 DEFAULT_MAX_FILES = 64
@@ -61,7 +65,14 @@ class UploadLimit:
 def create_app(predictor: RunPredictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
                max_files: int = DEFAULT_MAX_FILES) -> FastAPI:
     metadata = predictor.metadata()
-    app = FastAPI(title=f"kagglekit: {metadata['competition']} ({metadata['run']})")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.batcher = DynamicBatcher(predictor.predict_images, max_images=BATCH)
+        yield
+        app.state.batcher.close()
+
+    app = FastAPI(title=f"kagglekit: {metadata['competition']} ({metadata['run']})", lifespan=lifespan)
     app.add_middleware(UploadLimit, max_bytes=max_upload_bytes)
 
     @app.get("/health")
@@ -79,8 +90,8 @@ def create_app(predictor: RunPredictor, max_upload_bytes: int = DEFAULT_MAX_UPLO
         names = [f.filename or f"file {i + 1}" for i, f in enumerate(files)]
         uploads = [await f.read() for f in files]
         images = await run_in_threadpool(decode_uploads, uploads, names)
-        proba = await run_in_threadpool(predictor.predict_images, images)
-        return {"predictions": [answer(name, p, predictor.classes) for name, p in zip(names, proba)]}
+        results = await asyncio.wrap_future(app.state.batcher.submit(images))
+        return {"predictions": [predictor.answer(name, r) for name, r in zip(names, results)]}
 
     return app
 
@@ -96,11 +107,6 @@ def decode_uploads(uploads: list[bytes], names: list[str]) -> list[np.ndarray]:
         except UnreadableImage as exc:
             raise HTTPException(415, f"{exc}; send PNG, JPEG, BMP, TIFF, WebP or GIF images") from None
     return images
-
-
-def answer(name: str, proba: np.ndarray, classes: list[str]) -> dict:
-    return {"file": name, "class": classes[int(proba.argmax())],
-            "probabilities": dict(zip(classes, (round(float(p), 7) for p in proba)))}
 
 
 @contextlib.contextmanager

@@ -1,7 +1,13 @@
-"""Export a finished run as one self-contained model: raw RGB in [0, 255] at the run's image size in,
-the fold ensemble's class probabilities out, TTA views and all.
+"""Export a finished run as self-contained models: raw RGB in [0, 255] at the model's input size in,
+the run's probabilities out, TTA views and fold ensemble included.
 
-The exported graph is the run's prediction path, node for node: each TTA view of the image goes through
+``exportables`` says what a run exports: a classification run one model (class probabilities); a
+segmentation run one model (per-pixel class probabilities at the segmenter's input size, the
+flip-type TTA views flipped back and averaged); a multi-label + segmentation run two, ``labels`` and
+``masks``, because its classifier and segmenter read different input sizes (the thresholds and the
+consistency rule that turn them into a submission go into ``export.json``).
+
+A classifier's graph is the run's prediction path, node for node: each TTA view of the image goes through
 the backbones, the features are rounded to float16 exactly as the run's feature cache stores them,
 every fold's models read them, and the probabilities are averaged over views, models and folds (all
 equally many, so one mean is the run's mean of means). Formats: ``keras`` (a ``.keras`` file; loading
@@ -12,14 +18,23 @@ its own runtime and compares it with the run's predictor.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import keras
 import numpy as np
 
 from kagglekit.core.errors import ConfigError
 from kagglekit.data.augment import is_augmented
-from kagglekit.serving.predictor import RunPredictor
+from kagglekit.data.images import read_rgb
+from kagglekit.data.loaders import image_batches
+from kagglekit.learners.segmenter import SELF_INVERSE_VIEWS, resize_image
+from kagglekit.serving.predictor import ClassifierPredictor, RunPredictor, SegmenterPredictor
 
 #: Format -> what it is written as inside the output folder.
 FORMATS = {"keras": "model.keras", "savedmodel": "saved_model", "onnx": "model.onnx", "tflite": "model.tflite"}
@@ -70,29 +85,90 @@ class RoundToFloat16(keras.layers.Layer):
         return keras.ops.cast(keras.ops.cast(x, "float16"), x.dtype)
 
 
-def ensemble_model(predictor: RunPredictor) -> keras.Model:
-    """The run's whole prediction path as one Keras model (sharing the predictor's loaded weights)."""
-    config = predictor.config
-    augmented = [view for view in config.tta if is_augmented(view)]
-    if augmented:
+@dataclass
+class Exportable:
+    """One model a run exports, with what its parity check needs."""
+
+    name: str  # the sub-folder it is written to when a run exports several
+    model: keras.Model
+    input_shape: tuple[int, int]  # (height, width) of the RGB input
+    reference: Callable[[np.ndarray], np.ndarray]  # the run predictor's output for a batch at input_shape
+    batch: Callable[[list[Path]], np.ndarray]  # image files resized to input_shape as the run resizes them
+
+
+def exportables(predictor: RunPredictor) -> list[Exportable]:
+    """What a run exports (see the module docstring)."""
+    check_views(predictor)
+    if isinstance(predictor, ClassifierPredictor):
+        return [Exportable("model", ensemble_model(predictor), predictor.input_shape, predictor.predict_batch,
+                           square_batch(predictor.config.image_size))]
+    assert isinstance(predictor, SegmenterPredictor)
+    masks = Exportable("masks", segmenter_model(predictor), predictor.input_shape, predictor.predict_batch,
+                       segmenter_batch(predictor.input_shape))
+    if not predictor.multilabel:
+        return [masks]
+    size = predictor.config.image_size
+    labels = Exportable("labels", features_ensemble(predictor, [predictor.extractors], [[h] for h in predictor.heads], "labels"),
+                        (size, size), predictor.label_proba_batch, square_batch(size))
+    return [labels, masks]
+
+
+def square_batch(size: int):
+    return lambda paths: next(image_batches(paths, size, len(paths)))
+
+
+def segmenter_batch(shape: tuple[int, int]):
+    return lambda paths: np.stack([resize_image(read_rgb(p), shape) for p in paths]).astype(np.float32)
+
+
+def check_views(predictor: RunPredictor) -> None:
+    augmented = [view for view in predictor.config.tta if is_augmented(view)]
+    if augmented and (isinstance(predictor, ClassifierPredictor) or predictor.multilabel):
         raise ConfigError(f"{predictor.run_dir}: TTA views {augmented} are random draws and cannot be exported; "
                           "export a run whose tta lists only flips and turns")
-    image = keras.Input((config.image_size, config.image_size, 3), name="image")
-    pixels = RoundToBytes(name="bytes")(image) if predictor.networks else image
-    views = [pixels if view == "identity" else DihedralView(view, name=f"view_{view}")(pixels) for view in config.tta]
-    if predictor.networks:  # fine-tuned networks: each sees every view
-        nets = [rename(m.model, f"network{i}") for i, m in enumerate(predictor.networks)]
-        outputs = [net(x) for x in views for net in nets]
-        return keras.Model(image, average(outputs), name=f"{predictor.competition.name}_ensemble")
+
+
+def ensemble_model(predictor: ClassifierPredictor) -> keras.Model:
+    """A classification run's whole prediction path as one Keras model (sharing the predictor's weights)."""
+    if not predictor.networks:
+        return features_ensemble(predictor, predictor.extractors, predictor.folds, f"{predictor.competition.name}_ensemble")
+    image = keras.Input((predictor.config.image_size, predictor.config.image_size, 3), name="image")
+    pixels = RoundToBytes(name="bytes")(image)
+    nets = [rename(m.model, f"network{i}") for i, m in enumerate(predictor.networks)]
+    outputs = [net(x) for x in views_of(pixels, predictor.config.tta) for net in nets]  # every net sees every view
+    return keras.Model(image, average(outputs), name=f"{predictor.competition.name}_ensemble")
+
+
+def features_ensemble(predictor: RunPredictor, extractor_groups: list[list], folds: list[list], name: str) -> keras.Model:
+    """Frozen-feature heads as one model: every view through every extractor, features rounded to
+    float16 as the run's cache stores them, every fold's models on them, all averaged."""
+    size = predictor.config.image_size
+    image = keras.Input((size, size, 3), name="image")
     # every sub-model gets a name of its own: one graph cannot hold two nodes called "head"
     extractors = [[rename(e.model, f"input{g}_{e.model.name}_{i}") for i, e in enumerate(group)]
-                  for g, group in enumerate(predictor.extractors)]
-    folds = [[rename(m.model, f"fold{k}_{m.stage}") for m in models] for k, models in enumerate(predictor.folds)]
+                  for g, group in enumerate(extractor_groups)]
+    fold_models = [[rename(m.model, f"fold{k}_{m.stage}") for m in models] for k, models in enumerate(folds)]
     outputs = []
-    for x in views:
+    for x in views_of(image, predictor.config.tta):
         inputs = [concat([RoundToFloat16()(net(x)) for net in group]) for group in extractors]
-        outputs += [model(features) for models in folds for model, features in zip(models, inputs)]
-    return keras.Model(image, average(outputs), name=f"{predictor.competition.name}_ensemble")
+        outputs += [model(features) for models in fold_models for model, features in zip(models, inputs)]
+    return keras.Model(image, average(outputs), name=name)
+
+
+def segmenter_model(predictor: SegmenterPredictor) -> keras.Model:
+    """The run's segmenter with its TTA: each flip-type view is flipped back after the network, then
+    the per-pixel probabilities are averaged (what ``Segmenter.proba_resized`` computes)."""
+    image = keras.Input((*predictor.input_shape, 3), name="image")
+    pixels = RoundToBytes(name="bytes")(image)
+    net = rename(predictor.segmenter.model, "segmenter")
+    views = [v for v in predictor.config.tta if v in SELF_INVERSE_VIEWS] or ["identity"]
+    outputs = [net(x) if view == "identity" else DihedralView(view, name=f"unview_{view}")(net(x))
+               for view, x in zip(views, views_of(pixels, views))]
+    return keras.Model(image, average(outputs), name=f"{predictor.competition.name}_segmenter")
+
+
+def views_of(x, views: list[str]) -> list:
+    return [x if view == "identity" else DihedralView(view, name=f"view_{view}")(x) for view in views]
 
 
 def average(outputs: list):
@@ -125,14 +201,38 @@ def saved_model_to_onnx(model: keras.Model, path: Path) -> None:
     """ONNX by way of a SavedModel's frozen graph. ``model.export(format="onnx")`` converts the live
     function, where tf2onnx takes the constants a Keras ``Normalization`` layer captures (the heads'
     standardisation) for inputs the caller would have to feed; freezing makes them constants."""
-    import tempfile
-
     from tf2onnx import convert, tf_loader
 
     with tempfile.TemporaryDirectory(prefix="kagglekit-onnx-") as tmp:
         model.export(tmp, format="tf_saved_model", verbose=False)
-        graph_def, inputs, outputs = tf_loader.from_saved_model(tmp, None, None, signatures=["serving_default"])
-        convert.from_graph_def(graph_def, input_names=inputs, output_names=outputs, opset=17, output_path=str(path))
+        with native_stderr_held():
+            graph_def, inputs, outputs = tf_loader.from_saved_model(tmp, None, None, tag="serve", signatures=["serving_default"])
+            convert.from_graph_def(graph_def, input_names=inputs, output_names=outputs, opset=17, output_path=str(path))
+
+
+@contextlib.contextmanager
+def native_stderr_held():
+    """Grappler, which tf2onnx runs, logs through absl's C++ logger straight to file descriptor 2 and
+    ignores ``TF_CPP_MIN_LOG_LEVEL``; no Python setting reaches it. Unless the user asked for TensorFlow's
+    logs (``--verbose`` leaves ``TF_CPP_MIN_LOG_LEVEL`` unset), that output is held and shown only if the
+    conversion fails."""
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "3":
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            held.seek(0)
+            sys.stderr.write(held.read().decode("utf-8", "replace")[-4000:])
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def run_export(path: Path, fmt: str, batch: np.ndarray) -> np.ndarray:
@@ -163,6 +263,6 @@ def run_export(path: Path, fmt: str, batch: np.ndarray) -> np.ndarray:
     raise ConfigError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
 
 
-def parity(predictor: RunPredictor, path: Path, fmt: str, batch: np.ndarray) -> float:
+def parity(part: Exportable, path: Path, fmt: str, batch: np.ndarray) -> float:
     """Max absolute difference between the export's probabilities and the run predictor's on ``batch``."""
-    return float(np.abs(run_export(path, fmt, batch) - predictor.predict_batch(batch)).max())
+    return float(np.abs(run_export(path, fmt, batch) - part.reference(batch)).max())

@@ -1,32 +1,44 @@
-"""A finished classification run, loaded once, that predicts any images: files, or decoded uploads.
+"""A finished run, loaded once, that predicts any images: files, or decoded uploads.
 
-The backbones and every fold's models are built once; each call runs the run's own prediction path
-(``pipelines.classification``: the same extractors, float16 features, fold ensemble and TTA views,
-only without the on-disk feature cache, which is keyed by image content and pointless for uploads; or
-``pipelines.finetuning``: the saved fine-tuned networks and TTA views).
+``load_predictor`` picks the predictor for the run's task. Each one runs the run's own prediction path
+on images it has never seen: the same models, TTA views and fold ensemble, only without the on-disk
+feature cache (keyed by image content, pointless for uploads).
+
+- ``ClassifierPredictor``: class probabilities, from ``pipelines.classification`` (frozen features,
+  float16, fold heads) or ``pipelines.finetuning`` (the saved fine-tuned networks).
+- ``SegmenterPredictor``: a label map per image at its own size, from the run's saved segmenter; for a
+  multi-label + segmentation run also the image's labels (fold heads, the run's thresholds, and its
+  classifier-consistency choice), exactly as ``pipelines.multilabel_segmentation`` predicts.
+
+Both are safe to share between threads: model calls are serialised by a lock (TensorFlow runs each call
+on all cores anyway); decoding happens outside it, in the caller's thread.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from kagglekit.core.errors import ConfigError
+from kagglekit.data.images import read_rgb
 from kagglekit.data.loaders import image_batches, resized_batch
+from kagglekit.data.masks import label_png
 from kagglekit.data.streams import to_uint8
-from kagglekit.pipelines.classification import (
-    ensemble_proba,
-    input_extractors,
-    load_fold_models,
-)
+from kagglekit.learners.multilabel_head import MultiLabelHead
+from kagglekit.learners.segmenter import Segmenter, label_maps, resize_image
+from kagglekit.learners.thresholds import ThresholdTuner
 from kagglekit.pipelines import finetuning, resolve_learner
+from kagglekit.pipelines.classification import ensemble_proba, input_extractors, load_fold_models, tta_proba
 from kagglekit.pipelines.inputs import require_readable
+from kagglekit.pipelines.multilabel_segmentation import POSTPROCESS
 from kagglekit.pipelines.rebuild import load_run_config, run_competition
 
-BATCH = 32  # images per backbone call: bounds memory for any number of files
+BATCH = 32  # images per model call: bounds memory for any number of files
 
 
 def read_json(path: Path, what: str):
@@ -36,20 +48,52 @@ def read_json(path: Path, what: str):
         raise ConfigError(f"{path}: cannot read the run's {what} ({exc}); is the run finished?") from None
 
 
-class RunPredictor:
-    """Class probabilities for RGB images from a run directory's saved fold models.
+def load_predictor(run_dir: Path, weights_dir: str | None = None) -> "ClassifierPredictor | SegmenterPredictor":
+    """The predictor for a run directory's task."""
+    task = run_competition(Path(run_dir)).task
+    if task == "classification":
+        return ClassifierPredictor(run_dir, weights_dir)
+    if task in ("segmentation", "multilabel-segmentation"):
+        return SegmenterPredictor(run_dir, weights_dir)
+    raise ConfigError(f"{run_dir}: no predictor serves {task!r} runs")
 
-    Safe to share between threads: model calls are serialised by a lock (TensorFlow runs each call on
-    all cores anyway); decoding and resizing happen outside it, in the caller's thread.
-    """
+
+class RunPredictor:
+    """What every predictor shares: the run's config and competition, a lock, metadata, file reading."""
 
     def __init__(self, run_dir: Path, weights_dir: str | None = None):
         self.run_dir = Path(run_dir)
         self.config = load_run_config(self.run_dir, weights_dir=weights_dir)
         self.competition = run_competition(self.run_dir)
-        if self.competition.task != "classification":
-            raise ConfigError(f"{self.run_dir}: a {self.competition.task} run; predicting arbitrary images, "
-                              "serving and exporting work for classification runs only (so far)")
+        self._lock = threading.Lock()
+
+    def predict_images(self, images: list[np.ndarray]):
+        raise NotImplementedError
+
+    def predict_files(self, paths: list[Path]):
+        """Predictions for image files, BATCH at a time; DataError naming every one that cannot be read."""
+        require_readable(paths, "image(s)")
+        return [r for i in range(0, len(paths), BATCH) for r in self.predict_images([read_rgb(p) for p in paths[i:i + BATCH]])]
+
+    def metadata(self) -> dict:
+        """What a client needs to trust and use the model: competition, classes, input, CV, provenance."""
+        metrics = read_json(self.run_dir / "metrics.json", "metrics")
+        provenance = self.run_dir / "provenance.json"
+        config = self.config
+        return {
+            "run": self.run_dir.name, "competition": self.competition.name, "task": self.competition.task,
+            "classes": self.classes, "input_shape": list(self.input_shape),
+            "backbones": list(config.backbones), "folds": config.folds, "tta": list(config.tta),
+            "cv": {key: metrics.get(key) for key in ("metric", "cv_mean", "cv_std", "fold_scores")},
+            "provenance": read_json(provenance, "provenance") if provenance.is_file() else None,
+        }
+
+
+class ClassifierPredictor(RunPredictor):
+    """Class probabilities for RGB images from a classification run's saved models."""
+
+    def __init__(self, run_dir: Path, weights_dir: str | None = None):
+        super().__init__(run_dir, weights_dir)
         self.classes: list[str] = read_json(self.run_dir / "classes.json", "classes")
         if resolve_learner(self.competition.task, self.config.train.learner) == "finetune":
             self.networks, self.extractors = finetuning.predictors(self.config, self.run_dir, len(self.classes)), []
@@ -57,11 +101,10 @@ class RunPredictor:
             self.networks, self.extractors = [], input_extractors(self.config)
             feature_dim = sum(int(e.model.output.shape[-1]) for e in self.extractors[0])
             self.folds = load_fold_models(self.config, self.run_dir, feature_dim, len(self.classes))
-        self._lock = threading.Lock()
 
     @property
-    def image_size(self) -> int:
-        return self.config.image_size
+    def input_shape(self) -> tuple[int, int]:
+        return self.config.image_size, self.config.image_size
 
     def predict_batch(self, batch: np.ndarray) -> np.ndarray:
         """(n, classes) probabilities for (n, S, S, 3) float32 RGB in [0, 255] at the run's image size."""
@@ -78,24 +121,106 @@ class RunPredictor:
         """(n, classes) probabilities for decoded (H, W, 3) uint8 images of any sizes."""
         if not images:
             return np.zeros((0, len(self.classes)), dtype=np.float32)
-        return np.concatenate([self.predict_batch(resized_batch(images[i:i + BATCH], self.image_size))
+        return np.concatenate([self.predict_batch(resized_batch(images[i:i + BATCH], self.config.image_size))
                                for i in range(0, len(images), BATCH)])
 
     def predict_files(self, paths: list[Path]) -> np.ndarray:
-        """(n, classes) probabilities for image files; DataError naming every one that cannot be read."""
+        """(n, classes) probabilities for image files, decoded and resized as the run's own loader does."""
         require_readable(paths, "image(s)")
-        batches = [self.predict_batch(b) for b in image_batches(paths, self.image_size, BATCH)]
+        batches = [self.predict_batch(b) for b in image_batches(paths, self.config.image_size, BATCH)]
         return np.concatenate(batches) if batches else np.zeros((0, len(self.classes)), dtype=np.float32)
 
+    def answer(self, name: str, proba: np.ndarray) -> dict:
+        """One image's prediction as JSON: its likeliest class and every class's probability."""
+        return {"file": name, "class": self.classes[int(proba.argmax())],
+                "probabilities": dict(zip(self.classes, (round(float(p), 7) for p in proba)))}
+
+
+@dataclass
+class MaskPrediction:
+    """One image's segmentation: a label map at the image's own size (pixel value = index into
+    ``SegmenterPredictor.mask_classes``) and, for a multi-label run, its labels and their probabilities."""
+
+    mask: np.ndarray
+    labels: list[str] | None = None
+    probabilities: np.ndarray | None = None
+
+
+class SegmenterPredictor(RunPredictor):
+    """Label maps (and, for multi-label + segmentation runs, image labels) from a run's saved models."""
+
+    def __init__(self, run_dir: Path, weights_dir: str | None = None):
+        super().__init__(run_dir, weights_dir)
+        self.classes = list(self.competition.classes)
+        self.multilabel = self.competition.task == "multilabel-segmentation"
+        # a multi-label run's masks hold background (0) and then its classes; a plain one only its classes
+        self.mask_classes = ["background"] + self.classes if self.multilabel else self.classes
+        self.segmenter = Segmenter(len(self.mask_classes), self.competition.void_label, self.config,
+                                   self.run_dir / "segmenter").load()
+        if self.multilabel:
+            post = read_json(self.run_dir / POSTPROCESS, "thresholds")
+            self.tuner = ThresholdTuner.from_thresholds(post["thresholds"], post["top1_fallback"])
+            self.consistency = bool(post["consistency"])
+            (self.extractors,) = input_extractors(self.config)
+            feature_dim = sum(int(e.model.output.shape[-1]) for e in self.extractors)
+            self.heads = [MultiLabelHead(feature_dim, len(self.classes), self.config.train, 0,
+                                         self.run_dir / "folds" / f"fold{k}").load() for k in range(self.config.folds)]
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        return tuple(self.config.segmentation.input_size)
+
+    def predict_batch(self, batch: np.ndarray) -> np.ndarray:
+        """(n, height, width, mask classes) pixel probabilities for (n, height, width, 3) float32 RGB in
+        [0, 255] at the segmenter's input size, TTA views averaged (what an export computes). Pixels are
+        rounded to bytes first: the run resized its images to uint8."""
+        with self._lock:
+            return self.segmenter.proba_resized(to_uint8(batch), self.config.tta)
+
+    def label_proba_batch(self, batch: np.ndarray) -> np.ndarray:
+        """(n, classes) image-label probabilities for (n, S, S, 3) float32 RGB at the run's image size:
+        every fold head over every TTA view, averaged."""
+        with self._lock:
+            x = np.stack([np.concatenate([e.features(view, batch) for e in self.extractors], axis=-1)
+                          for view in self.config.tta])
+            return np.mean([tta_proba(head, x) for head in self.heads], axis=0)
+
+    def predict_images(self, images: list[np.ndarray]) -> list[MaskPrediction]:
+        """A ``MaskPrediction`` per decoded (H, W, 3) uint8 image of any size."""
+        out = []
+        for start in range(0, len(images), BATCH):
+            chunk = images[start:start + BATCH]
+            proba = self.predict_batch(np.stack([resize_image(image, self.input_shape) for image in chunk]))
+            sizes = [image.shape[:2] for image in chunk]
+            if not self.multilabel:
+                out += [MaskPrediction(mask) for mask in label_maps(proba, sizes)]
+                continue
+            label_p = self.label_proba_batch(resized_batch(chunk, self.config.image_size))
+            labels = self.tuner.predict(label_p).astype(bool)
+            allowed = np.hstack([np.ones((len(chunk), 1), bool), labels]) if self.consistency else None
+            out += [MaskPrediction(mask, [c for c, on in zip(self.classes, row) if on], p)
+                    for mask, row, p in zip(label_maps(proba, sizes, allowed), labels, label_p)]
+        return out
+
     def metadata(self) -> dict:
-        """What a client needs to trust and use the model: competition, classes, input, CV, provenance."""
-        metrics = read_json(self.run_dir / "metrics.json", "metrics")
-        provenance = self.run_dir / "provenance.json"
-        config = self.config
-        return {
-            "run": self.run_dir.name, "competition": self.competition.name, "task": self.competition.task,
-            "classes": self.classes, "image_size": config.image_size, "backbones": list(config.backbones),
-            "folds": config.folds, "tta": list(config.tta),
-            "cv": {key: metrics.get(key) for key in ("metric", "cv_mean", "cv_std", "fold_scores")},
-            "provenance": read_json(provenance, "provenance") if provenance.is_file() else None,
-        }
+        return {**super().metadata(), "mask_classes": self.mask_classes}
+
+    def pixel_share(self, mask: np.ndarray) -> dict[str, float]:
+        """The fraction of the image's pixels given to each mask class."""
+        counts = np.bincount(mask.ravel(), minlength=len(self.mask_classes))[:len(self.mask_classes)]
+        return {c: round(float(n) / mask.size, 6) for c, n in zip(self.mask_classes, counts)}
+
+    def describe(self, name: str, prediction: MaskPrediction) -> dict:
+        """One image's prediction without its mask: size, each mask class's share of the pixels, and
+        any image labels with their probabilities."""
+        height, width = prediction.mask.shape
+        out = {"file": name, "height": height, "width": width, "pixel_share": self.pixel_share(prediction.mask)}
+        if prediction.labels is not None:
+            out["labels"] = prediction.labels
+            out["probabilities"] = dict(zip(self.classes, (round(float(p), 7) for p in prediction.probabilities)))
+        return out
+
+    def answer(self, name: str, prediction: MaskPrediction) -> dict:
+        """``describe`` plus the mask as a base64 palette PNG (pixel = index into ``mask_classes``)."""
+        return {**self.describe(name, prediction), "mask_classes": self.mask_classes,
+                "mask_png_base64": base64.b64encode(label_png(prediction.mask)).decode("ascii")}
