@@ -17,7 +17,7 @@ from kagglekit.commands.options import integer, number
 from kagglekit.core.errors import ConfigError
 from kagglekit.core.fileio import atomic_write_json
 from kagglekit.core.manifest import refuse_overlap
-from kagglekit.pipelines.multilabel_segmentation import POSTPROCESS
+from kagglekit.pipelines.multilabel_classification import POSTPROCESS
 
 FORMAT_NAMES = ("keras", "savedmodel", "onnx", "tflite")
 
@@ -41,7 +41,7 @@ def register(subparsers) -> None:
 
 def main(args) -> int:
     from kagglekit.commands.predict import image_files
-    from kagglekit.serving.export import FORMATS, export_model, exportables, parity
+    from kagglekit.serving.export import export_model, exportables, parity
     from kagglekit.serving.predictor import load_predictor
 
     refuse_overlap(args.out, {"the run directory": args.run_dir})
@@ -53,7 +53,7 @@ def main(args) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     report = {"run": str(args.run_dir), "task": predictor.competition.task, "classes": predictor.classes,
               "parity_images": [str(p) for p in paths], "models": {}}
-    if getattr(predictor, "multilabel", False):
+    if (args.run_dir / POSTPROCESS).is_file():  # what turns a multi-label run's probabilities into labels
         report["postprocess"] = json.loads((args.run_dir / POSTPROCESS).read_text())
     if hasattr(predictor, "mask_classes"):
         report["mask_classes"] = predictor.mask_classes

@@ -1,6 +1,6 @@
 """``kagglekit predict RUN_DIR``: the run's submission recomputed from its saved models (``--data``), or
-the run's predictions for any images (``--images``): a classifier's classes and probabilities as CSV or
-JSON; a segmenter's masks as palette PNGs in the ``--out`` folder, with a table of pixel shares (and,
+the run's predictions for any images (``--images``): a classifier's classes (or a multi-label run's
+labels) and probabilities as CSV or JSON; a segmenter's masks as palette PNGs in the ``--out`` folder, with a table of pixel shares (and,
 for a multi-label run, each image's labels) beside them."""
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def predict_images(args) -> int:
     from kagglekit.serving.predictor import load_predictor
 
     paths = image_files(args.images)
-    masks = run_competition(args.run_dir).task != "classification"
+    masks = run_competition(args.run_dir).task in ("segmentation", "multilabel-segmentation")
     if masks:
         refuse_used_folder(args.out, args.force)
     else:
@@ -71,7 +71,9 @@ def predict_images(args) -> int:
         return write_masks(predictor, paths, args)
     proba = predictor.predict_files(paths)
     rows = [as_row(predictor.answer(str(path), p)) for path, p in zip(paths, proba)]
-    write_table(args.out, args.format, rows, lambda r: {"image": r["image"], "class": r["class"], **r["probabilities"]})
+    write_table(args.out, args.format, rows, lambda r: {
+        "image": r["image"], **({"class": r["class"]} if "class" in r else {"labels": " ".join(r["labels"])}),
+        **r["probabilities"]})
     print(f"predictions for {len(rows)} image(s): {args.out}")
     return 0
 

@@ -177,6 +177,20 @@ class ClassificationCompetition(Competition):
         """The submission for test ``ids`` given their predicted class indices."""
 
 
+class MultiLabelClassificationCompetition(Competition):
+    """A set of labels per image (a 0/1 vector, possibly all 0), one submission row per test image."""
+
+    task: ClassVar[str] = "multilabel-classification"
+
+    @abstractmethod
+    def label_cells(self, labels: np.ndarray) -> list[str]:
+        """Each (classes,) 0/1 row as the submission cell that holds it (what the metric scores)."""
+
+    @abstractmethod
+    def submission_frame(self, ids: list[str], labels: np.ndarray) -> pd.DataFrame:
+        """The submission for test ``ids`` given their 0/1 label vectors."""
+
+
 class RLEMasksCompetition(Competition):
     """Masks submitted run-length encoded: checked against each test image's size, scored by RLE Dice."""
 
@@ -210,4 +224,5 @@ class MultiLabelSegmentationCompetition(RLEMasksCompetition):
 
 #: The contract each task's pipeline expects of its competition.
 TASK_CONTRACTS: dict[str, type[Competition]] = {
-    c.task: c for c in (ClassificationCompetition, SegmentationCompetition, MultiLabelSegmentationCompetition)}
+    c.task: c for c in (ClassificationCompetition, MultiLabelClassificationCompetition, SegmentationCompetition,
+                        MultiLabelSegmentationCompetition)}

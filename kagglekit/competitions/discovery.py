@@ -8,7 +8,8 @@ Adapters are never imported by module name. They are found through
 - folders named in ``$KAGGLEKIT_COMPETITIONS`` (``os.pathsep``-separated): their ``*.yaml`` and ``*.py`` files;
 - a YAML file passed by path (``kagglekit run path/to/comp.yaml``).
 
-A YAML file picks a generic kind (``kind: class-folder``, ``labels-csv`` or ``segmentation-folder``) and sets its fields.
+A YAML file picks a generic kind (``kind: class-folder``, ``labels-csv``, ``multilabel-csv`` or
+``segmentation-folder``) and sets its fields.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pydantic import ConfigDict, ValidationError, create_model
 
 from kagglekit.competitions.class_folder import ClassFolderCompetition
 from kagglekit.competitions.contract import Competition
-from kagglekit.competitions.labels_csv import LabelsCsvCompetition
+from kagglekit.competitions.labels_csv import LabelsCsvCompetition, MultiLabelCsvCompetition
 from kagglekit.competitions.segmentation_folder import SegmentationFolderCompetition
 from kagglekit.core.config import describe_errors, read_yaml
 from kagglekit.core.errors import ConfigError
@@ -71,6 +72,7 @@ def _required(field: dataclasses.Field) -> bool:
 COMPETITION_KINDS.register("class-folder", config_kind(ClassFolderCompetition))
 COMPETITION_KINDS.register("segmentation-folder", config_kind(SegmentationFolderCompetition))
 COMPETITION_KINDS.register("labels-csv", config_kind(LabelsCsvCompetition))
+COMPETITION_KINDS.register("multilabel-csv", config_kind(MultiLabelCsvCompetition))
 
 
 def get_competition(name_or_path: str) -> Competition:

@@ -4,15 +4,16 @@ The folder is read as Kaggle ships it (a sample submission, image folders, CSVs)
 generic kind:
 
 - ``class-folder``: ``<train>/<label>/*.img``, ``<test>/*.img``, a sample ``id,label``;
-- ``labels-csv``: a CSV of ``id,label`` (ids are the training images' file names or stems) and the
-  training images in one folder;
+- ``labels-csv``: a CSV of ``id,label`` (ids are the training images' file names or stems), or of one-hot
+  0/1 columns, and the training images in one folder;
+- ``multilabel-csv``: the same with several labels per image: a cell of labels (``"cat dog"``) or 0/1
+  columns with several 1s in a row;
 - ``segmentation-folder``: an image folder and a mask folder (label maps) with the same stems, and a
   sample with one row per test image and class, ``<stem>_<class>``, holding run-length-encoded masks.
 
 Every decision is reported: ``inferred`` (read from the files), ``assumed`` (a default the files cannot
 tell: check it) and, when no kind fits, ``missing`` (what kagglekit would need). Layouts it recognises
-but cannot train yet (a multi-label column, several 0/1 label columns, one submission column per class)
-are named as such.
+but cannot train yet (one submission column per class) are named as such.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ MASK_WORDS = ("mask", "label", "seg", "annot", "gt")
 #: Masks read to find the label values (enough to see every class of a typical competition).
 MASKS_SAMPLED = 30
 #: Separators of several labels in one cell ("cat dog", "cat|dog", "cat;dog").
+MULTI_LABEL_SEPARATORS = (" ", "|", ";")
 MULTI_LABEL_SPLIT = re.compile(r"[ |;]+")
 RLE_NAME = re.compile(r"encoded|pixels|rle", re.IGNORECASE)
 
@@ -207,12 +209,18 @@ def _label_column(layout: Layout, head: dict, csv_name: str, table: pd.DataFrame
                   train: ImageFolder) -> Layout:
     others = [c for c in table.columns if c != id_column]
     binary = [c for c in others if set(table[c]) <= {"0", "1"}]
+    spec = {**head, "labels_csv": csv_name, "train_dir": train.path}
+    if id_column != head["id_column"]:
+        spec["labels_id_column"] = id_column
     if len(binary) >= 2 and len(binary) == len(others):
-        per_row = Counter(sum(table[c][i] == "1" for c in binary) for i in range(len(table)))
-        kind = "one-hot (one 1 per row)" if set(per_row) == {1} else "multi-label (several 1s in a row)"
-        layout.missing.append(f"{csv_name} has {len(binary)} 0/1 label columns ({_few(binary)}): {kind}. kagglekit "
-                              "trains one label column per image; label columns of 0/1 are not supported yet")
-        return layout
+        ones = (table[binary] == "1").sum(axis=1)
+        one_hot = bool((ones == 1).all())
+        layout.inferred.append(f"{csv_name} has {len(binary)} 0/1 label columns ({_few(binary)}): "
+                               + ("one-hot (one 1 per row), so one class per image" if one_hot else
+                                  f"multi-label ({int((ones > 1).sum())} rows with several 1s, "
+                                  f"{int((ones == 0).sum())} with none); the classes are the columns"))
+        spec |= {"kind": "labels-csv" if one_hot else "multilabel-csv", "label_columns": binary}
+        return _finish_classification(layout, spec) if one_hot else _finish_multilabel(layout, spec, " ")
     submitted = head["label_column"]
     column = submitted if submitted in others else (others[0] if len(others) == 1 else None)
     if column is None:
@@ -223,32 +231,51 @@ def _label_column(layout: Layout, head: dict, csv_name: str, table: pd.DataFrame
     tokens = labels.map(lambda cell: [t for t in MULTI_LABEL_SPLIT.split(cell.strip()) if t])
     several = int((tokens.map(len) > 1).sum())
     vocabulary = sorted({t for row in tokens for t in row})
-    if several and len(vocabulary) < labels.nunique():
-        layout.inferred.append(f"{csv_name}'s {column!r} holds several labels per image ({several} of {len(labels)} "
-                               f"rows; {len(vocabulary)} labels: {_few(vocabulary)})")
-        layout.missing.append(f"{column!r} is a multi-label column: kagglekit cannot train multi-label classification "
-                              "yet (it needs a multi-label classification pipeline: sigmoid heads, per-class "
-                              "thresholds and a submission of several labels per row)")
-        return layout
+    if column != submitted:
+        spec["labels_label_column"] = column
+    if several and _recombines(labels):
+        separator = Counter(c for cell in labels for c in MULTI_LABEL_SEPARATORS if c in cell.strip()).most_common(1)[0][0]
+        layout.inferred.append(f"{csv_name}'s {column!r} holds several labels per image, separated by {separator!r} "
+                               f"({several} of {len(labels)} rows; {len(vocabulary)} labels: {_few(vocabulary)})")
+        spec |= {"kind": "multilabel-csv", "classes": vocabulary}
+        return _finish_multilabel(layout, spec, separator)
     if labels.nunique() > max(0.5 * len(labels), 1) and len(labels) > 10:
         layout.missing.append(f"{csv_name}'s {column!r} has {labels.nunique()} distinct values in {len(labels)} rows: "
                               "a number to regress or an id, not a class label; regression is not supported")
         return layout
     classes = sorted(set(labels))
     layout.inferred.append(f"labels: column {column!r}, {len(classes)} classes ({_few(classes)})")
-    spec = {"kind": "labels-csv", **head, "labels_csv": csv_name, "train_dir": train.path, "classes": classes}
-    if id_column != head["id_column"]:
-        spec["labels_id_column"] = id_column
-    if column != submitted:
-        spec["labels_label_column"] = column
+    spec |= {"kind": "labels-csv", "classes": classes}
     return _finish_classification(layout, spec)
+
+
+def _recombines(labels: pd.Series) -> bool:
+    """Whether a column's cells are sets of labels rather than names with spaces in them: labels come
+    back in other combinations. Fewer distinct labels than distinct cells, one cell's labels inside
+    another's ("cat" and "cat dog"), or a label in many different cells ("clear primary", "haze
+    primary", ...) say sets; "Common wheat" and "Common Chickweed" (two names sharing a word) do not."""
+    cells = {frozenset(t for t in MULTI_LABEL_SPLIT.split(cell.strip()) if t) for cell in set(labels)}
+    vocabulary = set().union(*cells)
+    if len(vocabulary) < len(cells) or any(a < b for a in cells for b in cells):
+        return True
+    spread = Counter(t for cell in cells for t in cell)
+    return max(spread.values(), default=0) >= max(3, len(cells) / 4)
+
+
+def _finish_multilabel(layout: Layout, spec: dict, separator: str) -> Layout:
+    spec |= {"separator": separator, "metric": "mean_f1"}
+    layout.assumed.append(f"the submission lists each image's labels in {spec['label_column']!r} separated by "
+                          f"{separator!r}, and the metric is the mean F1 over images (Kaggle's Evaluation page says "
+                          "which; set `metric:`, e.g. mean_f2, and `separator:`)")
+    layout.spec = {"kind": spec.pop("kind"), **spec}
+    return layout
 
 
 def _finish_classification(layout: Layout, spec: dict) -> Layout:
     spec["metric"] = "accuracy"
     layout.assumed.append("the metric is accuracy (Kaggle's Evaluation page says which; set `metric:`, "
                           "e.g. micro_f1)")
-    layout.spec = spec
+    layout.spec = {"kind": spec.pop("kind"), **spec}
     return layout
 
 

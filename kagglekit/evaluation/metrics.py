@@ -66,3 +66,32 @@ def mean_rle_dice(y_true, y_pred, fmt: rle.RLEFormat) -> float:
 
 def _text(cell) -> str:
     return "" if pd.isna(cell) else str(cell)
+
+
+def _mean_fbeta(y_true, y_pred, beta: float, separator: str) -> float:
+    """Kaggle's "mean F-score" of label sets: each row's F-beta between its true and submitted labels
+    (cells of labels joined by ``separator``), averaged over rows; a row with no labels on either side
+    scores 1."""
+    from sklearn.metrics import fbeta_score
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    def sets(cells):
+        return [{label for label in _text(cell).split(separator) if label.strip()} for cell in cells]
+
+    truth, predicted = sets(y_true), sets(y_pred)
+    binarizer = MultiLabelBinarizer().fit(truth + predicted)
+    if not binarizer.classes_.size:
+        return 1.0
+    return float(fbeta_score(binarizer.transform(truth), binarizer.transform(predicted), beta=beta,
+                             average="samples", zero_division=1.0))
+
+
+@METRICS.decorator("mean_f1")
+def mean_f1(y_true, y_pred, separator: str = " ") -> float:
+    return _mean_fbeta(y_true, y_pred, 1.0, separator)
+
+
+@METRICS.decorator("mean_f2")
+def mean_f2(y_true, y_pred, separator: str = " ") -> float:
+    """Recall weighted four times precision (Planet: Understanding the Amazon from Space)."""
+    return _mean_fbeta(y_true, y_pred, 2.0, separator)

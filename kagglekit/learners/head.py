@@ -31,4 +31,12 @@ class HeadClassifier(KerasClassifier):
         return build_head(self.input_dim, self.n_classes, self.config.head_dropout)
 
     def prepare(self, x: np.ndarray) -> None:
-        self.model.get_layer("standardize").adapt(x.astype(np.float32))
+        """Standardize with the training features' mean and variance, the variance floored at its median
+        over features. A feature that is (nearly) constant on a small training set (a ReLU channel
+        never active on it) would otherwise be divided by ~0: its weight never trains (its input is 0
+        on every training image), and an image where it fires gets a huge, random logit."""
+        layer = self.model.get_layer("standardize")
+        layer.adapt(x.astype(np.float32))
+        variance = np.asarray(layer.adapt_variance)
+        layer.adapt_variance.assign(np.maximum(variance, np.median(variance)))  # saved with the weights
+        layer.finalize_state()

@@ -18,6 +18,7 @@ from kagglekit.core.errors import ConfigError
 #: first listed is what ``learner: auto`` means.
 TASK_MODULES = {
     "classification": {"finetune": "kagglekit.pipelines.finetuning", "head": "kagglekit.pipelines.classification"},
+    "multilabel-classification": {"head": "kagglekit.pipelines.multilabel_classification"},
     "segmentation": {"head": "kagglekit.pipelines.segmentation"},
     "multilabel-segmentation": {"head": "kagglekit.pipelines.multilabel_segmentation"},
 }

@@ -1,11 +1,12 @@
 """Export a finished run as self-contained models: raw RGB in [0, 255] at the model's input size in,
 the run's probabilities out, TTA views and fold ensemble included.
 
-``exportables`` says what a run exports: a classification run one model (class probabilities); a
-segmentation run one model (per-pixel class probabilities at the segmenter's input size, the
-flip-type TTA views flipped back and averaged); a multi-label + segmentation run two, ``labels`` and
-``masks``, because its classifier and segmenter read different input sizes (the thresholds and the
-consistency rule that turn them into a submission go into ``export.json``).
+``exportables`` says what a run exports: a classification run one model (class probabilities, one
+label per image or several); a segmentation run one model (per-pixel class probabilities at the
+segmenter's input size, the flip-type TTA views flipped back and averaged); a multi-label +
+segmentation run two, ``labels`` and ``masks``, because its classifier and segmenter read different
+input sizes. Thresholds and the consistency rule, which turn probabilities into a submission, go into
+``export.json``.
 
 A classifier's graph is the run's prediction path, node for node: each TTA view of the image goes through
 the backbones, the features are rounded to float16 exactly as the run's feature cache stores them,
@@ -34,7 +35,7 @@ from kagglekit.data.augment import is_augmented
 from kagglekit.data.images import read_rgb
 from kagglekit.data.loaders import image_batches
 from kagglekit.learners.segmenter import SELF_INVERSE_VIEWS, resize_image
-from kagglekit.serving.predictor import ClassifierPredictor, RunPredictor, SegmenterPredictor
+from kagglekit.serving.predictor import ClassifierPredictor, LabelPredictor, RunPredictor, SegmenterPredictor
 
 #: Format -> what it is written as inside the output folder.
 FORMATS = {"keras": "model.keras", "savedmodel": "saved_model", "onnx": "model.onnx", "tflite": "model.tflite"}
@@ -102,15 +103,18 @@ def exportables(predictor: RunPredictor) -> list[Exportable]:
     if isinstance(predictor, ClassifierPredictor):
         return [Exportable("model", ensemble_model(predictor), predictor.input_shape, predictor.predict_batch,
                            square_batch(predictor.config.image_size))]
+    if isinstance(predictor, LabelPredictor):
+        return [labels_exportable(predictor, "model")]
     assert isinstance(predictor, SegmenterPredictor)
     masks = Exportable("masks", segmenter_model(predictor), predictor.input_shape, predictor.predict_batch,
                        segmenter_batch(predictor.input_shape))
-    if not predictor.multilabel:
-        return [masks]
-    size = predictor.config.image_size
-    labels = Exportable("labels", features_ensemble(predictor, [predictor.extractors], [[h] for h in predictor.heads], "labels"),
-                        (size, size), predictor.label_proba_batch, square_batch(size))
-    return [labels, masks]
+    return [labels_exportable(predictor.labeller, "labels"), masks] if predictor.multilabel else [masks]
+
+
+def labels_exportable(predictor: LabelPredictor, name: str) -> Exportable:
+    model = features_ensemble(predictor, [predictor.extractors], [[h] for h in predictor.heads],
+                              f"{predictor.competition.name}_labels")
+    return Exportable(name, model, predictor.input_shape, predictor.predict_batch, square_batch(predictor.config.image_size))
 
 
 def square_batch(size: int):
@@ -123,7 +127,7 @@ def segmenter_batch(shape: tuple[int, int]):
 
 def check_views(predictor: RunPredictor) -> None:
     augmented = [view for view in predictor.config.tta if is_augmented(view)]
-    if augmented and (isinstance(predictor, ClassifierPredictor) or predictor.multilabel):
+    if augmented and not (isinstance(predictor, SegmenterPredictor) and not predictor.multilabel):
         raise ConfigError(f"{predictor.run_dir}: TTA views {augmented} are random draws and cannot be exported; "
                           "export a run whose tta lists only flips and turns")
 

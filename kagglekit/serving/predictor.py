@@ -6,9 +6,10 @@ feature cache (keyed by image content, pointless for uploads).
 
 - ``ClassifierPredictor``: class probabilities, from ``pipelines.classification`` (frozen features,
   float16, fold heads) or ``pipelines.finetuning`` (the saved fine-tuned networks).
+- ``LabelPredictor``: a multi-label run's labels (fold heads, the run's thresholds) and probabilities.
 - ``SegmenterPredictor``: a label map per image at its own size, from the run's saved segmenter; for a
-  multi-label + segmentation run also the image's labels (fold heads, the run's thresholds, and its
-  classifier-consistency choice), exactly as ``pipelines.multilabel_segmentation`` predicts.
+  multi-label + segmentation run also the image's labels (a ``LabelPredictor``) and its
+  classifier-consistency choice, exactly as ``pipelines.multilabel_segmentation`` predicts.
 
 Both are safe to share between threads: model calls are serialised by a lock (TensorFlow runs each call
 on all cores anyway); decoding happens outside it, in the caller's thread.
@@ -35,7 +36,7 @@ from kagglekit.learners.thresholds import ThresholdTuner
 from kagglekit.pipelines import finetuning, resolve_learner
 from kagglekit.pipelines.classification import ensemble_proba, input_extractors, load_fold_models, tta_proba
 from kagglekit.pipelines.inputs import require_readable
-from kagglekit.pipelines.multilabel_segmentation import POSTPROCESS
+from kagglekit.pipelines.multilabel_classification import POSTPROCESS
 from kagglekit.pipelines.rebuild import load_run_config, run_competition
 
 BATCH = 32  # images per model call: bounds memory for any number of files
@@ -48,11 +49,13 @@ def read_json(path: Path, what: str):
         raise ConfigError(f"{path}: cannot read the run's {what} ({exc}); is the run finished?") from None
 
 
-def load_predictor(run_dir: Path, weights_dir: str | None = None) -> "ClassifierPredictor | SegmenterPredictor":
+def load_predictor(run_dir: Path, weights_dir: str | None = None) -> "RunPredictor":
     """The predictor for a run directory's task."""
     task = run_competition(Path(run_dir)).task
     if task == "classification":
         return ClassifierPredictor(run_dir, weights_dir)
+    if task == "multilabel-classification":
+        return LabelPredictor(run_dir, weights_dir)
     if task in ("segmentation", "multilabel-segmentation"):
         return SegmenterPredictor(run_dir, weights_dir)
     raise ConfigError(f"{run_dir}: no predictor serves {task!r} runs")
@@ -89,7 +92,33 @@ class RunPredictor:
         }
 
 
-class ClassifierPredictor(RunPredictor):
+class ImageLevelPredictor(RunPredictor):
+    """A predictor with one row of class probabilities per image, from square inputs at the run's image size."""
+
+    classes: list[str]
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        return self.config.image_size, self.config.image_size
+
+    def predict_batch(self, batch: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict_files(self, paths: list[Path]) -> np.ndarray:
+        """(n, classes) probabilities for image files, decoded and resized as the run's own loader does."""
+        require_readable(paths, "image(s)")
+        batches = [self.predict_batch(b) for b in image_batches(paths, self.config.image_size, BATCH)]
+        return np.concatenate(batches) if batches else np.zeros((0, len(self.classes)), dtype=np.float32)
+
+    def predict_images(self, images: list[np.ndarray]) -> np.ndarray:
+        """(n, classes) probabilities for decoded (H, W, 3) uint8 images of any sizes."""
+        if not images:
+            return np.zeros((0, len(self.classes)), dtype=np.float32)
+        return np.concatenate([self.predict_batch(resized_batch(images[i:i + BATCH], self.config.image_size))
+                               for i in range(0, len(images), BATCH)])
+
+
+class ClassifierPredictor(ImageLevelPredictor):
     """Class probabilities for RGB images from a classification run's saved models."""
 
     def __init__(self, run_dir: Path, weights_dir: str | None = None):
@@ -102,10 +131,6 @@ class ClassifierPredictor(RunPredictor):
             feature_dim = sum(int(e.model.output.shape[-1]) for e in self.extractors[0])
             self.folds = load_fold_models(self.config, self.run_dir, feature_dim, len(self.classes))
 
-    @property
-    def input_shape(self) -> tuple[int, int]:
-        return self.config.image_size, self.config.image_size
-
     def predict_batch(self, batch: np.ndarray) -> np.ndarray:
         """(n, classes) probabilities for (n, S, S, 3) float32 RGB in [0, 255] at the run's image size."""
         with self._lock:
@@ -117,22 +142,41 @@ class ClassifierPredictor(RunPredictor):
                       for group in self.extractors]
             return ensemble_proba(self.folds, inputs).astype(np.float32)
 
-    def predict_images(self, images: list[np.ndarray]) -> np.ndarray:
-        """(n, classes) probabilities for decoded (H, W, 3) uint8 images of any sizes."""
-        if not images:
-            return np.zeros((0, len(self.classes)), dtype=np.float32)
-        return np.concatenate([self.predict_batch(resized_batch(images[i:i + BATCH], self.config.image_size))
-                               for i in range(0, len(images), BATCH)])
-
-    def predict_files(self, paths: list[Path]) -> np.ndarray:
-        """(n, classes) probabilities for image files, decoded and resized as the run's own loader does."""
-        require_readable(paths, "image(s)")
-        batches = [self.predict_batch(b) for b in image_batches(paths, self.config.image_size, BATCH)]
-        return np.concatenate(batches) if batches else np.zeros((0, len(self.classes)), dtype=np.float32)
-
     def answer(self, name: str, proba: np.ndarray) -> dict:
         """One image's prediction as JSON: its likeliest class and every class's probability."""
         return {"file": name, "class": self.classes[int(proba.argmax())],
+                "probabilities": dict(zip(self.classes, (round(float(p), 7) for p in proba)))}
+
+
+class LabelPredictor(ImageLevelPredictor):
+    """Image labels from a multi-label run's fold heads, thresholds and TTA views (a ``multilabel-csv``
+    competition, or the classification half of a multi-label + segmentation run)."""
+
+    def __init__(self, run_dir: Path, weights_dir: str | None = None):
+        super().__init__(run_dir, weights_dir)
+        self.classes = list(self.competition.classes)
+        post = read_json(self.run_dir / POSTPROCESS, "thresholds")
+        self.tuner = ThresholdTuner.from_thresholds(post["thresholds"], post["top1_fallback"])
+        (self.extractors,) = input_extractors(self.config)
+        feature_dim = sum(int(e.model.output.shape[-1]) for e in self.extractors)
+        self.heads = [MultiLabelHead(feature_dim, len(self.classes), self.config.train, 0,
+                                     self.run_dir / "folds" / f"fold{k}").load() for k in range(self.config.folds)]
+
+    def predict_batch(self, batch: np.ndarray) -> np.ndarray:
+        """(n, classes) label probabilities for (n, S, S, 3) float32 RGB at the run's image size:
+        every fold head over every TTA view, averaged."""
+        with self._lock:
+            x = np.stack([np.concatenate([e.features(view, batch) for e in self.extractors], axis=-1)
+                          for view in self.config.tta])
+            return np.mean([tta_proba(head, x) for head in self.heads], axis=0)
+
+    def labels(self, proba: np.ndarray) -> list[list[str]]:
+        """Each row's labels: the run's thresholds (and top-1 fallback) applied."""
+        return [[c for c, on in zip(self.classes, row) if on] for row in self.tuner.predict(np.atleast_2d(proba))]
+
+    def answer(self, name: str, proba: np.ndarray) -> dict:
+        """One image's labels and every class's probability."""
+        return {"file": name, "labels": self.labels(proba)[0],
                 "probabilities": dict(zip(self.classes, (round(float(p), 7) for p in proba)))}
 
 
@@ -158,13 +202,8 @@ class SegmenterPredictor(RunPredictor):
         self.segmenter = Segmenter(len(self.mask_classes), self.competition.void_label, self.config,
                                    self.run_dir / "segmenter").load()
         if self.multilabel:
-            post = read_json(self.run_dir / POSTPROCESS, "thresholds")
-            self.tuner = ThresholdTuner.from_thresholds(post["thresholds"], post["top1_fallback"])
-            self.consistency = bool(post["consistency"])
-            (self.extractors,) = input_extractors(self.config)
-            feature_dim = sum(int(e.model.output.shape[-1]) for e in self.extractors)
-            self.heads = [MultiLabelHead(feature_dim, len(self.classes), self.config.train, 0,
-                                         self.run_dir / "folds" / f"fold{k}").load() for k in range(self.config.folds)]
+            self.labeller = LabelPredictor(run_dir, weights_dir)
+            self.consistency = bool(read_json(self.run_dir / POSTPROCESS, "thresholds")["consistency"])
 
     @property
     def input_shape(self) -> tuple[int, int]:
@@ -177,14 +216,6 @@ class SegmenterPredictor(RunPredictor):
         with self._lock:
             return self.segmenter.proba_resized(to_uint8(batch), self.config.tta)
 
-    def label_proba_batch(self, batch: np.ndarray) -> np.ndarray:
-        """(n, classes) image-label probabilities for (n, S, S, 3) float32 RGB at the run's image size:
-        every fold head over every TTA view, averaged."""
-        with self._lock:
-            x = np.stack([np.concatenate([e.features(view, batch) for e in self.extractors], axis=-1)
-                          for view in self.config.tta])
-            return np.mean([tta_proba(head, x) for head in self.heads], axis=0)
-
     def predict_images(self, images: list[np.ndarray]) -> list[MaskPrediction]:
         """A ``MaskPrediction`` per decoded (H, W, 3) uint8 image of any size."""
         out = []
@@ -195,8 +226,8 @@ class SegmenterPredictor(RunPredictor):
             if not self.multilabel:
                 out += [MaskPrediction(mask) for mask in label_maps(proba, sizes)]
                 continue
-            label_p = self.label_proba_batch(resized_batch(chunk, self.config.image_size))
-            labels = self.tuner.predict(label_p).astype(bool)
+            label_p = self.labeller.predict_images(chunk)
+            labels = self.labeller.tuner.predict(label_p).astype(bool)
             allowed = np.hstack([np.ones((len(chunk), 1), bool), labels]) if self.consistency else None
             out += [MaskPrediction(mask, [c for c, on in zip(self.classes, row) if on], p)
                     for mask, row, p in zip(label_maps(proba, sizes, allowed), labels, label_p)]

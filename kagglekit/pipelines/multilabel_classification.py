@@ -1,0 +1,174 @@
+"""Multi-label classification (``multilabel-csv`` competitions: ``id,labels`` with "cat dog"), top to bottom.
+
+1. read images and their 0/1 label vectors; multilabel-stratified K folds (identical images kept together);
+2. cached frozen-backbone features, a sigmoid head per fold (BCE or focal loss, per-class weights),
+   early-stopped on an inner split of its training part -> out-of-fold probabilities;
+3. per-class F1-optimal thresholds, fitted nested (each fold's labels come from thresholds tuned on the
+   other folds), with a top-1 fallback if ``multilabel.top1_fallback``; the CV is the competition's
+   metric on those labels, fold by fold;
+4. the test set: fold-ensemble probabilities, thresholds tuned on every OOF row, written and validated;
+5. the run directory explains itself: config, metrics (per-class F1/AP, thresholds), OOF and test
+   probabilities, learning curves.
+
+``fit_label_heads`` and ``label_proba`` are the classification half of the PASCAL VOC pipeline too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kagglekit.competitions.contract import Competition, ImageTable
+from kagglekit.core.config import RunConfig
+from kagglekit.core.errors import ConfigError
+from kagglekit.core.fileio import atomic_write_json, atomic_write_text, sha256_file
+from kagglekit.evaluation.folds import content_groups, inner_split, multilabel_folds
+from kagglekit.evaluation.metrics import METRICS
+from kagglekit.evaluation.reports import multilabel_report
+from kagglekit.learners.multilabel_head import MultiLabelHead
+from kagglekit.learners.thresholds import ThresholdTuner
+from kagglekit.models.losses import positive_weights
+from kagglekit.pipelines.classification import model_inputs, tta_proba
+from kagglekit.pipelines.inputs import checked_test, usable_train
+from kagglekit.runs import plots
+from kagglekit.runs.result import RunResult
+from kagglekit.submission.writer import write_submission
+
+log = logging.getLogger(__name__)
+#: What turns probabilities into labels (and, for VOC, masks): per-class thresholds, top-1 fallback, ...
+POSTPROCESS = "postprocess.json"
+
+
+@dataclass
+class LabelHeads:
+    """What ``fit_label_heads`` learned: out-of-fold probabilities, the labels nested thresholds give
+    them, the thresholds for the test set (tuned on every OOF row), the heads and a report."""
+
+    oof: np.ndarray
+    oof_labels: np.ndarray
+    tuner: ThresholdTuner
+    heads: list[MultiLabelHead]
+    report: dict
+
+
+def nested_labels(oof: np.ndarray, labels: np.ndarray, folds: list, top1_fallback: bool) -> np.ndarray:
+    """OOF labels whose thresholds never saw the fold they label: each fold's come from a tuner fitted
+    on the other folds' OOF probabilities (the scored CV must not tune on itself)."""
+    out = np.zeros(labels.shape, dtype=np.int64)
+    for tr, va in folds:
+        out[va] = ThresholdTuner(top1_fallback).fit(oof[tr], labels[tr]).predict(oof[va])
+    return out
+
+
+def fit_label_heads(competition: Competition, config: RunConfig, run_dir: Path, train: ImageTable,
+                    groups: np.ndarray, shas: list[str], folds: list) -> LabelHeads:
+    """A sigmoid head per fold on frozen features, never early-stopped on the fold it predicts."""
+    if config.train.top_blocks:
+        raise ConfigError(f"train.top_blocks is not used by the {competition.task} pipeline; set it to false")
+    classes = competition.classes
+    views = list(dict.fromkeys(config.train.views + config.tta))
+    (x_train,) = model_inputs(config, train.paths, shas, views, "train")
+    fit_views, tta_views = [views.index(v) for v in config.train.views], [views.index(v) for v in config.tta]
+    ml = config.multilabel
+    pos_weight = positive_weights(train.labels) if ml.class_weights else None
+    oof = np.zeros(train.labels.shape, dtype=np.float32)
+    heads = []
+    for k, (tr, va) in enumerate(folds):
+        head = MultiLabelHead(x_train.shape[-1], len(classes), config.train, config.seed + k,
+                              run_dir / "folds" / f"fold{k}", pos_weight, ml.focal_gamma if ml.loss == "focal" else 0.0)
+        fit, stop = inner_split(tr, train.labels, groups, config.seed + k)  # never stop on va
+        head.fit(x_train[fit_views][:, fit].reshape(-1, x_train.shape[-1]), np.tile(train.labels[fit], (len(fit_views), 1)),
+                 x_train[tta_views[0], stop], train.labels[stop])
+        oof[va] = tta_proba(head, x_train[tta_views][:, va])
+        heads.append(head)
+    tuner = ThresholdTuner(ml.top1_fallback).fit(oof, train.labels)  # for the test set: every OOF row
+    oof_labels = nested_labels(oof, train.labels, folds, ml.top1_fallback)
+    report = multilabel_report(train.labels, oof, oof_labels, classes)
+    for c, t in zip(classes, tuner.thresholds_):
+        report["per_class"][c]["threshold"] = float(t)
+    log.info("classification (OOF): mAP %.4f, macro F1 %.4f, label Dice %.4f",
+             report["mAP"], report["macro_f1"], report["label_dice"])
+    return LabelHeads(oof, oof_labels, tuner, heads, report)
+
+
+def label_proba(config: RunConfig, run_dir: Path, test: ImageTable, n_classes: int) -> np.ndarray:
+    """(n, classes) probabilities of checked images from the run's saved fold heads, TTA views averaged."""
+    (x_test,) = model_inputs(config, test.paths, [sha256_file(p) for p in test.paths], config.tta, "test")
+    heads = [MultiLabelHead(x_test.shape[-1], n_classes, config.train, 0, run_dir / "folds" / f"fold{k}").load()
+             for k in range(config.folds)]
+    return np.mean([tta_proba(h, x_test) for h in heads], axis=0)
+
+
+def saved_tuner(run_dir: Path) -> ThresholdTuner:
+    post = json.loads((Path(run_dir) / POSTPROCESS).read_text())
+    return ThresholdTuner.from_thresholds(post["thresholds"], post["top1_fallback"])
+
+
+def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult:
+    started = time.time()
+    data = Path(config.data)
+    config.save(run_dir / "config.yaml")
+    classes = competition.classes
+    train, skipped = usable_train(competition.load_train(data))
+    test = checked_test(competition.load_test(data))
+    groups, shas = content_groups(train.paths)
+    folds = multilabel_folds(train.labels, groups, config.folds, config.seed)
+    write_data_report(run_dir, classes, train, test, groups, skipped)
+    fitted = fit_label_heads(competition, config, run_dir, train, groups, shas, folds)
+    metric = METRICS.get(competition.metric)
+    truth = competition.label_cells(train.labels)
+    predicted = competition.label_cells(fitted.oof_labels)
+    fold_scores = [metric([truth[i] for i in va], [predicted[i] for i in va], **competition.metric_options())
+                   for _, va in folds]
+
+    atomic_write_json(run_dir / POSTPROCESS, {"thresholds": fitted.tuner.thresholds_.tolist(),
+                                              "top1_fallback": config.multilabel.top1_fallback})
+    test_proba = label_proba(config, run_dir, test, len(classes))
+    submission = write_submission(competition.submission_frame(test.ids, fitted.tuner.predict(test_proba)),
+                                  run_dir / "submission.csv")
+    competition.validate(submission, data).raise_if_invalid()
+
+    result = RunResult(
+        run_dir=run_dir, competition=competition.name, metric=competition.metric,
+        cv_mean=float(np.mean(fold_scores)), cv_std=float(np.std(fold_scores)), fold_scores=fold_scores,
+        submission=submission, seconds=time.time() - started,
+        extra={"validation": f"{len(folds)} multilabel-stratified folds, thresholds nested",
+               "classification": fitted.report, "train_images": len(train), "test_images": len(test)},
+    )
+    write_probabilities(run_dir, classes, train, fitted.oof, test, test_proba)
+    atomic_write_json(run_dir / "metrics.json", {
+        "metric": result.metric, "cv_mean": result.cv_mean, "cv_std": result.cv_std, "fold_scores": fold_scores,
+        "seconds": round(result.seconds, 1), **result.extra})
+    plots.learning_curves([h.history for h in fitted.heads], run_dir / "plots" / "learning_curves.png",
+                          f"{competition.name}: CV {result.metric} {result.cv_mean:.4f} ± {result.cv_std:.4f}")
+    return result
+
+
+def predict(competition: Competition, config: RunConfig, run_dir: Path, data: Path) -> pd.DataFrame:
+    """The submission of a finished run, recomputed from its saved heads and thresholds."""
+    test = checked_test(competition.load_test(data))
+    proba = label_proba(config, run_dir, test, len(competition.classes))
+    return competition.submission_frame(test.ids, saved_tuner(run_dir).predict(proba))
+
+
+def write_data_report(run_dir: Path, classes: list[str], train: ImageTable, test: ImageTable, groups: np.ndarray,
+                      skipped: dict) -> None:
+    atomic_write_json(run_dir / "data_report.json", {
+        "train_images": len(train), "test_images": len(test), "duplicate_images": int(len(groups) - len(set(groups))),
+        "label_counts": dict(zip(classes, train.labels.sum(0).tolist())),
+        "labels_per_image": np.bincount(train.labels.sum(1)).tolist(), "skipped_unreadable_train": skipped,
+    })
+
+
+def write_probabilities(run_dir: Path, classes, train, oof, test, test_proba) -> None:
+    oof_frame = pd.DataFrame(oof, columns=classes).assign(id=train.ids)
+    oof_frame = oof_frame.join(pd.DataFrame(train.labels, columns=[f"true_{c}" for c in classes]))
+    atomic_write_text(run_dir / "oof.csv", oof_frame.to_csv(index=False, float_format="%.6f"))
+    test_frame = pd.DataFrame(test_proba, columns=classes).assign(id=test.ids)
+    atomic_write_text(run_dir / "test_probabilities.csv", test_frame.to_csv(index=False, float_format="%.6f"))
