@@ -1,8 +1,8 @@
 """CamVid segmentation benchmark: the default CPU run, scored on the standard SegNet val split.
 
 Builds the ``camvid`` competition folder from ../shared/data/camvid (SegNet train = training data,
-SegNet val = hidden test set), runs ``kagglekit run camvid`` (which early-stops on a held-out
-drive), then decodes the written submission's RLE rows back into label maps and scores them against
+SegNet val = hidden test set), runs ``kagglekit run camvid`` (which also scores a held-out drive),
+then decodes the written submission's RLE rows back into label maps and scores them against
 the true masks: mIoU over the 11 classes (void ignored) and the competition's mean Dice.
 
     PYTHONPATH=. .venv/bin/python bench/camvid.py                   # the default run (<= 30 min on CPU)

@@ -159,3 +159,31 @@ def test_multilabel_loss_weights_positives_and_focal_spares_easy_examples():
     assert value(MultiLabelLoss(pos_weight=[3.0, 1.0])) == pytest.approx(-(3 * np.log(0.6) + np.log(0.9)) / 2, rel=1e-5)
     focal = value(MultiLabelLoss(gamma=2.0))
     assert focal == pytest.approx(-(0.4 ** 2 * np.log(0.6) + 0.1 ** 2 * np.log(0.9)) / 2, rel=1e-5)
+
+
+def test_segmenter_trains_a_fixed_budget_with_a_slower_unfrozen_encoder(tmp_path):
+    """An unfrozen encoder's layers step at ``encoder_lr_factor`` of the rate, the decoder at the full rate;
+    the schedule warms up and decays over exactly ``epochs``; validation images change nothing."""
+    from PIL import Image
+
+    from kagglekit.core.config import RunConfig
+    from kagglekit.learners.segmenter import Segmenter
+
+    rng = np.random.default_rng(0)
+    paths, masks = [], []
+    for i in range(4):
+        labels = (np.arange(64)[None, :] >= 32).astype(np.uint8).repeat(64, 0) * (i % 2 + 1)
+        Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+        Image.fromarray(labels).save(tmp_path / f"{i}_mask.png")
+        paths.append(tmp_path / f"{i}.png")
+        masks.append(tmp_path / f"{i}_mask.png")
+    config = RunConfig.model_validate({"segmentation": {"input_size": [64, 64], "epochs": 2, "batch_size": 2,
+                                                        "freeze_encoder": False, "encoder_lr_factor": 0.25}})
+    first = Segmenter(3, None, config, tmp_path / "a").fit(paths, masks, paths[:2], masks[:2])
+    factors = first.model.optimizer.lr_multipliers
+    assert factors["stem_conv"] == 0.25 and "aspp_proj_conv" not in factors  # encoder slower, decoder not
+    assert len(first.history["loss"]) == 2 and "val_loss" in first.history  # no early stop: the whole budget
+    assert first.model.optimizer.iterations.numpy() == 4  # 2 batches x 2 epochs, one schedule
+    second = Segmenter(3, None, config, tmp_path / "b").fit(paths, masks)  # without validation images
+    for a, b in zip(first.model.get_weights(), second.model.get_weights()):
+        np.testing.assert_array_equal(a, b)

@@ -138,11 +138,13 @@ class SegmentationConfig(Section):
     epochs: PositiveInt = 6
     batch_size: PositiveInt = 8
     lr: PositiveFloat = 1e-3
+    encoder_lr_factor: Annotated[float, Field(gt=0, le=1)] = 0.3  # an unfrozen encoder's share of ``lr``
+    weight_decay: Annotated[float, Field(ge=0)] = 1e-4  # AdamW's decoupled weight decay
     dice_weight: Annotated[float, Field(ge=0)] = 1.0  # loss = sparse cross-entropy + dice_weight * soft Dice
     hflip: bool = True  # augmentations applied identically to image and mask
     scale: Annotated[float, Field(ge=0, lt=1)] = 0.25  # random crop of 1 - scale .. 1 of each side, resized back
-    valid_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2  # grouped hold-out for early stopping and mIoU
-    patience: PositiveInt = 3
+    valid_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2  # grouped hold-out, scored (mIoU), never tuned on
+    scored_folds: Annotated[int, Field(ge=0)] = 0  # multi-label + segmentation: segmenters on this many folds (0: all K)
     consistency: Literal["auto", "on", "off"] = "auto"  # drop mask classes the classifier rules out
     max_train_images: Annotated[int, Field(ge=0)] = 0  # 0: all; >0 caps the images a quick run trains on
 

@@ -182,16 +182,13 @@ class FineTunedClassifier:
     def _compile(self, stage: Stage, n_images: int) -> None:
         import keras
 
-        from kagglekit.models.optimizers import LayerwiseAdamW
+        from kagglekit.models.optimizers import LayerwiseAdamW, warmup_cosine
 
         for i, layer in enumerate(self.model.layers):
             layer.trainable = i >= stage.trainable_from and (
                 self.cfg.train_batchnorm or not isinstance(layer, keras.layers.BatchNormalization))
         steps = stage.epochs * steps_per_epoch(n_images, self.cfg.batch_size)
-        warmup = int(steps * self.cfg.warmup_fraction)
-        schedule = keras.optimizers.schedules.CosineDecay(
-            0.0 if warmup else self.cfg.lr, max(1, steps - warmup), alpha=0.01,
-            warmup_target=self.cfg.lr if warmup else None, warmup_steps=warmup)
+        schedule = warmup_cosine(self.cfg.lr, steps, int(steps * self.cfg.warmup_fraction))
         lower = {layer.name: self.cfg.lower_lr_factor for layer in self.model.layers[stage.trainable_from:stage.lower_until]}
         with self.devices.scope():
             self.model.compile(

@@ -16,10 +16,12 @@ import numpy as np
 from PIL import Image
 
 from kagglekit.core.config import RunConfig
+from kagglekit.core.errors import ConfigError
 from kagglekit.data.images import read_rgb
 from kagglekit.data.masks import read_label_map, resize_labels
 from kagglekit.data.views import apply_view
 from kagglekit.models.losses import SegmentationLoss
+from kagglekit.models.optimizers import LayerwiseAdamW, warmup_cosine
 
 #: Views that undo themselves and keep a non-square input's shape: usable for dense predictions.
 SELF_INVERSE_VIEWS = ("identity", "hflip", "vflip", "rot180")
@@ -109,26 +111,34 @@ class Segmenter:
                                      self.config.weights_dir, self.cfg.freeze_encoder)
         return self.model
 
-    def fit(self, paths, masks, valid_paths, valid_masks) -> "Segmenter":
+    def fit(self, paths, masks, valid_paths=None, valid_masks=None) -> "Segmenter":
+        """Train for ``segmentation.epochs`` on a cosine schedule with a short warm-up. The validation
+        images, if given, are only watched (learning curves): nothing (epochs, learning rate, weights
+        kept) is chosen on them, so they can be scored honestly."""
         from kagglekit.core.progress import epoch_bar
 
         keras.utils.set_random_seed(self.config.seed)
         self.workdir.mkdir(parents=True, exist_ok=True)
         cfg = self.cfg
         x, y = load_resized(paths, self.size), load_resized(masks, self.size, masks=True)
-        x_valid, y_valid = load_resized(valid_paths, self.size), load_resized(valid_masks, self.size, masks=True)
-        self.build().compile(optimizer=keras.optimizers.Adam(cfg.lr),
-                             loss=SegmentationLoss(self.n_classes, self.void_label, cfg.dice_weight))
         batches = AugmentedBatches(x, y, cfg.batch_size, cfg.hflip, cfg.scale, self.config.seed)
-        callbacks = [
-            keras.callbacks.EarlyStopping("val_loss", patience=cfg.patience, restore_best_weights=True),
-            keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.3, patience=max(1, cfg.patience - 1)),
-            keras.callbacks.CSVLogger(self.workdir / "log.csv"),
-            epoch_bar(cfg.epochs, desc="segmenter"),
-        ]
+        steps = len(batches) * cfg.epochs
+        schedule = warmup_cosine(cfg.lr, steps, min(len(batches), steps // 10))  # warm-up: the decoder starts random
+        model = self.build()
+        # an unfrozen encoder learns at encoder_lr_factor of the rate: its ImageNet features need less change
+        # than the randomly initialised decoder (the encoder is a nested model; its variables carry its layers' names)
+        encoder = {inner.name: cfg.encoder_lr_factor
+                   for layer in model.layers if isinstance(layer, keras.Model) for inner in layer.layers}
+        model.compile(optimizer=LayerwiseAdamW(lr_multipliers=encoder, learning_rate=schedule,
+                                               weight_decay=cfg.weight_decay),
+                      loss=SegmentationLoss(self.n_classes, self.void_label, cfg.dice_weight))
+        validation = None
+        if valid_paths:
+            validation = (load_resized(valid_paths, self.size).astype(np.float32),
+                          load_resized(valid_masks, self.size, masks=True).astype(np.int32))
+        callbacks = [keras.callbacks.CSVLogger(self.workdir / "log.csv"), epoch_bar(cfg.epochs, desc="segmenter")]
         history = self.model.fit(batches, epochs=cfg.epochs, callbacks=callbacks, verbose=0,
-                                 validation_data=(x_valid.astype(np.float32), y_valid.astype(np.int32)),
-                                 validation_batch_size=cfg.batch_size)
+                                 validation_data=validation, validation_batch_size=cfg.batch_size)
         self.history = {k: [float(v) for v in vals] for k, vals in history.history.items()}
         self.model.save_weights(self.weights_path)
         return self
@@ -154,11 +164,32 @@ class Segmenter:
         return total / len(views)
 
     def predict(self, paths: list[Path], sizes: list[tuple[int, int]], tta=("identity",),
-                allowed: np.ndarray | None = None, chunk: int = 64) -> list[np.ndarray]:
-        """One uint8 label map per image, at its original (height, width) (``label_maps``)."""
-        out = []
-        for start in range(0, len(paths), chunk):
-            part = slice(start, start + chunk)
-            out += label_maps(self.predict_proba(paths[part], tta), sizes[part],
-                              None if allowed is None else allowed[part])
-        return out
+                allowed: np.ndarray | None = None) -> list[np.ndarray]:
+        """One uint8 label map per image, at its original (height, width) (``predict_label_maps``)."""
+        return predict_label_maps([self], paths, sizes, tta, allowed)
+
+
+def predict_label_maps(segmenters: list[Segmenter], paths: list[Path], sizes: list[tuple[int, int]], tta=("identity",),
+                       allowed: np.ndarray | None = None, chunk: int = 64) -> list[np.ndarray]:
+    """Label maps at each image's original size from the mean probabilities of ``segmenters`` (a fold
+    ensemble), ``chunk`` images at a time so memory stays bounded (``label_maps``)."""
+    out = []
+    for start in range(0, len(paths), chunk):
+        part = slice(start, start + chunk)
+        x = load_resized(paths[part], segmenters[0].size)
+        proba = np.mean([s.proba_resized(x, tta) for s in segmenters], axis=0)
+        out += label_maps(proba, sizes[part], None if allowed is None else allowed[part])
+    return out
+
+
+def saved_segmenters(n_classes: int, void_label: int | None, config: RunConfig, folder: Path) -> list[Segmenter]:
+    """The trained segmenters a run saved under ``folder``: one there, or one per ``fold<k>/`` inside it."""
+    folder = Path(folder)
+    single = Segmenter(n_classes, void_label, config, folder)
+    if single.weights_path.is_file():
+        return [single.load()]
+    found = sorted((p for p in folder.glob("fold*") if (p / single.weights_path.name).is_file()),
+                   key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else -1)
+    if not found:
+        raise ConfigError(f"{folder}: no trained segmenter ({single.weights_path.name}) here or in fold*/; is the run finished?")
+    return [Segmenter(n_classes, void_label, config, p).load() for p in found]

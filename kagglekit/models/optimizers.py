@@ -1,4 +1,5 @@
-"""AdamW with a learning-rate multiplier per layer, and an EMA swapped in only when asked.
+"""AdamW with a learning-rate multiplier per layer, an EMA swapped in only when asked, and the warm-up +
+cosine schedule both trainers (fine-tuning, segmentation) use.
 
 Keras 3 has no per-layer learning rates, and scaling gradients instead does nothing under Adam (its
 step is invariant to the gradient's scale), so the multiplier is applied to the step itself in
@@ -11,6 +12,13 @@ but ``fit`` would copy it into the model at the end of every call; the fine-tuni
 from __future__ import annotations
 
 import keras
+
+
+def warmup_cosine(lr: float, steps: int, warmup_steps: int):
+    """Linear warm-up from 0 to ``lr`` over ``warmup_steps``, then cosine decay to 1% of it at ``steps``."""
+    return keras.optimizers.schedules.CosineDecay(
+        0.0 if warmup_steps else lr, max(1, steps - warmup_steps), alpha=0.01,
+        warmup_target=lr if warmup_steps else None, warmup_steps=warmup_steps)
 
 
 @keras.saving.register_keras_serializable(package="kagglekit")

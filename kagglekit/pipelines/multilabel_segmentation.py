@@ -4,10 +4,12 @@
 2. classification: cached frozen-backbone features, a sigmoid head per fold (BCE or focal loss,
    per-class weights) -> out-of-fold probabilities -> per-class F1-optimal thresholds fitted on them
    (top-1 fallback) -> fold-ensemble test labels; per-class F1 and mAP reported;
-3. segmentation: a segmenter trained on fold 0's training part, early-stopped and scored on its
-   validation part (whose classifier predictions are out-of-fold, so the comparison is honest);
-   "consistency" (limit each image's pixels to background + the classes the classifier predicts)
-   is kept only if it raises the hold-out Dice (``segmentation.consistency: auto``);
+3. segmentation: a segmenter per fold (``segmentation.scored_folds`` of them; all K by default),
+   trained for a fixed epoch budget on the fold's training part and scored on its validation part
+   (whose classifier predictions are out-of-fold too, so the comparison is honest); "consistency"
+   (limit each image's pixels to background + the classes the classifier predicts) is kept only if
+   it raises the out-of-fold Dice (``segmentation.consistency: auto``); the test masks come from the
+   fold segmenters' mean probabilities;
 4. both kinds of rows are written as row-major RLE at each image's original size and validated;
 5. the run directory explains itself: config, metrics (per-class F1/AP, thresholds, mIoU, Dice with
    and without consistency), OOF and test probabilities, learning curves, masks over images.
@@ -30,7 +32,7 @@ from kagglekit.data.masks import image_size, read_label_map
 from kagglekit.evaluation.folds import content_groups, multilabel_folds
 from kagglekit.evaluation.reports import segmentation_report
 from kagglekit.evaluation.segmentation import stack_dice
-from kagglekit.learners.segmenter import Segmenter
+from kagglekit.learners.segmenter import Segmenter, label_maps, predict_label_maps, saved_segmenters
 from kagglekit.pipelines.inputs import checked_test, usable_train
 from kagglekit.pipelines.multilabel_classification import (
     POSTPROCESS,
@@ -63,15 +65,24 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
     fitted = fit_label_heads(competition, config, run_dir, train, groups, train_shas, folds)
     oof, oof_labels, tuner, report = fitted.oof, fitted.oof_labels, fitted.tuner, fitted.report
 
-    # --- segmentation on fold 0 -----------------------------------------------------------------------
-    fit, valid = train.subset(folds[0][0]), train.subset(folds[0][1])
-    segmenter = Segmenter(len(classes) + 1, void, config, run_dir / "segmenter")
-    segmenter.fit(fit.paths, fit.masks, valid.paths, valid.masks)
-    truths = [read_label_map(m) for m in valid.masks]
-    sizes = [t.shape for t in truths]
-    allowed_valid = np.hstack([np.ones((len(valid), 1), bool), oof_labels[folds[0][1]].astype(bool)])
-    plain = segmenter.predict(valid.paths, sizes, config.tta)
-    consistent = segmenter.predict(valid.paths, sizes, config.tta, allowed=allowed_valid)
+    # --- segmentation: a segmenter per scored fold, trained on its training part, scored on the rest ---
+    scored = folds[:config.segmentation.scored_folds or len(folds)]
+    rows = np.concatenate([va for _, va in scored])
+    truths, plain, consistent, histories = [], [], [], []
+    for k, (tr, va) in enumerate(scored):
+        fit, valid = train.subset(tr), train.subset(va)
+        segmenter = Segmenter(len(classes) + 1, void, config, run_dir / "segmenter" / f"fold{k}")
+        segmenter.fit(fit.paths, fit.masks, valid.paths, valid.masks)  # valid only watched, never tuned on
+        histories.append(segmenter.history)
+        fold_truths = [read_label_map(m) for m in valid.masks]
+        allowed = np.hstack([np.ones((len(va), 1), bool), oof_labels[va].astype(bool)])
+        for start in range(0, len(va), 64):  # one pass of the network serves both variants
+            part = slice(start, start + 64)
+            proba = segmenter.predict_proba(valid.paths[part], config.tta)
+            sizes = [t.shape for t in fold_truths[part]]
+            plain += label_maps(proba, sizes)
+            consistent += label_maps(proba, sizes, allowed[part])
+        truths += fold_truths
     foreground = range(1, len(classes) + 1)
     dice_plain = float(np.mean([stack_dice(t, p, foreground, void) for t, p in zip(truths, plain)]))
     dice_consistent = float(np.mean([stack_dice(t, p, foreground, void) for t, p in zip(truths, consistent)]))
@@ -79,14 +90,16 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
     use_consistency = mode == "on" or (mode == "auto" and dice_consistent > dice_plain)
     predicted = consistent if use_consistency else plain
     seg_scores = segmentation_report(truths, predicted, ["background"] + classes, void)
-    log.info("segmentation hold-out: Dice %.4f plain, %.4f with classifier consistency (%s); mIoU %.4f",
-             dice_plain, dice_consistent, "kept" if use_consistency else "dropped", seg_scores["miou"])
+    log.info("segmentation out-of-fold (%d folds): Dice %.4f plain, %.4f with classifier consistency (%s); mIoU %.4f",
+             len(scored), dice_plain, dice_consistent, "kept" if use_consistency else "dropped", seg_scores["miou"])
 
-    # --- estimated leaderboard score on the hold-out: both kinds of rows -----------------------------
-    y_valid, l_valid = train.labels[folds[0][1]], oof_labels[folds[0][1]]
-    label_dice = 2 * (y_valid & l_valid).sum(1) / np.maximum(y_valid.sum(1) + l_valid.sum(1), 1)
-    mask_rows = [stack_dice(t, p, foreground, void) for t, p in zip(truths, predicted)]
-    estimate = float(np.mean(np.concatenate([label_dice, mask_rows])))
+    # --- estimated leaderboard score out of fold: both kinds of rows, per fold ------------------------
+    foreground_dice = np.array([stack_dice(t, p, foreground, void) for t, p in zip(truths, predicted)])
+    label_dice = 2 * (train.labels & oof_labels).sum(1) / np.maximum(train.labels.sum(1) + oof_labels.sum(1), 1)
+    fold_scores, done = [], 0
+    for _, va in scored:
+        fold_scores.append(float(np.mean(np.concatenate([label_dice[va], foreground_dice[done:done + len(va)]]))))
+        done += len(va)
 
     # --- test: from the saved models, exactly as ``kagglekit predict`` does ---------------------------
     atomic_write_json(run_dir / POSTPROCESS, {"thresholds": tuner.thresholds_.tolist(),
@@ -97,10 +110,12 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
 
     result = RunResult(
         run_dir=run_dir, competition=competition.name, metric=competition.metric,
-        cv_mean=estimate, cv_std=0.0, fold_scores=[estimate], submission=submission, seconds=time.time() - started,
+        cv_mean=float(np.mean(fold_scores)), cv_std=float(np.std(fold_scores)), fold_scores=fold_scores,
+        submission=submission, seconds=time.time() - started,
         extra={
-            "validation": f"fold 0 of {len(folds)} multilabel-stratified folds (classifier: all folds, out-of-fold)",
-            "classification_rows_dice": float(label_dice.mean()), "segmentation_rows_dice": float(np.mean(mask_rows)),
+            "validation": f"{len(scored)} of {len(folds)} multilabel-stratified folds out of fold (classifier: all "
+                          f"{len(folds)}); thresholds nested; nothing tuned on a scored fold but the consistency switch",
+            "classification_rows_dice": float(label_dice[rows].mean()), "segmentation_rows_dice": float(foreground_dice.mean()),
             "segmentation_dice_plain": dice_plain, "segmentation_dice_consistent": dice_consistent,
             "consistency_used": bool(use_consistency), "segmentation": seg_scores, "classification": report,
             "train_images": len(train), "test_images": len(test),
@@ -109,7 +124,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
     write_probabilities(run_dir, classes, train, oof, test, test_proba)
     plots.learning_curves([h.history for h in fitted.heads], run_dir / "plots" / "classifier_learning_curves.png",
                           f"{competition.name}: classifier heads, OOF mAP {report['mAP']:.4f}")
-    write_outputs(result, competition, [segmenter.history], valid, truths, predicted, background=0)
+    write_outputs(result, competition, histories, train.subset(rows), truths, predicted, background=0)
     return result
 
 
@@ -125,6 +140,6 @@ def predict_with_proba(competition: Competition, config: RunConfig, run_dir: Pat
     labels = saved_tuner(run_dir).predict(proba)
     consistent = json.loads((run_dir / POSTPROCESS).read_text())["consistency"]
     allowed = np.hstack([np.ones((len(test), 1), bool), labels.astype(bool)]) if consistent else None
-    segmenter = Segmenter(n_classes + 1, competition.void_label, config, run_dir / "segmenter").load()
-    maps = segmenter.predict(test.paths, [image_size(p) for p in test.paths], config.tta, allowed=allowed)
+    segmenters = saved_segmenters(n_classes + 1, competition.void_label, config, run_dir / "segmenter")
+    maps = predict_label_maps(segmenters, test.paths, [image_size(p) for p in test.paths], config.tta, allowed)
     return competition.submission_frame(test.ids, labels, maps), proba

@@ -1,11 +1,11 @@
 """Semantic segmentation (``segmentation-folder`` competitions such as CamVid), top to bottom.
 
 1. read images and masks; hold out whole groups (e.g. video sequences) for validation;
-2. train a segmenter (pretrained encoder, U-Net or DeepLabV3+ head) with paired augmentations,
-   early-stopped on the held-out group;
+2. train a segmenter (pretrained encoder, U-Net or DeepLabV3+ head) with paired augmentations for a
+   fixed epoch budget on a cosine schedule (the held-out group is watched, never tuned on);
 3. score the hold-out at each image's original size: mIoU (void ignored) and the competition's Dice;
 4. predict the test set with the saved model (``kagglekit predict`` takes the same path), resize back to each image's size, write and validate the RLE submission;
-5. config, metrics, learning curves and masks-over-images are saved in the run directory.
+5. config, metrics, learning curves and the worst hold-out images with their masks are saved in the run directory.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from kagglekit.data.images import read_rgb
 from kagglekit.data.masks import image_size, read_label_map
 from kagglekit.evaluation.folds import grouped_holdout
 from kagglekit.evaluation.reports import segmentation_report
+from kagglekit.evaluation.segmentation import mask_dice
 from kagglekit.learners.segmenter import Segmenter
 from kagglekit.pipelines.inputs import checked_test, usable_train
 from kagglekit.runs import plots
@@ -97,8 +98,12 @@ def write_outputs(result: RunResult, competition: Competition, histories: list[d
     if "miou" in result.extra:
         title += f", mIoU {result.extra['miou']:.4f}"
     plots.learning_curves(histories, run_dir / "plots" / "learning_curves.png", title)
-    shown = np.linspace(0, len(valid) - 1, min(4, len(valid))).round().astype(int)
+    # the worst-segmented hold-out images first: where the model needs looking at
+    n_classes = len(competition.classes) + (background is not None)
+    dice = np.array([mask_dice(t, p, n_classes).mean() for t, p in zip(truths, predicted)])
+    shown = np.argsort(dice, kind="stable")[:4]
     plots.mask_overlays([read_rgb(valid.paths[i]) for i in shown], [truths[i] for i in shown],
-                        [predicted[i] for i in shown], len(competition.classes) + (background is not None),
-                        run_dir / "plots" / "masks.png", f"{competition.name}: hold-out images", background)
+                        [predicted[i] for i in shown], n_classes, run_dir / "plots" / "masks.png",
+                        f"{competition.name}: the {len(shown)} worst of {len(valid)} hold-out images", background,
+                        [f"{valid.ids[i]}: mean Dice over classes {dice[i]:.3f}" for i in shown])
     log.info("run directory %s\n%s", run_dir, json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}, indent=1))

@@ -160,14 +160,16 @@ def features_ensemble(predictor: RunPredictor, extractor_groups: list[list], fol
 
 
 def segmenter_model(predictor: SegmenterPredictor) -> keras.Model:
-    """The run's segmenter with its TTA: each flip-type view is flipped back after the network, then
-    the per-pixel probabilities are averaged (what ``Segmenter.proba_resized`` computes)."""
+    """The run's segmenters with its TTA: each flip-type view is flipped back after every network,
+    then the per-pixel probabilities are averaged (what ``SegmenterPredictor.predict_batch`` computes)."""
     image = keras.Input((*predictor.input_shape, 3), name="image")
     pixels = RoundToBytes(name="bytes")(image)
-    net = rename(predictor.segmenter.model, "segmenter")
+    nets = [rename(s.model, f"segmenter{k}") for k, s in enumerate(predictor.segmenters)]
     views = [v for v in predictor.config.tta if v in SELF_INVERSE_VIEWS] or ["identity"]
-    outputs = [net(x) if view == "identity" else DihedralView(view, name=f"unview_{view}")(net(x))
-               for view, x in zip(views, views_of(pixels, views))]
+    outputs = []
+    for view, x in zip(views, views_of(pixels, views)):
+        per_view = average([net(x) for net in nets], f"mean_{view}")  # the run averages models, then views
+        outputs.append(per_view if view == "identity" else DihedralView(view, name=f"unview_{view}")(per_view))
     return keras.Model(image, average(outputs), name=f"{predictor.competition.name}_segmenter")
 
 
@@ -175,8 +177,8 @@ def views_of(x, views: list[str]) -> list:
     return [x if view == "identity" else DihedralView(view, name=f"view_{view}")(x) for view in views]
 
 
-def average(outputs: list):
-    return keras.layers.Average(name="probabilities")(outputs) if len(outputs) > 1 else outputs[0]
+def average(outputs: list, name: str = "probabilities"):
+    return keras.layers.Average(name=name)(outputs) if len(outputs) > 1 else outputs[0]
 
 
 def rename(model: keras.Model, name: str) -> keras.Model:

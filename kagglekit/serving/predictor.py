@@ -31,7 +31,7 @@ from kagglekit.data.loaders import image_batches, resized_batch
 from kagglekit.data.masks import label_png
 from kagglekit.data.streams import to_uint8
 from kagglekit.learners.multilabel_head import MultiLabelHead
-from kagglekit.learners.segmenter import Segmenter, label_maps, resize_image
+from kagglekit.learners.segmenter import label_maps, resize_image, saved_segmenters
 from kagglekit.learners.thresholds import ThresholdTuner
 from kagglekit.pipelines import finetuning, resolve_learner
 from kagglekit.pipelines.classification import ensemble_proba, input_extractors, load_fold_models, tta_proba
@@ -199,8 +199,8 @@ class SegmenterPredictor(RunPredictor):
         self.multilabel = self.competition.task == "multilabel-segmentation"
         # a multi-label run's masks hold background (0) and then its classes; a plain one only its classes
         self.mask_classes = ["background"] + self.classes if self.multilabel else self.classes
-        self.segmenter = Segmenter(len(self.mask_classes), self.competition.void_label, self.config,
-                                   self.run_dir / "segmenter").load()
+        self.segmenters = saved_segmenters(len(self.mask_classes), self.competition.void_label, self.config,
+                                           self.run_dir / "segmenter")
         if self.multilabel:
             self.labeller = LabelPredictor(run_dir, weights_dir)
             self.consistency = bool(read_json(self.run_dir / POSTPROCESS, "thresholds")["consistency"])
@@ -211,10 +211,11 @@ class SegmenterPredictor(RunPredictor):
 
     def predict_batch(self, batch: np.ndarray) -> np.ndarray:
         """(n, height, width, mask classes) pixel probabilities for (n, height, width, 3) float32 RGB in
-        [0, 255] at the segmenter's input size, TTA views averaged (what an export computes). Pixels are
+        [0, 255] at the segmenter's input size, TTA views and fold segmenters averaged (what an export computes). Pixels are
         rounded to bytes first: the run resized its images to uint8."""
         with self._lock:
-            return self.segmenter.proba_resized(to_uint8(batch), self.config.tta)
+            pixels = to_uint8(batch)
+            return np.mean([s.proba_resized(pixels, self.config.tta) for s in self.segmenters], axis=0)
 
     def predict_images(self, images: list[np.ndarray]) -> list[MaskPrediction]:
         """A ``MaskPrediction`` per decoded (H, W, 3) uint8 image of any size."""
