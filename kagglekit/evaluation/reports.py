@@ -1,9 +1,11 @@
-"""Reports of what a model got right, per class: multi-label F1 / AP, segmentation IoU and Dice."""
+"""Reports of what a model got right, per class, and where it went wrong: single-label precision /
+recall / F1, the worst out-of-fold mistakes, calibration; multi-label F1 / AP; segmentation IoU and Dice."""
 
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import average_precision_score, f1_score
+import pandas as pd
+from sklearn.metrics import average_precision_score, f1_score, precision_recall_fscore_support
 
 from kagglekit.evaluation.segmentation import ConfusionMatrix, mask_dice
 
@@ -38,3 +40,31 @@ def segmentation_report(truths: list[np.ndarray], predicted: list[np.ndarray], c
         "miou": confusion.miou(), "dice": float(dice), "pixel_accuracy": confusion.pixel_accuracy(),
         "iou": {c: (None if np.isnan(v) else float(v)) for c, v in zip(classes, iou)},
     }
+
+
+def per_class_table(labels: np.ndarray, predicted: np.ndarray, classes: list[str]) -> pd.DataFrame:
+    """Precision, recall, F1 and support of every class (single-label), and the commonest confusion."""
+    n = len(classes)
+    precision, recall, f1, support = precision_recall_fscore_support(labels, predicted, labels=range(n), zero_division=0)
+    confused = []
+    for k in range(n):
+        wrong = predicted[(labels == k) & (predicted != k)]
+        confused.append(f"{classes[np.bincount(wrong, minlength=n).argmax()]} ({np.bincount(wrong).max()})"
+                        if len(wrong) else "")
+    return pd.DataFrame({"class": classes, "precision": precision, "recall": recall, "f1": f1,
+                         "support": support, "most_often_taken_for": confused})
+
+
+def worst_mistakes(labels: np.ndarray, proba: np.ndarray, limit: int) -> np.ndarray:
+    """Rows of the mistakes (predicted class != true class), lowest probability of the true class first."""
+    wrong = np.flatnonzero(proba.argmax(1) != labels)
+    p_true = proba[wrong, labels[wrong]]
+    return wrong[np.argsort(p_true, kind="stable")][:limit]
+
+
+def expected_calibration_error(correct: np.ndarray, confidence: np.ndarray, bins: int = 10) -> float:
+    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by how many rows each holds."""
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    return float(sum(abs(correct[which == b].mean() - confidence[which == b].mean()) * (which == b).mean()
+                     for b in range(bins) if (which == b).any()))

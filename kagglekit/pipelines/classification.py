@@ -7,7 +7,9 @@
    blocks), trained on all train views, early-stopped on an inner split of the training fold (never on
    the fold being scored), scored on out-of-fold TTA-averaged predictions;
 4. the saved fold models predict the test set (TTA-averaged), the submission is written and validated;
-5. config, metrics, OOF predictions, plots and weights are saved in the run directory.
+5. config, metrics, OOF predictions, plots and weights are saved in the run directory, with an error
+   analysis (per-class precision/recall/F1, the worst out-of-fold mistakes as a table and a picture
+   grid, a reliability plot).
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ from kagglekit.core.config import RunConfig
 from kagglekit.core.errors import ConfigError
 from kagglekit.core.fileio import atomic_write_json, atomic_write_text, sha256_file
 from kagglekit.core.progress import Stopwatch
+from kagglekit.data.images import read_rgb
 from kagglekit.data.views import average_views
 from kagglekit.evaluation.folds import content_groups, inner_split, stratified_folds
 from kagglekit.evaluation.metrics import METRICS
+from kagglekit.evaluation.reports import expected_calibration_error, per_class_table, worst_mistakes
 from kagglekit.learners.features import FeatureExtractor
 from kagglekit.learners.head import HeadClassifier
 from kagglekit.learners.top_blocks import TopBlocksClassifier
@@ -51,6 +55,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
     train, test = read_images(competition, data, run_dir)
     groups, train_shas = content_groups(train.paths)
     folds = stratified_folds(train.labels, groups, config.folds, config.seed, competition.classes)
+    write_folds(run_dir, train, folds)
     classes = competition.classes
     metric = METRICS.get(competition.metric)
 
@@ -175,6 +180,22 @@ def read_images(competition: Competition, data: Path, run_dir: Path) -> tuple[Im
     return train, checked_test(test)
 
 
+FOLDS_FILE = "folds.json"
+
+
+def write_folds(run_dir: Path, train: ImageTable, folds: list) -> None:
+    """Which fold holds each training image, and a hash of the labelled training set: what a blend of
+    runs checks before it combines their out-of-fold predictions (``pipelines.blend``)."""
+    import hashlib
+
+    fold_of = np.zeros(len(train), dtype=int)
+    for k, (_, va) in enumerate(folds):
+        fold_of[va] = k
+    digest = hashlib.sha256("\n".join(f"{i}\t{label}" for i, label in zip(train.ids, train.labels)).encode())
+    atomic_write_json(run_dir / FOLDS_FILE, {"train_sha256": digest.hexdigest(), "ids": train.ids,
+                                             "fold_of": fold_of.tolist()})
+
+
 def write_outputs(result: RunResult, competition: Competition, train: ImageTable, test: ImageTable,
                   oof: np.ndarray, test_proba: np.ndarray, histories: list[dict], rows: np.ndarray | None = None) -> None:
     """Everything that explains a run; ``rows`` are the training images with out-of-fold predictions
@@ -196,4 +217,44 @@ def write_outputs(result: RunResult, competition: Competition, train: ImageTable
     plots.learning_curves(histories, run_dir / "plots" / "learning_curves.png", title)
     plots.confusion_matrix(labels, oof.argmax(1), classes, run_dir / "plots" / "confusion_matrix.png",
                            f"{competition.name}: out-of-fold predictions")
+    write_error_analysis(run_dir, competition.name, classes, [train.ids[i] for i in rows],
+                         [train.paths[i] for i in rows], labels, oof)
     log.info("run directory %s\n%s", run_dir, json.dumps(metrics, indent=1))
+
+
+def write_error_analysis(run_dir: Path, name: str, classes: list[str], ids: list[str], paths: list[Path],
+                         labels: np.ndarray, oof: np.ndarray, shown: int = 16) -> None:
+    """Where the model goes wrong, out of fold: ``per_class.csv`` (precision, recall, F1, what each
+    class is most often taken for), ``mistakes.csv`` (every mistake, worst first: the lowest probability
+    of the true class), ``plots/worst_mistakes.png`` (the first ``shown`` of them) and
+    ``plots/reliability.png`` (calibration)."""
+    predicted = oof.argmax(1)
+    table = per_class_table(labels, predicted, classes)
+    atomic_write_text(run_dir / "per_class.csv", table.to_csv(index=False, float_format="%.4f"))
+    worst = worst_mistakes(labels, oof, len(labels))
+    rows = [{"id": ids[i], "image": str(paths[i]), "true": classes[labels[i]], "predicted": classes[predicted[i]],
+             "p_true": float(oof[i, labels[i]]), "p_predicted": float(oof[i, predicted[i]])} for i in worst]
+    columns = ["id", "image", "true", "predicted", "p_true", "p_predicted"]
+    atomic_write_text(run_dir / "mistakes.csv", pd.DataFrame(rows, columns=columns).to_csv(index=False, float_format="%.4f"))
+    if rows:
+        plots.image_grid([thumbnail(paths[i]) for i in worst[:shown]],
+                         [f"{r['id']}\ntrue: {r['true']} ({r['p_true']:.2f})\npredicted: {r['predicted']} "
+                          f"({r['p_predicted']:.2f})" for r in rows[:shown]],
+                         run_dir / "plots" / "worst_mistakes.png",
+                         f"{name}: the {min(shown, len(rows))} worst of {len(rows)} out-of-fold mistakes "
+                         "(probability in brackets)")
+    correct, confidence = predicted == labels, oof.max(1)
+    ece = expected_calibration_error(correct, confidence)
+    plots.reliability(correct, confidence, run_dir / "plots" / "reliability.png",
+                      f"{name}: calibration out of fold (ECE {ece:.3f})")
+    log.info("error analysis: %d out-of-fold mistakes in %s; weakest classes by F1: %s; ECE %.3f", len(rows),
+             run_dir / "mistakes.csv", ", ".join(table.nsmallest(3, "f1")["class"]), ece)
+
+
+def thumbnail(path: Path, side: int = 256) -> np.ndarray:
+    """The image at most ``side`` pixels on its longer side (a grid of full photos would be huge)."""
+    from PIL import Image
+
+    image = Image.fromarray(read_rgb(path))
+    image.thumbnail((side, side))
+    return np.asarray(image)

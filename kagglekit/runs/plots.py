@@ -1,4 +1,5 @@
-"""Plots saved as PNG files people can open: learning curves and confusion matrices."""
+"""Plots saved as PNG files people can open: learning curves, confusion matrices, the worst mistakes,
+reliability (calibration), masks over images, CV against the leaderboard."""
 
 from __future__ import annotations
 
@@ -62,9 +63,44 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str],
     return _save(fig, path)
 
 
+def image_grid(images: list[np.ndarray], captions: list[str], path: Path, title: str, columns: int = 4) -> Path:
+    """Images in a grid, each with a caption of a few lines under it (e.g. truth, prediction, confidence)."""
+    rows = max(1, -(-len(images) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.6 * rows), squeeze=False, layout="constrained")
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    for ax, image, caption in zip(axes.ravel(), images, captions):
+        ax.imshow(image)
+        ax.set_title(caption, fontsize=8, loc="left")
+    fig.suptitle(title, fontsize=12)
+    return _save(fig, path)
+
+
+def reliability(correct: np.ndarray, confidence: np.ndarray, path: Path, title: str, bins: int = 10) -> Path:
+    """Calibration: accuracy against confidence (the top class's probability) in equal-width bins, beside
+    the perfectly calibrated diagonal, over a histogram of how many predictions each bin holds."""
+    from sklearn.calibration import calibration_curve
+
+    accuracy, mean_confidence = calibration_curve(correct.astype(int), confidence, n_bins=bins, strategy="uniform")
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(5.5, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    top.plot([0, 1], [0, 1], "--", color="grey", label="perfectly calibrated")
+    top.plot(mean_confidence, accuracy, "o-", color="C0", label="this model (out of fold)")
+    top.set_ylabel("accuracy")
+    top.set_xlim(0, 1)
+    top.set_ylim(0, 1.02)
+    top.legend(loc="upper left")
+    top.set_title(title)
+    bottom.hist(confidence, bins=np.linspace(0, 1, bins + 1), color="C0")
+    bottom.set_xlabel("confidence (probability of the predicted class)")
+    bottom.set_ylabel("images")
+    return _save(fig, path)
+
+
 def mask_overlays(images: list[np.ndarray], truths: list[np.ndarray | None], predictions: list[np.ndarray],
-                  n_classes: int, path: Path, title: str, background: int | None = None) -> Path:
-    """One row per image: the image, the true mask over it, the predicted mask over it.
+                  n_classes: int, path: Path, title: str, background: int | None = None,
+                  row_labels: list[str] | None = None) -> Path:
+    """One row per image: the image, the true mask over it, the predicted mask over it (``row_labels``
+    written under each row's image).
 
     Classes get fixed colours (tab20); ``background`` and void / out-of-range values stay transparent.
     """
@@ -87,6 +123,8 @@ def mask_overlays(images: list[np.ndarray], truths: list[np.ndarray | None], pre
             axes[row][col].set_axis_off()
             if row == 0:
                 axes[row][col].set_title(columns[col])
+        if row_labels:
+            axes[row][0].annotate(row_labels[row], (0, -0.02), xycoords="axes fraction", va="top", fontsize=8)
     fig.suptitle(title)
     return _save(fig, path)
 
