@@ -1,4 +1,6 @@
-"""``kagglekit scores COMPETITION``: the ledger's runs and submissions, best first, and a CV-vs-LB plot."""
+"""``kagglekit scores COMPETITION``: the ledger's runs and submissions, best first, a CV-vs-LB plot, and a
+trust report (``evaluation.trust``): how well CV tracks the leaderboard, and which two runs to choose
+as final submissions."""
 
 from __future__ import annotations
 
@@ -7,7 +9,10 @@ from pathlib import Path
 import pandas as pd
 
 from kagglekit.competitions.discovery import get_competition
+from kagglekit.core.fileio import atomic_write_json
+from kagglekit.evaluation.trust import trust_report
 from kagglekit.runs.ledger import Ledger, default_ledger_path
+from kagglekit.submission.writer import read_csv_strings
 
 
 def register(subparsers) -> None:
@@ -39,4 +44,22 @@ def main(args) -> int:
     plot = args.plot or args.ledger.parent / competition.name / "scores.png"
     cv_vs_leaderboard(history, plot, f"{competition.title}: CV vs public leaderboard")
     print(f"plot: {plot}")
+    report = trust_report(history, submitted_values(history, competition))
+    print("\ntrust report:\n  " + "\n  ".join(report.lines()))
+    atomic_write_json(plot.with_name("trust.json"), report.to_dict())
+    print(f"trust report: {plot.with_name('trust.json')}")
     return 0
+
+
+def submitted_values(history: pd.DataFrame, competition):
+    """run id -> its submission's scored column indexed by row id, read from its run directory."""
+    folders = dict(zip(history.run_id, history.run_dir))
+
+    def values(run_id: str) -> pd.Series | None:
+        path = Path(folders.get(run_id) or "") / "submission.csv"
+        if not path.is_file():
+            return None
+        frame = read_csv_strings(path)
+        return frame.set_index(competition.id_column)[competition.value_column]
+
+    return values

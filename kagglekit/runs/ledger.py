@@ -168,14 +168,14 @@ class Ledger:
         made without a recorded run. Newest first."""
         query = """
             SELECT r.run_id, r.backbones, r.metric, r.cv_mean, r.cv_std, r.fold_scores, r.seconds, r.git_commit,
-                   r.config_hash, s.submitted_at, s.message, s.status, s.public_score, s.private_score, s.sha256,
+                   r.config_hash, r.run_dir, s.submitted_at, s.message, s.status, s.public_score, s.private_score, s.sha256,
                    s.ref, COALESCE(s.submitted_at, r.created_at) AS at, COALESCE(s.id, 0) AS sid
             FROM runs r LEFT JOIN submissions s ON s.run_id = r.run_id AND s.status != 'failed'
             WHERE r.competition = :c"""
         if include_unlinked:
             query += """
             UNION ALL
-            SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, s.submitted_at, s.message, s.status,
+            SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, s.submitted_at, s.message, s.status,
                    s.public_score, s.private_score, s.sha256, s.ref, s.submitted_at, s.id
             FROM submissions s WHERE s.competition = :c AND s.run_id IS NULL AND s.status != 'failed'"""
         with self._transaction() as db:
