@@ -47,6 +47,7 @@ COMMAND_MODULES = (
     "kagglekit.commands.new",
     "kagglekit.commands.serve_model",
     "kagglekit.commands.export",
+    "kagglekit.commands.blend",
 )
 DEBUG_HELP = "on an internal error, print the traceback instead of writing it to a crash log"
 

@@ -31,7 +31,7 @@ from kagglekit.evaluation.metrics import METRICS
 from kagglekit.learners.devices import resolve_devices
 from kagglekit.learners.finetune import FineTunedClassifier
 from kagglekit.models.backbones import get_backbone
-from kagglekit.pipelines.classification import read_images, write_outputs
+from kagglekit.pipelines.classification import read_images, write_folds, write_outputs
 from kagglekit.pipelines.inputs import checked_test
 from kagglekit.runs.result import RunResult
 from kagglekit.submission.writer import write_submission
@@ -48,6 +48,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
     train, test = read_images(competition, data, run_dir)
     groups, _ = content_groups(train.paths)
     folds = stratified_folds(train.labels, groups, config.folds, config.seed, competition.classes)
+    write_folds(run_dir, train, folds)
     scored = folds[:config.finetune.scored_folds]
     classes, metric = competition.classes, METRICS.get(competition.metric)
     images = decode_images(train.paths, config.image_size, "train images")

@@ -1,0 +1,58 @@
+"""``kagglekit blend RUN RUN ... [--method mean|hill|stack] [--submit]``: several finished runs combined
+into a new run directory, with a nested-CV score, a validated submission and a ledger row."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from kagglekit.core.errors import ConfigError
+from kagglekit.core.fileio import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("blend", help="blend finished classification runs (nested-CV scored) into a new run")
+    parser.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR", help="two or more run directories")
+    parser.add_argument("--method", choices=("mean", "hill", "stack"), default="hill",
+                        help="mean: equal weights; hill: weights by ensemble selection on OOF (default); "
+                             "stack: logistic regression on OOF")
+    parser.add_argument("--data", type=Path, help="the competition folder (default: the first run's)")
+    parser.add_argument("--output-dir", type=Path, help="where the blend's run directory goes "
+                                                        "(default: beside the first run's)")
+    parser.add_argument("--submit", action="store_true", help="submit the blend's submission.csv to Kaggle")
+    parser.add_argument("-m", "--message", help="submission description")
+    parser.add_argument("--force", action="store_true", help="submit even if these bytes were submitted before")
+    parser.set_defaults(func=main)
+
+
+def main(args) -> int:
+    from kagglekit.commands.run import record_and_submit, summary_table
+    from kagglekit.pipelines.blend import BlendConfig, read_member, run
+    from kagglekit.pipelines.rebuild import run_competition
+    from kagglekit.runs.rundir import COMPETITION_FILE, new_run_dir
+
+    if len(set(p.resolve() for p in args.runs)) < 2:
+        raise ConfigError("a blend needs two or more different run directories")
+    members = [read_member(p) for p in args.runs]
+    first = members[0]
+    competition = run_competition(first.run_dir)
+    data = args.data or Path(first.config.data or "")
+    if not data.is_dir():
+        raise ConfigError(f"the competition folder {data} is gone; pass --data with it (the submission is validated)")
+    competition = competition.resolve(data)
+    output = args.output_dir or first.run_dir.parent.parent
+    config = BlendConfig(competition=first.config.competition, members=[str(m.run_dir) for m in members],
+                         method=args.method, output_dir=str(output), data=str(data))
+    run_dir = new_run_dir(config, competition.name)
+    atomic_write_text(run_dir / "blend_config.json", config.model_dump_json(indent=1) + "\n")
+    if (first.run_dir / COMPETITION_FILE).is_file():  # the blend explains itself like its members
+        (run_dir / COMPETITION_FILE).write_bytes((first.run_dir / COMPETITION_FILE).read_bytes())
+    result = run(competition, members, args.method, run_dir, data)
+    for member, scores in result.extra["members"].items():
+        print(f"member {Path(member).name}: CV {result.metric} {scores['cv_mean']:.4f} ± {scores['cv_std']:.4f}")
+    print(f"blend ({args.method}, nested CV): {result.metric} {result.cv_mean:.4f} ± {result.cv_std:.4f}")
+    print(summary_table(result))
+    record_and_submit(result, config, competition, submit=args.submit, message=args.message, force=args.force)
+    return 0

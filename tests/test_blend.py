@@ -1,0 +1,128 @@
+"""Blending runs: the fitted methods, their nested CV, and ``kagglekit blend`` on two real tiny runs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from kagglekit.cli import main as run_cli
+from kagglekit.evaluation.metrics import accuracy
+from kagglekit.learners.blending import BLENDS, HillClimbBlend, nested_proba
+
+
+def noisy_members(rng, labels, noise: list[float], n_classes: int = 4) -> list[np.ndarray]:
+    """Probabilities that know the label, each run with its own amount of independent noise."""
+    members = []
+    for level in noise:
+        logits = rng.normal(0, level, (len(labels), n_classes))
+        logits[np.arange(len(labels)), labels] += 1.0
+        members.append(np.exp(logits) / np.exp(logits).sum(1, keepdims=True))
+    return members
+
+
+def test_hill_climbing_weights_the_better_run_and_never_trails_the_best_where_fitted():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 600)
+    members = noisy_members(rng, labels, [0.8, 2.5, 0.9])
+    blend = HillClimbBlend().fit(members, labels, accuracy)
+    assert blend.weights_.sum() == pytest.approx(1) and blend.weights_[1] < blend.weights_[0]
+    fitted = accuracy(labels, blend.predict_proba(members).argmax(1))
+    assert fitted >= max(accuracy(labels, m.argmax(1)) for m in members)
+
+
+def test_nested_cv_predicts_each_fold_with_a_blend_that_never_saw_it(monkeypatch):
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 4, 400)
+    members = noisy_members(rng, labels, [1.0, 1.0])
+    fold_of = np.arange(400) % 4
+    seen = []
+
+    class Spy(HillClimbBlend):
+        def fit(self, members, labels, score):
+            seen.append(len(labels))
+            return super().fit(members, labels, score)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(BLENDS, "get", lambda name: Spy)
+        proba = nested_proba("hill", members, labels, fold_of, accuracy)
+    assert seen == [300] * 4 and proba.shape == members[0].shape
+    # two equally good, independent runs: their blend beats each, out of fold
+    assert accuracy(labels, proba.argmax(1)) > max(accuracy(labels, m.argmax(1)) for m in members)
+    for method in ("mean", "stack"):
+        assert nested_proba(method, members, labels, fold_of, accuracy).shape == (400, 4)
+
+
+@pytest.fixture(scope="module")
+def two_runs(seedlings_small, tmp_path_factory) -> list[Path]:
+    """Two different real runs with the same folds: Lite0 at 64 px and Lite1 at 80 px."""
+    work = tmp_path_factory.mktemp("blend-runs")
+    runs = []
+    for backbone, size in (("efficientnet_lite0", 64), ("efficientnet_lite1", 80)):
+        config = work / f"{backbone}.yaml"
+        config.write_text(yaml.safe_dump({"backbones": [backbone], "image_size": size, "folds": 3, "tta": ["identity"],
+                                          "train": {"learner": "head", "views": ["identity"], "head_epochs": 20}}))
+        assert run_cli(["run", "seedlings", "--data", seedlings_small, "--config", config,
+                        "--output-dir", work / backbone]) == 0
+        (run_dir,) = (work / backbone / "seedlings").iterdir()
+        runs.append(run_dir)
+    return runs
+
+
+@pytest.mark.slow
+def test_blend_command_writes_a_scored_validated_run(two_runs, seedlings_small, tmp_path, capsys):
+    capsys.readouterr()
+    assert run_cli(["blend", *two_runs, "--method", "mean", "--output-dir", tmp_path]) == 0
+    out = capsys.readouterr().out
+    assert "member" in out and "blend (mean, nested CV)" in out
+    (blend_dir,) = (tmp_path / "seedlings").iterdir()
+    metrics = json.loads((blend_dir / "metrics.json").read_text())
+    oof = pd.read_csv(blend_dir / "oof.csv")
+    classes = json.loads((two_runs[0] / "classes.json").read_text())
+    folds = json.loads((two_runs[0] / "folds.json").read_text())
+    fold_of = dict(zip(folds["ids"], folds["fold_of"]))
+    scores = [accuracy(part["label"], np.array(classes)[part[classes].to_numpy().argmax(1)])
+              for _, part in oof.groupby(oof["id"].astype(str).map(fold_of))]
+    assert metrics["fold_scores"] == pytest.approx(scores)  # the CV is the blend's out-of-fold predictions
+    # a mean blend's test probabilities are the members' mean
+    members = [pd.read_csv(r / "test_probabilities.csv").set_index("id")[classes] for r in two_runs]
+    blended = pd.read_csv(blend_dir / "test_probabilities.csv").set_index("id")[classes]
+    np.testing.assert_allclose(blended.to_numpy(), ((members[0] + members[1]) / 2).loc[blended.index].to_numpy(), atol=2e-6)
+    blend = json.loads((blend_dir / "blend.json").read_text())
+    assert blend["members"] == [str(r) for r in two_runs] and blend["weights"] == [0.5, 0.5]
+    assert run_cli(["validate", "seedlings", blend_dir / "submission.csv", "--data", seedlings_small]) == 0
+    assert (blend_dir / "provenance.json").is_file()
+
+
+@pytest.mark.slow
+def test_hill_blend_is_at_least_its_best_member_where_fitted(two_runs, tmp_path, capsys):
+    assert run_cli(["blend", *two_runs, "--output-dir", tmp_path]) == 0
+    (blend_dir,) = (tmp_path / "seedlings").iterdir()
+    metrics = json.loads((blend_dir / "metrics.json").read_text())
+    weights = json.loads((blend_dir / "blend.json").read_text())["weights"]
+    assert len(weights) == 2 and sum(weights) == pytest.approx(1)
+    assert set(metrics["members"]) == {str(r) for r in two_runs} and 0 < metrics["cv_mean"] <= 1
+
+
+@pytest.mark.slow
+def test_runs_of_other_data_or_other_folds_are_refused(two_runs, tmp_path, capsys):
+    other = tmp_path / "other-data"
+    shutil.copytree(two_runs[1], other)
+    folds = json.loads((other / "folds.json").read_text())
+    (other / "folds.json").write_text(json.dumps({**folds, "train_sha256": "0" * 64}))
+    capsys.readouterr()
+    assert run_cli(["blend", two_runs[0], other, "--output-dir", tmp_path / "out"]) == 2
+    assert "was trained on other data" in capsys.readouterr().err
+
+    resplit = tmp_path / "other-folds"
+    shutil.copytree(two_runs[1], resplit)
+    (resplit / "folds.json").write_text(json.dumps({**folds, "fold_of": folds["fold_of"][::-1]}))
+    assert run_cli(["blend", two_runs[0], resplit, "--output-dir", tmp_path / "out"]) == 2
+    assert "split its folds differently" in capsys.readouterr().err
+    assert run_cli(["blend", two_runs[0], two_runs[0]]) == 2
+    assert "two or more different run directories" in capsys.readouterr().err
