@@ -48,6 +48,7 @@ COMMAND_MODULES = (
     "kagglekit.commands.serve_model",
     "kagglekit.commands.export",
     "kagglekit.commands.blend",
+    "kagglekit.commands.explain",
 )
 DEBUG_HELP = "on an internal error, print the traceback instead of writing it to a crash log"
 

@@ -119,6 +119,16 @@ def feature_layers(model) -> dict[int, str]:
     return taps
 
 
+def cam_layer(backbone: str, model) -> str:
+    """The layer Grad-CAM reads in ``model`` built on ``backbone``: the registry's last tap (its last
+    feature map) where known, else the last layer with the coarsest spatial output."""
+    taps = get_backbone(backbone).taps
+    names = {layer.name for layer in model.layers}
+    if taps and taps[-1] in names:
+        return taps[-1]
+    return feature_layers(model)[max(feature_layers(model))]
+
+
 def get_backbone(name: str) -> Backbone:
     return BACKBONES.get(name)
 

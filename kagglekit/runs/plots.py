@@ -76,6 +76,12 @@ def image_grid(images: list[np.ndarray], captions: list[str], path: Path, title:
     return _save(fig, path)
 
 
+def heatmap_overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """An (H, W, 3) uint8 image with an (H, W) map in [0, 1] laid over it in the jet colours (red = high)."""
+    colours = plt.get_cmap("jet")(np.clip(heat, 0, 1))[..., :3]
+    return ((1 - alpha) * image.astype(np.float32) / 255.0 + alpha * colours).clip(0, 1)
+
+
 def reliability(correct: np.ndarray, confidence: np.ndarray, path: Path, title: str, bins: int = 10) -> Path:
     """Calibration: accuracy against confidence (the top class's probability) in equal-width bins, beside
     the perfectly calibrated diagonal, over a histogram of how many predictions each bin holds."""

@@ -1,0 +1,81 @@
+"""Grad-CAM and Grad-CAM++: where in an image a classifier looks when it predicts a class.
+
+Selvaraju et al. (2017) weight a convolutional layer's feature maps by the spatial mean of the class
+score's gradient with respect to them; Chattopadhyay et al. (2018, "++") weight each position's
+gradient instead, which separates several instances of a class better. The score differentiated is
+the class's log-probability (the models end in a softmax; its log keeps the gradient from vanishing
+on confident predictions).
+
+The model is split at the target layer: ``features`` (image -> feature maps) and ``head`` (feature
+maps -> probabilities), so the gradient is taken with respect to the head's *input*, a plain tensor.
+That one gradient is the only backend-specific code (``_head_gradients``): TensorFlow's GradientTape,
+``jax.grad`` or PyTorch's autograd; everything else is ``keras.ops`` / NumPy.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+
+def split_at(model: keras.Model, layer_name: str) -> tuple[keras.Model, keras.Model]:
+    """(image -> the layer's feature maps, feature maps -> the model's output). The layer must be one
+    every path from the input to the output passes (a CNN's last feature map is)."""
+    layer = model.get_layer(layer_name)
+    features = keras.Model(model.input, layer.output, name=f"{model.name}_features")
+    head_input = keras.Input(layer.output.shape[1:], name="feature_maps")
+    x = head_input
+    after = model.layers[model.layers.index(layer) + 1:]
+    for block in after:
+        x = block(x)
+    return features, keras.Model(head_input, x, name=f"{model.name}_head")
+
+
+def _head_gradients(head: keras.Model, maps: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """d log p(class) / d maps for each image's class (backend-specific, see the module docstring)."""
+    backend = keras.backend.backend()
+    pick = keras.ops.convert_to_tensor(np.eye(head.output.shape[-1], dtype=np.float32)[classes])
+
+    def score(x):
+        return keras.ops.sum(keras.ops.log(keras.ops.clip(head(x, training=False), 1e-7, 1.0)) * pick)
+
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        x = tf.convert_to_tensor(maps)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            value = score(x)
+        return tape.gradient(value, x).numpy()
+    if backend == "jax":
+        import jax
+
+        return np.asarray(jax.grad(lambda x: score(x))(maps))
+    if backend == "torch":
+        import torch
+
+        x = torch.tensor(maps, requires_grad=True)
+        score(x).backward()
+        return x.grad.detach().cpu().numpy()
+    raise NotImplementedError(f"Grad-CAM has no gradient for the {backend} backend")
+
+
+def class_activation_maps(model: keras.Model, layer_name: str, images: np.ndarray, classes: np.ndarray,
+                          plus_plus: bool = False) -> np.ndarray:
+    """(n, H, W) maps in [0, 1] at the images' size: where ``model`` sees evidence of ``classes[i]`` in
+    ``images[i]`` ((n, H, W, 3) float32, as the model takes them)."""
+    features, head = split_at(model, layer_name)
+    maps = np.asarray(features.predict(images, verbose=0), dtype=np.float32)
+    grads = _head_gradients(head, maps, np.asarray(classes))
+    if plus_plus:
+        g2, g3 = grads ** 2, grads ** 3
+        denominator = 2 * g2 + (maps.sum(axis=(1, 2), keepdims=True) * g3)
+        alpha = g2 / np.where(denominator != 0, denominator, 1.0)
+        weights = (alpha * np.maximum(grads, 0)).sum(axis=(1, 2))
+    else:
+        weights = grads.mean(axis=(1, 2))
+    cams = np.maximum(np.einsum("nhwc,nc->nhw", maps, weights), 0)
+    peak = cams.max(axis=(1, 2), keepdims=True)
+    cams = cams / np.where(peak > 0, peak, 1.0)
+    height, width = images.shape[1:3]
+    return np.asarray(keras.ops.image.resize(cams[..., None], (height, width), interpolation="bilinear"))[..., 0]

@@ -1,0 +1,71 @@
+"""Grad-CAM on a classifier whose answer is known: the map's mass lies on the object."""
+
+import keras
+import numpy as np
+import pytest
+
+from kagglekit.evaluation.gradcam import class_activation_maps
+
+
+def red_detector() -> keras.Model:
+    """Class 0 = "there is something red": a 1x1 conv that fires on red, pooled, and a fixed softmax."""
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(2, 3, padding="same", name="conv")(inputs)
+    x = keras.layers.ReLU(name="feature_maps")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = keras.layers.Dense(2, activation="softmax", name="classes")(x)
+    model = keras.Model(inputs, outputs)
+    kernel = np.zeros((3, 3, 3, 2), np.float32)
+    kernel[1, 1, :, 0] = [1.0, -1.0, -1.0]  # channel 0: red minus the rest
+    kernel[1, 1, :, 1] = [-1.0, 1.0, 1.0]  # channel 1: the opposite
+    model.get_layer("conv").set_weights([kernel, np.zeros(2, np.float32)])
+    model.get_layer("classes").set_weights([np.array([[8.0, -8.0], [-8.0, 8.0]], np.float32), np.zeros(2, np.float32)])
+    return model
+
+
+@pytest.mark.parametrize("plus_plus", [False, True])
+def test_the_map_covers_the_red_square(plus_plus):
+    images = np.zeros((2, 32, 32, 3), np.float32)
+    images[0, 4:12, 4:12, 0] = 1.0  # top left
+    images[1, 20:28, 18:26, 0] = 1.0  # bottom right
+    model = red_detector()
+    assert (model.predict(images, verbose=0).argmax(1) == 0).all()
+    cams = class_activation_maps(model, "feature_maps", images, np.array([0, 0]), plus_plus=plus_plus)
+    assert cams.shape == (2, 32, 32) and cams.min() >= 0 and np.isclose(cams.max(), 1)
+    for cam, (rows, cols) in zip(cams, [(slice(2, 14), slice(2, 14)), (slice(18, 30), slice(16, 28))]):
+        assert cam[rows, cols].sum() / cam.sum() > 0.9  # the mass is on the object, nowhere else
+
+
+@pytest.mark.slow
+def test_explain_command_on_a_fine_tuned_run(seedlings_small, tmp_path, capsys):
+    """``kagglekit explain`` draws the run's worst mistakes (predicted and true class) and any images;
+    a run without fine-tuned networks is refused with a message that says why."""
+    from PIL import Image
+
+    from kagglekit.cli import main as run_cli
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text("backbones: [efficientnet_lite0]\nimage_size: 64\nfolds: 2\ntta: [identity]\n"
+                      "train: {learner: finetune}\n"
+                      "finetune: {epochs: 2, head_epochs: 1, top_epochs: 1, batch_size: 16, scored_folds: 1}\n")
+    assert run_cli(["run", "seedlings", "--data", seedlings_small, "--config", config, "--output-dir", tmp_path / "runs"]) == 0
+    (run_dir,) = (tmp_path / "runs" / "seedlings").iterdir()
+    worst = tmp_path / "worst.png"
+    assert run_cli(["explain", run_dir, "--worst", "3", "--method", "gradcam++", "--out", worst]) == 0
+    with Image.open(worst) as picture:  # 3 rows: image | predicted-class map | true-class map
+        assert picture.width > 600 and picture.height > 600
+    some = tmp_path / "some.png"
+    test_images = sorted((seedlings_small / "test").iterdir())[:2]
+    assert run_cli(["explain", run_dir, "--images", *test_images, "--class", "Maize", "--out", some]) == 0
+    assert some.is_file()
+    capsys.readouterr()
+    assert run_cli(["explain", run_dir, "--images", *test_images, "--class", "Oak", "--out", some]) == 2
+    assert "'Oak' is not one of the run's classes" in capsys.readouterr().err
+
+    head = tmp_path / "head.yaml"
+    head.write_text("backbones: [efficientnet_lite0]\nimage_size: 64\nfolds: 2\ntta: [identity]\n"
+                    "train: {learner: head, views: [identity], head_epochs: 2}\n")
+    assert run_cli(["run", "seedlings", "--data", seedlings_small, "--config", head, "--output-dir", tmp_path / "head"]) == 0
+    (head_dir,) = (tmp_path / "head" / "seedlings").iterdir()
+    assert run_cli(["explain", head_dir, "--worst", "2", "--out", tmp_path / "x.png"]) == 2
+    assert "trained heads on frozen features" in capsys.readouterr().err
