@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from kagglekit.evaluation.gradcam import class_activation_maps
+from kagglekit.inspection.gradcam import class_activation_maps
 
 
 def red_detector() -> keras.Model:

@@ -31,7 +31,7 @@ def main(args) -> int:
 
     from kagglekit.commands.predict import image_files
     from kagglekit.data.streams import decode_images
-    from kagglekit.evaluation.gradcam import class_activation_maps
+    from kagglekit.inspection.gradcam import class_activation_maps
     from kagglekit.models.backbones import cam_layer
     from kagglekit.pipelines import finetuning, resolve_learner
     from kagglekit.pipelines.rebuild import load_run_config, run_competition

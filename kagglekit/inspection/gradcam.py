@@ -8,14 +8,16 @@ on confident predictions).
 
 The model is split at the target layer: ``features`` (image -> feature maps) and ``head`` (feature
 maps -> probabilities), so the gradient is taken with respect to the head's *input*, a plain tensor.
-That one gradient is the only backend-specific code (``_head_gradients``): TensorFlow's GradientTape,
-``jax.grad`` or PyTorch's autograd; everything else is ``keras.ops`` / NumPy.
+That one gradient is the only backend-specific step (``models.gradients``: TensorFlow's GradientTape,
+``jax.grad`` or PyTorch's autograd); everything else is ``keras.ops`` / NumPy.
 """
 
 from __future__ import annotations
 
 import keras
 import numpy as np
+
+from kagglekit.models.gradients import gradient
 
 
 def split_at(model: keras.Model, layer_name: str) -> tuple[keras.Model, keras.Model]:
@@ -32,32 +34,10 @@ def split_at(model: keras.Model, layer_name: str) -> tuple[keras.Model, keras.Mo
 
 
 def _head_gradients(head: keras.Model, maps: np.ndarray, classes: np.ndarray) -> np.ndarray:
-    """d log p(class) / d maps for each image's class (backend-specific, see the module docstring)."""
-    backend = keras.backend.backend()
+    """d log p(class) / d maps for each image's class."""
     pick = keras.ops.convert_to_tensor(np.eye(head.output.shape[-1], dtype=np.float32)[classes])
-
-    def score(x):
-        return keras.ops.sum(keras.ops.log(keras.ops.clip(head(x, training=False), 1e-7, 1.0)) * pick)
-
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        x = tf.convert_to_tensor(maps)
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            value = score(x)
-        return tape.gradient(value, x).numpy()
-    if backend == "jax":
-        import jax
-
-        return np.asarray(jax.grad(lambda x: score(x))(maps))
-    if backend == "torch":
-        import torch
-
-        x = torch.tensor(maps, requires_grad=True)
-        score(x).backward()
-        return x.grad.detach().cpu().numpy()
-    raise NotImplementedError(f"Grad-CAM has no gradient for the {backend} backend")
+    return gradient(lambda x: keras.ops.sum(keras.ops.log(keras.ops.clip(head(x, training=False), 1e-7, 1.0)) * pick),
+                    maps)
 
 
 def class_activation_maps(model: keras.Model, layer_name: str, images: np.ndarray, classes: np.ndarray,
