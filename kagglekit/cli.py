@@ -49,6 +49,7 @@ COMMAND_MODULES = (
     "kagglekit.commands.export",
     "kagglekit.commands.blend",
     "kagglekit.commands.explain",
+    "kagglekit.commands.attack",
 )
 DEBUG_HELP = "on an internal error, print the traceback instead of writing it to a crash log"
 

@@ -197,3 +197,11 @@ def test_camvid_run_reports_miou_and_writes_per_class_rows(camvid, camvid_small,
             expected = naive_decode(rows[f"{Path(name).stem}_{k}"], mask.size).reshape(mask.shape[::-1]).T
             np.testing.assert_array_equal(mask == k, expected, err_msg=f"{name} class {k}")
     assert_exports_match(run_dir, images, tmp_path, ["masks"])
+
+    # FGSM on the held-out drive: pixel accuracy falls, no pixel moves more than eps
+    report = tmp_path / "attack"
+    subprocess.run([sys.executable, "-m", "kagglekit", "attack", str(run_dir), "--eps", "0", "8", "--count", "4",
+                    "--out", str(report)], check=True, cwd=REPO, timeout=600)
+    table = pd.read_csv(report / "robustness.csv").set_index("eps")
+    assert table.loc[8.0, "accuracy"] < table.loc[0.0, "accuracy"] and table.loc[8.0, "max_abs_perturbation"] <= 8.0001
+    assert "miou" in table.columns

@@ -82,6 +82,20 @@ def heatmap_overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.45) ->
     return ((1 - alpha) * image.astype(np.float32) / 255.0 + alpha * colours).clip(0, 1)
 
 
+def robustness_curve(table, metric: str, path: Path, title: str) -> Path:
+    """A score against the attack's eps, one line per method (``table``: method, eps, <metric>)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for method, part in table.groupby("method", sort=False):
+        ax.plot(part["eps"], part[metric], "o-", label=method.upper())
+    ax.set_xlabel("eps (largest change of any pixel, on the 0-255 scale)")
+    ax.set_ylabel(metric)
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title(title)
+    return _save(fig, path)
+
+
 def reliability(correct: np.ndarray, confidence: np.ndarray, path: Path, title: str, bins: int = 10) -> Path:
     """Calibration: accuracy against confidence (the top class's probability) in equal-width bins, beside
     the perfectly calibrated diagonal, over a histogram of how many predictions each bin holds."""

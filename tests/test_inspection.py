@@ -1,4 +1,5 @@
-"""Grad-CAM on a classifier whose answer is known: the map's mass lies on the object."""
+"""Inspecting a trained run: Grad-CAM on a classifier whose answer is known (the map's mass lies on the
+object), and ``kagglekit explain`` / ``kagglekit attack`` on a real fine-tuned run."""
 
 import keras
 import numpy as np
@@ -37,9 +38,10 @@ def test_the_map_covers_the_red_square(plus_plus):
 
 
 @pytest.mark.slow
-def test_explain_command_on_a_fine_tuned_run(seedlings_small, tmp_path, capsys):
+def test_explain_and_attack_a_fine_tuned_run(seedlings_small, tmp_path, capsys):
     """``kagglekit explain`` draws the run's worst mistakes (predicted and true class) and any images;
-    a run without fine-tuned networks is refused with a message that says why."""
+    ``kagglekit attack`` lowers its accuracy on held-out images within eps; a run without fine-tuned
+    networks is refused with a message that says why."""
     from PIL import Image
 
     from kagglekit.cli import main as run_cli
@@ -58,6 +60,18 @@ def test_explain_command_on_a_fine_tuned_run(seedlings_small, tmp_path, capsys):
     test_images = sorted((seedlings_small / "test").iterdir())[:2]
     assert run_cli(["explain", run_dir, "--images", *test_images, "--class", "Maize", "--out", some]) == 0
     assert some.is_file()
+
+    import pandas as pd
+
+    report = tmp_path / "attack"
+    assert run_cli(["attack", run_dir, "--method", "fgsm", "pgd", "--eps", "0", "8", "--count", "24",
+                    "--steps", "3", "--out", report]) == 0
+    table = pd.read_csv(report / "robustness.csv")
+    for method in ("fgsm", "pgd"):
+        part = table[table.method == method].set_index("eps")
+        assert part.loc[8.0, "accuracy"] < part.loc[0.0, "accuracy"]  # fold 0's own held-out images
+        assert part.loc[8.0, "max_abs_perturbation"] <= 8.0 + 1e-3 and part.loc[0.0, "max_abs_perturbation"] == 0
+    assert (report / "robustness.png").is_file() and (report / "examples.png").is_file()
     capsys.readouterr()
     assert run_cli(["explain", run_dir, "--images", *test_images, "--class", "Oak", "--out", some]) == 2
     assert "'Oak' is not one of the run's classes" in capsys.readouterr().err
@@ -68,4 +82,6 @@ def test_explain_command_on_a_fine_tuned_run(seedlings_small, tmp_path, capsys):
     assert run_cli(["run", "seedlings", "--data", seedlings_small, "--config", head, "--output-dir", tmp_path / "head"]) == 0
     (head_dir,) = (tmp_path / "head" / "seedlings").iterdir()
     assert run_cli(["explain", head_dir, "--worst", "2", "--out", tmp_path / "x.png"]) == 2
+    assert "trained heads on frozen features" in capsys.readouterr().err
+    assert run_cli(["attack", head_dir, "--out", tmp_path / "y"]) == 2
     assert "trained heads on frozen features" in capsys.readouterr().err

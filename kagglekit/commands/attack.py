@@ -1,0 +1,60 @@
+"""``kagglekit attack RUN_DIR --method fgsm pgd --eps 0 1 2 4 8 --out DIR``: how far a run's model falls
+under adversarial perturbations of its held-out images (``inspection.adversarial``): a table and a curve
+of its score against eps, and example images (original, perturbed, the difference amplified)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from kagglekit.commands.options import integer, number
+from kagglekit.core.errors import ConfigError
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("attack", help="adversarial robustness (FGSM, PGD) of a run's model")
+    parser.add_argument("run_dir", type=Path, help="a fine-tuned classification run or a segmentation run")
+    parser.add_argument("--method", nargs="+", choices=("fgsm", "pgd"), default=["fgsm"], dest="methods")
+    parser.add_argument("--eps", nargs="+", type=number(0, include_low=True), default=[0, 1, 2, 4, 8],
+                        help="perturbation sizes on the 0-255 pixel scale (default: 0 1 2 4 8)")
+    parser.add_argument("--targeted", action="store_true",
+                        help="steer each image (pixel) towards its likeliest wrong class instead")
+    parser.add_argument("--steps", type=integer(1), default=10, help="PGD steps")
+    parser.add_argument("--count", type=integer(1), default=64, help="held-out images to attack")
+    parser.add_argument("--out", type=Path, required=True, help="a new or empty folder for the report")
+    parser.add_argument("--weights-dir", help="folder with pretrained weight files (offline)")
+    parser.set_defaults(func=main)
+
+
+def main(args) -> int:
+    from kagglekit.core.fileio import atomic_write_text
+    from kagglekit.inspection.adversarial import attack_set, robustness
+    from kagglekit.runs import plots
+
+    if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
+        raise ConfigError(f"--out {args.out} exists and is not an empty folder; pass a new or empty folder")
+    target = attack_set(args.run_dir, args.count, args.weights_dir)
+    eps = sorted(set(args.eps) | {0.0})
+    table, examples = robustness(target, args.methods, eps, args.targeted, args.steps)
+    args.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.out / "robustness.csv", table.to_csv(index=False, float_format="%.4f"))
+    kind = "targeted" if args.targeted else "untargeted"
+    what = "pixels" if target.dense else "images"
+    metric = "miou" if target.dense else "accuracy"
+    plots.robustness_curve(table, metric, args.out / "robustness.png",
+                           f"{args.run_dir.name}: {kind} attacks on {len(target.ids)} held-out {what}")
+    shown, captions = [], []
+    for i in range(min(4, len(target.ids))):
+        original = target.images[i]
+        for method, perturbed in examples.items():
+            difference = perturbed[i] - original
+            amplified = 0.5 + difference / (2 * max(float(np.abs(difference).max()), 1e-6))
+            shown += [original / 255.0, perturbed[i] / 255.0, amplified.clip(0, 1)]
+            captions += [f"{target.ids[i]}\noriginal", f"{method.upper()}, eps {max(eps):g}",
+                         "difference, amplified\n(grey = unchanged)"]
+    plots.image_grid(shown, captions, args.out / "examples.png",
+                     f"{args.run_dir.name}: {kind} perturbations at eps {max(eps):g} (0-255 scale)", columns=3)
+    print(table.to_markdown(index=False, floatfmt=".4f"))
+    print(f"report: {args.out}")
+    return 0
