@@ -101,6 +101,26 @@ def test_kill_9_then_resume_ends_with_the_same_submission(tmp_path, seedlings_sm
     assert main(["export", str(run_dir), "--format", "keras", "--out", str(tmp_path / "export")]) == 0  # parity 1e-3
 
 
+@pytest.mark.slow
+def test_refit_trains_one_more_network_on_every_image_and_predicts_with_it(tmp_path, seedlings_small):
+    """``finetune.refit``: the scored fold gives the CV, a network on all labelled images the submission."""
+    config = tmp_path / "refit.yaml"
+    config.write_text(TINY_FINETUNE.replace("epochs: 4,", "epochs: 2,").replace("scored_folds: 1}", "scored_folds: 1, refit: true}"))
+    assert main(["run", "seedlings", "--data", str(seedlings_small), "--config", str(config),
+                 "--output-dir", str(tmp_path / "out")]) == 0
+    run_dir = _only_run(tmp_path / "out")
+    assert (run_dir / "folds" / "full" / "finetuned.weights.h5").is_file()
+    assert (run_dir / "folds" / "fold0" / "finetuned.weights.h5").is_file()
+    from kagglekit.pipelines.finetuning import predictors
+    from kagglekit.pipelines.rebuild import load_run_config
+
+    (network,) = predictors(load_run_config(run_dir), run_dir, 12)
+    assert network.workdir.name == "full"  # the submission comes from the refit alone
+    out = tmp_path / "predicted.csv"
+    assert main(["predict", str(run_dir), "--data", str(seedlings_small), "--out", str(out)]) == 0
+    assert out.read_bytes() == (run_dir / "submission.csv").read_bytes()
+
+
 def test_resume_refuses_options_that_change_the_run(tmp_path, seedlings_small, capsys):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
