@@ -109,7 +109,6 @@ def attack_set(run_dir: Path, count: int, weights_dir: str | None = None) -> Att
     if not data.is_dir():
         raise ConfigError(f"the run's data folder {data} is gone: its held-out images are what is attacked")
     competition = competition.resolve(data)
-    report = json.loads((run_dir / "data_report.json").read_text())
     if competition.task == "classification":
         if resolve_learner(competition.task, config.train.learner) != "finetune":
             raise ConfigError(f"{run_dir}: attacks need a network trained end to end; this run trained heads on "
@@ -129,7 +128,7 @@ def attack_set(run_dir: Path, count: int, weights_dir: str | None = None) -> Att
 
         train = competition.load_train(data)
         where = {id_: k for k, id_ in enumerate(train.ids)}
-        held = report["valid_ids"][:count]
+        held = json.loads((run_dir / "data_report.json").read_text())["valid_ids"][:count]
         (segmenter,) = saved_segmenters(len(competition.classes), competition.void_label, config, run_dir / "segmenter")
         images = load_resized([train.paths[where[i]] for i in held], segmenter.size).astype(np.float32)
         masks = load_resized([train.masks[where[i]] for i in held], segmenter.size, masks=True).astype(np.int64)
