@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from kagglekit.commands.options import integer, number
-from kagglekit.core.errors import ConfigError
+from kagglekit.core.manifest import refuse_used_folder
 
 
 def register(subparsers) -> None:
@@ -32,8 +32,7 @@ def main(args) -> int:
     from kagglekit.inspection.adversarial import attack_set, robustness
     from kagglekit.runs import plots
 
-    if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
-        raise ConfigError(f"--out {args.out} exists and is not an empty folder; pass a new or empty folder")
+    refuse_used_folder(args.out)
     target = attack_set(args.run_dir, args.count, args.weights_dir)
     eps = sorted(set(args.eps) | {0.0})
     table, examples = robustness(target, args.methods, eps, args.targeted, args.steps)

@@ -33,7 +33,7 @@ def main(args) -> int:
     from kagglekit.data.streams import decode_images
     from kagglekit.inspection.gradcam import class_activation_maps
     from kagglekit.models.backbones import cam_layer
-    from kagglekit.pipelines import finetuning, resolve_learner
+    from kagglekit.pipelines import finetuning
     from kagglekit.pipelines.rebuild import load_run_config, run_competition
     from kagglekit.runs import plots
     from kagglekit.serving.predictor import read_json
@@ -41,9 +41,8 @@ def main(args) -> int:
     if args.out.suffix.lower() != ".png":
         raise ConfigError(f"--out {args.out}: pass a .png file to write")
     config = load_run_config(args.run_dir, weights_dir=args.weights_dir)
-    if resolve_learner(run_competition(args.run_dir).task, config.train.learner) != "finetune":
-        raise ConfigError(f"{args.run_dir}: explain reads the gradients of a fine-tuned network; this run trained "
-                          "heads on frozen features (train.learner: head). Run with train.learner: finetune")
+    finetuning.require_networks(args.run_dir, config, run_competition(args.run_dir).task,
+                                "explain reads the gradients of a fine-tuned network")
     classes: list[str] = read_json(args.run_dir / "classes.json", "classes")
     if args.target is not None and args.target not in classes:
         raise ConfigError(f"--class {args.target!r} is not one of the run's classes: {', '.join(classes)}")

@@ -9,15 +9,13 @@ few of the run's test images): the largest difference in any probability is prin
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 from kagglekit.commands.options import integer, number
 from kagglekit.core.errors import ConfigError
 from kagglekit.core.fileio import atomic_write_json
-from kagglekit.core.manifest import refuse_overlap
-from kagglekit.pipelines.multilabel_classification import POSTPROCESS
+from kagglekit.core.manifest import refuse_overlap, refuse_used_folder
 
 FORMAT_NAMES = ("keras", "savedmodel", "onnx", "tflite")
 
@@ -45,16 +43,15 @@ def main(args) -> int:
     from kagglekit.serving.predictor import load_predictor
 
     refuse_overlap(args.out, {"the run directory": args.run_dir})
-    if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
-        raise ConfigError(f"--out {args.out} exists and is not an empty folder; pass a new or empty folder")
+    refuse_used_folder(args.out)
     predictor = load_predictor(args.run_dir, args.weights_dir)
     paths = (image_files(args.check_images) if args.check_images else run_test_images(predictor))[:args.check_count]
     parts = exportables(predictor)
     args.out.mkdir(parents=True, exist_ok=True)
     report = {"run": str(args.run_dir), "task": predictor.competition.task, "classes": predictor.classes,
               "parity_images": [str(p) for p in paths], "models": {}}
-    if (args.run_dir / POSTPROCESS).is_file():  # what turns a multi-label run's probabilities into labels
-        report["postprocess"] = json.loads((args.run_dir / POSTPROCESS).read_text())
+    if predictor.postprocess is not None:  # what turns a multi-label run's probabilities into labels
+        report["postprocess"] = predictor.postprocess
     if hasattr(predictor, "mask_classes"):
         report["mask_classes"] = predictor.mask_classes
     failed = []

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from kagglekit.core.errors import ConfigError, DataError
 from kagglekit.core.fileio import atomic_write_bytes, atomic_write_text
-from kagglekit.core.manifest import refuse_overlap
+from kagglekit.core.manifest import refuse_overlap, refuse_used_folder
 from kagglekit.data.images import scan_folder
 from kagglekit.pipelines.rebuild import predict_run
 
@@ -62,9 +62,10 @@ def predict_images(args) -> int:
 
     paths = image_files(args.images)
     masks = run_competition(args.run_dir).task in ("segmentation", "multilabel-segmentation")
-    if masks:
-        refuse_used_folder(args.out, args.force)
-    else:
+    if masks and not (args.force and args.out.is_dir()):
+        refuse_used_folder(args.out, "a segmenter's masks go into a new folder (or pass --force to write into an "
+                                     "existing one)")
+    elif not masks:
         refuse_existing_file(args.out, args.force)
     predictor = load_predictor(args.run_dir, args.weights_dir)
     if masks:
@@ -76,12 +77,6 @@ def predict_images(args) -> int:
         **r["probabilities"]})
     print(f"predictions for {len(rows)} image(s): {args.out}")
     return 0
-
-
-def refuse_used_folder(out: Path, force: bool) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not (force and out.is_dir()):
-        raise ConfigError(f"--out {out} exists and is not an empty folder; a segmenter's masks go into a new "
-                          "folder (or pass --force to write into an existing one)")
 
 
 def write_masks(predictor, paths: list[Path], args) -> int:

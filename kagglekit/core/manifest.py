@@ -76,6 +76,13 @@ def refuse_overlap(path: Path, inputs: dict[str, Path]) -> None:
                               f"inputs (they would be read back, or overwritten); choose a path {advice}")
 
 
+def refuse_used_folder(out: Path, advice: str = "pass a new or empty folder") -> None:
+    """A ConfigError when the output folder ``out`` exists and is a file or holds anything: a command
+    writing many files never mixes them with someone else's."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"--out {out} exists and is not an empty folder; {advice}")
+
+
 class OwnedFolder:
     """An output folder claimed by one command: new, empty, or written by kagglekit before.
 

@@ -100,7 +100,7 @@ def attack_set(run_dir: Path, count: int, weights_dir: str | None = None) -> Att
     """The images a run can be attacked on honestly: for a fine-tuned classification run, its first
     scored fold's out-of-fold images with that fold's network; for a segmentation run, its held-out
     drive with its segmenter."""
-    from kagglekit.pipelines import finetuning, resolve_learner
+    from kagglekit.pipelines import finetuning
     from kagglekit.pipelines.rebuild import load_run_config, run_competition
 
     config = load_run_config(run_dir, weights_dir=weights_dir)
@@ -110,9 +110,7 @@ def attack_set(run_dir: Path, count: int, weights_dir: str | None = None) -> Att
         raise ConfigError(f"the run's data folder {data} is gone: its held-out images are what is attacked")
     competition = competition.resolve(data)
     if competition.task == "classification":
-        if resolve_learner(competition.task, config.train.learner) != "finetune":
-            raise ConfigError(f"{run_dir}: attacks need a network trained end to end; this run trained heads on "
-                              "frozen features (train.learner: head). Run with train.learner: finetune")
+        finetuning.require_networks(run_dir, config, competition.task, "attacks need a network trained end to end")
         folds = json.loads((run_dir / "folds.json").read_text())
         held = [i for i, fold in zip(folds["ids"], folds["fold_of"]) if fold == 0][:count]
         train = competition.load_train(data)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Iterator
 
 import keras
 import numpy as np
@@ -148,10 +149,6 @@ class Segmenter:
         self.build().load_weights(self.weights_path)
         return self
 
-    def predict_proba(self, paths: list[Path], tta: list[str] = ("identity",)) -> np.ndarray:
-        """(n, height, width, classes) probabilities at the input size for image files (``proba_resized``)."""
-        return self.proba_resized(load_resized(paths, self.size), tta)
-
     def proba_resized(self, x: np.ndarray, tta: list[str] = ("identity",)) -> np.ndarray:
         """(n, height, width, classes) probabilities for images already at the input size, averaged over
         the TTA views that are their own inverse (a flipped prediction is flipped back before averaging)."""
@@ -169,15 +166,22 @@ class Segmenter:
         return predict_label_maps([self], paths, sizes, tta, allowed)
 
 
-def predict_label_maps(segmenters: list[Segmenter], paths: list[Path], sizes: list[tuple[int, int]], tta=("identity",),
-                       allowed: np.ndarray | None = None, chunk: int = 64) -> list[np.ndarray]:
-    """Label maps at each image's original size from the mean probabilities of ``segmenters`` (a fold
-    ensemble), ``chunk`` images at a time so memory stays bounded (``label_maps``)."""
-    out = []
+def proba_chunks(segmenters: list[Segmenter], paths: list[Path], tta=("identity",),
+                 chunk: int = 64) -> Iterator[tuple[slice, np.ndarray]]:
+    """(rows, mean probabilities of ``segmenters`` at the input size), ``chunk`` images at a time so
+    memory stays bounded whatever the number of images."""
     for start in range(0, len(paths), chunk):
         part = slice(start, start + chunk)
         x = load_resized(paths[part], segmenters[0].size)
-        proba = np.mean([s.proba_resized(x, tta) for s in segmenters], axis=0)
+        yield part, np.mean([s.proba_resized(x, tta) for s in segmenters], axis=0)
+
+
+def predict_label_maps(segmenters: list[Segmenter], paths: list[Path], sizes: list[tuple[int, int]], tta=("identity",),
+                       allowed: np.ndarray | None = None) -> list[np.ndarray]:
+    """Label maps at each image's original size from the mean probabilities of ``segmenters`` (a fold
+    ensemble; ``label_maps``)."""
+    out = []
+    for part, proba in proba_chunks(segmenters, paths, tta):
         out += label_maps(proba, sizes[part], None if allowed is None else allowed[part])
     return out
 

@@ -147,7 +147,5 @@ def run(competition: Competition, members: list[Member], method: str, run_dir: P
                "members": {str(m.run_dir): {"cv_mean": float(np.mean(s)), "cv_std": float(np.std(s)), "fold_scores": s}
                            for m, s in zip(members, member_scores)}},
     )
-    atomic_write_json(run_dir / "metrics.json", {
-        "metric": result.metric, "cv_mean": result.cv_mean, "cv_std": result.cv_std, "fold_scores": fold_scores,
-        "seconds": round(result.seconds, 1), **result.extra})
+    atomic_write_json(run_dir / "metrics.json", result.metrics())
     return result

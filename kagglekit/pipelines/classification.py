@@ -208,10 +208,7 @@ def write_outputs(result: RunResult, competition: Competition, train: ImageTable
     atomic_write_text(run_dir / "oof.csv", oof_frame.to_csv(index=False, float_format="%.6f"))
     test_frame = pd.DataFrame(test_proba, columns=classes).assign(id=test.ids)
     atomic_write_text(run_dir / "test_probabilities.csv", test_frame.to_csv(index=False, float_format="%.6f"))
-    metrics = {
-        "metric": result.metric, "cv_mean": result.cv_mean, "cv_std": result.cv_std,
-        "fold_scores": result.fold_scores, "seconds": round(result.seconds, 1), **result.extra,
-    }
+    metrics = result.metrics()
     atomic_write_json(run_dir / "metrics.json", metrics)
     title = f"{competition.name}: CV {result.metric} {result.cv_mean:.4f} ± {result.cv_std:.4f}"
     plots.learning_curves(histories, run_dir / "plots" / "learning_curves.png", title)

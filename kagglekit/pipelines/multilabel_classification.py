@@ -105,8 +105,23 @@ def label_proba(config: RunConfig, run_dir: Path, test: ImageTable, n_classes: i
     return np.mean([tta_proba(h, x_test) for h in heads], axis=0)
 
 
-def saved_tuner(run_dir: Path) -> ThresholdTuner:
-    post = json.loads((Path(run_dir) / POSTPROCESS).read_text())
+def write_postprocess(run_dir: Path, tuner: ThresholdTuner, top1_fallback: bool, **more) -> None:
+    """``postprocess.json``: the thresholds (and anything else, e.g. VOC's consistency switch) that turn a
+    run's saved probabilities into its submission."""
+    atomic_write_json(Path(run_dir) / POSTPROCESS,
+                      {"thresholds": tuner.thresholds_.tolist(), "top1_fallback": top1_fallback, **more})
+
+
+def read_postprocess(run_dir: Path) -> dict:
+    path = Path(run_dir) / POSTPROCESS
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: cannot read the run's thresholds ({exc}); is the run finished?") from None
+
+
+def saved_tuner(post: dict) -> ThresholdTuner:
+    """The threshold tuner a ``read_postprocess`` dict describes."""
     return ThresholdTuner.from_thresholds(post["thresholds"], post["top1_fallback"])
 
 
@@ -127,8 +142,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
     fold_scores = [metric([truth[i] for i in va], [predicted[i] for i in va], **competition.metric_options())
                    for _, va in folds]
 
-    atomic_write_json(run_dir / POSTPROCESS, {"thresholds": fitted.tuner.thresholds_.tolist(),
-                                              "top1_fallback": config.multilabel.top1_fallback})
+    write_postprocess(run_dir, fitted.tuner, config.multilabel.top1_fallback)
     test_proba = label_proba(config, run_dir, test, len(classes))
     submission = write_submission(competition.submission_frame(test.ids, fitted.tuner.predict(test_proba)),
                                   run_dir / "submission.csv")
@@ -142,9 +156,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
                "classification": fitted.report, "train_images": len(train), "test_images": len(test)},
     )
     write_probabilities(run_dir, classes, train, fitted.oof, test, test_proba)
-    atomic_write_json(run_dir / "metrics.json", {
-        "metric": result.metric, "cv_mean": result.cv_mean, "cv_std": result.cv_std, "fold_scores": fold_scores,
-        "seconds": round(result.seconds, 1), **result.extra})
+    atomic_write_json(run_dir / "metrics.json", result.metrics())
     plots.learning_curves([h.history for h in fitted.heads], run_dir / "plots" / "learning_curves.png",
                           f"{competition.name}: CV {result.metric} {result.cv_mean:.4f} ± {result.cv_std:.4f}")
     return result
@@ -154,7 +166,7 @@ def predict(competition: Competition, config: RunConfig, run_dir: Path, data: Pa
     """The submission of a finished run, recomputed from its saved heads and thresholds."""
     test = checked_test(competition.load_test(data))
     proba = label_proba(config, run_dir, test, len(competition.classes))
-    return competition.submission_frame(test.ids, saved_tuner(run_dir).predict(proba))
+    return competition.submission_frame(test.ids, saved_tuner(read_postprocess(run_dir)).predict(proba))
 
 
 def write_data_report(run_dir: Path, classes: list[str], train: ImageTable, test: ImageTable, groups: np.ndarray,

@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -27,19 +26,19 @@ import pandas as pd
 
 from kagglekit.competitions.contract import Competition, ImageTable
 from kagglekit.core.config import RunConfig
-from kagglekit.core.fileio import atomic_write_json
 from kagglekit.data.masks import image_size, read_label_map
 from kagglekit.evaluation.folds import content_groups, multilabel_folds
 from kagglekit.evaluation.reports import segmentation_report
 from kagglekit.evaluation.segmentation import stack_dice
-from kagglekit.learners.segmenter import Segmenter, label_maps, predict_label_maps, saved_segmenters
+from kagglekit.learners.segmenter import Segmenter, label_maps, predict_label_maps, proba_chunks, saved_segmenters
 from kagglekit.pipelines.inputs import checked_test, usable_train
 from kagglekit.pipelines.multilabel_classification import (
-    POSTPROCESS,
     fit_label_heads,
     label_proba,
+    read_postprocess,
     saved_tuner,
     write_data_report,
+    write_postprocess,
     write_probabilities,
 )
 from kagglekit.pipelines.segmentation import cap_images, write_outputs
@@ -76,9 +75,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
         histories.append(segmenter.history)
         fold_truths = [read_label_map(m) for m in valid.masks]
         allowed = np.hstack([np.ones((len(va), 1), bool), oof_labels[va].astype(bool)])
-        for start in range(0, len(va), 64):  # one pass of the network serves both variants
-            part = slice(start, start + 64)
-            proba = segmenter.predict_proba(valid.paths[part], config.tta)
+        for part, proba in proba_chunks([segmenter], valid.paths, config.tta):  # one pass serves both variants
             sizes = [t.shape for t in fold_truths[part]]
             plain += label_maps(proba, sizes)
             consistent += label_maps(proba, sizes, allowed[part])
@@ -94,16 +91,13 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
              len(scored), dice_plain, dice_consistent, "kept" if use_consistency else "dropped", seg_scores["miou"])
 
     # --- estimated leaderboard score out of fold: both kinds of rows, per fold ------------------------
-    foreground_dice = np.array([stack_dice(t, p, foreground, void) for t, p in zip(truths, predicted)])
+    foreground_dice = np.full(len(train), np.nan)  # by training row; truths/predicted are in the order of rows
+    foreground_dice[rows] = [stack_dice(t, p, foreground, void) for t, p in zip(truths, predicted)]
     label_dice = 2 * (train.labels & oof_labels).sum(1) / np.maximum(train.labels.sum(1) + oof_labels.sum(1), 1)
-    fold_scores, done = [], 0
-    for _, va in scored:
-        fold_scores.append(float(np.mean(np.concatenate([label_dice[va], foreground_dice[done:done + len(va)]]))))
-        done += len(va)
+    fold_scores = [float(np.mean(np.concatenate([label_dice[va], foreground_dice[va]]))) for _, va in scored]
 
     # --- test: from the saved models, exactly as ``kagglekit predict`` does ---------------------------
-    atomic_write_json(run_dir / POSTPROCESS, {"thresholds": tuner.thresholds_.tolist(),
-                                              "top1_fallback": config.multilabel.top1_fallback, "consistency": use_consistency})
+    write_postprocess(run_dir, tuner, config.multilabel.top1_fallback, consistency=use_consistency)
     frame, test_proba = predict_with_proba(competition, config, run_dir, test)
     submission = write_submission(frame, run_dir / "submission.csv")
     competition.validate(submission, data).raise_if_invalid()
@@ -115,7 +109,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
         extra={
             "validation": f"{len(scored)} of {len(folds)} multilabel-stratified folds out of fold (classifier: all "
                           f"{len(folds)}); thresholds nested; nothing tuned on a scored fold but the consistency switch",
-            "classification_rows_dice": float(label_dice[rows].mean()), "segmentation_rows_dice": float(foreground_dice.mean()),
+            "classification_rows_dice": float(label_dice[rows].mean()), "segmentation_rows_dice": float(foreground_dice[rows].mean()),
             "segmentation_dice_plain": dice_plain, "segmentation_dice_consistent": dice_consistent,
             "consistency_used": bool(use_consistency), "segmentation": seg_scores, "classification": report,
             "train_images": len(train), "test_images": len(test),
@@ -137,9 +131,9 @@ def predict_with_proba(competition: Competition, config: RunConfig, run_dir: Pat
     """(submission frame, test class probabilities) of checked test images, from what the run directory holds."""
     n_classes = len(competition.classes)
     proba = label_proba(config, run_dir, test, n_classes)
-    labels = saved_tuner(run_dir).predict(proba)
-    consistent = json.loads((run_dir / POSTPROCESS).read_text())["consistency"]
-    allowed = np.hstack([np.ones((len(test), 1), bool), labels.astype(bool)]) if consistent else None
+    post = read_postprocess(run_dir)
+    labels = saved_tuner(post).predict(proba)
+    allowed = np.hstack([np.ones((len(test), 1), bool), labels.astype(bool)]) if post["consistency"] else None
     segmenters = saved_segmenters(n_classes + 1, competition.void_label, config, run_dir / "segmenter")
     maps = predict_label_maps(segmenters, test.paths, [image_size(p) for p in test.paths], config.tta, allowed)
     return competition.submission_frame(test.ids, labels, maps), proba

@@ -91,8 +91,7 @@ def cap_images(table: ImageTable, limit: int) -> ImageTable:
 def write_outputs(result: RunResult, competition: Competition, histories: list[dict], valid: ImageTable,
                   truths: list[np.ndarray], predicted: list[np.ndarray], background: int | None = None) -> None:
     run_dir = result.run_dir
-    metrics = {"metric": result.metric, "cv_mean": result.cv_mean, "cv_std": result.cv_std,
-               "fold_scores": result.fold_scores, "seconds": round(result.seconds, 1), **result.extra}
+    metrics = result.metrics()
     atomic_write_json(run_dir / "metrics.json", metrics)
     title = f"{competition.name}: hold-out {result.metric} {result.cv_mean:.4f}"
     if "miou" in result.extra:

@@ -17,3 +17,8 @@ class RunResult:
     submission: Path
     seconds: float
     extra: dict = field(default_factory=dict)
+
+    def metrics(self) -> dict:
+        """What ``metrics.json`` holds: the scores, the seconds, and whatever the pipeline added."""
+        return {"metric": self.metric, "cv_mean": self.cv_mean, "cv_std": self.cv_std, "fold_scores": self.fold_scores,
+                "seconds": round(self.seconds, 1), **self.extra}

@@ -11,7 +11,7 @@ feature cache (keyed by image content, pointless for uploads).
   multi-label + segmentation run also the image's labels (a ``LabelPredictor``) and its
   classifier-consistency choice, exactly as ``pipelines.multilabel_segmentation`` predicts.
 
-Both are safe to share between threads: model calls are serialised by a lock (TensorFlow runs each call
+Every predictor is safe to share between threads: model calls are serialised by a lock (TensorFlow runs each call
 on all cores anyway); decoding happens outside it, in the caller's thread.
 """
 
@@ -32,11 +32,10 @@ from kagglekit.data.masks import label_png
 from kagglekit.data.streams import to_uint8
 from kagglekit.learners.multilabel_head import MultiLabelHead
 from kagglekit.learners.segmenter import label_maps, resize_image, saved_segmenters
-from kagglekit.learners.thresholds import ThresholdTuner
 from kagglekit.pipelines import finetuning, resolve_learner
 from kagglekit.pipelines.classification import ensemble_proba, input_extractors, load_fold_models, tta_proba
 from kagglekit.pipelines.inputs import require_readable
-from kagglekit.pipelines.multilabel_classification import POSTPROCESS
+from kagglekit.pipelines.multilabel_classification import read_postprocess, saved_tuner
 from kagglekit.pipelines.rebuild import load_run_config, run_competition
 
 BATCH = 32  # images per model call: bounds memory for any number of files
@@ -47,6 +46,17 @@ def read_json(path: Path, what: str):
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: cannot read the run's {what} ({exc}); is the run finished?") from None
+
+
+def view_features(extractors: list, views: list[str], batch: np.ndarray) -> np.ndarray:
+    """(views, n, features): every extractor's float16 features of each view of ``batch``, concatenated,
+    as the run's feature cache holds them."""
+    return np.stack([np.concatenate([e.features(view, batch) for e in extractors], axis=-1) for view in views])
+
+
+def rounded(classes: list[str], proba: np.ndarray) -> dict[str, float]:
+    """Each class's probability for a JSON answer (7 decimals: float32's precision)."""
+    return dict(zip(classes, (round(float(p), 7) for p in proba)))
 
 
 def load_predictor(run_dir: Path, weights_dir: str | None = None) -> "RunPredictor":
@@ -63,6 +73,8 @@ def load_predictor(run_dir: Path, weights_dir: str | None = None) -> "RunPredict
 
 class RunPredictor:
     """What every predictor shares: the run's config and competition, a lock, metadata, file reading."""
+
+    postprocess: dict | None = None  # a multi-label run's thresholds (``postprocess.json``)
 
     def __init__(self, run_dir: Path, weights_dir: str | None = None):
         self.run_dir = Path(run_dir)
@@ -137,15 +149,12 @@ class ClassifierPredictor(ImageLevelPredictor):
             if self.networks:  # fine-tuned networks see the pixels themselves, as bytes (like the run)
                 pixels = to_uint8(batch)
                 return np.mean([m.predict_proba(pixels, self.config.tta) for m in self.networks], axis=0).astype(np.float32)
-            inputs = [np.concatenate([np.stack([e.features(view, batch) for view in self.config.tta])
-                                      for e in group], axis=-1)
-                      for group in self.extractors]
+            inputs = [view_features(group, self.config.tta, batch) for group in self.extractors]
             return ensemble_proba(self.folds, inputs).astype(np.float32)
 
     def answer(self, name: str, proba: np.ndarray) -> dict:
         """One image's prediction as JSON: its likeliest class and every class's probability."""
-        return {"file": name, "class": self.classes[int(proba.argmax())],
-                "probabilities": dict(zip(self.classes, (round(float(p), 7) for p in proba)))}
+        return {"file": name, "class": self.classes[int(proba.argmax())], "probabilities": rounded(self.classes, proba)}
 
 
 class LabelPredictor(ImageLevelPredictor):
@@ -155,8 +164,8 @@ class LabelPredictor(ImageLevelPredictor):
     def __init__(self, run_dir: Path, weights_dir: str | None = None):
         super().__init__(run_dir, weights_dir)
         self.classes = list(self.competition.classes)
-        post = read_json(self.run_dir / POSTPROCESS, "thresholds")
-        self.tuner = ThresholdTuner.from_thresholds(post["thresholds"], post["top1_fallback"])
+        self.postprocess = read_postprocess(self.run_dir)
+        self.tuner = saved_tuner(self.postprocess)
         (self.extractors,) = input_extractors(self.config)
         feature_dim = sum(int(e.model.output.shape[-1]) for e in self.extractors)
         self.heads = [MultiLabelHead(feature_dim, len(self.classes), self.config.train, 0,
@@ -166,18 +175,20 @@ class LabelPredictor(ImageLevelPredictor):
         """(n, classes) label probabilities for (n, S, S, 3) float32 RGB at the run's image size:
         every fold head over every TTA view, averaged."""
         with self._lock:
-            x = np.stack([np.concatenate([e.features(view, batch) for e in self.extractors], axis=-1)
-                          for view in self.config.tta])
+            x = view_features(self.extractors, self.config.tta, batch)
             return np.mean([tta_proba(head, x) for head in self.heads], axis=0)
 
     def labels(self, proba: np.ndarray) -> list[list[str]]:
         """Each row's labels: the run's thresholds (and top-1 fallback) applied."""
-        return [[c for c, on in zip(self.classes, row) if on] for row in self.tuner.predict(np.atleast_2d(proba))]
+        return self.label_names(self.tuner.predict(np.atleast_2d(proba)))
+
+    def label_names(self, rows: np.ndarray) -> list[list[str]]:
+        """The classes each 0/1 row holds."""
+        return [[c for c, on in zip(self.classes, row) if on] for row in rows]
 
     def answer(self, name: str, proba: np.ndarray) -> dict:
         """One image's labels and every class's probability."""
-        return {"file": name, "labels": self.labels(proba)[0],
-                "probabilities": dict(zip(self.classes, (round(float(p), 7) for p in proba)))}
+        return {"file": name, "labels": self.labels(proba)[0], "probabilities": rounded(self.classes, proba)}
 
 
 @dataclass
@@ -203,7 +214,8 @@ class SegmenterPredictor(RunPredictor):
                                            self.run_dir / "segmenter")
         if self.multilabel:
             self.labeller = LabelPredictor(run_dir, weights_dir)
-            self.consistency = bool(read_json(self.run_dir / POSTPROCESS, "thresholds")["consistency"])
+            self.postprocess = self.labeller.postprocess
+            self.consistency = bool(self.postprocess["consistency"])
 
     @property
     def input_shape(self) -> tuple[int, int]:
@@ -230,8 +242,8 @@ class SegmenterPredictor(RunPredictor):
             label_p = self.labeller.predict_images(chunk)
             labels = self.labeller.tuner.predict(label_p).astype(bool)
             allowed = np.hstack([np.ones((len(chunk), 1), bool), labels]) if self.consistency else None
-            out += [MaskPrediction(mask, [c for c, on in zip(self.classes, row) if on], p)
-                    for mask, row, p in zip(label_maps(proba, sizes, allowed), labels, label_p)]
+            out += [MaskPrediction(mask, names, p) for mask, names, p in
+                    zip(label_maps(proba, sizes, allowed), self.labeller.label_names(labels), label_p)]
         return out
 
     def metadata(self) -> dict:
@@ -249,7 +261,7 @@ class SegmenterPredictor(RunPredictor):
         out = {"file": name, "height": height, "width": width, "pixel_share": self.pixel_share(prediction.mask)}
         if prediction.labels is not None:
             out["labels"] = prediction.labels
-            out["probabilities"] = dict(zip(self.classes, (round(float(p), 7) for p in prediction.probabilities)))
+            out["probabilities"] = rounded(self.classes, prediction.probabilities)
         return out
 
     def answer(self, name: str, prediction: MaskPrediction) -> dict:
