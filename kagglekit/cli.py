@@ -50,6 +50,8 @@ COMMAND_MODULES = (
     "kagglekit.commands.blend",
     "kagglekit.commands.explain",
     "kagglekit.commands.attack",
+    "kagglekit.commands.compare",
+    "kagglekit.commands.tune",
 )
 DEBUG_HELP = "on an internal error, print the traceback instead of writing it to a crash log"
 

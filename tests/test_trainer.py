@@ -154,23 +154,40 @@ def test_leak_detector_cv_is_at_chance_on_permuted_labels(tmp_path, seedlings_sm
     assert metrics["oof_score"] < chance + 4 * spread, metrics
 
 
-def test_layerwise_adamw_scales_the_step_of_the_layers_named(tmp_path):
+@pytest.mark.parametrize("name", ["adamw", "adam", "sgd", "rmsprop"])
+def test_every_optimizer_scales_the_step_of_the_layers_named(tmp_path, name):
     """Adam's step ignores a gradient's scale, so the multiplier must act on the step: a layer at 0.1
-    moves a tenth as far as the same layer at 1.0 after one step from the same start."""
+    moves a tenth as far as the same layer at 1.0 after one step from the same start, whatever the optimizer."""
     import keras
 
-    from kagglekit.models.optimizers import LayerwiseAdamW
+    from kagglekit.models.optimizers import make_optimizer
 
     moves = {}
     for factor in (1.0, 0.1):
         keras.utils.set_random_seed(0)
         inputs = keras.Input((4,))
         model = keras.Model(inputs, keras.layers.Dense(2, name="lower")(inputs))
-        model.compile(LayerwiseAdamW(lr_multipliers={"lower": factor}, learning_rate=0.01, weight_decay=0.0), "mse")
+        model.compile(make_optimizer(name, 0.01, lr_multipliers={"lower": factor}), "mse")
         before = model.get_layer("lower").kernel.numpy().copy()
         model.train_on_batch(np.ones((8, 4), np.float32), np.zeros((8, 2), np.float32))
         moves[factor] = np.abs(model.get_layer("lower").kernel.numpy() - before).max()
+    assert moves[1.0] > 0
     assert moves[0.1] == pytest.approx(moves[1.0] * 0.1, rel=1e-3)
+
+
+def test_the_config_offers_exactly_the_registered_optimizers():
+    from typing import get_args
+
+    from kagglekit.core.config import OptimizerName, RunConfig, from_dict
+    from kagglekit.core.errors import ConfigError
+    from kagglekit.models.optimizers import OPTIMIZERS, make_optimizer
+
+    assert sorted(get_args(OptimizerName)) == list(OPTIMIZERS)
+    for name in OPTIMIZERS:  # each builds, with and without weight decay and a schedule
+        assert make_optimizer(name, 1e-3, steps=10, warmup_steps=2, weight_decay=0.0) is not None
+        assert make_optimizer(name, 1e-3, weight_decay=1e-4) is not None
+    with pytest.raises(ConfigError, match="finetune.optimizer"):
+        from_dict(RunConfig, {"finetune": {"optimizer": "adagrad"}})
 
 
 def test_unfreezing_plan_covers_the_budget_and_leaves_the_stem_frozen(tmp_path):

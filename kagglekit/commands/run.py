@@ -26,23 +26,28 @@ from kagglekit.runs.rundir import COMPETITION_FILE, new_run_dir
 log = logging.getLogger(__name__)
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("run", help="train, cross-validate, predict and write a submission")
+def add_config_options(parser) -> None:
+    """The competition and the options that make a run config: shared by run, compare and tune."""
     parser.add_argument("competition", help="competition name (see competitions/) or a competition YAML file")
     parser.add_argument("--data", help="competition folder in Kaggle layout (default: the data cache)")
     parser.add_argument("--preset", choices=PRESETS,
                         help="a named config: fast (heads on cached features), accurate (fine-tuning, the best "
                              "a 2-core CPU does in 30 minutes), gpu (fine-tuning sized for Kaggle's GPUs/TPU)")
     parser.add_argument("--config", type=Path, help="run config YAML (any subset of fields; over the preset)")
-    parser.add_argument("--resume", type=Path, metavar="RUN_DIR",
-                        help="continue a killed run in RUN_DIR with its saved config, from its last finished "
-                             "fold and epoch")
-    parser.add_argument("--backbone", help="backbone name(s), comma separated (see `kagglekit backbones`)")
     parser.add_argument("--folds", type=int, help="number of cross-validation folds")
     parser.add_argument("--image-size", type=int, help="input size in pixels")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--weights-dir", help="folder with pretrained weight files (offline / Kaggle notebooks)")
     parser.add_argument("--output-dir", help="where run directories go (default: submissions/)")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("run", help="train, cross-validate, predict and write a submission")
+    add_config_options(parser)
+    parser.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                        help="continue a killed run in RUN_DIR with its saved config, from its last finished "
+                             "fold and epoch")
+    parser.add_argument("--backbone", help="backbone name(s), comma separated (see `kagglekit backbones`)")
     parser.add_argument("--submit", action="store_true", help="submit the run's submission.csv to Kaggle")
     parser.add_argument("-m", "--message", help="extra text for the submission description")
     parser.add_argument("--force", action="store_true", help="submit even if these bytes were submitted before")
@@ -64,11 +69,11 @@ def resolve_run(args) -> tuple[Competition, RunConfig]:
         # only the keys the file sets: its defaults must not undo the competition's run defaults
         raw = merge(raw, read_config_file(args.config) | {"competition": reference})
     raw = merge(raw, {
-        "data": args.data, "backbones": args.backbone, "folds": args.folds, "image_size": args.image_size,
-        "seed": args.seed, "weights_dir": args.weights_dir, "output_dir": args.output_dir,
+        "data": args.data, "backbones": getattr(args, "backbone", None), "folds": args.folds,
+        "image_size": args.image_size, "seed": args.seed, "weights_dir": args.weights_dir, "output_dir": args.output_dir,
     })
     from_dict(RunConfig, raw, where="run config")  # every option is checked before the data is looked for
-    data = args.data or str(cached_competition_data(competition))
+    data = raw.get("data") or str(cached_competition_data(competition))
     learner = resolve_learner(competition.task, raw.get("train", {}).get("learner", "auto"))
     config = from_dict(RunConfig, merge(raw, {"data": data, "train": {"learner": learner}}), where="run config")
     return competition.resolve(Path(data)), config

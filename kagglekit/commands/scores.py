@@ -37,9 +37,12 @@ def main(args) -> int:
     history["gap"] = history.public_score - history.cv_mean
     table = history.sort_values(["public_score", "cv_mean"], ascending=False, na_position="last")
     shown = table[["run_id", "backbones", "cv_mean", "cv_std", "public_score", "private_score", "gap",
-                   "status", "submitted_at", "message"]].astype(object)
+                   "seconds", "seconds_per_epoch", "status", "submitted_at", "message"]].astype(object)
     for column in ("cv_mean", "cv_std", "public_score", "private_score", "gap"):
         shown[column] = shown[column].map(lambda v: f"{v:.4f}" if pd.notna(v) else "-")
+    for column in ("seconds", "seconds_per_epoch"):
+        shown[column] = shown[column].map(lambda v: f"{v:.0f}" if pd.notna(v) else "-")
+    shown = shown.rename(columns={"seconds_per_epoch": "s/epoch"})
     print(shown.where(shown.notna(), "-").to_string(index=False))
     plot = args.plot or args.ledger.parent / competition.name / "scores.png"
     cv_vs_leaderboard(history, plot, f"{competition.title}: CV vs public leaderboard")

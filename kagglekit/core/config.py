@@ -32,6 +32,8 @@ Names = Annotated[list[str], BeforeValidator(_split_commas), Field(min_length=1)
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
+#: kagglekit.models.optimizers.OPTIMIZERS; the learning rates below are Adam-family rates (SGD takes 10x them)
+OptimizerName = Literal["adamw", "adam", "sgd", "rmsprop"]
 
 
 class Section(BaseModel):
@@ -67,6 +69,7 @@ class TrainConfig(Section):
     """
 
     learner: Literal["auto", "head", "finetune"] = "auto"  # auto: finetune where the task has it, else head
+    optimizer: OptimizerName = "adam"  # heads and top blocks
     head_epochs: PositiveInt = 60
     head_lr: PositiveFloat = 2e-3
     head_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.3
@@ -94,10 +97,11 @@ class FineTuneConfig(Section):
     epochs: PositiveInt = 14
     head_epochs: Annotated[int, Field(ge=0)] = 1
     top_epochs: Annotated[int, Field(ge=0)] = 2
+    optimizer: OptimizerName = "adamw"
     lr: PositiveFloat = 1e-3
     lower_lr_factor: Annotated[float, Field(gt=0, le=1)] = 0.3  # LR multiplier for layers below the cut
     warmup_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.1  # of each stage's steps
-    weight_decay: Annotated[float, Field(ge=0)] = 1e-4  # AdamW, decoupled
+    weight_decay: Annotated[float, Field(ge=0)] = 1e-4  # decoupled (AdamW, SGD)
     clipnorm: PositiveFloat = 1.0
     ema: Annotated[float, Field(ge=0, lt=1)] = 0.0  # momentum of an EMA of the weights; 0: off
     batch_size: PositiveInt = 32
@@ -137,9 +141,10 @@ class SegmentationConfig(Section):
     freeze_encoder: bool = True
     epochs: PositiveInt = 6
     batch_size: PositiveInt = 8
+    optimizer: OptimizerName = "adamw"
     lr: PositiveFloat = 1e-3
     encoder_lr_factor: Annotated[float, Field(gt=0, le=1)] = 0.3  # an unfrozen encoder's share of ``lr``
-    weight_decay: Annotated[float, Field(ge=0)] = 1e-4  # AdamW's decoupled weight decay
+    weight_decay: Annotated[float, Field(ge=0)] = 1e-4  # decoupled (AdamW, SGD)
     dice_weight: Annotated[float, Field(ge=0)] = 1.0  # loss = sparse cross-entropy + dice_weight * soft Dice
     hflip: bool = True  # augmentations applied identically to image and mask
     scale: Annotated[float, Field(ge=0, lt=1)] = 0.25  # random crop of 1 - scale .. 1 of each side, resized back

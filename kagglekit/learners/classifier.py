@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from kagglekit.core.config import TrainConfig
+from kagglekit.learners.usage import TrainingTime, epoch_timer
 
 
 def fit_callbacks(cfg: TrainConfig, epochs: int, weights_path: Path, log_path: Path, desc: str) -> list:
@@ -41,6 +42,7 @@ class KerasClassifier:
         self.n_classes, self.config, self.seed, self.workdir = n_classes, config, seed, Path(workdir)
         self.model = None
         self.history: dict[str, list[float]] = {}
+        self.time = TrainingTime()
 
     @property
     def weights_path(self) -> Path:
@@ -56,16 +58,19 @@ class KerasClassifier:
             class_weight: dict[int, float] | None = None):
         import keras
 
+        from kagglekit.models.optimizers import make_optimizer
+
         keras.utils.set_random_seed(self.seed)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.model = self.build()
         self.prepare(x)
         self.model.compile(
-            optimizer=keras.optimizers.Adam(self.learning_rate),
+            optimizer=make_optimizer(self.config.optimizer, self.learning_rate),
             loss=self.loss(), metrics=self.metrics(),
         )
         callbacks = fit_callbacks(self.config, self.epochs, self.weights_path,
                                   self.workdir / f"{self.stage}_log.csv", f"{self.workdir.name} {self.stage}")
+        callbacks.append(epoch_timer(self.time, len(x)))
         history = self.model.fit(
             x.astype(np.float32), self.targets(y), batch_size=self.config.batch_size, epochs=self.epochs,
             validation_data=(x_valid.astype(np.float32), self.targets(y_valid)), class_weight=class_weight,

@@ -41,10 +41,10 @@ class FeatureExtractor:
                  augment: AugmentConfig | None = None, seed: int = 0):
         import keras
 
-        from kagglekit.models.backbones import get_backbone
+        from kagglekit.models.backbones import require_pretrained
 
         self.backbone, self.image_size, self.pool, self.batch_size = backbone, image_size, pool, batch_size
-        self.spec = get_backbone(backbone)
+        self.spec = require_pretrained(backbone, "its frozen features")
         net = self.spec.build(image_size, weights_dir=weights_dir)
         self.taps = list(taps or [])
         if not self.taps:

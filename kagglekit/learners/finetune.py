@@ -3,7 +3,7 @@
 Stages of gradual unfreezing (the ULMFiT / Kaggle recipe): the new head alone (so random head
 gradients do not wreck the pretrained features), then the blocks above the backbone's fine-tuning cut,
 then everything above the stem, the lower layers at a smaller learning rate. Each stage has its own
-AdamW optimizer with a warm-up and a cosine decay over that stage's steps. BatchNorm stays in inference
+optimizer (``finetune.optimizer``, AdamW by default) with a warm-up and a cosine decay over that stage's steps. BatchNorm stays in inference
 mode unless asked (batches of 32 on a CPU would wreck its statistics).
 
 Every stage is one ``fit`` call on a stream of its epochs, each epoch's order and augmentation a function
@@ -30,6 +30,7 @@ from kagglekit.core.progress import progress
 from kagglekit.data.streams import steps_per_epoch, training_stream
 from kagglekit.data.views import apply_view, average_views
 from kagglekit.learners.devices import Devices
+from kagglekit.learners.usage import TrainingTime
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ class FineTunedClassifier:
         self.seed, self.workdir, self.devices, self.weights_dir = seed, Path(workdir), devices, weights_dir
         self.model = None
         self.history: dict[str, list[float]] = {}
-        self.timing = {"epochs": 0, "images": 0, "seconds": 0.0}  # epochs trained by this process
+        self.time = TrainingTime()  # epochs trained by this process
 
     @property
     def weights_path(self) -> Path:
@@ -99,11 +100,14 @@ class FineTunedClassifier:
             return keras.Model(net.input, outputs, name=f"{self.backbone}_finetuned")
 
     def stages(self, model) -> list[Stage]:
-        """The unfreezing plan over the epoch budget; stages a backbone cannot have are skipped."""
+        """The unfreezing plan over the epoch budget; stages a backbone cannot have are skipped. An
+        untrained backbone has nothing to protect: it trains whole from the first epoch, at the full rate."""
         from kagglekit.models.backbones import get_backbone
 
         spec, names = get_backbone(self.backbone), [layer.name for layer in model.layers]
         head = names.index("head_dropout")
+        if not spec.pretrained:
+            return [Stage("all", 0, self.cfg.epochs, 1, 1)]
         cut = names.index(spec.finetune_cut) + 1 if spec.finetune_cut in names else head
         floor = names.index(spec.taps[0]) + 1 if self.cfg.freeze_stem and spec.taps else 1
         plan = [("head", self.cfg.head_epochs, head, head), ("top", self.cfg.top_epochs, cut, cut),
@@ -170,8 +174,7 @@ class FineTunedClassifier:
         """Record, checkpoint and report a finished epoch (called by ``epoch_hooks``)."""
         for key, value in logs.items():
             self.history.setdefault(key, []).append(float(value))
-        self.timing = {"epochs": self.timing["epochs"] + 1, "images": self.timing["images"] + steps * self.cfg.batch_size,
-                       "seconds": self.timing["seconds"] + seconds}
+        self.time.add(steps * self.cfg.batch_size, seconds)
         self._write_checkpoint(epoch + 1, stage)
         per_epoch = (time.perf_counter() - self._started) / (epoch + 1 - self._start_epoch)
         log.info("%s epoch %d/%d [%s] loss %.3f%s: %.0f s/epoch, about %.0f s left", self.workdir.name,
@@ -182,18 +185,20 @@ class FineTunedClassifier:
     def _compile(self, stage: Stage, n_images: int) -> None:
         import keras
 
-        from kagglekit.models.optimizers import LayerwiseAdamW, warmup_cosine
+        from kagglekit.models.backbones import get_backbone
+        from kagglekit.models.optimizers import make_optimizer
 
+        # pretrained BatchNorm statistics stay unless asked; an untrained network's must be learnt
+        train_batchnorm = self.cfg.train_batchnorm or not get_backbone(self.backbone).pretrained
         for i, layer in enumerate(self.model.layers):
             layer.trainable = i >= stage.trainable_from and (
-                self.cfg.train_batchnorm or not isinstance(layer, keras.layers.BatchNormalization))
+                train_batchnorm or not isinstance(layer, keras.layers.BatchNormalization))
         steps = stage.epochs * steps_per_epoch(n_images, self.cfg.batch_size)
-        schedule = warmup_cosine(self.cfg.lr, steps, int(steps * self.cfg.warmup_fraction))
         lower = {layer.name: self.cfg.lower_lr_factor for layer in self.model.layers[stage.trainable_from:stage.lower_until]}
         with self.devices.scope():
             self.model.compile(
-                optimizer=LayerwiseAdamW(lr_multipliers=lower, learning_rate=schedule,
-                                         weight_decay=self.cfg.weight_decay, clipnorm=self.cfg.clipnorm,
+                optimizer=make_optimizer(self.cfg.optimizer, self.cfg.lr, steps, int(steps * self.cfg.warmup_fraction),
+                                         self.cfg.weight_decay, lower, clipnorm=self.cfg.clipnorm,
                                          use_ema=self.cfg.ema > 0, ema_momentum=self.cfg.ema or 0.99),
                 loss=keras.losses.CategoricalCrossentropy(label_smoothing=self.label_smoothing),
                 metrics=["accuracy"], jit_compile=self.devices.jit_compile)

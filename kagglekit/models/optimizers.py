@@ -1,17 +1,25 @@
-"""AdamW with a learning-rate multiplier per layer, an EMA swapped in only when asked, and the warm-up +
-cosine schedule both trainers (fine-tuning, segmentation) use.
+"""Optimizers by name (one line each), with a learning-rate multiplier per layer, an EMA swapped in only
+when asked, and the warm-up + cosine schedule the trainers (fine-tuning, segmentation) use.
+
+``optimizer: adamw | adam | sgd | rmsprop`` is a config field of every learner; ``make_optimizer`` turns it
+into a Keras optimizer. A name's ``lr_scale`` converts the configured learning rate, which is an Adam-family
+rate, into the usual rate of that optimizer (SGD with momentum takes about ten times Adam's), so one config
+compares optimizers at their customary rates rather than at one rate that suits only some of them.
 
 Keras 3 has no per-layer learning rates, and scaling gradients instead does nothing under Adam (its
 step is invariant to the gradient's scale), so the multiplier is applied to the step itself in
-``update_step``, which every backend calls once per variable. Keras' own EMA (``use_ema``) is kept,
-but ``fit`` would copy it into the model at the end of every call; the fine-tuning learner calls
-``fit`` once per epoch (so that each epoch is reproducible on resume), so the copy happens only in
-``swap_in_ema``.
+``update_step``, which every Keras optimizer's backend calls once per variable. Keras' own EMA
+(``use_ema``) is kept, but ``fit`` would copy it into the model at the end of every call; the fine-tuning
+learner calls ``fit`` once per stage, so the copy happens only in ``swap_in_ema``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import keras
+
+from kagglekit.core.registry import Registry
 
 
 def warmup_cosine(lr: float, steps: int, warmup_steps: int):
@@ -21,9 +29,9 @@ def warmup_cosine(lr: float, steps: int, warmup_steps: int):
         warmup_target=lr if warmup_steps else None, warmup_steps=warmup_steps)
 
 
-@keras.saving.register_keras_serializable(package="kagglekit")
-class LayerwiseAdamW(keras.optimizers.AdamW):
-    """``lr_multipliers`` maps a layer name to the factor its variables' steps are scaled by (default 1)."""
+class _LayerwiseRates:
+    """Mixed into a Keras optimizer: ``lr_multipliers`` maps a layer name to the factor its variables'
+    steps are scaled by (default 1)."""
 
     def __init__(self, lr_multipliers: dict[str, float] | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -49,3 +57,45 @@ class LayerwiseAdamW(keras.optimizers.AdamW):
 def _layer_name(variable) -> str:
     path = getattr(variable, "path", None) or getattr(variable, "name", "")
     return path.split("/")[0]
+
+
+def _layerwise(base: type) -> type:
+    """``base`` with per-layer rates, registered for Keras serialization as ``kagglekit>Layerwise<Base>``."""
+    return keras.saving.register_keras_serializable(package="kagglekit")(
+        type(f"Layerwise{base.__name__}", (_LayerwiseRates, base), {}))
+
+
+LayerwiseAdamW = _layerwise(keras.optimizers.AdamW)
+LayerwiseAdam = _layerwise(keras.optimizers.Adam)
+LayerwiseSGD = _layerwise(keras.optimizers.SGD)
+LayerwiseRMSprop = _layerwise(keras.optimizers.RMSprop)
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    """How a configured name becomes a Keras optimizer: its class, the factor from an Adam-family learning
+    rate to its own, whether it takes decoupled weight decay, and fixed options."""
+
+    cls: type
+    lr_scale: float = 1.0
+    decays: bool = False
+    options: dict = field(default_factory=dict)
+
+
+OPTIMIZERS: Registry[Optimizer] = Registry("optimizer")
+OPTIMIZERS.register("adamw", Optimizer(LayerwiseAdamW, decays=True))
+OPTIMIZERS.register("adam", Optimizer(LayerwiseAdam))  # Adam proper: no weight decay
+OPTIMIZERS.register("sgd", Optimizer(LayerwiseSGD, lr_scale=10.0, decays=True, options={"momentum": 0.9, "nesterov": True}))
+OPTIMIZERS.register("rmsprop", Optimizer(LayerwiseRMSprop, options={"rho": 0.9}))
+
+
+def make_optimizer(name: str, lr: float, steps: int | None = None, warmup_steps: int = 0, weight_decay: float = 0.0,
+                   lr_multipliers: dict[str, float] | None = None, **keras_options):
+    """Optimizer ``name`` at ``lr`` (an Adam-family rate, scaled by the optimizer's ``lr_scale``): constant
+    when ``steps`` is None (callbacks such as ReduceLROnPlateau may then change it), else warm-up + cosine
+    over ``steps``. ``weight_decay`` applies to the optimizers that take it (AdamW, SGD)."""
+    spec = OPTIMIZERS.get(name)
+    rate = lr * spec.lr_scale
+    learning_rate = rate if steps is None else warmup_cosine(rate, steps, warmup_steps)
+    return spec.cls(lr_multipliers=lr_multipliers, learning_rate=learning_rate,
+                    weight_decay=weight_decay if spec.decays else None, **spec.options, **keras_options)

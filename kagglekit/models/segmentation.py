@@ -72,12 +72,13 @@ SEGMENTATION_HEADS.register("deeplabv3plus", deeplabv3plus)
 def build_segmenter(head: str, backbone: str, input_size, n_classes: int, weights_dir: str | None = None,
                     freeze_encoder: bool = True) -> keras.Model:
     """Raw RGB [0, 255] (height, width, 3) in, (height, width, n_classes) softmax probabilities out."""
-    from kagglekit.models.backbones import feature_layers, get_backbone
+    from kagglekit.models.backbones import feature_layers, get_backbone, require_pretrained
 
     height, width = input_size
     if height % 32 or width % 32:
         raise ValueError(f"segmentation input size must be a multiple of 32 on both sides, got {height}x{width}")
-    net = get_backbone(backbone).build((height, width), weights_dir=weights_dir, pooling=None)
+    spec = require_pretrained(backbone, "a frozen encoder") if freeze_encoder else get_backbone(backbone)
+    net = spec.build((height, width), weights_dir=weights_dir, pooling=None)
     taps = feature_layers(net)
     strides = [2, 4, 8, 16, 32]
     encoder = keras.Model(net.input, [net.get_layer(taps[s]).output for s in strides], name=f"{backbone}_encoder")

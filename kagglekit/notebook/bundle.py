@@ -68,6 +68,8 @@ def backbone_weight_files(backbones: list[str], weights_dir: str | None) -> list
     files = []
     for name in backbones:
         spec = get_backbone(name)
+        if not spec.pretrained:
+            continue
         found = find_weights_file(spec.weights_file, weights_dir)
         if found is None:
             where = where_weights_go(weights_dir)

@@ -73,7 +73,8 @@ def design_section(run_dir: Path) -> str:
         ("finetune.epochs", "fine-tuning epochs (a fixed budget: nothing chosen on the scored fold)"),
         ("finetune.head_epochs", "of which the new head alone"),
         ("finetune.top_epochs", "then the blocks above the cut point (the rest: everything above the stem)"),
-        ("finetune.lr", "peak learning rate (AdamW, warm-up and cosine per stage)"),
+        ("finetune.optimizer", "optimizer (a fresh one per stage)"),
+        ("finetune.lr", "peak learning rate (warm-up and cosine per stage)"),
         ("finetune.scored_folds", "folds trained and scored"),
         ("finetune.refit", "a final network trained on every labelled image"),
     ] if learner == "finetune" else [
@@ -110,12 +111,23 @@ def cv_section(run_dir: Path) -> str:
     metric = metrics["metric"]
     folds = markdown_table(pd.DataFrame({"fold": range(len(metrics["fold_scores"])),
                                          metric: [float(s) for s in metrics["fold_scores"]]}))
-    shown = {"metric", "cv_mean", "cv_std", "fold_scores"}
+    shown = {"metric", "cv_mean", "cv_std", "fold_scores", "seconds", "timing", "stages"}
     extra = [f"- {k.replace('_', ' ')}: {_format(v)}" for k, v in metrics.items() if k not in shown]
     return (
         f"## Cross-validation\n\n**CV {metric}: {metrics['cv_mean']:.4f} ± {metrics['cv_std']:.4f}** "
         f"over {len(metrics['fold_scores'])} folds (`metrics.json`).\n\n{folds}\n\n" + "\n".join(extra)
+        + _time_table(metrics)
     )
+
+
+def _time_table(metrics: dict) -> str:
+    """What the run took: its device, speeds and peak memory (``timing``), and its stages' seconds."""
+    rows = [("wall time", f"{metrics['seconds']:.0f} s")] if "seconds" in metrics else []
+    rows += [(key.replace("_", " "), _format(value)) for key, value in metrics.get("timing", {}).items()]
+    rows += [(f"stage: {name}", f"{seconds:.0f} s") for name, seconds in metrics.get("stages", {}).items()]
+    if not rows:
+        return ""
+    return "\n\n### Time and resources\n\n" + markdown_table(pd.DataFrame(rows, columns=["", "value"]))
 
 
 def plots_section(run_dir: Path) -> tuple[str, dict[str, bytes]]:

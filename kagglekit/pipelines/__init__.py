@@ -1,8 +1,9 @@
 """Task pipelines: the shared "how" behind a competition's ``task``, one module per task.
 
-Each module defines ``run(competition, config, run_dir) -> RunResult``, which trains with honest
-cross-validation, predicts the test set and writes a validated submission plus everything that
-explains the run into ``run_dir``; and ``predict(competition, config, run_dir, data_dir) -> DataFrame``,
+Each module defines ``run(competition, config, run_dir, on_fold=None) -> RunResult``, which trains with
+honest cross-validation, predicts the test set and writes a validated submission plus everything that
+explains the run into ``run_dir`` (``on_fold(k, score)`` hears each fold's score as soon as it is known:
+``kagglekit tune`` prunes trials on them); and ``predict(competition, config, run_dir, data_dir) -> DataFrame``,
 which rebuilds that submission from the saved models alone (``kagglekit predict``, generated notebooks).
 """
 
@@ -10,8 +11,12 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
+from typing import Callable
 
 from kagglekit.core.errors import ConfigError
+
+#: ``on_fold(fold, score)``: told each fold's score as it is known.
+FoldHook = Callable[[int, float], None]
 
 #: Task name -> ``train.learner`` -> the module that runs it (imported on first use: TensorFlow is slow to
 #: load). Learners differ in kind (cached features vs streamed images), so each has its own module; the

@@ -36,7 +36,9 @@ from kagglekit.evaluation.reports import expected_calibration_error, per_class_t
 from kagglekit.learners.features import FeatureExtractor
 from kagglekit.learners.head import HeadClassifier
 from kagglekit.learners.top_blocks import TopBlocksClassifier
+from kagglekit.learners.usage import usage
 from kagglekit.models.backbones import get_backbone
+from kagglekit.pipelines import FoldHook
 from kagglekit.pipelines.inputs import checked_test, usable_train
 from kagglekit.runs import plots
 from kagglekit.runs.result import RunResult
@@ -45,7 +47,7 @@ from kagglekit.submission.writer import write_submission
 log = logging.getLogger(__name__)
 
 
-def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult:
+def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: FoldHook | None = None) -> RunResult:
     started, watch = time.time(), Stopwatch()
     data = Path(config.data)
     for name in config.backbones:
@@ -69,7 +71,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
         weights = dict(zip(present.tolist(), compute_class_weight("balanced", classes=present, y=train.labels)))
 
     oof = np.zeros((len(train), len(classes)), dtype=np.float32)
-    fold_scores, histories = [], []
+    fold_scores, histories, times = [], [], []
     for k, (tr, va) in enumerate(folds):
         # early stopping and LR plateaus watch an inner split of the training fold, never the scored fold
         fit, stop = inner_split(tr, train.labels, groups, config.seed + k)
@@ -78,13 +80,18 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
             model.fit(x_fit, np.tile(train.labels[fit], len(fit_views)), x[tta_views[0], stop], train.labels[stop],
                       weights)
             histories.append(model.history)
+            times.append(model.time)
             oof[va] += tta_proba(model, x[tta_views][:, va]) / len(inputs)
         fold_scores.append(metric(train.labels[va], oof[va].argmax(1)))
         log.info("fold %d/%d: %s %.4f", k + 1, len(folds), competition.metric, fold_scores[-1])
+        if on_fold:
+            on_fold(k, fold_scores[-1])
     atomic_write_json(run_dir / "classes.json", classes)
     watch.lap(f"{len(folds)} folds: train and score")
 
+    predicting = time.perf_counter()
     test_proba = predict_proba(config, run_dir, test, len(classes))
+    predict_seconds = time.perf_counter() - predicting
     submission = write_submission(competition.submission_frame(test.ids, test_proba.argmax(1)), run_dir / "submission.csv")
     competition.validate(submission, data).raise_if_invalid()
     watch.lap("predict, write and validate the submission")
@@ -95,7 +102,8 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
         fold_scores=[float(s) for s in fold_scores], submission=submission, seconds=time.time() - started,
         extra={"oof_score": float(metric(train.labels, oof.argmax(1))), "train_images": len(train),
                "test_images": len(test), "feature_dim": int(inputs[0].shape[-1]),
-               "epochs": [len(h.get("loss", [])) for h in histories], "stages": watch.laps},
+               "epochs": [len(h.get("loss", [])) for h in histories],
+               "timing": usage(times, len(test) * len(config.tta), predict_seconds), "stages": watch.laps},
     )
     write_outputs(result, competition, train, test, oof, test_proba, histories)
     return result

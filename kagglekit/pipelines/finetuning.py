@@ -31,8 +31,10 @@ from kagglekit.evaluation.folds import content_groups, stratified_folds
 from kagglekit.evaluation.metrics import METRICS
 from kagglekit.learners.devices import resolve_devices
 from kagglekit.learners.finetune import FineTunedClassifier
+from kagglekit.learners.usage import usage
 from kagglekit.models.backbones import get_backbone
 from kagglekit.pipelines.classification import read_images, write_folds, write_outputs
+from kagglekit.pipelines import FoldHook
 from kagglekit.pipelines.inputs import checked_test
 from kagglekit.runs.result import RunResult
 from kagglekit.submission.writer import write_submission
@@ -40,7 +42,7 @@ from kagglekit.submission.writer import write_submission
 log = logging.getLogger(__name__)
 
 
-def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult:
+def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: FoldHook | None = None) -> RunResult:
     started, watch = time.time(), Stopwatch()
     data = Path(config.data)
     get_backbone(config.backbones[0])  # a typo fails now, not after reading every image
@@ -76,6 +78,8 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
         histories.append(model.history or _saved_history(model))
         fold_scores.append(metric(train.labels[va], oof[va].argmax(1)))
         log.info("fold %d/%d: %s %.4f", k + 1, len(folds), competition.metric, fold_scores[-1])
+        if on_fold:
+            on_fold(k, fold_scores[-1])
         watch.lap(f"fold {k}: train and score")
     if config.finetune.refit:
         full = network(config, run_dir, "full", len(classes))
@@ -101,21 +105,10 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
         extra={"oof_score": float(metric(train.labels[rows], oof[rows].argmax(1))), "train_images": len(train),
                "test_images": len(test), "scored_images": len(rows), "learner": "finetune",
                "epochs": [len(h.get("loss", [])) for h in histories],
-               "timing": timing(trained, len(test) * len(config.tta), predict_seconds), "stages": watch.laps},
+               "timing": usage([n.time for n in trained], len(test) * len(config.tta), predict_seconds), "stages": watch.laps},
     )
     write_outputs(result, competition, train, test, oof, test_proba, histories, rows)
     return result
-
-
-def timing(networks: list[FineTunedClassifier], predicted: int, predict_seconds: float) -> dict:
-    """Training and inference speed of this process's work (a resumed run counts only what it trained)."""
-    seconds = sum(n.timing["seconds"] for n in networks)
-    epochs = sum(n.timing["epochs"] for n in networks)
-    out = {"predict_images_per_s": round(predicted / max(predict_seconds, 1e-9), 1)}
-    if epochs:
-        out |= {"train_images_per_s": round(sum(n.timing["images"] for n in networks) / seconds, 1),
-                "seconds_per_epoch": round(seconds / epochs, 1)}
-    return out
 
 
 def network(config: RunConfig, run_dir: Path, name: str, n_classes: int) -> FineTunedClassifier:

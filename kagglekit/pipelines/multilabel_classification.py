@@ -33,8 +33,10 @@ from kagglekit.evaluation.metrics import METRICS
 from kagglekit.evaluation.reports import multilabel_report
 from kagglekit.learners.multilabel_head import MultiLabelHead
 from kagglekit.learners.thresholds import ThresholdTuner
+from kagglekit.learners.usage import usage
 from kagglekit.models.losses import positive_weights
 from kagglekit.pipelines.classification import model_inputs, tta_proba
+from kagglekit.pipelines import FoldHook
 from kagglekit.pipelines.inputs import checked_test, usable_train
 from kagglekit.runs import plots
 from kagglekit.runs.result import RunResult
@@ -125,7 +127,7 @@ def saved_tuner(post: dict) -> ThresholdTuner:
     return ThresholdTuner.from_thresholds(post["thresholds"], post["top1_fallback"])
 
 
-def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult:
+def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: FoldHook | None = None) -> RunResult:
     started = time.time()
     data = Path(config.data)
     config.save(run_dir / "config.yaml")
@@ -143,7 +145,11 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
                    for _, va in folds]
 
     write_postprocess(run_dir, fitted.tuner, config.multilabel.top1_fallback)
+    for k, score in enumerate(fold_scores) if on_fold else ():  # known only once every fold is out of fold
+        on_fold(k, score)
+    predicting = time.perf_counter()
     test_proba = label_proba(config, run_dir, test, len(classes))
+    timing = usage([h.time for h in fitted.heads], len(test) * len(config.tta), time.perf_counter() - predicting)
     submission = write_submission(competition.submission_frame(test.ids, fitted.tuner.predict(test_proba)),
                                   run_dir / "submission.csv")
     competition.validate(submission, data).raise_if_invalid()
@@ -153,7 +159,8 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
         cv_mean=float(np.mean(fold_scores)), cv_std=float(np.std(fold_scores)), fold_scores=fold_scores,
         submission=submission, seconds=time.time() - started,
         extra={"validation": f"{len(folds)} multilabel-stratified folds, thresholds nested",
-               "classification": fitted.report, "train_images": len(train), "test_images": len(test)},
+               "classification": fitted.report, "train_images": len(train), "test_images": len(test),
+               "timing": timing},
     )
     write_probabilities(run_dir, classes, train, fitted.oof, test, test_proba)
     atomic_write_json(run_dir / "metrics.json", result.metrics())

@@ -31,6 +31,8 @@ from kagglekit.evaluation.folds import content_groups, multilabel_folds
 from kagglekit.evaluation.reports import segmentation_report
 from kagglekit.evaluation.segmentation import stack_dice
 from kagglekit.learners.segmenter import Segmenter, label_maps, predict_label_maps, proba_chunks, saved_segmenters
+from kagglekit.learners.usage import usage
+from kagglekit.pipelines import FoldHook
 from kagglekit.pipelines.inputs import checked_test, usable_train
 from kagglekit.pipelines.multilabel_classification import (
     fit_label_heads,
@@ -49,7 +51,7 @@ from kagglekit.submission.writer import write_submission
 log = logging.getLogger(__name__)
 
 
-def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult:
+def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: FoldHook | None = None) -> RunResult:
     started = time.time()
     data = Path(config.data)
     config.save(run_dir / "config.yaml")
@@ -67,12 +69,13 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
     # --- segmentation: a segmenter per scored fold, trained on its training part, scored on the rest ---
     scored = folds[:config.segmentation.scored_folds or len(folds)]
     rows = np.concatenate([va for _, va in scored])
-    truths, plain, consistent, histories = [], [], [], []
+    truths, plain, consistent, histories, times = [], [], [], [], [h.time for h in fitted.heads]
     for k, (tr, va) in enumerate(scored):
         fit, valid = train.subset(tr), train.subset(va)
         segmenter = Segmenter(len(classes) + 1, void, config, run_dir / "segmenter" / f"fold{k}")
         segmenter.fit(fit.paths, fit.masks, valid.paths, valid.masks)  # valid only watched, never tuned on
         histories.append(segmenter.history)
+        times.append(segmenter.time)
         fold_truths = [read_label_map(m) for m in valid.masks]
         allowed = np.hstack([np.ones((len(va), 1), bool), oof_labels[va].astype(bool)])
         for part, proba in proba_chunks([segmenter], valid.paths, config.tta):  # one pass serves both variants
@@ -98,7 +101,11 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
 
     # --- test: from the saved models, exactly as ``kagglekit predict`` does ---------------------------
     write_postprocess(run_dir, tuner, config.multilabel.top1_fallback, consistency=use_consistency)
+    for k, score in enumerate(fold_scores) if on_fold else ():  # known only once every fold is out of fold
+        on_fold(k, score)
+    predicting = time.perf_counter()
     frame, test_proba = predict_with_proba(competition, config, run_dir, test)
+    timing = usage(times, len(test), time.perf_counter() - predicting)
     submission = write_submission(frame, run_dir / "submission.csv")
     competition.validate(submission, data).raise_if_invalid()
 
@@ -112,7 +119,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
             "classification_rows_dice": float(label_dice[rows].mean()), "segmentation_rows_dice": float(foreground_dice[rows].mean()),
             "segmentation_dice_plain": dice_plain, "segmentation_dice_consistent": dice_consistent,
             "consistency_used": bool(use_consistency), "segmentation": seg_scores, "classification": report,
-            "train_images": len(train), "test_images": len(test),
+            "train_images": len(train), "test_images": len(test), "timing": timing,
         },
     )
     write_probabilities(run_dir, classes, train, oof, test, test_proba)

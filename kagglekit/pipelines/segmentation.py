@@ -27,6 +27,8 @@ from kagglekit.evaluation.folds import grouped_holdout
 from kagglekit.evaluation.reports import segmentation_report
 from kagglekit.evaluation.segmentation import mask_dice
 from kagglekit.learners.segmenter import Segmenter
+from kagglekit.learners.usage import usage
+from kagglekit.pipelines import FoldHook
 from kagglekit.pipelines.inputs import checked_test, usable_train
 from kagglekit.runs import plots
 from kagglekit.runs.result import RunResult
@@ -35,7 +37,7 @@ from kagglekit.submission.writer import write_submission
 log = logging.getLogger(__name__)
 
 
-def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult:
+def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: FoldHook | None = None) -> RunResult:
     started = time.time()
     data = Path(config.data)
     config.save(run_dir / "config.yaml")
@@ -55,15 +57,20 @@ def run(competition: Competition, config: RunConfig, run_dir: Path) -> RunResult
     predicted = segmenter.predict(valid.paths, [t.shape for t in truths], config.tta)
     scores = segmentation_report(truths, predicted, classes, void)
     log.info("hold-out (%d images): mIoU %.4f, Dice %.4f", len(valid), scores["miou"], scores["dice"])
+    if on_fold:  # the hold-out is the one "fold"
+        on_fold(0, scores["dice"])
 
+    predicting = time.perf_counter()
     submission = write_submission(predict_images(competition, config, run_dir, test), run_dir / "submission.csv")
+    timing = usage([segmenter.time], len(test), time.perf_counter() - predicting)
     competition.validate(submission, data).raise_if_invalid()
 
     result = RunResult(
         run_dir=run_dir, competition=competition.name, metric=competition.metric,
         cv_mean=scores["dice"], cv_std=0.0, fold_scores=[scores["dice"]], submission=submission,
         seconds=time.time() - started,
-        extra={"validation": "grouped hold-out", **scores, "epochs": len(segmenter.history.get("loss", []))},
+        extra={"validation": "grouped hold-out", **scores, "epochs": len(segmenter.history.get("loss", [])),
+               "timing": timing},
     )
     write_outputs(result, competition, [segmenter.history], valid, truths, predicted)
     return result

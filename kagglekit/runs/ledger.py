@@ -42,6 +42,9 @@ CREATE TABLE IF NOT EXISTS submissions (
 );
 CREATE INDEX IF NOT EXISTS submissions_sha ON submissions (competition, sha256);
 """
+#: What each run used (``metrics.json``'s ``timing``); added to ledgers made before these columns existed.
+USAGE_COLUMNS = {"device": "TEXT", "seconds_per_epoch": "REAL", "train_images_per_s": "REAL",
+                 "predict_images_per_s": "REAL", "peak_memory_gib": "REAL"}
 
 
 def default_ledger_path() -> Path:
@@ -109,6 +112,10 @@ class Ledger:
             db = self._connect()
             try:
                 db.executescript(f"BEGIN IMMEDIATE; {SCHEMA} COMMIT;")
+                present = {row["name"] for row in db.execute("PRAGMA table_info(runs)")}
+                for column, kind in USAGE_COLUMNS.items():
+                    if column not in present:
+                        db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
                 damage = [row[0] for row in db.execute("PRAGMA quick_check")]  # truncation shows here, not mid-submit
                 if damage != ["ok"]:
                     raise sqlite3.DatabaseError(f"damaged: {'; '.join(damage[:3])}")
@@ -150,6 +157,7 @@ class Ledger:
             "cv_std": float(result.cv_std), "fold_scores": json.dumps([float(s) for s in result.fold_scores]),
             "seconds": float(result.seconds), "git_commit": git_commit(), "run_dir": str(result.run_dir),
             "submission_sha256": sha256_file(submission) if submission.is_file() else None, "created_at": _now(),
+            **{column: result.extra.get("timing", {}).get(column) for column in USAGE_COLUMNS},
         }
         with self._transaction() as db:
             db.execute(f"INSERT OR REPLACE INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
@@ -168,14 +176,15 @@ class Ledger:
         made without a recorded run. Newest first."""
         query = """
             SELECT r.run_id, r.backbones, r.metric, r.cv_mean, r.cv_std, r.fold_scores, r.seconds, r.git_commit,
-                   r.config_hash, r.run_dir, s.submitted_at, s.message, s.status, s.public_score, s.private_score, s.sha256,
+                   r.config_hash, r.run_dir, r.device, r.seconds_per_epoch, r.train_images_per_s,
+                   r.predict_images_per_s, r.peak_memory_gib, s.submitted_at, s.message, s.status, s.public_score, s.private_score, s.sha256,
                    s.ref, COALESCE(s.submitted_at, r.created_at) AS at, COALESCE(s.id, 0) AS sid
             FROM runs r LEFT JOIN submissions s ON s.run_id = r.run_id AND s.status != 'failed'
             WHERE r.competition = :c"""
         if include_unlinked:
             query += """
             UNION ALL
-            SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, s.submitted_at, s.message, s.status,
+            SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, s.submitted_at, s.message, s.status,
                    s.public_score, s.private_score, s.sha256, s.ref, s.submitted_at, s.id
             FROM submissions s WHERE s.competition = :c AND s.run_id IS NULL AND s.status != 'failed'"""
         with self._transaction() as db:

@@ -1,5 +1,5 @@
 """Plots saved as PNG files people can open: learning curves, confusion matrices, the worst mistakes,
-reliability (calibration), masks over images, CV against the leaderboard."""
+reliability (calibration), masks over images, CV against the leaderboard, a comparison's heatmap."""
 
 from __future__ import annotations
 
@@ -169,5 +169,31 @@ def cv_vs_leaderboard(history, path: Path, title: str) -> Path:
     ax.set_xlabel("CV score (mean ± std over folds)")
     ax.set_ylabel("public leaderboard score")
     ax.grid(alpha=0.3)
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def score_heatmap(table, path: Path, title: str) -> Path:
+    """CV mean by backbone (rows) and optimizer (columns), each cell annotated with mean ± std and s/epoch
+    (``table``: backbone, optimizer, cv_mean, cv_std, seconds_per_epoch); missing cells left blank."""
+    scores = table.pivot(index="backbone", columns="optimizer", values="cv_mean").reindex(
+        index=list(dict.fromkeys(table.backbone)), columns=list(dict.fromkeys(table.optimizer)))  # as asked
+    rows, columns = list(scores.index), list(scores.columns)
+    fig, ax = plt.subplots(figsize=(2.2 * len(columns) + 2.5, 1.1 * len(rows) + 1.6))
+    values = scores.to_numpy(dtype=float)
+    image = ax.imshow(np.ma.masked_invalid(values), cmap="viridis", aspect="auto")
+    fig.colorbar(image, ax=ax, label="CV mean")
+    low, high = np.nanmin(values), np.nanmax(values)
+    for _, cell in table.iterrows():
+        i, j = rows.index(cell.backbone), columns.index(cell.optimizer)
+        speed = "" if cell.seconds_per_epoch is None or cell.seconds_per_epoch != cell.seconds_per_epoch \
+            else f"\n{cell.seconds_per_epoch:.1f} s/epoch"
+        bright = high > low and (cell.cv_mean - low) / (high - low) > 0.6
+        ax.text(j, i, f"{cell.cv_mean:.4f} ± {cell.cv_std:.4f}{speed}", ha="center", va="center", fontsize=9,
+                color="black" if bright else "white")
+    ax.set_xticks(range(len(columns)), columns)
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_xlabel("optimizer")
+    ax.set_ylabel("backbone")
     ax.set_title(title)
     return _save(fig, path)

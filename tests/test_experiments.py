@@ -1,0 +1,194 @@
+"""Experiments at scale: the backbone x optimizer matrix (compare), hyperparameter search on Ray (tune),
+the from-scratch CNN, and the time and resources every run records."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, SEEDLINGS, require
+from kaggle_world import kagglekit
+
+
+@pytest.fixture(scope="module")
+def seedlings_tiny(tmp_path_factory) -> Path:
+    """8 real images per species (96), a quarter held out as test: what a matrix of runs affords in a test."""
+    from kagglekit.competitions.builders import build_class_folder_competition
+
+    return build_class_folder_competition(require(SEEDLINGS), tmp_path_factory.mktemp("seedlings-tiny"),
+                                          per_class=8, test_fraction=0.25)
+
+
+def env() -> dict:
+    return dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+# --- the search space: checked when read ---------------------------------------------------------------
+
+@pytest.mark.parametrize("text, problem", [
+    ("finetune.lrr: {loguniform: [1.0e-4, 1.0e-2]}", "unknown key finetune.lrr"),
+    ("finetune.lr: {loguniform: [0, 1.0e-2]}", "low > 0"),
+    ("finetune.lr: {uniform: [0.1, 0.01]}", "low < high"),
+    ("finetune.epochs: {int: [1.5, 4]}", "whole numbers"),
+    ("finetune.optimizer: {choice: [adamw, adagrad]}", "finetune.optimizer"),
+    ("finetune.lr: {normal: [0, 1]}", "expected one of"),
+    ("- a list", "mapping"),
+])
+def test_a_bad_search_space_is_refused_naming_the_key(tmp_path, text, problem):
+    from kagglekit.core.config import RunConfig
+    from kagglekit.core.errors import ConfigError
+    from kagglekit.experiments.space import read_space
+
+    with pytest.raises(ConfigError, match=problem):
+        read_space(write(tmp_path / "space.yaml", text), RunConfig().to_dict())
+
+
+def test_drawn_values_become_typed_config_values(tmp_path):
+    from kagglekit.core.config import RunConfig, from_dict, merge
+    from kagglekit.experiments.space import read_space
+
+    space = read_space(write(tmp_path / "space.yaml", "finetune.epochs: {int: [2, 6]}\nfinetune.lr: {loguniform: "
+                                                      "[1.0e-4, 1.0e-2]}\nbackbones: {choice: [scratch_cnn]}\n"),
+                       RunConfig().to_dict())
+    drawn = {"finetune.epochs": np.int64(3), "finetune.lr": np.float64(2e-3), "backbones": "scratch_cnn"}
+    config = from_dict(RunConfig, merge(RunConfig().to_dict(), space.overrides(drawn)))  # strict: no numpy scalars
+    assert (config.finetune.epochs, config.finetune.lr, config.backbones) == (3, 2e-3, ["scratch_cnn"])
+    assert set(space.ray_space()) == {"finetune.epochs", "finetune.lr", "backbones"}
+
+
+# --- the from-scratch CNN ----------------------------------------------------------------------------
+
+def test_the_scratch_cnn_trains_whole_from_the_first_epoch_and_is_never_frozen(tmp_path):
+    from kagglekit.core.config import AugmentConfig, DeviceConfig, FineTuneConfig, RunConfig, from_dict
+    from kagglekit.core.errors import ConfigError
+    from kagglekit.learners.devices import resolve_devices
+    from kagglekit.learners.features import FeatureExtractor
+    from kagglekit.learners.finetune import FineTunedClassifier
+    from kagglekit.models.segmentation import build_segmenter
+
+    learner = FineTunedClassifier("scratch_cnn", 32, 3, FineTuneConfig(epochs=3, head_epochs=1, top_epochs=1),
+                                  AugmentConfig(), 0.0, 0, tmp_path, resolve_devices(DeviceConfig()))
+    model = learner.build()
+    assert [(s.name, s.first_epoch, s.epochs, s.trainable_from) for s in learner.stages(model)] == [("all", 0, 3, 1)]
+    rng = np.random.default_rng(0)
+    labels = np.arange(24) % 3
+    images = (rng.random((24, 32, 32, 3)) * 60 + labels[:, None, None, None] * 80).astype(np.uint8)  # separable
+    learner.fit(images, labels)
+    trainable = {v.path for v in learner.model.trainable_variables}
+    assert any("stage1_conv1" in p for p in trainable) and any("stage1_bn1" in p for p in trainable)  # BN learns too
+    assert learner.history["loss"][-1] < learner.history["loss"][0]
+    for frozen_use in (lambda: FeatureExtractor("scratch_cnn", 32),
+                       lambda: build_segmenter("unet", "scratch_cnn", (32, 32), 3, freeze_encoder=True)):
+        with pytest.raises(ConfigError, match="not pretrained"):
+            frozen_use()
+    from_dict(RunConfig, {"backbones": ["scratch_cnn"]})  # a valid config: only frozen uses are refused
+
+
+# --- compare: every cell an ordinary run, the table true to the run directories ------------------------
+
+@pytest.mark.slow
+def test_compare_runs_the_matrix_and_its_table_matches_the_run_directories(seedlings_tiny, tmp_path):
+    from kagglekit.runs.ledger import Ledger, default_ledger_path
+
+    config = write(tmp_path / "cell.yaml", "image_size: 64\nfolds: 3\ntta: [identity]\ntrain: {learner: finetune}\n"
+                   "finetune: {epochs: 2, head_epochs: 1, top_epochs: 0, batch_size: 16, scored_folds: 1}\n")
+    out = tmp_path / "matrix"
+    args = ["compare", "seedlings", "--data", seedlings_tiny, "--config", config, "--backbones",
+            "scratch_cnn,efficientnet_lite0", "--optimizers", "adamw,sgd", "--price-per-hour", "2.5", "--out", out]
+    done = kagglekit(*args, env=env(), timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    table = pd.read_csv(out / "comparison.csv")
+    assert list(zip(table.backbone, table.optimizer)) == [
+        ("scratch_cnn", "adamw"), ("scratch_cnn", "sgd"), ("efficientnet_lite0", "adamw"), ("efficientnet_lite0", "sgd")]
+    assert table.run_dir.nunique() == 4
+    recorded = Ledger(default_ledger_path()).history("seedlings")
+    for row in table.itertuples():
+        run_dir = Path(row.run_dir)
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+        assert (saved["backbones"], saved["finetune"]["optimizer"]) == ([row.backbone], row.optimizer)
+        assert (row.cv_mean, row.cv_std) == (metrics["cv_mean"], metrics["cv_std"])
+        timing = metrics["timing"]
+        assert row.seconds_per_epoch == timing["seconds_per_epoch"] > 0
+        assert row.train_images_per_s == timing["train_images_per_s"] > 0
+        assert row.predict_images_per_s == timing["predict_images_per_s"] > 0
+        assert row.peak_memory_gib == timing["peak_memory_gib"] > 0.1
+        assert row.wall_seconds >= metrics["seconds"]  # the child process's start-up counts too
+        assert row.cost == pytest.approx(row.wall_seconds / 3600 * 2.5, abs=1e-3)
+        assert run_dir.name in set(recorded.run_id)  # an ordinary run: in the ledger too
+        assert recorded.set_index("run_id").loc[run_dir.name, "seconds_per_epoch"] == timing["seconds_per_epoch"]
+    markdown = (out / "comparison.md").read_text()
+    assert "| scratch_cnn " in markdown and "cost at 2.5/device-hour" in markdown
+    from PIL import Image
+
+    assert Image.open(out / "comparison.png").size[0] > 400
+    # the same command again reads the finished cells: nothing reruns, the table is the same
+    before = {p: p.stat().st_mtime for p in out.glob("cells/*/runs/*/*/metrics.json")}
+    again = kagglekit(*args, env=env(), timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert {p: p.stat().st_mtime for p in out.glob("cells/*/runs/*/*/metrics.json")} == before
+    pd.testing.assert_frame_equal(pd.read_csv(out / "comparison.csv"), table)
+    other = kagglekit(*[a if a != "adamw,sgd" else "adam" for a in args], env=env(), timeout=120)
+    assert other.returncode != 0 and "holds another comparison" in other.stderr
+
+
+# --- tune: a study on local Ray, interrupted, resumed, its best config reproduced ------------------------
+
+@pytest.mark.slow
+def test_tune_is_interrupted_resumes_and_its_best_config_reproduces(seedlings_tiny, tmp_path):
+    import optuna
+
+    config = write(tmp_path / "head.yaml", "backbones: [efficientnet_lite0]\nimage_size: 64\nfolds: 3\ntta: [identity]\n"
+                   "train: {learner: head, head_epochs: 10, views: [identity], multiscale: false, patience: 3}\n")
+    space = write(tmp_path / "space.yaml", "train.head_lr: {loguniform: [1.0e-4, 1.0e-2]}\n"
+                  "train.head_dropout: {uniform: [0.0, 0.5]}\ntrain.optimizer: {choice: [adam, sgd]}\n")
+    out = tmp_path / "study"
+    args = ["-m", "kagglekit", "tune", "seedlings", "--data", seedlings_tiny, "--config", config, "--space", space,
+            "--trials", "3", "--out", out]
+    first = subprocess.Popen([sys.executable, *map(str, args)], cwd=REPO, env=env(), stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 240
+        while not list(out.glob("trials/*/seedlings/*/metrics.json")):  # the first trial has finished
+            assert first.poll() is None and time.monotonic() < deadline, first.stdout.read() if first.poll() else "timeout"
+            time.sleep(0.5)
+        first.send_signal(signal.SIGINT)  # Ctrl-C
+        output = first.communicate(timeout=120)[0]
+    finally:
+        first.kill()
+    assert first.returncode == 130, output
+    assert "run the same command" in output and not (out / "best.yaml").exists()
+
+    second = subprocess.run([sys.executable, *map(str, args)], cwd=REPO, env=env(), capture_output=True, text=True,
+                            timeout=600)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    study = optuna.load_study(study_name="kagglekit", storage=f"sqlite:///{out / 'study.db'}")
+    assert len(study.trials) == 3  # resumed, not started again: no trial twice
+    trials = pd.read_csv(out / "trials.csv")
+    assert len(trials) == 3 and (trials.state == "done").any()
+    best = json.loads((out / "best.json").read_text())
+    assert best["cv"] == trials[trials.state == "done"].cv.max()
+    assert best["cv"] == pytest.approx(max(t.value for t in study.trials if t.value is not None))
+    assert len(list(out.glob("trials/*"))) == 3  # the run the interrupted trial started was resumed, not doubled
+
+    rerun = kagglekit("run", "seedlings", "--config", out / "best.yaml", "--output-dir", tmp_path / "rerun",
+                      env=env(), timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    (run_dir,) = (tmp_path / "rerun" / "seedlings").iterdir()
+    assert json.loads((run_dir / "metrics.json").read_text())["cv_mean"] == pytest.approx(best["cv"], abs=1e-9)
