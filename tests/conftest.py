@@ -89,3 +89,15 @@ def camvid_small(tmp_path_factory, camvid) -> Path:
 
     return build_segmentation_folder_competition(
         camvid, get_competition("camvid"), tmp_path_factory.mktemp("camvid-small"), n_train=24, n_test=6)
+
+
+def assert_usage_recorded(metrics: dict, run_dir: Path, competition: str) -> None:
+    """Every run records what it used (device, speeds, peak memory), and its ledger row carries the same figures."""
+    from kagglekit.runs.ledger import Ledger, default_ledger_path
+
+    timing = metrics["timing"]
+    assert timing["device"].startswith("tensorflow on") and timing["device_count"] >= 1
+    assert timing["seconds_per_epoch"] > 0 and timing["train_images_per_s"] > 0 and timing["predict_images_per_s"] > 0
+    assert 0.1 < timing["peak_memory_gib"] < 64
+    row = Ledger(default_ledger_path()).history(competition).set_index("run_id").loc[run_dir.name]
+    assert row.seconds_per_epoch == timing["seconds_per_epoch"] and row.device == timing["device"]

@@ -56,7 +56,9 @@ def finished_run(tmp_path, seedlings_small) -> tuple[Path, Path]:
     write_provenance(run_dir)
     (run_dir / "metrics.json").write_text(json.dumps({
         "metric": "micro_f1", "cv_mean": 0.8125, "cv_std": 0.0125, "fold_scores": [0.8, 0.825],
-        "seconds": 12.5, "train_images": 180}))
+        "seconds": 12.5, "train_images": 180,
+        "timing": {"device": "tensorflow on 1 CPU (2 cores)", "seconds_per_epoch": 0.25, "peak_memory_gib": 1.5},
+        "stages": {"train": 10.0}}))
     (run_dir / "data_report.json").write_text(json.dumps({
         "train_images": 180, "test_images": 60, "skipped_unreadable_train": {},
         "class_counts": {name: 15 for name in competition.classes}}))
@@ -96,6 +98,8 @@ def test_notebook_reports_the_run(finished_run, tmp_path):
                      "image_size: 96", "input size (pixels): 96", "backbone(s): `efficientnet_lite0`", "No submissions recorded yet for seedlings"):
         assert expected in text, expected
     assert has_row(text, "1", "0.8250") and has_row(text, "Black-grass", "15")
+    assert "### Time and resources" in text and has_row(text, "wall time", "12 s")
+    assert has_row(text, "device", "tensorflow on 1 CPU (2 cores)") and has_row(text, "peak memory gib", "1.5")
     assert "{{" not in "".join(c.source for c in notebook.cells)
     assert notebook.cells[0].source.startswith("# Plant Seedlings Classification: kagglekit run ")
     images = {name: base64.b64decode(data["image/png"])

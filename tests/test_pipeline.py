@@ -8,6 +8,8 @@ import pytest
 from kagglekit.cli import main
 from kagglekit.competitions.discovery import get_competition
 
+from conftest import assert_usage_recorded
+
 
 def run_cli(*argv) -> int:
     return main([str(a) for a in argv])
@@ -49,6 +51,7 @@ def test_seedlings_end_to_end(seedlings_small, tiny_run_config, tmp_path, capsys
         assert (run_dir / name).is_file(), name
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert len(metrics["fold_scores"]) == 3
+    assert_usage_recorded(metrics, run_dir, "seedlings")
 
     # a valid submission, far better than chance (1/12) on the held-out labelled test set
     assert run_cli("validate", "seedlings", run_dir / "submission.csv", "--data", seedlings_small) == 0
@@ -99,3 +102,4 @@ def test_unreadable_images(seedlings_small, tmp_path):
     test_victim.write_bytes(b"\x89PNG garbage")
     with pytest.raises(DataError, match=test_victim.name):
         read_images(competition, data, tmp_path)
+

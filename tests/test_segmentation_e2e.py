@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import assert_usage_recorded
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {
@@ -162,6 +163,7 @@ def test_camvid_run_reports_miou_and_writes_per_class_rows(camvid, camvid_small,
     run_dir = run_cli("camvid", camvid_small, tmp_path, segmentation={"epochs": 5, "lr": 3e-3})
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert 0 <= metrics["miou"] <= 1 and metrics["validation"] == "grouped hold-out"
+    assert_usage_recorded(metrics, run_dir, "camvid")
     submission = pd.read_csv(run_dir / "submission.csv", dtype=str, keep_default_na=False)
     solution = pd.read_csv(camvid_small / "solution.csv", dtype=str, keep_default_na=False)
     assert len(submission) == len(solution) == 6 * 11

@@ -20,7 +20,8 @@ def register(subparsers) -> None:
     parser.add_argument("--address", help="an existing Ray cluster (e.g. ray://head:10001 or auto); "
                                           "default: a local Ray started in this process")
     parser.add_argument("--cpus-per-trial", type=number(0),
-                        help="CPUs each trial reserves (default: all of them, one trial at a time)")
+                        help="CPUs each trial reserves (default: all of them, one trial at a time; with GPUs, "
+                             "the CPUs shared among them)")
     parser.add_argument("--gpus-per-trial", type=number(0, include_low=True),
                         help="GPUs each trial reserves (default: 1 where there are GPUs, else 0)")
     parser.add_argument("--out", type=Path,

@@ -137,8 +137,10 @@ def run_study(study: Study, address: str | None, cpus_per_trial: float | None, g
     ray.init(address=address, include_dashboard=False, configure_logging=False, log_to_driver=False,
              runtime_env={"env_vars": env}, ignore_reinit_error=True)
     try:
-        cpus = cpus_per_trial or ray.cluster_resources().get("CPU", 1)
-        gpus = gpus_per_trial if gpus_per_trial is not None else min(1, ray.cluster_resources().get("GPU", 0))
+        # default: a GPU per trial where there are GPUs, the CPUs shared among them; else every CPU per trial
+        total_cpus, total_gpus = ray.cluster_resources().get("CPU", 1), ray.cluster_resources().get("GPU", 0)
+        gpus = gpus_per_trial if gpus_per_trial is not None else min(1, total_gpus)
+        cpus = cpus_per_trial or max(1, total_cpus // max(1, int(total_gpus) if gpus else 1))
         trainable = tune.with_resources(tune.with_parameters(trial, study=study, threads=max(1, int(cpus))),
                                         {"cpu": cpus, "gpu": gpus})
         path = study.folder / RAY_FOLDER
@@ -161,15 +163,11 @@ def run_study(study: Study, address: str | None, cpus_per_trial: float | None, g
         ray.shutdown()
     table = trials_table(study, grid)
     atomic_write_text(study.folder / "trials.csv", table.to_csv(index=False))
-    if grid.experiment_path and _interrupted(grid, study.trials):
+    # Ray returns from a Ctrl-C'd ``fit`` (its state saved) with the trials it had: fewer ended (finished,
+    # pruned or failed) than asked means interrupted
+    if grid.num_terminated + grid.num_errors < study.trials:
         raise KeyboardInterrupt
     return table
-
-
-def _interrupted(grid, wanted: int) -> bool:
-    """Ray returns from an interrupted ``fit`` with the trials it had; fewer ended than asked means interrupted."""
-    ended = sum(1 for result in grid if result.metrics and (result.metrics.get("done") or result.error is None))
-    return len(grid) < wanted or ended < wanted
 
 
 def trials_table(study: Study, grid) -> pd.DataFrame:
