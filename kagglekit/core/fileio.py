@@ -49,3 +49,15 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: handle.read(chunk), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def sha256_tree(folder: str | os.PathLike, exclude: tuple[str, ...] = ()) -> str:
+    """One digest of a folder's content: every file's relative path and bytes (folders themselves, and the
+    top-level names in ``exclude``, do not count), so the same files give the same digest anywhere."""
+    folder = Path(folder)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        name = path.relative_to(folder).as_posix()
+        if name not in exclude:
+            digest.update(f"{name}\0{sha256_file(path)}\n".encode())
+    return digest.hexdigest()

@@ -86,7 +86,8 @@ def endpoint() -> str:
 
 
 class KaggleService:
-    """One user's view of Kaggle: files, download, limits, submissions, leaderboard, submit."""
+    """One user's view of Kaggle: files, download, limits, submissions, leaderboard, submit; datasets,
+    notebooks (kernels) and code-competition submissions."""
 
     def __init__(self, credentials: Credentials | None = None, timeout: float = 60.0,
                  backoff: Backoff = Backoff()):
@@ -96,18 +97,26 @@ class KaggleService:
         self.api = _make_api(self.credentials, timeout)
 
     # -- calls -------------------------------------------------------------------------------
-    def call(self, action: str, slug: str, func: Callable[[], T]) -> T:
-        """Run one API call; turn its failure into a KaggleError that says what to do."""
+    def call(self, action: str, slug: str, func: Callable[[], T], kind: str = "competition") -> T:
+        """Run one API call about the ``kind`` (competition, dataset, kernel) ``slug``; turn its failure
+        into a KaggleError that says what to do."""
         try:
             return func()
         except KaggleError:
             raise
         except (requests.RequestException, OSError, ValueError) as exc:
-            raise translate(exc, action, slug, self.credentials) from None
+            raise translate(exc, action, slug, self.credentials, kind) from None
 
-    def read(self, action: str, slug: str, func: Callable[[], T]) -> T:
+    def read(self, action: str, slug: str, func: Callable[[], T], kind: str = "competition") -> T:
         """A call that changes nothing on Kaggle, so it is retried on transient failures."""
-        return call_with_retry(lambda: self.call(action, slug, func), action, self.backoff)
+        return call_with_retry(lambda: self.call(action, slug, func, kind), action, self.backoff)
+
+    def quietly(self, func: Callable[[], T]) -> Callable[[], T]:
+        """``func`` with the client's own printing (progress bars, upload chatter) swallowed."""
+        def run():
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                return func()
+        return run
 
     def list_files(self, slug: str) -> list:
         files, token = [], None
@@ -155,9 +164,71 @@ class KaggleService:
                               "it is safe to retry", transient=True)
         return response.ref or None
 
+    # -- datasets ----------------------------------------------------------------------------
+    def dataset(self, ref: str):
+        """The dataset ``owner/slug`` (kagglesdk's ApiDataset: description, versions), or None if there is none."""
+        from kagglesdk.datasets.types.dataset_api_service import ApiGetDatasetRequest
 
-def translate(exc: Exception, action: str, slug: str, credentials: Credentials) -> KaggleError:
-    """A KaggleError for a failed ``action`` on competition ``slug``: cause, fix, retry advice."""
+        request = ApiGetDatasetRequest()
+        request.owner_slug, request.dataset_slug = ref.split("/")
+
+        def get():
+            with self.api.build_kaggle_client() as kaggle:
+                return kaggle.datasets.dataset_api_client.get_dataset(request)
+
+        try:
+            return self.read("read the dataset", ref, get, "dataset")
+        except KaggleError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def upload_dataset(self, folder: Path, ref: str, notes: str | None) -> None:
+        """Upload ``folder`` (subfolders zipped, as ``--dir-mode zip``) as the new dataset ``ref`` (``notes``
+        None) or a new version of it. Never retried here as a whole: see kagglekit.kaggle.datasets."""
+        def upload():
+            if notes is None:
+                return self.api.dataset_create_new(str(folder), quiet=True, dir_mode="zip")
+            return self.api.dataset_create_version(str(folder), notes, quiet=True, dir_mode="zip")
+
+        response = self.call("upload the dataset", ref, self.quietly(upload), "dataset")
+        if response.error:
+            raise KaggleError(f"cannot upload the dataset {ref!r}: Kaggle said: {response.error}")
+
+    # -- kernels (notebooks) ------------------------------------------------------------------
+    def push_kernel(self, folder: Path, ref: str, timeout: float | None, accelerator: str | None):
+        """Push the notebook in ``folder`` (its kernel-metadata.json) as a new version; starts its run."""
+        push = self.quietly(lambda: self.api.kernels_push(str(folder), str(int(timeout)) if timeout else None,
+                                                          accelerator))
+        response = self.call("push the notebook", ref, push, "kernel")
+        if response.error:
+            raise KaggleError(f"cannot push the notebook {ref!r}: Kaggle said: {response.error}")
+        return response
+
+    def kernel_status(self, ref: str):
+        """Status of a kernel version ``owner/slug/version`` (status, failure_message)."""
+        return self.read("read the notebook's status", ref, self.quietly(lambda: self.api.kernels_status(ref)),
+                         "kernel")
+
+    def kernel_output(self, ref: str, folder: Path) -> list[Path]:
+        """Download the output files of a kernel version into ``folder`` (and its log, as <slug>.log)."""
+        files, _ = self.read("download the notebook's output", ref, self.quietly(
+            lambda: self.api.kernels_output(ref, str(folder), force=True, quiet=True)), "kernel")
+        return [Path(f) for f in files]
+
+    def kernel_log(self, ref: str) -> str:
+        return self.read("read the notebook's log", ref, self.quietly(lambda: self.api.kernels_logs(ref)), "kernel")
+
+    def submit_code(self, slug: str, kernel: str, version: int, file_name: str, description: str) -> int | None:
+        """Submit a kernel version's output file to code competition ``slug`` once (see kaggle.submit)."""
+        submit = self.quietly(lambda: self.api.competition_submit_code(file_name, description, slug, kernel, version,
+                                                                       quiet=True))
+        return self.call("submit the notebook", slug, submit).ref or None
+
+
+def translate(exc: Exception, action: str, slug: str, credentials: Credentials,
+              kind: str = "competition") -> KaggleError:
+    """A KaggleError for a failed ``action`` on the ``kind`` ``slug``: cause, fix, retry advice."""
     response = getattr(exc, "response", None)
     said = credentials.redact(str(exc))[:300]
     where = f"cannot {action} for {slug!r}"
@@ -172,6 +243,12 @@ def translate(exc: Exception, action: str, slug: str, credentials: Credentials) 
         return KaggleError(f"{where}: Kaggle rejected the credentials of user {credentials.username!r} "
                            f"(from {credentials.source}); the key is wrong or was revoked. {HOW_TO_GET_A_KEY}",
                            status=status)
+    if status == 403 and kind != "competition":
+        return KaggleError(f"{where}: access denied ({said}). Is the {kind} yours, and its id spelled "
+                           f"<your user>/<slug>?", status=status)
+    if status == 404 and kind != "competition":
+        return KaggleError(f"{where}: Kaggle has no {kind} {slug!r} visible to user {credentials.username!r} "
+                           f"({said}).", status=status)
     if status == 403:
         return KaggleError(f"{where}: access denied ({said}). Most likely you have not joined the competition "
                            f"or accepted its rules: open https://www.kaggle.com/competitions/{slug}/rules, "
@@ -187,6 +264,10 @@ def translate(exc: Exception, action: str, slug: str, credentials: Credentials) 
     if status >= 500:
         return KaggleError(f"{where}: Kaggle service error (HTTP {status}: {said}); usually temporary, "
                            "retry later.", status=status, transient=True, ambiguous=True)
+    if "code competition" in said.lower():
+        return KaggleError(f"{where}: {slug} is a code competition: Kaggle scores a notebook's output after "
+                           "rerunning it on the hidden test set, never an uploaded file. Publish the run's notebook "
+                           "and submit it: kagglekit publish RUN_DIR --submit", status=status)
     if any(word in said.lower() for word in ("daily", "allowance", "limit")):
         return KaggleError(f"{where}: daily submission limit reached ({said}). Submissions count per UTC day; "
                            "try again after midnight UTC.", status=status)

@@ -13,6 +13,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from kagglekit.competitions.contract import Competition
 from kagglekit.core.errors import KaggleError, SubmissionError
@@ -62,7 +63,7 @@ def find_same_bytes(service: KaggleService, slug: str, sha256: str):
     return _first_tagged(service, slug, lambda match: match.group(1) == sha256[:8])
 
 
-def _refuse_if_on_kaggle(service: KaggleService, ledger: Ledger, slug: str, path: Path, sha: str, row: dict) -> None:
+def _refuse_if_on_kaggle(service: KaggleService, ledger: Ledger, slug: str, what: str, sha: str, row: dict) -> None:
     """SubmissionError if Kaggle already has these bytes from another ledger (another machine, a moved
     ledger); that submission is recorded in this ledger first, so its score shows here too."""
     try:
@@ -75,7 +76,7 @@ def _refuse_if_on_kaggle(service: KaggleService, ledger: Ledger, slug: str, path
     ledger.update_submission(row["id"], ref=found.ref)
     apply_status(ledger, row["id"], found)
     raise SubmissionError(
-        f"{path}: these exact bytes (sha256 {sha[:12]}) are already on Kaggle as ref {found.ref} "
+        f"{what}: these exact bytes (sha256 {sha[:12]}) are already on Kaggle as ref {found.ref} "
         f"({found.description!r}), submitted with another ledger or on another machine; it is now recorded in "
         f"{ledger.path}. A second submission would only spend the daily limit. Use --force to submit anyway.")
 
@@ -89,14 +90,22 @@ def submit_file(service: KaggleService, ledger: Ledger, competition: Competition
     sha = sha256_file(path)
     run_id = run_id or ledger.run_for_file(competition.name, sha)
     row = ledger.open_submission(competition.name, sha, str(path), message, run_id, force)
+    return submit_once(service, ledger, competition.slug, row, str(path),
+                       lambda description: service.create_submission(competition.slug, path, description), force, policy)
+
+
+def submit_once(service: KaggleService, ledger: Ledger, slug: str, row: dict, what: str,
+                send: Callable[[str], int | None], force: bool = False, policy: SubmitPolicy = SubmitPolicy()) -> dict:
+    """Make the ledger ``row``'s submission (``send(description)`` returns Kaggle's ref) unless an earlier attempt
+    of it landed or Kaggle has the same ``row["sha256"]`` already; then wait for the score. Returns the row."""
     if row["ref"] is None:
-        ref = _landed(service, competition.slug, row) if row["resumed"] else None
+        ref = _landed(service, slug, row) if row["resumed"] else None
         if ref is None and not force:
-            _refuse_if_on_kaggle(service, ledger, competition.slug, path, sha, row)
+            _refuse_if_on_kaggle(service, ledger, slug, what, row["sha256"], row)
         if ref is None:
-            ref = _upload(service, ledger, competition.slug, path, row, policy)
+            ref = _upload(service, ledger, slug, send, row, policy)
         row = ledger.update_submission(row["id"], ref=ref, status="pending")
-    return wait_for_score(service, ledger, competition.slug, row, policy.wait)
+    return wait_for_score(service, ledger, slug, row, policy.wait)
 
 
 def _landed(service: KaggleService, slug: str, row: dict) -> int | None:
@@ -119,7 +128,7 @@ def _landed(service: KaggleService, slug: str, row: dict) -> int | None:
     return None
 
 
-def _upload(service: KaggleService, ledger: Ledger, slug: str, path: Path, row: dict,
+def _upload(service: KaggleService, ledger: Ledger, slug: str, send: Callable[[str], int | None], row: dict,
             policy: SubmitPolicy) -> int:
     limits = service.limits(slug)
     if limits.num_allowed_now <= 0:
@@ -130,7 +139,7 @@ def _upload(service: KaggleService, ledger: Ledger, slug: str, path: Path, row: 
     for attempt in range(1, policy.attempts + 1):
         row = ledger.update_submission(row["id"], status="uploading")  # stamps the attempt's start
         try:
-            ref = service.create_submission(slug, path, row["description"])
+            ref = send(row["description"])
             if ref is None:  # accepted, but the reply lacks the ref
                 found = find_tagged(service, slug, row["description"])
                 ref = found.ref if found is not None else None

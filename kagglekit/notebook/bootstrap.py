@@ -3,7 +3,8 @@
 Generated notebooks carry a verbatim copy of kagglekit/notebook/bootstrap.py (it runs before
 kagglekit is installed); the module itself is tested like any other code. Inputs are found, in
 order: an explicit path (a papermill parameter or an environment variable), then Kaggle's attached
-inputs under ``/kaggle/input/<dataset>/``.
+inputs under ``/kaggle/input/<dataset>/`` (``$KAGGLE_INPUT_ROOT`` moves that root: the local Kaggle
+service runs notebooks in a sandbox folder, not at /kaggle).
 """
 
 import hashlib
@@ -11,12 +12,13 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 BUNDLE_MANIFEST = "kagglekit-bundle.json"
-KAGGLE_INPUT = Path("/kaggle/input")
+KAGGLE_INPUT = Path(os.environ.get("KAGGLE_INPUT_ROOT") or "/kaggle/input")
 PACKAGES = ("kagglekit", "kagglekit_competitions")
 
 

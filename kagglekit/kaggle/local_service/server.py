@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import re
+import tempfile
 import threading
 import time
+from datetime import datetime
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -18,6 +21,7 @@ from kagglesdk.competitions.types.submission_status import SubmissionStatus
 
 from kagglekit.competitions.contract import Competition
 from kagglekit.core.errors import ConfigError
+from kagglekit.kaggle.local_service import datasets, kernels
 from kagglekit.kaggle.local_service.faults import Fault, Faults
 from kagglekit.kaggle.local_service.state import (
     HostedCompetition,
@@ -29,7 +33,10 @@ from kagglekit.kaggle.local_service.state import (
 
 log = logging.getLogger(__name__)
 
-RPC_PREFIX = "/api/v1/competitions.CompetitionApiService/"
+RPC = re.compile(r"/api/v1/([\w.]+)/(\w+)")
+COMPETITIONS = "competitions.CompetitionApiService"  # answered by the rpc_ methods below
+#: The other RPCs, one module per kind of thing: (service, method) -> handler(service, user, body) -> reply.
+ROUTES = {**datasets.RPCS, **kernels.RPCS}
 CHUNK = 64 * 1024
 MAX_BODY = 512 * 1024 * 1024
 
@@ -42,10 +49,13 @@ class LocalKaggleService:
     """Start with ``with LocalKaggleService(users) as service:``; host competitions with ``host``."""
 
     def __init__(self, users: dict[str, str], host: str = "127.0.0.1", port: int = 7777,
-                 scoring_delay: float = 0.2):
+                 scoring_delay: float = 0.2, work_dir: Path | None = None, kernel_time_limit: float = 3600.0):
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError("the local Kaggle service only listens on loopback")
         self.state = ServiceState(users)
+        work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="local-kaggle-"))
+        self.datasets = datasets.Datasets(self.state, work / "datasets")
+        self.kernels = kernels.Kernels(self, work / "kernels", kernel_time_limit)
         self.faults = Faults()
         self.calls: dict[str, int] = {}  # requests received per operation (tests count uploads, resumes)
         self.scoring_delay = scoring_delay
@@ -186,14 +196,19 @@ class _Handler(BaseHTTPRequestHandler):
     # -- verbs -------------------------------------------------------------------------------
     def do_POST(self):
         path = urlsplit(self.path).path
-        if not path.startswith(RPC_PREFIX):
+        match = RPC.fullmatch(path)
+        if match is None:
             return self._run("unknown", lambda f: self._send_error(404, f"No such endpoint {path}"))
-        method = path[len(RPC_PREFIX):]
-        handler = getattr(self, f"rpc_{method}", None)
+        service, method = match.groups()
+        handler = getattr(self, f"rpc_{method}", None) if service == COMPETITIONS else None
+        route = ROUTES.get((service, method))
+        if handler is None and route is not None:
+            def handler(user, body, fault):
+                self._reply(fault, route(self.service, user, body))
 
         def work(fault):
             if handler is None:
-                raise ServiceError(404, f"{method} is not implemented by the local Kaggle service")
+                raise ServiceError(404, f"{service}/{method} is not implemented by the local Kaggle service")
             user = self._user()
             try:
                 body = json.loads(self._body() or b"{}")
@@ -289,23 +304,35 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         parts = urlsplit(self.path)
+        output = re.fullmatch(r"/kernel-output/(\w+)/([\w.-]+)/([\w.-]+)/(\d+)/(.+)", parts.path)
+        if output is not None:
+            return self._run("kernel-output", lambda fault: self._send_output(*output.groups(), fault))
         match = re.fullmatch(r"/files/([\w.-]+)\.zip", parts.path)
 
         def work(fault):
             token = parse_qs(parts.query).get("token", [""])[0]
             if match is None or token != self.service.state.download_secret:
                 raise ServiceError(403, "Invalid or expired download URL")
-            self._send_file(self.service.state.competition(match.group(1)), fault)
+            hosted = self.service.state.competition(match.group(1))
+            self._send_file(hosted.zip_path.read_bytes(), hosted.etag, hosted.created, fault)
 
         self._run("download", work)
 
-    def _send_file(self, hosted: HostedCompetition, fault: Fault | None) -> None:
-        data = hosted.zip_path.read_bytes()
+    def _send_output(self, token: str, owner: str, slug: str, version: str, name: str, fault) -> None:
+        if token != self.service.state.download_secret:
+            raise ServiceError(403, "Invalid or expired download URL")
+        path = kernels.output_file(self.service, owner, slug, int(version), name)
+        data = path.read_bytes()
+        etag = f'"{hashlib.sha256(data).hexdigest()[:32]}"'
+        self._send_file(data, etag, datetime.fromtimestamp(path.stat().st_mtime), fault, "application/octet-stream")
+
+    def _send_file(self, data: bytes, etag: str, created: datetime, fault: Fault | None,
+                   content_type: str = "application/zip") -> None:
         start = 0
         status = 200
         wanted = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
         if_range = self.headers.get("If-Range")
-        if wanted and (if_range is None or if_range == hosted.etag):
+        if wanted and (if_range is None or if_range == etag):
             start = int(wanted.group(1))
             if start >= len(data):
                 return self._send_error(416, "Requested range not satisfiable",
@@ -314,11 +341,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.service.count("download-resumed")
         body = data[start:]
         self.send_response(status)
-        self.send_header("Content-Type", "application/zip")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Accept-Ranges", "bytes")
-        self.send_header("ETag", hosted.etag)
-        self.send_header("Last-Modified", formatdate(hosted.created.timestamp(), usegmt=True))
+        self.send_header("ETag", etag)
+        self.send_header("Last-Modified", formatdate(created.timestamp(), usegmt=True))
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         self.end_headers()

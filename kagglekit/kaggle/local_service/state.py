@@ -20,9 +20,13 @@ import pandas as pd
 
 from kagglekit.competitions.contract import Competition
 from kagglekit.core.manifest import MANIFEST
+from kagglekit.kaggle.local_service.hidden_test import SOLUTION, split_hidden_test
 from kagglekit.kaggle.local_service.scoring import public_mask, score_submission
 
 ZIP_DATE = (2020, 1, 1, 0, 0, 0)  # fixed, so the same data gives the same zip bytes (and ETag)
+#: kaggle.com's answer to a file submitted to a code competition.
+CODE_ONLY = ("Submission not allowed: this is a code competition; submissions must be made from a notebook "
+             "(its output file is scored after Kaggle reruns it on the hidden test set)")
 
 
 class ServiceError(Exception):
@@ -38,7 +42,7 @@ def utcnow() -> datetime:
 @dataclass
 class HostedCompetition:
     competition: Competition
-    data_dir: Path  # Kaggle layout plus the hidden solution.csv
+    data_dir: Path  # Kaggle layout (what participants download)
     zip_path: Path
     solution: pd.DataFrame
     public: np.ndarray
@@ -47,20 +51,30 @@ class HostedCompetition:
     files: list[tuple[str, int]] = field(default_factory=list)  # (name, bytes) inside the zip
     etag: str = ""
     created: datetime = field(default_factory=utcnow)
+    hidden_dir: Path | None = None  # a code competition's hidden test set (see hidden_test.py)
 
     @property
     def slug(self) -> str:
         return self.competition.slug
 
+    @property
+    def code_competition(self) -> bool:
+        return self.hidden_dir is not None
+
 
 def host_competition(competition: Competition, data_dir: Path, work_dir: Path, daily_limit: int = 5,
                      public_fraction: float = 0.3, participants: set[str] | None = None,
-                     seed: int = 0) -> HostedCompetition:
-    """Publish ``data_dir`` (everything but solution.csv) as ``<work_dir>/<slug>.zip``."""
+                     seed: int = 0, code_competition: bool = False) -> HostedCompetition:
+    """Publish ``data_dir`` (everything but solution.csv) as ``<work_dir>/<slug>.zip``. A code competition
+    publishes only part of the test set, and scores notebooks on the rest (``split_hidden_test``)."""
     data_dir, work_dir = Path(data_dir), Path(work_dir)
-    solution = pd.read_csv(data_dir / "solution.csv", dtype=str, keep_default_na=False, na_filter=False)
+    hidden = None
+    if code_competition:
+        split = split_hidden_test(competition, data_dir, work_dir / f"{competition.slug}-test-sets", seed=seed)
+        data_dir, hidden = split.public, split.hidden
+    solution = pd.read_csv((hidden or data_dir) / SOLUTION, dtype=str, keep_default_na=False, na_filter=False)
     zip_path = work_dir / f"{competition.slug}.zip"
-    files = [p for p in sorted(data_dir.rglob("*")) if p.is_file() and p.name not in ("solution.csv", MANIFEST)]
+    files = [p for p in sorted(data_dir.rglob("*")) if p.is_file() and p.name not in (SOLUTION, MANIFEST)]
     if not zip_path.is_file():
         work_dir.mkdir(parents=True, exist_ok=True)
         tmp = zip_path.with_name(f".{zip_path.name}.{os.getpid()}.tmp")
@@ -73,7 +87,7 @@ def host_competition(competition: Competition, data_dir: Path, work_dir: Path, d
     return HostedCompetition(
         competition=competition, data_dir=data_dir, zip_path=zip_path, solution=solution,
         public=public_mask(len(solution), public_fraction, seed), daily_limit=daily_limit,
-        participants=participants, etag=f'"{digest[:32]}"',
+        participants=participants, etag=f'"{digest[:32]}"', hidden_dir=hidden,
         files=[(p.relative_to(data_dir).as_posix(), p.stat().st_size) for p in files],
     )
 
@@ -102,6 +116,7 @@ class Submission:
     blob: bytes
     date: datetime
     status: str = "PENDING"  # PENDING, COMPLETE, ERROR (kagglesdk SubmissionStatus names)
+    kernel: str = ""  # a code submission's notebook version, <owner>/<slug>/<version>
     public_score: float | None = None
     private_score: float | None = None
     error: str = ""
@@ -138,7 +153,8 @@ class ServiceState:
     # -- submissions -------------------------------------------------------------------------
     def start_upload(self, username: str, slug: str, file_name: str, size: int) -> str:
         with self.lock:
-            self.joined(username, slug, "submit")
+            if self.joined(username, slug, "submit").code_competition:
+                raise ServiceError(400, CODE_ONLY)
             token = secrets.token_hex(12)
             self.uploads[token] = Upload(slug, username, file_name, int(size))
             return token
@@ -164,22 +180,39 @@ class ServiceState:
                 raise ServiceError(400, "This upload was already submitted")
             if not upload.complete:
                 raise ServiceError(400, f"The upload is incomplete ({len(upload.data)} of {upload.size} bytes)")
-            if self.used_today(username, slug) >= hosted.daily_limit:
-                raise ServiceError(400, "Submission not allowed: Your team has used its daily Submission "
-                                        f"allowance ({hosted.daily_limit}) today, please try again tomorrow UTC")
+            submission = self._add_submission(hosted, username, upload.file_name, description, bytes(upload.data))
             upload.used = True
-            submission = Submission(len(self.submissions) + 1, slug, username, upload.file_name, description,
-                                    bytes(upload.data), utcnow())
-            self.submissions.append(submission)
             return submission
+
+    def create_code_submission(self, username: str, slug: str, kernel: str, file_name: str,
+                               description: str) -> Submission:
+        """A submission of notebook version ``kernel``; its file comes later, from the rerun."""
+        with self.lock:
+            hosted = self.joined(username, slug, "submit")
+            if not hosted.code_competition:
+                raise ServiceError(400, f"{slug} is not a code competition: submit the notebook's output file")
+            return self._add_submission(hosted, username, file_name, description, b"", kernel)
+
+    def _add_submission(self, hosted: HostedCompetition, username: str, file_name: str, description: str,
+                        blob: bytes, kernel: str = "") -> Submission:
+        if self.used_today(username, hosted.slug) >= hosted.daily_limit:
+            raise ServiceError(400, "Submission not allowed: Your team has used its daily Submission "
+                                    f"allowance ({hosted.daily_limit}) today, please try again tomorrow UTC")
+        submission = Submission(len(self.submissions) + 1, hosted.slug, username, file_name, description,
+                                blob, utcnow(), kernel=kernel)
+        self.submissions.append(submission)
+        return submission
+
+    def fail(self, submission: Submission, error: str) -> None:
+        with self.lock:
+            submission.status, submission.error = "ERROR", error
 
     def score(self, submission: Submission) -> None:
         hosted = self.competitions[submission.slug]
         try:
             public, private = score_submission(hosted.competition, hosted.solution, hosted.public, submission.blob)
         except ValueError as exc:
-            with self.lock:
-                submission.status, submission.error = "ERROR", str(exc)
+            self.fail(submission, str(exc))
             return
         with self.lock:
             submission.public_score, submission.private_score = public, private

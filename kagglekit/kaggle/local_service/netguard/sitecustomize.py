@@ -1,7 +1,8 @@
-"""Network guard for tests: this Python process (and every Python child that inherits PYTHONPATH)
+"""Network guard: this Python process (and every Python child that inherits PYTHONPATH)
 cannot open a network connection to anything but loopback, and each attempt is logged.
 
-Put this folder first on PYTHONPATH; set NETGUARD_LOG to a file to record refused attempts.
+Put this folder first on PYTHONPATH; set NETGUARD_LOG to a file to record refused attempts. The local
+Kaggle service runs notebooks under it (internet off, as on Kaggle); the tests run offline checks under it.
 It patches Python's socket layer (``socket.connect``/``connect_ex``/``getaddrinfo``), which covers
 urllib, http.client, requests, pip and keras' downloads. It does not see C libraries that open
 sockets themselves (libcurl inside TensorFlow's file systems, zmq).
