@@ -38,6 +38,7 @@ COMMAND_MODULES = (
     "kagglekit.commands.backbones",
     "kagglekit.commands.download",
     "kagglekit.commands.submit",
+    "kagglekit.commands.publish",
     "kagglekit.commands.submissions",
     "kagglekit.commands.leaderboard",
     "kagglekit.commands.scores",

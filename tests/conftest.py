@@ -1,7 +1,9 @@
-"""Shared fixtures: Kaggle-layout competition folders built from the real data in ../shared."""
+"""Shared fixtures: Kaggle-layout competition folders built from the real data in ../shared, the local
+Kaggle service the Kaggle tests talk to, and a finished run's folder."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -101,3 +103,105 @@ def assert_usage_recorded(metrics: dict, run_dir: Path, competition: str) -> Non
     assert 0.1 < timing["peak_memory_gib"] < 64
     row = Ledger(default_ledger_path()).history(competition).set_index("run_id").loc[run_dir.name]
     assert row.seconds_per_epoch == timing["seconds_per_epoch"] and row.device == timing["device"]
+
+
+# -- the local Kaggle service (tests/test_kaggle.py, tests/test_publish.py) ---------------------------
+#: The code competition: Plant Seedlings under another slug, declared in YAML as a user would.
+CODE_COMPETITION_YAML = """kind: class-folder
+name: seedlings-code
+slug: seedlings-code-competition
+title: Plant Seedlings as a code competition
+id_column: file
+label_column: species
+metric: micro_f1
+"""
+
+
+@pytest.fixture(scope="session")
+def code_competition_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("code-competition") / "seedlings-code.yaml"
+    path.write_text(CODE_COMPETITION_YAML)
+    return path
+
+
+@pytest.fixture(scope="session")
+def service(seedlings_small, code_competition_file, tmp_path_factory):
+    """Seedlings (file submissions) and its code-competition twin (a hidden test set), for alice."""
+    from kaggle_world import KEY, OUTSIDER, OUTSIDER_KEY, USER
+
+    from kagglekit.competitions.discovery import competition_from_yaml, get_competition
+    from kagglekit.kaggle.local_service import LocalKaggleService
+
+    work = tmp_path_factory.mktemp("kaggle-service")
+    svc = LocalKaggleService({USER: KEY, OUTSIDER: OUTSIDER_KEY}, scoring_delay=0.1, work_dir=work / "service")
+    svc.host(get_competition("seedlings"), seedlings_small, work, daily_limit=100, participants={USER})
+    svc.host(competition_from_yaml(code_competition_file), seedlings_small, work, daily_limit=100,
+             participants={USER}, code_competition=True)
+    with svc:
+        yield svc
+
+
+@pytest.fixture
+def kaggle(service, monkeypatch):
+    """An in-process client of the local service with short timeouts and backoff."""
+    from kaggle_world import FAST, KEY, USER
+
+    from kagglekit.kaggle.client import KaggleService
+    from kagglekit.kaggle.credentials import Credentials
+
+    monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "TEST")
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+    service.faults.clear()
+    yield KaggleService(Credentials(USER, KEY, "test"), timeout=1.5, backoff=FAST)
+    service.faults.clear()
+
+
+@pytest.fixture
+def env(tmp_path):
+    """The environment of a ``kagglekit`` child process that is alice, talking to the local service."""
+    from kaggle_world import client_env
+
+    (tmp_path / "kaggle-config").mkdir()
+    return client_env(tmp_path / "cache", tmp_path / "kaggle-config")
+
+
+# -- a finished run ------------------------------------------------------------------------------
+@pytest.fixture
+def finished_run(tmp_path, seedlings_small) -> tuple[Path, Path]:
+    """A run directory in the layout a pipeline writes (real plots, real submission ids), and a
+    weights folder; training is not what the tests using it are about (its weights are not real)."""
+    import numpy as np
+    import pandas as pd
+
+    from kagglekit.competitions.discovery import get_competition
+    from kagglekit.core.config import RunConfig, TrainConfig
+    from kagglekit.models.backbones import get_backbone
+    from kagglekit.runs import plots
+    from kagglekit.runs.provenance import write_provenance
+
+    competition = get_competition("seedlings")
+    run_dir = tmp_path / "submissions" / "seedlings" / "20260101-120000-0123456789ab"
+    RunConfig(competition="seedlings", data=str(seedlings_small), backbones=["efficientnet_lite0"], folds=2,
+              image_size=96, train=TrainConfig(learner="head")).save(run_dir / "config.yaml")
+    write_provenance(run_dir)
+    (run_dir / "metrics.json").write_text(json.dumps({
+        "metric": "micro_f1", "cv_mean": 0.8125, "cv_std": 0.0125, "fold_scores": [0.8, 0.825],
+        "seconds": 12.5, "train_images": 180,
+        "timing": {"device": "tensorflow on 1 CPU (2 cores)", "seconds_per_epoch": 0.25, "peak_memory_gib": 1.5},
+        "stages": {"train": 10.0}}))
+    (run_dir / "data_report.json").write_text(json.dumps({
+        "train_images": 180, "test_images": 60, "skipped_unreadable_train": {},
+        "class_counts": {name: 15 for name in competition.classes}}))
+    sample = pd.read_csv(seedlings_small / "sample_submission.csv", dtype=str)
+    sample.assign(species="Maize").to_csv(run_dir / "submission.csv", index=False)
+    history = {"loss": [1.0, 0.5], "val_loss": [1.1, 0.7], "accuracy": [0.5, 0.8], "val_accuracy": [0.4, 0.7]}
+    plots.learning_curves([history, history], run_dir / "plots" / "learning_curves.png", "curves")
+    labels = np.arange(24) % 12
+    plots.confusion_matrix(labels, labels, competition.classes, run_dir / "plots" / "confusion_matrix.png", "cm")
+    (run_dir / "folds" / "fold0").mkdir(parents=True)
+    (run_dir / "folds" / "fold0" / "head.weights.h5").write_bytes(b"head weights")
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / get_backbone("efficientnet_lite0").weights_file).write_bytes(b"backbone weights")
+    (weights / get_backbone("mobilenet_v2").weights_file).write_bytes(b"another backbone")
+    return run_dir, weights

@@ -9,9 +9,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from kagglekit.kaggle.retry import Backoff
+
 REPO = Path(__file__).resolve().parents[1]
 USER, KEY = "alice", "kk-test-key-6f1d2c9a8b7e"  # a fake key; tests check it never shows up in output
 OUTSIDER, OUTSIDER_KEY = "bob", "kk-bob-key-0a9b8c7d"  # has an account but did not accept the rules
+FAST = Backoff(attempts=4, base=0.05, cap=0.2, deadline=10)  # retries of the in-process test client
 
 
 def client_env(cache: Path, config_dir: Path, username: str = USER, key: str = KEY) -> dict:

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 from kaggle_world import (
+    FAST,
     KEY,
     OUTSIDER,
     OUTSIDER_KEY,
     REPO,
     USER,
-    client_env,
     kagglekit,
     variant,
 )
@@ -36,34 +36,6 @@ from kagglekit.runs.ledger import Ledger
 
 SEEDLINGS = get_competition("seedlings")
 SLUG = SEEDLINGS.slug
-FAST = Backoff(attempts=4, base=0.05, cap=0.2, deadline=10)
-
-
-@pytest.fixture(scope="session")
-def service(seedlings_small, tmp_path_factory):
-    from kagglekit.kaggle.local_service import LocalKaggleService
-
-    svc = LocalKaggleService({USER: KEY, OUTSIDER: OUTSIDER_KEY}, scoring_delay=0.1)
-    svc.host(SEEDLINGS, seedlings_small, tmp_path_factory.mktemp("kaggle-service"), daily_limit=100,
-             participants={USER})
-    with svc:
-        yield svc
-
-
-@pytest.fixture
-def kaggle(service, monkeypatch):
-    """An in-process client of the local service with short timeouts and backoff."""
-    monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "TEST")
-    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
-    service.faults.clear()
-    yield KaggleService(Credentials(USER, KEY, "test"), timeout=1.5, backoff=FAST)
-    service.faults.clear()
-
-
-@pytest.fixture
-def env(tmp_path):
-    (tmp_path / "kaggle-config").mkdir()
-    return client_env(tmp_path / "cache", tmp_path / "kaggle-config")
 
 
 def mine(service, path: Path) -> list:

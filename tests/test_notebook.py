@@ -13,13 +13,12 @@ import zipfile
 from pathlib import Path
 
 import nbformat
-import numpy as np
 import pandas as pd
 import pytest
 from conftest import REPO
 
 from kagglekit.competitions.discovery import get_competition
-from kagglekit.core.config import RunConfig, TrainConfig
+from kagglekit.core.config import RunConfig
 from kagglekit.core.errors import ConfigError, WeightsError
 from kagglekit.models.backbones import get_backbone
 from kagglekit.notebook.bootstrap import (
@@ -32,8 +31,7 @@ from kagglekit.notebook.bootstrap import (
 from kagglekit.notebook.generate import generate_notebook
 from kagglekit.notebook.render import render_notebook
 from kagglekit.notebook.wheel import write_source_wheel
-from kagglekit.runs import plots
-from kagglekit.runs.provenance import PROVENANCE_FILE, write_provenance
+from kagglekit.runs.provenance import PROVENANCE_FILE
 
 NETGUARD = REPO / "kagglekit" / "kaggle" / "local_service" / "netguard"
 
@@ -43,38 +41,6 @@ def guarded_env(tmp_path: Path, **extra) -> dict:
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower() and k != "PYTHONPATH"}
     env.update(PYTHONPATH=str(NETGUARD), NETGUARD_LOG=str(tmp_path / "netguard.log"), **extra)
     return env
-
-
-@pytest.fixture
-def finished_run(tmp_path, seedlings_small) -> tuple[Path, Path]:
-    """A run directory in the layout a pipeline writes (real plots, real submission ids), and a
-    weights folder; training is not what these fast tests are about."""
-    competition = get_competition("seedlings")
-    run_dir = tmp_path / "submissions" / "seedlings" / "20260101-120000-0123456789ab"
-    RunConfig(competition="seedlings", data=str(seedlings_small), backbones=["efficientnet_lite0"], folds=2,
-              image_size=96, train=TrainConfig(learner="head")).save(run_dir / "config.yaml")
-    write_provenance(run_dir)
-    (run_dir / "metrics.json").write_text(json.dumps({
-        "metric": "micro_f1", "cv_mean": 0.8125, "cv_std": 0.0125, "fold_scores": [0.8, 0.825],
-        "seconds": 12.5, "train_images": 180,
-        "timing": {"device": "tensorflow on 1 CPU (2 cores)", "seconds_per_epoch": 0.25, "peak_memory_gib": 1.5},
-        "stages": {"train": 10.0}}))
-    (run_dir / "data_report.json").write_text(json.dumps({
-        "train_images": 180, "test_images": 60, "skipped_unreadable_train": {},
-        "class_counts": {name: 15 for name in competition.classes}}))
-    sample = pd.read_csv(seedlings_small / "sample_submission.csv", dtype=str)
-    sample.assign(species="Maize").to_csv(run_dir / "submission.csv", index=False)
-    history = {"loss": [1.0, 0.5], "val_loss": [1.1, 0.7], "accuracy": [0.5, 0.8], "val_accuracy": [0.4, 0.7]}
-    plots.learning_curves([history, history], run_dir / "plots" / "learning_curves.png", "curves")
-    labels = np.arange(24) % 12
-    plots.confusion_matrix(labels, labels, competition.classes, run_dir / "plots" / "confusion_matrix.png", "cm")
-    (run_dir / "folds" / "fold0").mkdir(parents=True)
-    (run_dir / "folds" / "fold0" / "head.weights.h5").write_bytes(b"head weights")
-    weights = tmp_path / "weights"
-    weights.mkdir()
-    (weights / get_backbone("efficientnet_lite0").weights_file).write_bytes(b"backbone weights")
-    (weights / get_backbone("mobilenet_v2").weights_file).write_bytes(b"another backbone")
-    return run_dir, weights
 
 
 def has_row(text: str, *cells: str) -> bool:

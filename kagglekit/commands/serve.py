@@ -1,7 +1,9 @@
 """``kagglekit serve COMPETITION --source DIR``: host a private local Kaggle competition.
 
 Participants point the ``kaggle`` client (and kagglekit) at it with ``KAGGLE_API_ENVIRONMENT=TEST``
-(http://localhost:7777) and their usual KAGGLE_USERNAME/KAGGLE_KEY. The work folder (the built
+(http://localhost:7777) and their usual KAGGLE_USERNAME/KAGGLE_KEY. With ``--code-competition`` only part of
+the test set is downloadable; submissions are notebooks (``kagglekit publish RUN --submit``), rerun offline
+on the hidden rest of the test set, as on kaggle.com. The work folder (the built
 competition and the zip participants download) is claimed like any output folder: new, empty or an
 earlier ``serve``'s (``kagglekit.core.manifest``).
 """
@@ -12,7 +14,7 @@ import json
 import threading
 from pathlib import Path
 
-from kagglekit.commands.options import count, fraction, port
+from kagglekit.commands.options import count, fraction, port, seconds
 from kagglekit.competitions.builders import build_class_folder_competition
 from kagglekit.competitions.class_folder import ClassFolderCompetition
 from kagglekit.competitions.discovery import get_competition
@@ -37,6 +39,10 @@ def register(subparsers) -> None:
                                                   "(default: <cache>/local-kaggle/<slug>)")
     parser.add_argument("--force", action="store_true", help="rebuild the competition in --work (only the "
                                                              "files kagglekit wrote there are replaced)")
+    parser.add_argument("--code-competition", action="store_true",
+                        help="a code competition: notebooks are submitted and rerun on a hidden test set")
+    parser.add_argument("--kernel-time-limit", type=seconds, default=3600.0,
+                        help="seconds a notebook may run unless its push asks for less (default 3600)")
     parser.add_argument("--port", type=port, default=7777, help="7777 is where KAGGLE_API_ENVIRONMENT=TEST looks")
     parser.set_defaults(func=main)
 
@@ -63,7 +69,7 @@ def main(args) -> int:
         raise ConfigError(f"{args.source}: no solution.csv, and serve builds only class-folder competitions from "
                           f"labelled images; {competition.name} is a {competition.task} one")
     owned = OwnedFolder(work, "serve", inputs={"--source": args.source})
-    with LocalKaggleService(users, port=args.port) as service:  # a busy port fails before anything is built
+    with LocalKaggleService(users, port=args.port, kernel_time_limit=args.kernel_time_limit) as service:  # a busy port fails before anything is built
         data = args.source if prebuilt else build_class_folder_competition(
             args.source, work / "data", id_column=competition.id_column, label_column=competition.label_column,
             test_fraction=args.test_fraction, per_class=args.per_class, id_from=competition.id_from,
@@ -72,10 +78,12 @@ def main(args) -> int:
         stale = not owned.holds(published)
         if stale:  # the zip is made again from the data served now
             owned.replace([f"{competition.slug}.zip"], published)
-        service.host(competition, data, work, daily_limit=args.daily_limit, public_fraction=args.public_fraction)
+        service.host(competition, data, work, daily_limit=args.daily_limit, public_fraction=args.public_fraction,
+                     code_competition=args.code_competition)
         if stale:
             owned.finish()
-        print(f"serving {competition.slug} on {service.base_url} for {len(users)} user(s); Ctrl-C stops",
+        kind = "code competition " if args.code_competition else ""
+        print(f"serving {kind}{competition.slug} on {service.base_url} for {len(users)} user(s); Ctrl-C stops",
               flush=True)
         threading.Event().wait()
     return 0

@@ -38,7 +38,7 @@ class GeneratedNotebook:
 def generate_notebook(competition: Competition, run_dir: Path, out_dir: Path = Path("notebooks"),
                       weights_dir: str | None = None, ledger_path: Path | None = None,
                       kernel_metadata: bool = False, owner: str | None = None,
-                      allow_code_change: bool = False) -> GeneratedNotebook:
+                      allow_code_change: bool = False, enable_gpu: bool = False) -> GeneratedNotebook:
     """Write the notebook and its inputs. The notebook ships the kagglekit code running now, so that
     must be the code that made the run, unless ``allow_code_change``."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
@@ -61,6 +61,7 @@ def generate_notebook(competition: Competition, run_dir: Path, out_dir: Path = P
     atomic_write_json(kernel_dir / "kernel-metadata.json", kaggle_metadata.kernel_metadata(
         owner, kaggle_metadata.kaggle_title(competition.name, run_dir.name),
         code_file=f"../{notebook.name}", dataset_ids=[dataset["id"]], competition_slug=competition.slug,
+        enable_gpu=enable_gpu,
     ))
     return GeneratedNotebook(notebook, bundle.path, kernel_dir)
 

@@ -1,15 +1,13 @@
-"""Run one pushed notebook as a Kaggle session does: ``python execute.py NOTEBOOK EXECUTED``.
+"""Run one pushed notebook as a Kaggle session does: ``python execute.py NOTEBOOK EXECUTED KERNEL_STDERR``.
 
 Started by kernels.py as a script (not ``-m kagglekit...``): the session must not import the kagglekit of
-the service, only what the notebook installs itself. Every cell's output is printed as the cell ends,
-so the session log (this process's output) holds everything up to the moment a run fails or is
-killed for its time limit. Exits 1 when a cell raises; on SIGTERM it kills the notebook's kernel (which
-runs in a process group of its own) and exits 124.
+the service, only what the notebook installs itself. Every output is printed the moment the kernel sends
+it, so the session log (this process's output) holds everything up to the moment a run fails or is
+stopped at its time limit (SIGTERM: nbclient then shuts the notebook's kernel down). The kernel
+process's own chatter goes to KERNEL_STDERR, not the log. Exits 1 when a cell raises or the run stops.
 """
 
-import os
 import re
-import signal
 import sys
 
 import nbformat
@@ -28,32 +26,33 @@ def output_text(output) -> str:
     return text + "\n" if text else ""
 
 
-def main(source: str, executed: str) -> int:
+class EchoingClient(NotebookClient):
+    """Prints each output as it arrives."""
+
+    def output(self, outs, msg, display_id, cell_index):
+        out = super().output(outs, msg, display_id, cell_index)
+        if out is not None:
+            print(output_text(out), end="", flush=True)
+        return out
+
+
+def main(source: str, executed: str, kernel_stderr: str) -> int:
     notebook = nbformat.read(source, as_version=4)
-
-    def show(cell, cell_index, **_):
-        print(f"--- cell {cell_index}", flush=True)
-        print("".join(output_text(o) for o in cell.outputs), end="", flush=True)
-
-    client = NotebookClient(notebook, kernel_name="python3", timeout=None, on_cell_executed=show)
-
-    def stop(signum, frame):
-        pid = getattr(getattr(client.km, "provisioner", None), "pid", None)
-        if pid:
-            os.kill(pid, signal.SIGKILL)
-        print("session stopped: time limit reached", flush=True)
-        os._exit(124)
-
-    signal.signal(signal.SIGTERM, stop)
-    try:
-        client.execute()
-        return 0
-    except CellExecutionError as exc:
-        print(f"notebook failed: {exc.ename}: {exc.evalue}", flush=True)
-        return 1
-    finally:
-        nbformat.write(notebook, executed)
+    client = EchoingClient(notebook, kernel_name="python3", timeout=None,
+                           on_cell_start=lambda cell_index, **_: print(f"--- cell {cell_index}", flush=True))
+    with open(kernel_stderr, "ab") as stderr:
+        try:
+            client.execute(stderr=stderr)
+            return 0
+        except CellExecutionError as exc:
+            print(f"notebook failed: {exc.ename}: {exc.evalue}", flush=True)
+            return 1
+        except Exception as exc:  # noqa: BLE001 (a dead or stopped kernel: one line, not nbclient's traceback)
+            print(f"notebook stopped: {type(exc).__name__}: {exc}", flush=True)
+            return 1
+        finally:
+            nbformat.write(notebook, executed)
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:3]))
+    sys.exit(main(*sys.argv[1:4]))

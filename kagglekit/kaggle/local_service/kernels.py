@@ -163,14 +163,16 @@ class Kernels:
             env.update(PYTHONPATH=str(NETGUARD), NETGUARD_LOG=str(session.folder / "netguard.log"))
         with open(session.log, "ab") as log:
             proc = subprocess.Popen([sys.executable, str(EXECUTE), str(version.notebook),
-                                     str(session.folder / "__notebook__.ipynb")],
+                                     str(session.folder / "__notebook__.ipynb"), str(session.folder / "kernel.err")],
                                     cwd=session.working, env=env, stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
             try:
                 code = proc.wait(timeout=version.time_limit)
             except subprocess.TimeoutExpired:
                 _stop(proc)
-                return "ERROR", f"Notebook {TIMED_OUT}: it ran past its time limit of {version.time_limit:g} s"
+                failure = f"Notebook {TIMED_OUT}: it ran past its time limit of {version.time_limit:g} s"
+                log.write(f"--- {failure}\n".encode())
+                return "ERROR", failure
         if code == 0:
             return "COMPLETE", ""
         last = [line for line in log_text(session).splitlines() if line.strip()][-1:] or ["no output"]
@@ -212,7 +214,8 @@ class Kernels:
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    """End a session at its time limit: execute.py stops its notebook kernel, then the rest goes."""
+    """End a session at its time limit: SIGTERM lets execute.py shut its notebook kernel down, then anything
+    left of the session goes."""
     proc.send_signal(signal.SIGTERM)
     try:
         proc.wait(timeout=10)
