@@ -25,6 +25,8 @@ from kagglekit.notebook.bootstrap import BUNDLE_MANIFEST
 from kagglekit.notebook.wheel import write_source_wheel
 
 BUNDLE_FORMAT = 1
+#: publish.py's record in a run directory: it describes the bundle's upload, so it is never part of it.
+PUBLISH_FILE = "publish.json"
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ def write_bundle(competition: Competition, run_dir: Path, out: Path, weights_dir
         shutil.rmtree(out)
     out.mkdir(parents=True)
     wheel = write_source_wheel(out)
-    shutil.copytree(run_dir, out / "run")
+    shutil.copytree(run_dir, out / "run", ignore=lambda folder, names: [PUBLISH_FILE] if Path(folder) == run_dir else [])
     (out / "weights").mkdir()
     for path in backbone_weight_files(config.backbones, weights_dir or config.weights_dir):
         shutil.copy2(path, out / "weights" / path.name)

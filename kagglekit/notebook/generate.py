@@ -22,6 +22,7 @@ from kagglekit.core.fileio import atomic_write_json, atomic_write_text
 from kagglekit.notebook import kaggle_metadata, report
 from kagglekit.notebook.bundle import write_bundle
 from kagglekit.notebook.render import render_notebook, template_text
+from kagglekit.pipelines.rebuild import run_competition
 from kagglekit.runs.provenance import PROVENANCE_FILE, source_digest
 
 #: What a run directory must hold for a notebook (the report reads them; predict_run reads the rest).
@@ -111,6 +112,6 @@ def check_run_dir(competition: Competition, run_dir: Path) -> None:
     missing = [name for name in RUN_FILES if not (run_dir / name).is_file()]
     if missing:
         raise DataError(f"{run_dir}: not a finished run directory (missing {', '.join(missing)})")
-    ran = RunConfig.load(run_dir / "config.yaml").competition
+    ran = run_competition(run_dir).name  # a run of a competition YAML file keeps a copy of it
     if ran != competition.name:
         raise ConfigError(f"{run_dir} is a run of {ran}, not {competition.name}")

@@ -25,11 +25,11 @@ from kagglekit.core.fileio import atomic_write_json, sha256_file
 from kagglekit.kaggle.client import KaggleService
 from kagglekit.kaggle.datasets import publish_dataset
 from kagglekit.kaggle.kernels import KernelVersion, fetch_output, push_kernel, wait_for_kernel
+from kagglekit.notebook.bundle import PUBLISH_FILE
 from kagglekit.notebook.generate import generate_notebook
 from kagglekit.submission.writer import read_csv_strings
 
 log = logging.getLogger(__name__)
-PUBLISH_FILE = "publish.json"
 OUTPUT = "submission.csv"  # what the generated notebook writes (template.py's OUTPUT)
 ACCELERATORS = {"none": None, "gpu": "NvidiaTeslaT4"}  # kaggle kernels push --accelerator
 QUEUE_MARGIN = 600.0  # seconds allowed for waiting in Kaggle's queue, on top of the run's own limit
