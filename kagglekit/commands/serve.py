@@ -74,7 +74,8 @@ def main(args) -> int:
             args.source, work / "data", id_column=competition.id_column, label_column=competition.label_column,
             test_fraction=args.test_fraction, per_class=args.per_class, id_from=competition.id_from,
             classes=competition.declared_classes, force=args.force)
-        published = {"data": data.resolve(), "solution_sha256": sha256_file(data / "solution.csv")}
+        published = {"data": data.resolve(), "solution_sha256": sha256_file(data / "solution.csv"),
+                     "code_competition": args.code_competition}  # its zip holds only the public test images
         stale = not owned.holds(published)
         if stale:  # the zip is made again from the data served now
             owned.replace([f"{competition.slug}.zip"], published)

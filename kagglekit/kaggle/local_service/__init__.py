@@ -4,8 +4,9 @@ It answers the ``kagglesdk`` RPCs kagglekit uses (``POST /api/v1/<Service>/<Meth
 from the very ``kagglesdk`` types the client parses), serves competition data as a resumable zip
 (302 to a signed file URL, Range/ETag), takes resumable uploads (PUT, 308), scores submissions
 asynchronously against a hidden solution split into public and private rows, enforces a daily
-limit, and injects faults on demand. ``KAGGLE_API_ENVIRONMENT=TEST`` points the client at
-http://localhost:7777.
+limit, and injects faults on demand. It also keeps datasets (datasets.py) and runs pushed notebooks
+offline in a sandbox (kernels.py), which is what a code competition (hidden_test.py) scores.
+``KAGGLE_API_ENVIRONMENT=TEST`` points the client at http://localhost:7777.
 """
 
 from kagglekit.kaggle.local_service.faults import Fault, Faults

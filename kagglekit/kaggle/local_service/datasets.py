@@ -13,6 +13,7 @@ import secrets
 import shutil
 import zipfile
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from kagglesdk.blobs.types import blob_api_service as blobs
@@ -29,7 +30,7 @@ class DatasetVersion:
     notes: str
     folder: Path
     sha256: str  # of the files (kagglekit.core.fileio.sha256_tree)
-    created: object = field(default_factory=utcnow)
+    created: datetime = field(default_factory=utcnow)
 
 
 @dataclass
