@@ -35,15 +35,9 @@ def head_run(seedlings_small, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def multilabel_run(seedlings_small, tmp_path_factory) -> Path:
-    """A multi-label run: the small seedlings relabelled ``id,tags`` (species + even/odd), adapter from ``new``."""
-    from test_new_competition import flatten, relabelled, tagged
-
-    work = tmp_path_factory.mktemp("multilabel-run")
-    data, table = flatten(seedlings_small, work / "csv")
-    multi = relabelled(data, work / "tags", tagged(table, " "), sample_column="tags")
-    assert run_cli(["new", multi, "--out", work / "tags.yaml"]) == 0
-    return finished_run(str(work / "tags.yaml"), multi, work, TINY)
+def multilabel_run(seedlings_tags, tmp_path_factory) -> Path:
+    spec, data = seedlings_tags
+    return finished_run(str(spec), data, tmp_path_factory.mktemp("multilabel-run"), TINY)
 
 
 @pytest.mark.slow

@@ -191,6 +191,8 @@ def write_data_report(run_dir: Path, classes: list[str], train: ImageTable, test
 
 
 def write_probabilities(run_dir: Path, classes, train, oof, test, test_proba) -> None:
+    """The classes and the out-of-fold (with the true labels) and test probabilities: what a blend reads."""
+    atomic_write_json(run_dir / "classes.json", list(classes))
     oof_frame = pd.DataFrame(oof, columns=classes).assign(id=train.ids)
     oof_frame = oof_frame.join(pd.DataFrame(train.labels, columns=[f"true_{c}" for c in classes]))
     atomic_write_text(run_dir / "oof.csv", oof_frame.to_csv(index=False, float_format="%.6f"))
