@@ -51,6 +51,21 @@ def private_ledger(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def seedlings_tags(seedlings_small, tmp_path_factory) -> tuple[Path, Path]:
+    """(adapter YAML, data folder) of a multi-label competition: the small seedlings relabelled ``id,tags``
+    (each image's species and "even" or "odd"), its adapter written by ``kagglekit new``."""
+    from test_new_competition import flatten, relabelled, tagged
+
+    from kagglekit.cli import main
+
+    work = tmp_path_factory.mktemp("seedlings-tags")
+    data, table = flatten(seedlings_small, work / "csv")
+    multi = relabelled(data, work / "tags", tagged(table, " "), sample_column="tags")
+    assert main(["new", str(multi), "--out", str(work / "tags.yaml")]) == 0
+    return work / "tags.yaml", multi
+
+
+@pytest.fixture(scope="session")
 def tiny_run_config(tmp_path_factory) -> Path:
     """A small but real training config: one real backbone, small images, both training stages."""
     path = tmp_path_factory.mktemp("configs") / "tiny.yaml"

@@ -16,6 +16,10 @@ from kagglekit.evaluation.metrics import accuracy
 from kagglekit.learners.blending import BLENDS, HillClimbBlend, nested_proba
 
 
+def top_accuracy(labels, proba) -> float:
+    return accuracy(labels, proba.argmax(1))
+
+
 def noisy_members(rng, labels, noise: list[float], n_classes: int = 4) -> list[np.ndarray]:
     """Probabilities that know the label, each run with its own amount of independent noise."""
     members = []
@@ -30,7 +34,7 @@ def test_hill_climbing_weights_the_better_run_and_never_trails_the_best_where_fi
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 4, 600)
     members = noisy_members(rng, labels, [0.8, 2.5, 0.9])
-    blend = HillClimbBlend().fit(members, labels, accuracy)
+    blend = HillClimbBlend().fit(members, labels, top_accuracy)
     assert blend.weights_.sum() == pytest.approx(1) and blend.weights_[1] < blend.weights_[0]
     fitted = accuracy(labels, blend.predict_proba(members).argmax(1))
     assert fitted >= max(accuracy(labels, m.argmax(1)) for m in members)
@@ -50,12 +54,12 @@ def test_nested_cv_predicts_each_fold_with_a_blend_that_never_saw_it(monkeypatch
 
     with monkeypatch.context() as patched:
         patched.setattr(BLENDS, "get", lambda name: Spy)
-        proba = nested_proba("hill", members, labels, fold_of, accuracy)
+        proba = nested_proba("hill", members, labels, fold_of, top_accuracy)
     assert seen == [300] * 4 and proba.shape == members[0].shape
     # two equally good, independent runs: their blend beats each, out of fold
     assert accuracy(labels, proba.argmax(1)) > max(accuracy(labels, m.argmax(1)) for m in members)
     for method in ("mean", "stack"):
-        assert nested_proba(method, members, labels, fold_of, accuracy).shape == (400, 4)
+        assert nested_proba(method, members, labels, fold_of, top_accuracy).shape == (400, 4)
 
 
 @pytest.fixture(scope="module")
@@ -126,3 +130,51 @@ def test_runs_of_other_data_or_other_folds_are_refused(two_runs, tmp_path, capsy
     assert "split its folds differently" in capsys.readouterr().err
     assert run_cli(["blend", two_runs[0], two_runs[0]]) == 2
     assert "two or more different run directories" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def two_multilabel_runs(seedlings_tags, tmp_path_factory) -> list[Path]:
+    """Two different real multi-label runs with the same folds: Lite0 multi-scale at 64 px, last stage at 96 px."""
+    spec, data = seedlings_tags
+    work = tmp_path_factory.mktemp("blend-multilabel")
+    runs = []
+    for name, size, multiscale in (("small", 64, True), ("large", 96, False)):
+        config = work / f"{name}.yaml"
+        config.write_text(yaml.safe_dump({"backbones": ["efficientnet_lite0"], "image_size": size, "folds": 3,
+                                          "tta": ["identity"], "train": {"learner": "head", "views": ["identity"],
+                                                                         "head_epochs": 30, "multiscale": multiscale}}))
+        assert run_cli(["run", spec, "--data", data, "--config", config, "--output-dir", work / name]) == 0
+        (run_dir,) = (work / name / spec.stem).iterdir()
+        runs.append(run_dir)
+    return runs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["hill", "stack"])
+def test_multilabel_blend_is_scored_per_class_and_nested(two_multilabel_runs, seedlings_tags, tmp_path, method):
+    spec, data = seedlings_tags
+    assert run_cli(["blend", *two_multilabel_runs, "--method", method, "--output-dir", tmp_path]) == 0
+    (blend_dir,) = (tmp_path / spec.stem).iterdir()
+    metrics = json.loads((blend_dir / "metrics.json").read_text())
+    assert metrics["metric"] == "mean_f1" and len(metrics["fold_scores"]) == 3
+    best = max(m["cv_mean"] for m in metrics["members"].values())
+    assert metrics["cv_mean"] >= best - 0.02, (metrics["cv_mean"], metrics["members"])
+    classes = json.loads((blend_dir / "classes.json").read_text())
+    thresholds = json.loads((blend_dir / "postprocess.json").read_text())["thresholds"]
+    assert len(thresholds) == len(classes) == 14
+    weights = json.loads((blend_dir / "blend.json").read_text())["weights"]
+    assert (weights is None) == (method == "stack") and (weights is None or len(weights) == len(classes))
+    oof = pd.read_csv(blend_dir / "oof.csv")
+    assert {f"true_{c}" for c in classes} <= set(oof.columns) and oof[classes].to_numpy().max() <= 1
+    assert run_cli(["validate", spec, blend_dir / "submission.csv", "--data", data]) == 0
+
+
+@pytest.mark.slow
+def test_multilabel_runs_with_other_folds_are_refused(two_multilabel_runs, tmp_path, capsys):
+    resplit = tmp_path / "other-folds"
+    shutil.copytree(two_multilabel_runs[1], resplit)
+    folds = json.loads((resplit / "folds.json").read_text())
+    (resplit / "folds.json").write_text(json.dumps({**folds, "fold_of": folds["fold_of"][::-1]}))
+    capsys.readouterr()
+    assert run_cli(["blend", two_multilabel_runs[0], resplit, "--output-dir", tmp_path / "out"]) == 2
+    assert "split its folds differently" in capsys.readouterr().err

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from kagglekit.inspection.gradcam import class_activation_maps
+from kagglekit.models.composition import network_cam
 
 
 def red_detector() -> keras.Model:
@@ -31,7 +32,7 @@ def test_the_map_covers_the_red_square(plus_plus):
     images[1, 20:28, 18:26, 0] = 1.0  # bottom right
     model = red_detector()
     assert (model.predict(images, verbose=0).argmax(1) == 0).all()
-    cams = class_activation_maps(model, "feature_maps", images, np.array([0, 0]), plus_plus=plus_plus)
+    cams = class_activation_maps(*network_cam(model, "feature_maps"), images, np.array([0, 0]), plus_plus=plus_plus)
     assert cams.shape == (2, 32, 32) and cams.min() >= 0 and np.isclose(cams.max(), 1)
     for cam, (rows, cols) in zip(cams, [(slice(2, 14), slice(2, 14)), (slice(18, 30), slice(16, 28))]):
         assert cam[rows, cols].sum() / cam.sum() > 0.9  # the mass is on the object, nowhere else
@@ -40,8 +41,8 @@ def test_the_map_covers_the_red_square(plus_plus):
 @pytest.mark.slow
 def test_explain_and_attack_a_fine_tuned_run(seedlings_small, tmp_path, capsys):
     """``kagglekit explain`` draws the run's worst mistakes (predicted and true class) and any images;
-    ``kagglekit attack`` lowers its accuracy on held-out images within eps; a run without fine-tuned
-    networks is refused with a message that says why."""
+    ``kagglekit attack`` lowers its accuracy on held-out images within eps (head-based runs:
+    test_inspect_heads.py)."""
     from PIL import Image
 
     from kagglekit.cli import main as run_cli
@@ -76,12 +77,3 @@ def test_explain_and_attack_a_fine_tuned_run(seedlings_small, tmp_path, capsys):
     assert run_cli(["explain", run_dir, "--images", *test_images, "--class", "Oak", "--out", some]) == 2
     assert "'Oak' is not one of the run's classes" in capsys.readouterr().err
 
-    head = tmp_path / "head.yaml"
-    head.write_text("backbones: [efficientnet_lite0]\nimage_size: 64\nfolds: 2\ntta: [identity]\n"
-                    "train: {learner: head, views: [identity], head_epochs: 2}\n")
-    assert run_cli(["run", "seedlings", "--data", seedlings_small, "--config", head, "--output-dir", tmp_path / "head"]) == 0
-    (head_dir,) = (tmp_path / "head" / "seedlings").iterdir()
-    assert run_cli(["explain", head_dir, "--worst", "2", "--out", tmp_path / "x.png"]) == 2
-    assert "trained heads on frozen features" in capsys.readouterr().err
-    assert run_cli(["attack", head_dir, "--out", tmp_path / "y"]) == 2
-    assert "trained heads on frozen features" in capsys.readouterr().err

@@ -212,7 +212,7 @@ def test_export_views_are_the_runs_views():
     import keras
 
     from kagglekit.data.views import VIEWS, apply_view
-    from kagglekit.serving.export import VIEW_OPS
+    from kagglekit.models.composition import VIEW_OPS
 
     batch = np.random.default_rng(0).random((2, 5, 7, 3)).astype(np.float32)
     assert set(VIEW_OPS) == set(VIEWS)

@@ -1,6 +1,7 @@
-"""``kagglekit attack RUN_DIR --method fgsm pgd --eps 0 1 2 4 8 --out DIR``: how far a run's model falls
-under adversarial perturbations of its held-out images (``inspection.adversarial``): a table and a curve
-of its score against eps, and example images (original, perturbed, the difference amplified)."""
+"""``kagglekit attack RUN_DIR --method fgsm pgd --eps 0 1 2 4 8 --out DIR``: how far a run's models fall
+under adversarial perturbations of their held-out images (``inspection.adversarial``): a table and a curve
+of the score against eps, and example images (original, perturbed, the difference amplified). A run with
+a classifier and a segmenter (PASCAL VOC) gets a report for each, in ``labels/`` and ``masks/``."""
 
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ from kagglekit.core.manifest import refuse_used_folder
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("attack", help="adversarial robustness (FGSM, PGD) of a run's model")
-    parser.add_argument("run_dir", type=Path, help="a fine-tuned classification run or a segmentation run")
+    parser.add_argument("run_dir", type=Path, help="a classification (single- or multi-label) or segmentation run")
     parser.add_argument("--method", nargs="+", choices=("fgsm", "pgd"), default=["fgsm"], dest="methods")
     parser.add_argument("--eps", nargs="+", type=number(0, include_low=True), default=[0, 1, 2, 4, 8],
                         help="perturbation sizes on the 0-255 pixel scale (default: 0 1 2 4 8)")
     parser.add_argument("--targeted", action="store_true",
-                        help="steer each image (pixel) towards its likeliest wrong class instead")
+                        help="steer each image (pixel) towards its likeliest wrong class instead "
+                             "(multi-label: flip each image's likeliest wrong label)")
     parser.add_argument("--steps", type=integer(1), default=10, help="PGD steps")
     parser.add_argument("--count", type=integer(1), default=64, help="held-out images to attack")
     parser.add_argument("--out", type=Path, required=True, help="a new or empty folder for the report")
@@ -28,21 +30,31 @@ def register(subparsers) -> None:
 
 
 def main(args) -> int:
-    from kagglekit.core.fileio import atomic_write_text
-    from kagglekit.inspection.adversarial import attack_set, robustness
-    from kagglekit.runs import plots
+    from kagglekit.inspection.adversarial import attack_sets
 
     refuse_used_folder(args.out)
-    target = attack_set(args.run_dir, args.count, args.weights_dir)
+    sets = attack_sets(args.run_dir, args.count, args.weights_dir)
     eps = sorted(set(args.eps) | {0.0})
+    for part, target in sets.items():
+        report(args, target, eps, args.out / part if len(sets) > 1 else args.out,
+               f"{args.run_dir.name}" + (f" ({part})" if len(sets) > 1 else ""))
+    print(f"report: {args.out}")
+    return 0
+
+
+def report(args, target, eps: list[float], out: Path, title: str) -> None:
+    """One attacked model's table, curve and examples under ``out``."""
+    from kagglekit.core.fileio import atomic_write_text
+    from kagglekit.inspection.adversarial import robustness
+    from kagglekit.runs import plots
+
     table, examples = robustness(target, args.methods, eps, args.targeted, args.steps)
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out / "robustness.csv", table.to_csv(index=False, float_format="%.4f"))
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "robustness.csv", table.to_csv(index=False, float_format="%.4f"))
     kind = "targeted" if args.targeted else "untargeted"
     what = "pixels" if target.dense else "images"
-    metric = "miou" if target.dense else "accuracy"
-    plots.robustness_curve(table, metric, args.out / "robustness.png",
-                           f"{args.run_dir.name}: {kind} attacks on {len(target.ids)} held-out {what}")
+    plots.robustness_curve(table, target.metric, out / "robustness.png",
+                           f"{title}: {kind} attacks on {len(target.ids)} held-out {what}")
     shown, captions = [], []
     for i in range(min(4, len(target.ids))):
         original = target.images[i]
@@ -52,8 +64,7 @@ def main(args) -> int:
             shown += [original / 255.0, perturbed[i] / 255.0, amplified.clip(0, 1)]
             captions += [f"{target.ids[i]}\noriginal", f"{method.upper()}, eps {max(eps):g}",
                          "difference, amplified\n(grey = unchanged)"]
-    plots.image_grid(shown, captions, args.out / "examples.png",
-                     f"{args.run_dir.name}: {kind} perturbations at eps {max(eps):g} (0-255 scale)", columns=3)
+    plots.image_grid(shown, captions, out / "examples.png",
+                     f"{title}: {kind} perturbations at eps {max(eps):g} (0-255 scale)", columns=3)
+    print(f"{title}:")
     print(table.to_markdown(index=False, floatfmt=".4f"))
-    print(f"report: {args.out}")
-    return 0

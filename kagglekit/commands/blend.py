@@ -13,11 +13,11 @@ log = logging.getLogger(__name__)
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("blend", help="blend finished classification runs (nested-CV scored) into a new run")
+    parser = subparsers.add_parser("blend", help="blend finished classification runs, single- or multi-label (nested-CV scored), into a new run")
     parser.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR", help="two or more run directories")
     parser.add_argument("--method", choices=("mean", "hill", "stack"), default="hill",
                         help="mean: equal weights; hill: weights by ensemble selection on OOF (default); "
-                             "stack: logistic regression on OOF")
+                             "stack: logistic regression on OOF (multi-label: each per class)")
     parser.add_argument("--data", type=Path, help="the competition folder (default: the first run's)")
     parser.add_argument("--output-dir", type=Path, help="where the blend's run directory goes "
                                                         "(default: beside the first run's)")

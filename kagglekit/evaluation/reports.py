@@ -16,9 +16,7 @@ def multilabel_report(y: np.ndarray, proba: np.ndarray, predicted: np.ndarray, c
     present = y.sum(axis=0) > 0
     ap = [float(average_precision_score(y[:, j], proba[:, j])) if present[j] else None for j in range(len(classes))]
     f1 = f1_score(y, predicted, average=None, zero_division=0)
-    overlap = (y & predicted).sum(axis=1)
-    total = y.sum(axis=1) + predicted.sum(axis=1)
-    dice = np.where(total == 0, 1.0, 2 * overlap / np.maximum(total, 1))
+    dice = label_dice(y, predicted)
     return {
         "mAP": float(np.mean([a for a in ap if a is not None])),
         "micro_f1": float(f1_score(y, predicted, average="micro", zero_division=0)),
@@ -27,6 +25,14 @@ def multilabel_report(y: np.ndarray, proba: np.ndarray, predicted: np.ndarray, c
         "per_class": {c: {"f1": float(f), "ap": a, "positives": int(n)}
                       for c, f, a, n in zip(classes, f1, ap, y.sum(axis=0))},
     }
+
+
+def label_dice(y: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """Each image's F1 (Dice) between its true and predicted 0/1 label rows; 1 where both are empty
+    (Kaggle's "mean F1" of label sets, per row)."""
+    y, predicted = np.asarray(y).astype(bool), np.asarray(predicted).astype(bool)
+    total = y.sum(axis=1) + predicted.sum(axis=1)
+    return np.where(total == 0, 1.0, 2 * (y & predicted).sum(axis=1) / np.maximum(total, 1))
 
 
 def segmentation_report(truths: list[np.ndarray], predicted: list[np.ndarray], classes: list[str], void: int | None) -> dict:

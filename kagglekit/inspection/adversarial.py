@@ -1,11 +1,17 @@
-"""Adversarial robustness: FGSM and PGD perturbations within an L-infinity ball, for classifiers and segmenters.
+"""Adversarial robustness: FGSM and PGD perturbations within an L-infinity ball, for classifiers
+(single- and multi-label) and segmenters.
 
 FGSM (Goodfellow et al., 2015) moves every pixel by ``eps`` in the direction that raises the loss;
 PGD (Madry et al., 2018) takes ``steps`` smaller such steps, projecting back into the ``eps`` ball
-(and the valid pixel range) after each. Untargeted attacks raise the loss of the true label; targeted
-ones lower the loss of a chosen wrong label. Pixels are in [0, 255], as the run's models take them, and
-so is ``eps``. The loss is the mean cross-entropy over images (and, for a segmenter, over non-void
-pixels); its gradient comes from ``models.gradients`` (the only backend-specific step).
+(and the valid pixel range) after each. Untargeted attacks raise the loss of the true labels; targeted
+ones lower the loss of chosen wrong ones. Pixels are in [0, 255], as the run's models take them, and
+so is ``eps``. The loss is the mean cross-entropy over images (for a segmenter, over non-void pixels;
+for a multi-label classifier, the binary cross-entropy of every label); its gradient comes from
+``models.gradients`` (the only backend-specific step).
+
+The models attacked are the run's own prediction path, TTA included: a fold's fine-tuned network, or
+a head-based run's frozen backbone under that fold's fitted heads (``pipelines.differentiable``), on
+that fold's held-out images; a segmenter on its held-out images.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from kagglekit.core.errors import ConfigError
+from kagglekit.learners.thresholds import ThresholdTuner
 from kagglekit.models.gradients import gradient
 
 
@@ -37,15 +44,30 @@ def cross_entropy(model: keras.Model, targets: np.ndarray, n_classes: int, void:
     return loss
 
 
+def binary_cross_entropy(model: keras.Model, targets: np.ndarray):
+    """x -> mean binary cross-entropy of a multi-label ``model(x)`` (per-class sigmoids) against 0/1 ``targets``."""
+    y = keras.ops.convert_to_tensor(np.asarray(targets, dtype=np.float32))
+
+    def loss(x):
+        p = keras.ops.clip(model(x, training=False), 1e-7, 1 - 1e-7)
+        return -keras.ops.mean(y * keras.ops.log(p) + (1 - y) * keras.ops.log(1 - p))
+
+    return loss
+
+
 def attack(model: keras.Model, images: np.ndarray, targets: np.ndarray, eps: float, method: str = "fgsm",
-           targeted: bool = False, steps: int = 10, void: int | None = None) -> np.ndarray:
+           targeted: bool = False, steps: int = 10, void: int | None = None, multilabel: bool = False) -> np.ndarray:
     """Perturbed copies of ``images`` ((n, H, W, 3) float32 in [0, 255]), each pixel within ``eps`` of
-    the original. ``targets``: the true labels (untargeted) or the labels to steer towards (targeted)."""
+    the original. ``targets``: the true labels (untargeted) or the labels to steer towards (targeted):
+    class indices (per image or per pixel), or 0/1 rows with ``multilabel``."""
     images = np.asarray(images, dtype=np.float32)
     if eps <= 0:
         return images.copy()
-    n_classes = int(np.asarray(model.predict(images[:1], verbose=0)).shape[-1])
-    loss = cross_entropy(model, np.asarray(targets), n_classes, void)
+    if multilabel:
+        loss = binary_cross_entropy(model, targets)
+    else:
+        n_classes = int(np.asarray(model.predict(images[:1], verbose=0)).shape[-1])
+        loss = cross_entropy(model, np.asarray(targets), n_classes, void)
     direction = -1.0 if targeted else 1.0
     if method == "fgsm":
         return np.clip(images + direction * eps * np.sign(gradient(loss, images)), 0, 255)
@@ -61,8 +83,9 @@ def attack(model: keras.Model, images: np.ndarray, targets: np.ndarray, eps: flo
 
 @dataclass
 class AttackSet:
-    """What a run is attacked on: a model it did not train on these images, the images (float32 pixels
-    at the model's input size) and their true labels (per image, or per pixel), and how to score."""
+    """What a run is attacked on: a model that did not train on these images, the images (float32
+    pixels at the model's input size) and their true labels: a class per image, a class per pixel
+    (a segmenter; ``void`` pixels left out) or a 0/1 row per image (multi-label, labelled by ``tuner``)."""
 
     model: keras.Model
     ids: list[str]
@@ -70,14 +93,33 @@ class AttackSet:
     truth: np.ndarray
     classes: list[str]
     void: int | None = None
+    tuner: ThresholdTuner | None = None
 
     @property
     def dense(self) -> bool:
         return self.truth.ndim == 3
 
+    @property
+    def multilabel(self) -> bool:
+        return self.tuner is not None
+
+    @property
+    def metric(self) -> str:
+        """The score the robustness curve follows."""
+        return "miou" if self.dense else "mean_f1" if self.multilabel else "accuracy"
+
+    def proba(self, images: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model.predict(images, verbose=0))
+
     def score(self, images: np.ndarray) -> dict[str, float]:
-        """Accuracy (of images, or of non-void pixels) and, for a segmenter, mIoU."""
-        predicted = np.asarray(self.model.predict(images, verbose=0)).argmax(-1)
+        """Accuracy (of images, or of non-void pixels) and, for a segmenter, mIoU; for a multi-label
+        classifier the mean per-image F1 of its labels at the run's thresholds."""
+        proba = self.proba(images)
+        if self.multilabel:
+            from kagglekit.evaluation.reports import label_dice
+
+            return {"mean_f1": float(label_dice(self.truth, self.tuner.predict(proba)).mean())}
+        predicted = proba.argmax(-1)
         if not self.dense:
             return {"accuracy": float((predicted == self.truth).mean())}
         from kagglekit.evaluation.segmentation import ConfusionMatrix
@@ -88,50 +130,78 @@ class AttackSet:
         return {"accuracy": confusion.pixel_accuracy(), "miou": confusion.miou()}
 
     def likeliest_wrong(self) -> np.ndarray:
-        """Each image's likeliest wrong class (a targeted attack's default goal); per pixel for a segmenter."""
-        proba = np.asarray(self.model.predict(self.images, verbose=0))
+        """A targeted attack's goal: each image's (pixel's) likeliest wrong class; for a multi-label
+        classifier, the true labels with the likeliest wrong one flipped (the label whose wrong state
+        has the highest probability: p for an absent label, 1 - p for a present one)."""
+        proba = self.proba(self.images)
+        if self.multilabel:
+            wrong = np.where(self.truth == 1, 1 - proba, proba).argmax(-1)
+            goal = self.truth.copy()
+            goal[np.arange(len(goal)), wrong] = 1 - goal[np.arange(len(goal)), wrong]
+            return goal
         truth = np.where(self.truth == self.void, 0, self.truth) if self.void is not None else self.truth
         proba = proba.copy()
         np.put_along_axis(proba, truth[..., None], -1.0, axis=-1)
         return proba.argmax(-1)
 
+    def hit_rate(self, images: np.ndarray, goal: np.ndarray) -> float:
+        """How often a targeted attack reached its goal: the goal class (of images, or of non-void
+        pixels); for a multi-label classifier, the flipped label's predicted state."""
+        proba = self.proba(images)
+        if self.multilabel:
+            flipped = goal != self.truth
+            return float((self.tuner.predict(proba) == goal)[flipped].mean())
+        valid = np.ones(goal.shape, bool) if self.void is None else self.truth != self.void
+        return float((proba.argmax(-1) == goal)[valid].mean())
 
-def attack_set(run_dir: Path, count: int, weights_dir: str | None = None) -> AttackSet:
-    """The images a run can be attacked on honestly: for a fine-tuned classification run, its first
-    scored fold's out-of-fold images with that fold's network; for a segmentation run, its held-out
-    drive with its segmenter."""
-    from kagglekit.pipelines import finetuning
+
+def attack_sets(run_dir: Path, count: int, weights_dir: str | None = None) -> dict[str, AttackSet]:
+    """The images a run can be attacked on honestly, by part: a classifier's (``labels``) first
+    fold's held-out images with that fold's models; a segmenter's (``masks``) held-out images (a
+    multi-label + segmentation run such as PASCAL VOC has both)."""
     from kagglekit.pipelines.rebuild import load_run_config, run_competition
 
     config = load_run_config(run_dir, weights_dir=weights_dir)
-    competition = run_competition(run_dir)
     data = Path(config.data or "")
     if not data.is_dir():
         raise ConfigError(f"the run's data folder {data} is gone: its held-out images are what is attacked")
-    competition = competition.resolve(data)
-    if competition.task == "classification":
-        finetuning.require_networks(run_dir, config, competition.task, "attacks need a network trained end to end")
-        folds = json.loads((run_dir / "folds.json").read_text())
-        held = [i for i, fold in zip(folds["ids"], folds["fold_of"]) if fold == 0][:count]
-        train = competition.load_train(data)
-        where = {id_: k for k, id_ in enumerate(train.ids)}
-        from kagglekit.data.streams import decode_images
-
-        paths = [train.paths[where[i]] for i in held]
-        network = finetuning.network(config, run_dir, "fold0", len(competition.classes)).load()
-        return AttackSet(network.model, held, decode_images(paths, config.image_size, "attack").astype(np.float32),
-                         np.array([train.labels[where[i]] for i in held]), list(competition.classes))
+    competition = run_competition(run_dir).resolve(data)
+    train = competition.load_train(data)
+    where = {id_: k for k, id_ in enumerate(train.ids)}
     if competition.task == "segmentation":
-        from kagglekit.learners.segmenter import load_resized, saved_segmenters
+        from kagglekit.learners.segmenter import saved_segmenters
 
-        train = competition.load_train(data)
-        where = {id_: k for k, id_ in enumerate(train.ids)}
         held = json.loads((run_dir / "data_report.json").read_text())["valid_ids"][:count]
         (segmenter,) = saved_segmenters(len(competition.classes), competition.void_label, config, run_dir / "segmenter")
-        images = load_resized([train.paths[where[i]] for i in held], segmenter.size).astype(np.float32)
-        masks = load_resized([train.masks[where[i]] for i in held], segmenter.size, masks=True).astype(np.int64)
-        return AttackSet(segmenter.model, held, images, masks, list(competition.classes), competition.void_label)
-    raise ConfigError(f"{run_dir}: attacks cover classification (fine-tuned) and segmentation runs, not {competition.task}")
+        return {"masks": segmenter_set(segmenter, train, [where[i] for i in held], list(competition.classes),
+                                       competition.void_label)}
+    from kagglekit.pipelines.differentiable import load_classifier
+
+    folds = run_dir / "folds.json"
+    if not folds.is_file():
+        raise ConfigError(f"{run_dir}: no folds.json (a run from before attacks covered it); run it again")
+    assignment = json.loads(folds.read_text())
+    rows = [where[i] for i, fold in zip(assignment["ids"], assignment["fold_of"]) if fold == 0][:count]
+    classifier = load_classifier(run_dir, weights_dir)
+    sets = {"labels": AttackSet(classifier.model(["fold0"]), [train.ids[r] for r in rows],
+                                classifier.pixels([train.paths[r] for r in rows]), np.asarray(train.labels[rows]),
+                                classifier.classes, tuner=classifier.tuner)}
+    if competition.task == "multilabel-segmentation":
+        from kagglekit.learners.segmenter import saved_segmenters
+
+        segmenters = saved_segmenters(len(competition.classes) + 1, competition.void_label, config, run_dir / "segmenter")
+        sets["masks"] = segmenter_set(segmenters[0], train, rows, ["background", *competition.classes],
+                                      competition.void_label)
+    return sets
+
+
+def segmenter_set(segmenter, train, rows: list[int], classes: list[str], void: int | None) -> AttackSet:
+    """A segmenter's attack set: the ``rows`` of ``train`` it never trained on, at its input size."""
+    from kagglekit.learners.segmenter import load_resized
+
+    images = load_resized([train.paths[r] for r in rows], segmenter.size).astype(np.float32)
+    masks = load_resized([train.masks[r] for r in rows], segmenter.size, masks=True).astype(np.int64)
+    return AttackSet(segmenter.model, [train.ids[r] for r in rows], images, masks, classes, void)
 
 
 def robustness(target: AttackSet, methods: list[str], eps_values: list[float], targeted: bool,
@@ -142,12 +212,11 @@ def robustness(target: AttackSet, methods: list[str], eps_values: list[float], t
     rows, examples = [], {}
     for method in methods:
         for eps in eps_values:
-            perturbed = attack(target.model, target.images, goal, eps, method, targeted, steps, target.void)
+            perturbed = attack(target.model, target.images, goal, eps, method, targeted, steps, target.void,
+                               target.multilabel)
             scores = target.score(perturbed)
             if targeted:
-                predicted = np.asarray(target.model.predict(perturbed, verbose=0)).argmax(-1)
-                valid = np.ones(goal.shape, bool) if target.void is None else target.truth != target.void
-                scores["target_hit_rate"] = float((predicted == goal)[valid].mean())
+                scores["target_hit_rate"] = target.hit_rate(perturbed, goal)
             rows.append({"method": method, "targeted": targeted, "eps": eps, **scores,
                          "max_abs_perturbation": float(np.abs(perturbed - target.images).max())})
             examples[method] = perturbed

@@ -1,7 +1,7 @@
 """Blends of several runs' class probabilities, fitted on out-of-fold predictions.
 
-Three kinds, each ``fit(members, labels)`` / ``predict_proba(members)`` where ``members`` is a list of
-(n, classes) probability arrays, one per run:
+Three kinds, each ``fit(members, labels, score)`` / ``predict_proba(members)`` where ``members`` is a list
+of (n, classes) probability arrays, one per run, and ``score(labels, proba)`` is higher for better:
 
 - ``mean``: equal weights; nothing to fit.
 - ``hill``: Caruana et al.'s ensemble selection (2004): start from the best single run and add, with
@@ -10,8 +10,13 @@ Three kinds, each ``fit(members, labels)`` / ``predict_proba(members)`` where ``
 - ``stack``: a multinomial logistic regression (scikit-learn) on every run's probabilities, its
   regularisation chosen by an inner CV.
 
+Multi-label runs are blended per class (``PerClassBlend``): each class's blend sees only the members'
+probabilities of that class, as a two-class problem (absent, present), hill climbing scored by that
+class's F1 at its best threshold, stacking as one logistic regression per class.
+
 A fitted blend must be scored on rows it was not fitted on: ``nested_proba`` predicts each fold with a
-blend fitted on the other folds' out-of-fold rows.
+blend fitted on the other folds' out-of-fold rows (``nested_multilabel``: and, for a multi-label blend,
+labels them with thresholds tuned on those other rows only).
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from typing import Callable
 import numpy as np
 
 from kagglekit.core.registry import Registry
+from kagglekit.learners.thresholds import ThresholdTuner
 
-Score = Callable[[np.ndarray, np.ndarray], float]  # (labels, predicted class indices) -> higher is better
+Score = Callable[[np.ndarray, np.ndarray], float]  # (labels, probabilities) -> higher is better
 BLENDS: Registry = Registry("blend method")
 HILL_STEPS = 40  # additions; with a handful of runs the weights settle long before
 
@@ -39,12 +45,12 @@ class MeanBlend:
 class HillClimbBlend(MeanBlend):
     def fit(self, members: list[np.ndarray], labels: np.ndarray, score: Score) -> "HillClimbBlend":
         stacked = np.stack(members)
-        single = [score(labels, m.argmax(1)) for m in members]
+        single = [score(labels, m) for m in members]
         counts = np.zeros(len(members))
         counts[int(np.argmax(single))] = 1
         best = max(single)
         for _ in range(HILL_STEPS):
-            trials = [score(labels, np.tensordot(counts + np.eye(len(members))[j], stacked, axes=1).argmax(1))
+            trials = [score(labels, np.tensordot(counts + np.eye(len(members))[j], stacked, axes=1) / (counts.sum() + 1))
                       for j in range(len(members))]
             j = int(np.argmax(trials))
             if trials[j] < best:  # ties are taken: a flatter mix generalises better than a lone run
@@ -56,6 +62,9 @@ class HillClimbBlend(MeanBlend):
 
 
 class StackingBlend:
+    def __init__(self, scoring: str | None = None):
+        self.scoring = scoring  # how the inner CV picks the regularisation (None: accuracy)
+
     def fit(self, members: list[np.ndarray], labels: np.ndarray, score: Score) -> "StackingBlend":
         # probabilities, not log-probabilities, as features: on 540 seedlings images (bench/blend.py)
         # log-probabilities overfit (nested CV 0.69 against 0.79 for the mean); the regularisation is
@@ -63,7 +72,7 @@ class StackingBlend:
         from sklearn.linear_model import LogisticRegressionCV
 
         folds = max(2, min(3, int(np.bincount(labels).min())))
-        self.model_ = LogisticRegressionCV(Cs=[0.01, 0.1, 1.0, 10.0], cv=folds, max_iter=3000).fit(
+        self.model_ = LogisticRegressionCV(Cs=[0.01, 0.1, 1.0, 10.0], cv=folds, max_iter=3000, scoring=self.scoring).fit(
             np.concatenate(members, axis=1), labels)
         return self
 
@@ -78,6 +87,55 @@ BLENDS.register("hill", HillClimbBlend)
 BLENDS.register("stack", StackingBlend)
 
 
+class PerClassBlend:
+    """A multi-label blend: per class, a ``method`` blend of the members' probabilities of that class
+    (two columns: absent, present) fitted on its 0/1 labels; a class all one way in the fitted rows
+    gets the members' mean."""
+
+    def __init__(self, method: str):
+        self.method = method
+
+    def fit(self, members: list[np.ndarray], labels: np.ndarray, score: Score | None = None) -> "PerClassBlend":
+        self.blends_ = []
+        for j in range(labels.shape[1]):
+            y = labels[:, j].astype(np.int64)
+            self.blends_.append(self.binary(y).fit(two_columns(members, j), y, class_f1))
+        return self
+
+    def binary(self, y: np.ndarray):
+        """A fresh blend for one class's 0/1 labels ``y``."""
+        if len(np.unique(y)) < 2:
+            return MeanBlend()
+        if self.method == "stack":
+            # by log loss: on a rare class, accuracy picks the strongest regularisation (the prior for
+            # every image), which squeezes the probabilities out of the thresholds' reach
+            return StackingBlend(scoring="neg_log_loss")
+        return BLENDS.get(self.method)()
+
+    def predict_proba(self, members: list[np.ndarray]) -> np.ndarray:
+        return np.stack([b.predict_proba(two_columns(members, j))[:, 1] for j, b in enumerate(self.blends_)], axis=1)
+
+    @property
+    def weights_(self) -> list | None:
+        """Per class, the members' weights (None for stacking, which has coefficients instead)."""
+        weights = [getattr(b, "weights_", None) for b in self.blends_]
+        return None if any(w is None for w in weights) else [w.tolist() for w in weights]
+
+
+def two_columns(members: list[np.ndarray], j: int) -> list[np.ndarray]:
+    return [np.stack([1 - m[:, j], m[:, j]], axis=1) for m in members]
+
+
+def class_f1(labels: np.ndarray, proba: np.ndarray) -> float:
+    """One class's F1 at its best threshold (``proba``: absent, present columns)."""
+    return float(ThresholdTuner(top1_fallback=False).fit(proba[:, 1:], labels[:, None]).oof_f1_[0])
+
+
+def make_blend(method: str, multilabel: bool = False):
+    BLENDS.get(method)  # a typo fails here
+    return PerClassBlend(method) if multilabel else BLENDS.get(method)()
+
+
 def nested_proba(method: str, members: list[np.ndarray], labels: np.ndarray, fold_of: np.ndarray,
                  score: Score) -> np.ndarray:
     """Out-of-fold blend probabilities: each fold's rows predicted by a blend fitted on the other folds'
@@ -85,6 +143,21 @@ def nested_proba(method: str, members: list[np.ndarray], labels: np.ndarray, fol
     out = np.zeros_like(members[0], dtype=np.float64)
     for fold in np.unique(fold_of):
         held = fold_of == fold
-        blend = BLENDS.get(method)().fit([m[~held] for m in members], labels[~held], score)
+        blend = make_blend(method).fit([m[~held] for m in members], labels[~held], score)
         out[held] = blend.predict_proba([m[held] for m in members])
     return out
+
+
+def nested_multilabel(method: str, members: list[np.ndarray], labels: np.ndarray, fold_of: np.ndarray,
+                  top1_fallback: bool) -> tuple[np.ndarray, np.ndarray]:
+    """A multi-label blend out of fold: (probabilities, 0/1 labels) of each fold's rows from a per-class
+    blend fitted on the other folds' rows, at thresholds tuned on its predictions of those rows: the
+    scored fold is seen by neither."""
+    proba, out = np.zeros_like(members[0], dtype=np.float64), np.zeros(labels.shape, dtype=np.int64)
+    for fold in np.unique(fold_of):
+        held = fold_of == fold
+        blend = make_blend(method, multilabel=True).fit([m[~held] for m in members], labels[~held])
+        tuner = ThresholdTuner(top1_fallback).fit(blend.predict_proba([m[~held] for m in members]), labels[~held])
+        proba[held] = blend.predict_proba([m[held] for m in members])
+        out[held] = tuner.predict(proba[held])
+    return proba, out

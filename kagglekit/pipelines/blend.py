@@ -1,12 +1,14 @@
-"""Blend finished classification runs into a new run, top to bottom (``kagglekit blend``).
+"""Blend finished classification runs (single- or multi-label) into a new run, top to bottom (``kagglekit blend``).
 
 1. read each member run directory: its config, classes, fold assignment (``folds.json``), out-of-fold
    and test probabilities; refuse members of another competition, other classes, other training
    data or other folds (by hash and assignment): their out-of-fold rows would not be comparable;
 2. keep the training rows every member scored out of fold (a fine-tuned run scores some folds only);
-3. score every member and the blend there, the blend with nested CV (``learners.blending``);
-4. fit the blend on all those rows, apply it to the members' test probabilities, write and validate
-   the submission;
+3. score every member and the blend there with the competition's metric, the blend with nested CV
+   (``learners.blending``); a multi-label blend is fitted per class, and its labels come from per-class
+   thresholds tuned, fold by fold, on rows other than the scored fold's;
+4. fit the blend on all those rows, apply it to the members' test probabilities (multi-label: at
+   thresholds tuned on the blend's out-of-fold probabilities), write and validate the submission;
 5. the new run directory explains itself: ``blend.json`` (members, method, weights), metrics, OOF and
    test probabilities, provenance.
 """
@@ -29,7 +31,9 @@ from kagglekit.core.config import RunConfig
 from kagglekit.core.errors import ConfigError
 from kagglekit.core.fileio import atomic_write_json, atomic_write_text
 from kagglekit.evaluation.metrics import METRICS
-from kagglekit.learners.blending import BLENDS, nested_proba
+from kagglekit.learners.blending import BLENDS, make_blend, nested_multilabel, nested_proba
+from kagglekit.learners.thresholds import ThresholdTuner
+from kagglekit.pipelines import multilabel_classification
 from kagglekit.pipelines.classification import FOLDS_FILE
 from kagglekit.pipelines.rebuild import load_run_config, run_competition
 from kagglekit.runs.result import RunResult
@@ -63,7 +67,7 @@ class Member:
     config: RunConfig
     classes: list[str]
     folds: dict
-    oof: pd.DataFrame  # indexed by training id: class probabilities and "label"
+    oof: pd.DataFrame  # indexed by training id: class probabilities and "label" (multi-label: "true_<class>" 0/1)
     test: pd.DataFrame  # indexed by test id: class probabilities
 
 
@@ -72,7 +76,7 @@ def read_member(run_dir: Path) -> Member:
     files = ["config.yaml", "classes.json", FOLDS_FILE, "oof.csv", "test_probabilities.csv"]
     missing = [f for f in files if not (run_dir / f).is_file()]
     if missing:
-        raise ConfigError(f"{run_dir}: not a finished classification run, or one made before blending existed "
+        raise ConfigError(f"{run_dir}: not a finished classification run, or one made before blending covered it "
                           f"(no {', '.join(missing)}); run it again to blend it")
     return Member(run_dir, load_run_config(run_dir), json.loads((run_dir / "classes.json").read_text()),
                   json.loads((run_dir / FOLDS_FILE).read_text()),
@@ -100,52 +104,115 @@ def check_comparable(members: list[Member], competition: Competition) -> None:
             raise ConfigError(f"{name} predicted other test images than {first.run_dir}")
 
 
+#: Tasks whose runs can be blended.
+BLENDABLE = ("classification", "multilabel-classification")
+
+
+@dataclass
+class Blended:
+    """What a blend gives, whatever the task: per-fold scores of each member and of the blend, the
+    blend's out-of-fold and test probabilities, the test predictions and the fitted blend."""
+
+    member_scores: list[list[float]]
+    fold_scores: list[float]
+    oof: np.ndarray
+    test: np.ndarray
+    predicted: np.ndarray  # test class indices, or 0/1 label rows
+    blend: object
+    tuner: ThresholdTuner | None = None
+
+
 def run(competition: Competition, members: list[Member], method: str, run_dir: Path, data: Path) -> RunResult:
     started = time.time()
     BLENDS.get(method)  # a typo fails now
+    if competition.task not in BLENDABLE:
+        raise ConfigError(f"kagglekit blend combines {' and '.join(BLENDABLE)} runs, not {competition.task} runs")
     check_comparable(members, competition)
     classes = members[0].classes
     position = {id_: k for k, id_ in enumerate(members[0].folds["ids"])}
     rows = sorted(set.intersection(*(set(m.oof.index) for m in members)), key=position.__getitem__)
     if not rows:
         raise ConfigError("the runs share no out-of-fold rows (each scored other folds): nothing to fit a blend on")
-    index = {label: k for k, label in enumerate(classes)}
-    labels = np.array([index[label] for label in members[0].oof.loc[rows, "label"]])
     fold_of = np.array(members[0].folds["fold_of"])[[position[i] for i in rows]]
-    folds = [fold_of == f for f in np.unique(fold_of)]
     oof = [m.oof.loc[rows, classes].to_numpy(np.float64) for m in members]
     test_ids = list(members[0].test.index)
     test = [m.test.loc[test_ids, classes].to_numpy(np.float64) for m in members]
-    metric = METRICS.get(competition.metric)
-
-    member_scores = [[metric(labels[held], p[held].argmax(1)) for held in folds] for p in oof]
-    oof_blend = nested_proba(method, oof, labels, fold_of, metric)
-    fold_scores = [metric(labels[held], oof_blend[held].argmax(1)) for held in folds]
-    for member, scores in zip(members, member_scores):
+    if competition.task == "classification":
+        index = {label: k for k, label in enumerate(classes)}
+        labels = np.array([index[label] for label in members[0].oof.loc[rows, "label"]])
+        blended = single_label(competition, method, oof, test, labels, fold_of)
+        truth = pd.DataFrame({"label": [classes[k] for k in labels]})
+    else:
+        truth = members[0].oof.loc[rows, [f"true_{c}" for c in classes]].reset_index(drop=True)
+        blended = multi_label(competition, members[0].config.multilabel.top1_fallback, method, oof, test,
+                              truth.to_numpy(np.int64), fold_of)
+    for member, scores in zip(members, blended.member_scores):
         log.info("member %s: CV %s %.4f ± %.4f", member.run_dir.name, competition.metric, np.mean(scores), np.std(scores))
-    log.info("blend (%s, nested): CV %s %.4f ± %.4f on %d rows", method, competition.metric, np.mean(fold_scores),
-             np.std(fold_scores), len(rows))
+    log.info("blend (%s, nested): CV %s %.4f ± %.4f on %d rows", method, competition.metric,
+             np.mean(blended.fold_scores), np.std(blended.fold_scores), len(rows))
 
-    blend = BLENDS.get(method)().fit(oof, labels, metric)
-    test_proba = blend.predict_proba(test)
-    submission = write_submission(competition.submission_frame(test_ids, test_proba.argmax(1)), run_dir / "submission.csv")
+    submission = write_submission(competition.submission_frame(test_ids, blended.predicted), run_dir / "submission.csv")
     competition.validate(submission, data).raise_if_invalid()
-
-    weights = getattr(blend, "weights_", None)
+    weights = getattr(blended.blend, "weights_", None)
     atomic_write_json(run_dir / "blend.json", {
         "method": method, "members": [str(m.run_dir) for m in members],
-        "weights": None if weights is None else [float(w) for w in weights], "rows": len(rows)})
-    atomic_write_text(run_dir / "oof.csv", pd.DataFrame(oof_blend, columns=classes).assign(
-        id=rows, label=[classes[k] for k in labels]).to_csv(index=False, float_format="%.6f"))
-    atomic_write_text(run_dir / "test_probabilities.csv", pd.DataFrame(test_proba, columns=classes).assign(
+        "weights": None if weights is None else np.asarray(weights, dtype=float).tolist(), "rows": len(rows)})
+    atomic_write_json(run_dir / "classes.json", classes)
+    if blended.tuner is not None:
+        multilabel_classification.write_postprocess(run_dir, blended.tuner, blended.tuner.top1_fallback)
+    atomic_write_text(run_dir / "oof.csv", pd.DataFrame(blended.oof, columns=classes).assign(id=rows).join(truth)
+                      .to_csv(index=False, float_format="%.6f"))
+    atomic_write_text(run_dir / "test_probabilities.csv", pd.DataFrame(blended.test, columns=classes).assign(
         id=test_ids).to_csv(index=False, float_format="%.6f"))
+    fold_scores = blended.fold_scores
     result = RunResult(
         run_dir=run_dir, competition=competition.name, metric=competition.metric,
         cv_mean=float(np.mean(fold_scores)), cv_std=float(np.std(fold_scores)), fold_scores=fold_scores,
         submission=submission, seconds=time.time() - started,
         extra={"validation": f"nested: the blend fitted on the other folds' out-of-fold rows, {len(rows)} rows",
                "members": {str(m.run_dir): {"cv_mean": float(np.mean(s)), "cv_std": float(np.std(s)), "fold_scores": s}
-                           for m, s in zip(members, member_scores)}},
+                           for m, s in zip(members, blended.member_scores)}},
     )
     atomic_write_json(run_dir / "metrics.json", result.metrics())
     return result
+
+
+def single_label(competition: Competition, method: str, oof: list[np.ndarray], test: list[np.ndarray],
+                 labels: np.ndarray, fold_of: np.ndarray) -> Blended:
+    """Members and blend scored by the metric of each fold's argmax; the blend fitted on every row."""
+    metric = METRICS.get(competition.metric)
+    folds = [fold_of == f for f in np.unique(fold_of)]
+
+    def score(y, proba):
+        return metric(y, proba.argmax(1))
+
+    member_scores = [[score(labels[held], p[held]) for held in folds] for p in oof]
+    oof_blend = nested_proba(method, oof, labels, fold_of, score)
+    blend = make_blend(method).fit(oof, labels, score)
+    test_proba = blend.predict_proba(test)
+    return Blended(member_scores, [score(labels[held], oof_blend[held]) for held in folds], oof_blend, test_proba,
+                   test_proba.argmax(1), blend)
+
+
+def multi_label(competition: Competition, top1_fallback: bool, method: str, oof: list[np.ndarray],
+                test: list[np.ndarray], labels: np.ndarray, fold_of: np.ndarray) -> Blended:
+    """Members and blend scored by the competition's metric on label cells, each fold labelled at
+    thresholds tuned without it; the blend fitted per class on every row, the test labelled at thresholds
+    tuned on the blend's out-of-fold probabilities."""
+    metric, options = METRICS.get(competition.metric), competition.metric_options()
+    folds = [fold_of == f for f in np.unique(fold_of)]
+    truth = competition.label_cells(labels)
+
+    def fold_scores(predicted: np.ndarray) -> list[float]:
+        cells = competition.label_cells(predicted)
+        return [float(metric([truth[i] for i in np.flatnonzero(held)], [cells[i] for i in np.flatnonzero(held)],
+                             **options)) for held in folds]
+
+    index_folds = [(np.flatnonzero(~held), np.flatnonzero(held)) for held in folds]
+    member_scores = [fold_scores(multilabel_classification.nested_labels(p, labels, index_folds, top1_fallback))
+                     for p in oof]
+    oof_blend, oof_labels = nested_multilabel(method, oof, labels, fold_of, top1_fallback)
+    blend = make_blend(method, multilabel=True).fit(oof, labels)
+    tuner = ThresholdTuner(top1_fallback).fit(oof_blend, labels)
+    test_proba = blend.predict_proba(test)
+    return Blended(member_scores, fold_scores(oof_labels), oof_blend, test_proba, tuner.predict(test_proba), blend, tuner)

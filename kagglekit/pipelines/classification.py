@@ -132,6 +132,11 @@ def input_extractors(config: RunConfig) -> list[list[FeatureExtractor]]:
                                         weights_dir=config.weights_dir, augment=config.augment, seed=config.seed)]]
 
 
+def feature_width(group: list[FeatureExtractor]) -> int:
+    """How many features a group of extractors gives per image (what the fold heads read)."""
+    return sum(int(e.model.output.shape[-1]) for e in group)
+
+
 def fold_models(config: RunConfig, run_dir: Path, fold: int, feature_dim: int, n_classes: int) -> list:
     """The models of one fold, in the order of ``model_inputs``; saved under ``folds/fold<k>``."""
     workdir, seed = run_dir / "folds" / f"fold{fold}", config.seed + fold
@@ -192,14 +197,16 @@ FOLDS_FILE = "folds.json"
 
 
 def write_folds(run_dir: Path, train: ImageTable, folds: list) -> None:
-    """Which fold holds each training image, and a hash of the labelled training set: what a blend of
-    runs checks before it combines their out-of-fold predictions (``pipelines.blend``)."""
+    """Which fold holds each training image, and a hash of the labelled training set (classes, or 0/1
+    label rows): what a blend of runs checks before it combines their out-of-fold predictions
+    (``pipelines.blend``), and which images an attack on a fold's models may use."""
     import hashlib
 
     fold_of = np.zeros(len(train), dtype=int)
     for k, (_, va) in enumerate(folds):
         fold_of[va] = k
-    digest = hashlib.sha256("\n".join(f"{i}\t{label}" for i, label in zip(train.ids, train.labels)).encode())
+    rows = (" ".join(str(v) for v in np.atleast_1d(label)) for label in train.labels)  # a class, or a 0/1 row
+    digest = hashlib.sha256("\n".join(f"{i}\t{label}" for i, label in zip(train.ids, rows)).encode())
     atomic_write_json(run_dir / FOLDS_FILE, {"train_sha256": digest.hexdigest(), "ids": train.ids,
                                              "fold_of": fold_of.tolist()})
 

@@ -23,7 +23,6 @@ from sklearn.utils.class_weight import compute_class_weight
 
 from kagglekit.competitions.contract import Competition, ImageTable
 from kagglekit.core.config import RunConfig
-from kagglekit.core.errors import ConfigError
 from kagglekit.core.fileio import atomic_open, atomic_write_json
 from kagglekit.core.progress import Stopwatch
 from kagglekit.data.streams import decode_images
@@ -117,16 +116,6 @@ def network(config: RunConfig, run_dir: Path, name: str, n_classes: int) -> Fine
     return FineTunedClassifier(config.backbones[0], config.image_size, n_classes, config.finetune, config.augment,
                                config.train.label_smoothing, seed, run_dir / "folds" / name,
                                resolve_devices(config.device), config.weights_dir)
-
-
-def require_networks(run_dir: Path, config: RunConfig, task: str, purpose: str) -> None:
-    """ConfigError unless the run fine-tuned whole networks: what gradients with respect to the pixels
-    (Grad-CAM, adversarial attacks) need."""
-    from kagglekit.pipelines import resolve_learner
-
-    if resolve_learner(task, config.train.learner) != "finetune":
-        raise ConfigError(f"{run_dir}: {purpose}; this run trained heads on frozen features (train.learner: head). "
-                          "Run with train.learner: finetune")
 
 
 def predictors(config: RunConfig, run_dir: Path, n_classes: int) -> list[FineTunedClassifier]:

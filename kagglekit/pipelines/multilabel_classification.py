@@ -35,7 +35,7 @@ from kagglekit.learners.multilabel_head import MultiLabelHead
 from kagglekit.learners.thresholds import ThresholdTuner
 from kagglekit.learners.usage import usage
 from kagglekit.models.losses import positive_weights
-from kagglekit.pipelines.classification import model_inputs, tta_proba
+from kagglekit.pipelines.classification import model_inputs, tta_proba, write_folds
 from kagglekit.pipelines import FoldHook
 from kagglekit.pipelines.inputs import checked_test, usable_train
 from kagglekit.runs import plots
@@ -102,9 +102,13 @@ def fit_label_heads(competition: Competition, config: RunConfig, run_dir: Path, 
 def label_proba(config: RunConfig, run_dir: Path, test: ImageTable, n_classes: int) -> np.ndarray:
     """(n, classes) probabilities of checked images from the run's saved fold heads, TTA views averaged."""
     (x_test,) = model_inputs(config, test.paths, [sha256_file(p) for p in test.paths], config.tta, "test")
-    heads = [MultiLabelHead(x_test.shape[-1], n_classes, config.train, 0, run_dir / "folds" / f"fold{k}").load()
-             for k in range(config.folds)]
-    return np.mean([tta_proba(h, x_test) for h in heads], axis=0)
+    return np.mean([tta_proba(h, x_test) for h in load_label_heads(config, run_dir, x_test.shape[-1], n_classes)], axis=0)
+
+
+def load_label_heads(config: RunConfig, run_dir: Path, feature_dim: int, n_classes: int) -> list[MultiLabelHead]:
+    """Every fold's saved sigmoid head, loaded, in fold order."""
+    return [MultiLabelHead(feature_dim, n_classes, config.train, 0, Path(run_dir) / "folds" / f"fold{k}").load()
+            for k in range(config.folds)]
 
 
 def write_postprocess(run_dir: Path, tuner: ThresholdTuner, top1_fallback: bool, **more) -> None:
@@ -137,6 +141,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     groups, shas = content_groups(train.paths)
     folds = multilabel_folds(train.labels, groups, config.folds, config.seed)
     write_data_report(run_dir, classes, train, test, groups, skipped)
+    write_folds(run_dir, train, folds)
     fitted = fit_label_heads(competition, config, run_dir, train, groups, shas, folds)
     metric = METRICS.get(competition.metric)
     truth = competition.label_cells(train.labels)
@@ -186,6 +191,8 @@ def write_data_report(run_dir: Path, classes: list[str], train: ImageTable, test
 
 
 def write_probabilities(run_dir: Path, classes, train, oof, test, test_proba) -> None:
+    """The classes and the out-of-fold (with the true labels) and test probabilities: what a blend reads."""
+    atomic_write_json(run_dir / "classes.json", list(classes))
     oof_frame = pd.DataFrame(oof, columns=classes).assign(id=train.ids)
     oof_frame = oof_frame.join(pd.DataFrame(train.labels, columns=[f"true_{c}" for c in classes]))
     atomic_write_text(run_dir / "oof.csv", oof_frame.to_csv(index=False, float_format="%.6f"))

@@ -43,6 +43,7 @@ from kagglekit.pipelines.multilabel_classification import (
     write_postprocess,
     write_probabilities,
 )
+from kagglekit.pipelines.classification import write_folds
 from kagglekit.pipelines.segmentation import cap_images, write_outputs
 from kagglekit.runs import plots
 from kagglekit.runs.result import RunResult
@@ -61,6 +62,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     groups, train_shas = content_groups(train.paths)
     folds = multilabel_folds(train.labels, groups, config.folds, config.seed)
     write_data_report(run_dir, classes, train, test, groups, skipped)
+    write_folds(run_dir, train, folds)
 
     # --- classification (kagglekit.pipelines.multilabel_classification) --------------------------------
     fitted = fit_label_heads(competition, config, run_dir, train, groups, train_shas, folds)

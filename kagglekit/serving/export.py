@@ -8,10 +8,8 @@ segmentation run two, ``labels`` and ``masks``, because its classifier and segme
 input sizes. Thresholds and the consistency rule, which turn probabilities into a submission, go into
 ``export.json``.
 
-A classifier's graph is the run's prediction path, node for node: each TTA view of the image goes through
-the backbones, the features are rounded to float16 exactly as the run's feature cache stores them,
-every fold's models read them, and the probabilities are averaged over views, models and folds (all
-equally many, so one mean is the run's mean of means). Formats: ``keras`` (a ``.keras`` file; loading
+The graphs themselves are composed in ``models.composition`` (the run's prediction path node for node,
+shared with Grad-CAM and adversarial attacks). Formats: ``keras`` (a ``.keras`` file; loading
 it needs kagglekit imported, for its layers), ``savedmodel`` (TensorFlow Serving), ``onnx`` (via
 tf2onnx, run with onnxruntime) and ``tflite`` (LiteRT, for phones). ``parity`` runs an export with
 its own runtime and compares it with the run's predictor.
@@ -35,55 +33,11 @@ from kagglekit.data.augment import is_augmented
 from kagglekit.data.images import read_rgb
 from kagglekit.data.loaders import image_batches
 from kagglekit.learners.segmenter import SELF_INVERSE_VIEWS, resize_image
+from kagglekit.models.composition import features_ensemble, networks_ensemble, segmenters_ensemble
 from kagglekit.serving.predictor import ClassifierPredictor, LabelPredictor, RunPredictor, SegmenterPredictor
 
 #: Format -> what it is written as inside the output folder.
 FORMATS = {"keras": "model.keras", "savedmodel": "saved_model", "onnx": "model.onnx", "tflite": "model.tflite"}
-#: The TTA views (kagglekit.data.views) as tensor ops on NHWC batches, so they live inside the graph.
-VIEW_OPS = {
-    "identity": lambda x: x,
-    "hflip": lambda x: keras.ops.flip(x, axis=2),
-    "vflip": lambda x: keras.ops.flip(x, axis=1),
-    "rot90": lambda x: keras.ops.swapaxes(keras.ops.flip(x, axis=2), 1, 2),
-    "rot180": lambda x: keras.ops.flip(keras.ops.flip(x, axis=1), axis=2),
-    "rot270": lambda x: keras.ops.flip(keras.ops.swapaxes(x, 1, 2), axis=2),
-    "transpose": lambda x: keras.ops.swapaxes(x, 1, 2),
-    "antitranspose": lambda x: keras.ops.flip(keras.ops.flip(keras.ops.swapaxes(x, 1, 2), axis=1), axis=2),
-}
-
-
-@keras.saving.register_keras_serializable(package="kagglekit")
-class DihedralView(keras.layers.Layer):
-    """One TTA view (a flip or quarter turn) of an image batch, by name."""
-
-    def __init__(self, view: str, **kwargs):
-        super().__init__(**kwargs)
-        self.view = view
-
-    def call(self, x):
-        return VIEW_OPS[self.view](x)
-
-    def compute_output_shape(self, shape):
-        return (shape[0], shape[2], shape[1], shape[3]) if self.view in ("rot90", "rot270", "transpose", "antitranspose") else shape
-
-    def get_config(self):
-        return {**super().get_config(), "view": self.view}
-
-
-@keras.saving.register_keras_serializable(package="kagglekit")
-class RoundToBytes(keras.layers.Layer):
-    """Pixels rounded to whole values in 0..255: how fine-tuned networks saw images in the run."""
-
-    def call(self, x):
-        return keras.ops.round(keras.ops.clip(x, 0.0, 255.0))
-
-
-@keras.saving.register_keras_serializable(package="kagglekit")
-class RoundToFloat16(keras.layers.Layer):
-    """Features rounded to float16 and back: what the run's heads were trained and evaluated on."""
-
-    def call(self, x):
-        return keras.ops.cast(keras.ops.cast(x, "float16"), x.dtype)
 
 
 @dataclass
@@ -112,9 +66,8 @@ def exportables(predictor: RunPredictor) -> list[Exportable]:
 
 
 def labels_exportable(predictor: LabelPredictor, name: str) -> Exportable:
-    model = features_ensemble(predictor, [predictor.extractors], [[h] for h in predictor.heads],
-                              f"{predictor.competition.name}_labels")
-    return Exportable(name, model, predictor.input_shape, predictor.predict_batch, square_batch(predictor.config.image_size))
+    return Exportable(name, labels_model(predictor), predictor.input_shape, predictor.predict_batch,
+                      square_batch(predictor.config.image_size))
 
 
 def square_batch(size: int):
@@ -134,59 +87,25 @@ def check_views(predictor: RunPredictor) -> None:
 
 def ensemble_model(predictor: ClassifierPredictor) -> keras.Model:
     """A classification run's whole prediction path as one Keras model (sharing the predictor's weights)."""
-    if not predictor.networks:
-        return features_ensemble(predictor, predictor.extractors, predictor.folds, f"{predictor.competition.name}_ensemble")
-    image = keras.Input((predictor.config.image_size, predictor.config.image_size, 3), name="image")
-    pixels = RoundToBytes(name="bytes")(image)
-    nets = [rename(m.model, f"network{i}") for i, m in enumerate(predictor.networks)]
-    outputs = [net(x) for x in views_of(pixels, predictor.config.tta) for net in nets]  # every net sees every view
-    return keras.Model(image, average(outputs), name=f"{predictor.competition.name}_ensemble")
+    name, size = f"{predictor.competition.name}_ensemble", predictor.config.image_size
+    if predictor.networks:
+        return networks_ensemble(size, [m.model for m in predictor.networks], predictor.config.tta, name)
+    return features_ensemble(size, [[e.model for e in group] for group in predictor.extractors],
+                             [[m.model for m in models] for models in predictor.folds], predictor.config.tta, name)
 
 
-def features_ensemble(predictor: RunPredictor, extractor_groups: list[list], folds: list[list], name: str) -> keras.Model:
-    """Frozen-feature heads as one model: every view through every extractor, features rounded to
-    float16 as the run's cache stores them, every fold's models on them, all averaged."""
-    size = predictor.config.image_size
-    image = keras.Input((size, size, 3), name="image")
-    # every sub-model gets a name of its own: one graph cannot hold two nodes called "head"
-    extractors = [[rename(e.model, f"input{g}_{e.model.name}_{i}") for i, e in enumerate(group)]
-                  for g, group in enumerate(extractor_groups)]
-    fold_models = [[rename(m.model, f"fold{k}_{m.stage}") for m in models] for k, models in enumerate(folds)]
-    outputs = []
-    for x in views_of(image, predictor.config.tta):
-        inputs = [concat([RoundToFloat16()(net(x)) for net in group]) for group in extractors]
-        outputs += [model(features) for models in fold_models for model, features in zip(models, inputs)]
-    return keras.Model(image, average(outputs), name=name)
+def labels_model(predictor: LabelPredictor) -> keras.Model:
+    """A multi-label run's fold heads on its frozen features, as one Keras model."""
+    return features_ensemble(predictor.config.image_size, [[e.model for e in predictor.extractors]],
+                             [[h.model] for h in predictor.heads], predictor.config.tta,
+                             f"{predictor.competition.name}_labels")
 
 
 def segmenter_model(predictor: SegmenterPredictor) -> keras.Model:
-    """The run's segmenters with its TTA: each flip-type view is flipped back after every network,
-    then the per-pixel probabilities are averaged (what ``SegmenterPredictor.predict_batch`` computes)."""
-    image = keras.Input((*predictor.input_shape, 3), name="image")
-    pixels = RoundToBytes(name="bytes")(image)
-    nets = [rename(s.model, f"segmenter{k}") for k, s in enumerate(predictor.segmenters)]
+    """The run's segmenters with its flip-type TTA views (what ``SegmenterPredictor.predict_batch`` computes)."""
     views = [v for v in predictor.config.tta if v in SELF_INVERSE_VIEWS] or ["identity"]
-    outputs = []
-    for view, x in zip(views, views_of(pixels, views)):
-        per_view = average([net(x) for net in nets], f"mean_{view}")  # the run averages models, then views
-        outputs.append(per_view if view == "identity" else DihedralView(view, name=f"unview_{view}")(per_view))
-    return keras.Model(image, average(outputs), name=f"{predictor.competition.name}_segmenter")
-
-
-def views_of(x, views: list[str]) -> list:
-    return [x if view == "identity" else DihedralView(view, name=f"view_{view}")(x) for view in views]
-
-
-def average(outputs: list, name: str = "probabilities"):
-    return keras.layers.Average(name=name)(outputs) if len(outputs) > 1 else outputs[0]
-
-
-def rename(model: keras.Model, name: str) -> keras.Model:
-    return keras.Model(model.input, model.output, name=name)
-
-
-def concat(tensors: list):
-    return tensors[0] if len(tensors) == 1 else keras.layers.Concatenate()(tensors)
+    return segmenters_ensemble(predictor.input_shape, [s.model for s in predictor.segmenters], views,
+                               f"{predictor.competition.name}_segmenter")
 
 
 def export_model(model: keras.Model, fmt: str, out: Path) -> Path:

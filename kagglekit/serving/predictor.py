@@ -30,12 +30,17 @@ from kagglekit.data.images import read_rgb
 from kagglekit.data.loaders import image_batches, resized_batch
 from kagglekit.data.masks import label_png
 from kagglekit.data.streams import to_uint8
-from kagglekit.learners.multilabel_head import MultiLabelHead
 from kagglekit.learners.segmenter import label_maps, resize_image, saved_segmenters
 from kagglekit.pipelines import finetuning, resolve_learner
-from kagglekit.pipelines.classification import ensemble_proba, input_extractors, load_fold_models, tta_proba
+from kagglekit.pipelines.classification import (
+    ensemble_proba,
+    feature_width,
+    input_extractors,
+    load_fold_models,
+    tta_proba,
+)
 from kagglekit.pipelines.inputs import require_readable
-from kagglekit.pipelines.multilabel_classification import read_postprocess, saved_tuner
+from kagglekit.pipelines.multilabel_classification import load_label_heads, read_postprocess, saved_tuner
 from kagglekit.pipelines.rebuild import load_run_config, run_competition
 
 BATCH = 32  # images per model call: bounds memory for any number of files
@@ -140,8 +145,7 @@ class ClassifierPredictor(ImageLevelPredictor):
             self.networks, self.extractors = finetuning.predictors(self.config, self.run_dir, len(self.classes)), []
         else:
             self.networks, self.extractors = [], input_extractors(self.config)
-            feature_dim = sum(int(e.model.output.shape[-1]) for e in self.extractors[0])
-            self.folds = load_fold_models(self.config, self.run_dir, feature_dim, len(self.classes))
+            self.folds = load_fold_models(self.config, self.run_dir, feature_width(self.extractors[0]), len(self.classes))
 
     def predict_batch(self, batch: np.ndarray) -> np.ndarray:
         """(n, classes) probabilities for (n, S, S, 3) float32 RGB in [0, 255] at the run's image size."""
@@ -167,9 +171,7 @@ class LabelPredictor(ImageLevelPredictor):
         self.postprocess = read_postprocess(self.run_dir)
         self.tuner = saved_tuner(self.postprocess)
         (self.extractors,) = input_extractors(self.config)
-        feature_dim = sum(int(e.model.output.shape[-1]) for e in self.extractors)
-        self.heads = [MultiLabelHead(feature_dim, len(self.classes), self.config.train, 0,
-                                     self.run_dir / "folds" / f"fold{k}").load() for k in range(self.config.folds)]
+        self.heads = load_label_heads(self.config, self.run_dir, feature_width(self.extractors), len(self.classes))
 
     def predict_batch(self, batch: np.ndarray) -> np.ndarray:
         """(n, classes) label probabilities for (n, S, S, 3) float32 RGB at the run's image size:
