@@ -5,6 +5,7 @@ cell's wall time at ``--price-per-hour``. Prints the table (Markdown) and the ra
 
     PYTHONPATH=. .venv/bin/python bench/compare.py                            # the default matrix
     PYTHONPATH=. .venv/bin/python bench/compare.py --per-class 20 --epochs 2  # a quick check
+    PYTHONPATH=. .venv/bin/python bench/compare.py --work /tmp/kagglekit-bench-compare-XXXX  # continue one
 """
 
 from __future__ import annotations
@@ -33,9 +34,11 @@ def main() -> None:
     parser.add_argument("--price-per-hour", type=float, default=0.10,
                         help="price of one device-hour (default 0.10: a 2-vCPU cloud machine)")
     parser.add_argument("--source", type=Path, default=SOURCE)
+    parser.add_argument("--work", type=Path, help="continue the bench in this folder (finished cells are kept: "
+                                                  "delete a cell's folder under comparison/cells to measure it again)")
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="kagglekit-bench-compare-"))
+    work = args.work or Path(tempfile.mkdtemp(prefix="kagglekit-bench-compare-"))
     env = {**os.environ, "KAGGLEKIT_CACHE": str(work / "cache"), "KAGGLEKIT_LEDGER": str(work / "ledger.sqlite")}
     env.setdefault("KERAS_BACKEND", "tensorflow")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -44,7 +47,9 @@ def main() -> None:
         env.setdefault("KAGGLEKIT_WEIGHTS_DIR", str(weights))
     from kagglekit.competitions.builders import build_class_folder_competition
 
-    data = build_class_folder_competition(args.source, work / "competition", per_class=args.per_class)
+    data = work / "competition"
+    if not (data / "sample_submission.csv").is_file():
+        data = build_class_folder_competition(args.source, data, per_class=args.per_class)
     config = work / "cell.yaml"
     config.write_text(
         f"image_size: {args.image_size}\nfolds: 5\ntta: [identity, hflip]\ntrain: {{learner: finetune}}\n"
