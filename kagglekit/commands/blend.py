@@ -1,5 +1,6 @@
 """``kagglekit blend RUN RUN ... [--method mean|hill|stack] [--submit]``: several finished runs combined
-into a new run directory, with a nested-CV score, a validated submission and a ledger row."""
+into a new run directory, with a nested-CV score, a validated submission and a ledger row
+(classification: ``pipelines.blend``; segmentation: ``pipelines.blend_segmentation``)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ log = logging.getLogger(__name__)
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("blend", help="blend finished classification runs, single- or multi-label (nested-CV scored), into a new run")
+    parser = subparsers.add_parser("blend", help="blend finished classification (single- or multi-label) or segmentation runs (nested-CV scored) into a new run")
     parser.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR", help="two or more run directories")
     parser.add_argument("--method", choices=("mean", "hill", "stack"), default="hill",
                         help="mean: equal weights; hill: weights by ensemble selection on OOF (default); "
-                             "stack: logistic regression on OOF (multi-label: each per class)")
+                             "stack: logistic regression on OOF (multi-label: each per class; not for segmentation)")
     parser.add_argument("--data", type=Path, help="the competition folder (default: the first run's)")
     parser.add_argument("--output-dir", type=Path, help="where the blend's run directory goes "
                                                         "(default: beside the first run's)")
@@ -29,15 +30,23 @@ def register(subparsers) -> None:
 
 def main(args) -> int:
     from kagglekit.commands.run import record_and_submit, summary_table
-    from kagglekit.pipelines.blend import BlendConfig, read_member, run
+    from kagglekit.pipelines import blend, blend_segmentation
+    from kagglekit.pipelines.blend import BlendConfig
     from kagglekit.pipelines.rebuild import run_competition
     from kagglekit.runs.rundir import COMPETITION_FILE, new_run_dir
 
     if len(set(p.resolve() for p in args.runs)) < 2:
         raise ConfigError("a blend needs two or more different run directories")
-    members = [read_member(p) for p in args.runs]
+    competition = run_competition(args.runs[0])
+    if competition.task == "segmentation":
+        pipeline = blend_segmentation
+    elif competition.task in blend.BLENDABLE:
+        pipeline = blend
+    else:  # PASCAL VOC: its masks are limited to the labels its classifier predicts, a blend of both is not built
+        raise ConfigError(f"kagglekit blend combines {', '.join(blend.BLENDABLE)} and segmentation runs, not "
+                          f"{competition.task} runs ({args.runs[0]}); submit the better run instead")
+    members = [pipeline.read_member(p) for p in args.runs]
     first = members[0]
-    competition = run_competition(first.run_dir)
     data = args.data or Path(first.config.data or "")
     if not data.is_dir():
         raise ConfigError(f"the competition folder {data} is gone; pass --data with it (the submission is validated)")
@@ -49,7 +58,7 @@ def main(args) -> int:
     atomic_write_text(run_dir / "blend_config.json", config.model_dump_json(indent=1) + "\n")
     if (first.run_dir / COMPETITION_FILE).is_file():  # the blend explains itself like its members
         (run_dir / COMPETITION_FILE).write_bytes((first.run_dir / COMPETITION_FILE).read_bytes())
-    result = run(competition, members, args.method, run_dir, data)
+    result = pipeline.run(competition, members, args.method, run_dir, data)
     for member, scores in result.extra["members"].items():
         print(f"member {Path(member).name}: CV {result.metric} {scores['cv_mean']:.4f} ± {scores['cv_std']:.4f}")
     print(f"blend ({args.method}, nested CV): {result.metric} {result.cv_mean:.4f} ± {result.cv_std:.4f}")

@@ -139,8 +139,9 @@ def make_blend(method: str, multilabel: bool = False):
 def nested_proba(method: str, members: list[np.ndarray], labels: np.ndarray, fold_of: np.ndarray,
                  score: Score) -> np.ndarray:
     """Out-of-fold blend probabilities: each fold's rows predicted by a blend fitted on the other folds'
-    rows only (scoring these is an honest CV of the blend)."""
-    out = np.zeros_like(members[0], dtype=np.float64)
+    rows only (scoring these is an honest CV of the blend). Float32 members (segmentation maps, large)
+    stay float32."""
+    out = np.zeros(members[0].shape, dtype=np.result_type(members[0], np.float32))
     for fold in np.unique(fold_of):
         held = fold_of == fold
         blend = make_blend(method).fit([m[~held] for m in members], labels[~held], score)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import keras
 import numpy as np
@@ -164,9 +164,9 @@ class Segmenter:
         return total / len(views)
 
     def predict(self, paths: list[Path], sizes: list[tuple[int, int]], tta=("identity",),
-                allowed: np.ndarray | None = None) -> list[np.ndarray]:
+                allowed: np.ndarray | None = None, on_proba: Callable[[np.ndarray], None] | None = None) -> list[np.ndarray]:
         """One uint8 label map per image, at its original (height, width) (``predict_label_maps``)."""
-        return predict_label_maps([self], paths, sizes, tta, allowed)
+        return predict_label_maps([self], paths, sizes, tta, allowed, on_proba)
 
 
 def proba_chunks(segmenters: list[Segmenter], paths: list[Path], tta=("identity",),
@@ -180,11 +180,15 @@ def proba_chunks(segmenters: list[Segmenter], paths: list[Path], tta=("identity"
 
 
 def predict_label_maps(segmenters: list[Segmenter], paths: list[Path], sizes: list[tuple[int, int]], tta=("identity",),
-                       allowed: np.ndarray | None = None) -> list[np.ndarray]:
+                       allowed: np.ndarray | None = None,
+                       on_proba: Callable[[np.ndarray], None] | None = None) -> list[np.ndarray]:
     """Label maps at each image's original size from the mean probabilities of ``segmenters`` (a fold
-    ensemble; ``label_maps``)."""
+    ensemble; ``label_maps``); ``on_proba`` sees each chunk's probabilities at the input size, in order
+    (a run keeps them for blending: ``runs.probability_maps``)."""
     out = []
     for part, proba in proba_chunks(segmenters, paths, tta):
+        if on_proba is not None:
+            on_proba(proba)
         out += label_maps(proba, sizes[part], None if allowed is None else allowed[part])
     return out
 

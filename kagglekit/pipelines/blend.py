@@ -70,6 +70,10 @@ class Member:
     oof: pd.DataFrame  # indexed by training id: class probabilities and "label" (multi-label: "true_<class>" 0/1)
     test: pd.DataFrame  # indexed by test id: class probabilities
 
+    @property
+    def test_ids(self) -> list[str]:
+        return list(self.test.index)
+
 
 def read_member(run_dir: Path) -> Member:
     run_dir = Path(run_dir)
@@ -85,7 +89,8 @@ def read_member(run_dir: Path) -> Member:
 
 
 def check_comparable(members: list[Member], competition: Competition) -> None:
-    """ConfigError naming the first member that differs from the first in what a blend needs alike."""
+    """ConfigError naming the first member that differs from the first in what a blend needs alike
+    (members of any blendable task: ``run_dir``, ``classes``, ``folds`` and ``test_ids``)."""
     first = members[0]
     for member in members[1:]:
         name = member.run_dir
@@ -97,10 +102,10 @@ def check_comparable(members: list[Member], competition: Competition) -> None:
             raise ConfigError(f"{name} was trained on other data than {first.run_dir} (the labelled training "
                               "images differ): their out-of-fold predictions cannot be blended")
         if member.folds["ids"] != first.folds["ids"] or member.folds["fold_of"] != first.folds["fold_of"]:
-            raise ConfigError(f"{name} split its folds differently from {first.run_dir} (folds or seed differ): "
-                              "a blend fitted on one's out-of-fold rows would be scored on the other's training "
-                              "rows; run both with the same folds and seed")
-        if sorted(member.test.index) != sorted(first.test.index):
+            raise ConfigError(f"{name} split its folds differently from {first.run_dir} (folds, hold-out or seed "
+                              "differ): a blend fitted on one's out-of-fold rows would be scored on the other's "
+                              "training rows; run both with the same folds and seed")
+        if sorted(member.test_ids) != sorted(first.test_ids):
             raise ConfigError(f"{name} predicted other test images than {first.run_dir}")
 
 
@@ -146,17 +151,6 @@ def run(competition: Competition, members: list[Member], method: str, run_dir: P
         truth = members[0].oof.loc[rows, [f"true_{c}" for c in classes]].reset_index(drop=True)
         blended = multi_label(competition, members[0].config.multilabel.top1_fallback, method, oof, test,
                               truth.to_numpy(np.int64), fold_of)
-    for member, scores in zip(members, blended.member_scores):
-        log.info("member %s: CV %s %.4f ± %.4f", member.run_dir.name, competition.metric, np.mean(scores), np.std(scores))
-    log.info("blend (%s, nested): CV %s %.4f ± %.4f on %d rows", method, competition.metric,
-             np.mean(blended.fold_scores), np.std(blended.fold_scores), len(rows))
-
-    submission = write_submission(competition.submission_frame(test_ids, blended.predicted), run_dir / "submission.csv")
-    competition.validate(submission, data).raise_if_invalid()
-    weights = getattr(blended.blend, "weights_", None)
-    atomic_write_json(run_dir / "blend.json", {
-        "method": method, "members": [str(m.run_dir) for m in members],
-        "weights": None if weights is None else np.asarray(weights, dtype=float).tolist(), "rows": len(rows)})
     atomic_write_json(run_dir / "classes.json", classes)
     if blended.tuner is not None:
         multilabel_classification.write_postprocess(run_dir, blended.tuner, blended.tuner.top1_fallback)
@@ -164,14 +158,34 @@ def run(competition: Competition, members: list[Member], method: str, run_dir: P
                       .to_csv(index=False, float_format="%.6f"))
     atomic_write_text(run_dir / "test_probabilities.csv", pd.DataFrame(blended.test, columns=classes).assign(
         id=test_ids).to_csv(index=False, float_format="%.6f"))
-    fold_scores = blended.fold_scores
+    return write_blend_run(run_dir, competition, data, members, method, blended.blend,
+                           competition.submission_frame(test_ids, blended.predicted), blended.member_scores,
+                           blended.fold_scores, len(rows), started,
+                           f"nested: the blend fitted on the other folds' out-of-fold rows, {len(rows)} rows")
+
+
+def write_blend_run(run_dir: Path, competition: Competition, data: Path, members: list, method: str, blend,
+                    frame: pd.DataFrame, member_scores: list[list[float]], fold_scores: list[float], rows: int,
+                    started: float, validation: str) -> RunResult:
+    """What a blend of any task ends with: its validated submission (from ``frame``), the log lines,
+    ``blend.json``, ``metrics.json`` and its RunResult."""
+    submission = write_submission(frame, run_dir / "submission.csv")
+    competition.validate(submission, data).raise_if_invalid()
+    for member, scores in zip(members, member_scores):
+        log.info("member %s: CV %s %.4f ± %.4f", member.run_dir.name, competition.metric, np.mean(scores), np.std(scores))
+    log.info("blend (%s, %s): CV %s %.4f ± %.4f", method, validation, competition.metric,
+             np.mean(fold_scores), np.std(fold_scores))
+    weights = getattr(blend, "weights_", None)
+    atomic_write_json(run_dir / "blend.json", {
+        "method": method, "members": [str(m.run_dir) for m in members],
+        "weights": None if weights is None else np.asarray(weights, dtype=float).tolist(), "rows": rows})
     result = RunResult(
         run_dir=run_dir, competition=competition.name, metric=competition.metric,
         cv_mean=float(np.mean(fold_scores)), cv_std=float(np.std(fold_scores)), fold_scores=fold_scores,
         submission=submission, seconds=time.time() - started,
-        extra={"validation": f"nested: the blend fitted on the other folds' out-of-fold rows, {len(rows)} rows",
+        extra={"validation": validation,
                "members": {str(m.run_dir): {"cv_mean": float(np.mean(s)), "cv_std": float(np.std(s)), "fold_scores": s}
-                           for m, s in zip(members, blended.member_scores)}},
+                           for m, s in zip(members, member_scores)}},
     )
     atomic_write_json(run_dir / "metrics.json", result.metrics())
     return result

@@ -197,15 +197,19 @@ FOLDS_FILE = "folds.json"
 
 
 def write_folds(run_dir: Path, train: ImageTable, folds: list) -> None:
-    """Which fold holds each training image, and a hash of the labelled training set (classes, or 0/1
-    label rows): what a blend of runs checks before it combines their out-of-fold predictions
+    """Which fold holds each training image (-1: none, e.g. a segmentation run's training part of its
+    hold-out split), and a hash of the labelled training set (classes, 0/1 label rows, or else the label
+    maps' bytes): what a blend of runs checks before it combines their out-of-fold predictions
     (``pipelines.blend``), and which images an attack on a fold's models may use."""
     import hashlib
 
-    fold_of = np.zeros(len(train), dtype=int)
+    fold_of = np.full(len(train), -1)
     for k, (_, va) in enumerate(folds):
         fold_of[va] = k
-    rows = (" ".join(str(v) for v in np.atleast_1d(label)) for label in train.labels)  # a class, or a 0/1 row
+    if train.labels is None:  # segmentation: the masks are the labels
+        rows = (sha256_file(mask) for mask in train.masks)
+    else:
+        rows = (" ".join(str(v) for v in np.atleast_1d(label)) for label in train.labels)  # a class, or a 0/1 row
     digest = hashlib.sha256("\n".join(f"{i}\t{label}" for i, label in zip(train.ids, rows)).encode())
     atomic_write_json(run_dir / FOLDS_FILE, {"train_sha256": digest.hexdigest(), "ids": train.ids,
                                              "fold_of": fold_of.tolist()})

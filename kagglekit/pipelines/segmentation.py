@@ -5,7 +5,9 @@
    fixed epoch budget on a cosine schedule (the held-out group is watched, never tuned on);
 3. score the hold-out at each image's original size: mIoU (void ignored) and the competition's Dice;
 4. predict the test set with the saved model (``kagglekit predict`` takes the same path), resize back to each image's size, write and validate the RLE submission;
-5. config, metrics, learning curves and the worst hold-out images with their masks are saved in the run directory.
+5. config, metrics, learning curves and the worst hold-out images with their masks are saved in the run
+   directory, and what ``kagglekit blend`` needs: the hold-out and test probability maps at the model's
+   input size (``runs.probability_maps``) and which images were held out (``folds.json``).
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ from kagglekit.evaluation.segmentation import mask_dice
 from kagglekit.learners.segmenter import Segmenter
 from kagglekit.learners.usage import usage
 from kagglekit.pipelines import FoldHook
+from kagglekit.pipelines.classification import write_folds
 from kagglekit.pipelines.inputs import checked_test, usable_train
 from kagglekit.runs import plots
+from kagglekit.runs.probability_maps import HOLDOUT_MAPS, TEST_MAPS, MapsCollector
 from kagglekit.runs.result import RunResult
 from kagglekit.submission.writer import write_submission
 
@@ -45,6 +49,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     train, skipped = usable_train(cap_images(competition.load_train(data), config.segmentation.max_train_images))
     test = checked_test(competition.load_test(data))
     fit, valid = grouped_holdout(competition.groups(train.ids), config.segmentation.valid_fraction, config.seed)
+    write_folds(run_dir, train, [(fit, valid)])  # the hold-out is fold 0, the rest scored by no fold
     fit, valid = train.subset(fit), train.subset(valid)
     atomic_write_json(run_dir / "data_report.json", {
         "train_images": len(fit), "valid_images": len(valid), "test_images": len(test),
@@ -54,14 +59,17 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     segmenter = Segmenter(len(classes), void, config, run_dir / "segmenter")
     segmenter.fit(fit.paths, fit.masks, valid.paths, valid.masks)
     truths = [read_label_map(m) for m in valid.masks]
-    predicted = segmenter.predict(valid.paths, [t.shape for t in truths], config.tta)
+    kept = MapsCollector()
+    predicted = segmenter.predict(valid.paths, [t.shape for t in truths], config.tta, on_proba=kept)
+    kept.maps(valid.ids, classes).save(run_dir / HOLDOUT_MAPS)
     scores = segmentation_report(truths, predicted, classes, void)
     log.info("hold-out (%d images): mIoU %.4f, Dice %.4f", len(valid), scores["miou"], scores["dice"])
     if on_fold:  # the hold-out is the one "fold"
         on_fold(0, scores["dice"])
 
-    predicting = time.perf_counter()
-    submission = write_submission(predict_images(competition, config, run_dir, test), run_dir / "submission.csv")
+    predicting, kept = time.perf_counter(), MapsCollector()
+    submission = write_submission(predict_images(competition, config, run_dir, test, kept), run_dir / "submission.csv")
+    kept.maps(test.ids, classes).save(run_dir / TEST_MAPS)
     timing = usage([segmenter.time], len(test), time.perf_counter() - predicting)
     competition.validate(submission, data).raise_if_invalid()
 
@@ -81,10 +89,12 @@ def predict(competition: Competition, config: RunConfig, run_dir: Path, data: Pa
     return predict_images(competition, config, run_dir, checked_test(competition.load_test(data)))
 
 
-def predict_images(competition: Competition, config: RunConfig, run_dir: Path, test: ImageTable) -> pd.DataFrame:
-    """The submission for checked test images, from the run's saved segmenter."""
+def predict_images(competition: Competition, config: RunConfig, run_dir: Path, test: ImageTable,
+                   on_proba: MapsCollector | None = None) -> pd.DataFrame:
+    """The submission for checked test images, from the run's saved segmenter (``on_proba`` keeps the
+    probability maps)."""
     segmenter = Segmenter(len(competition.classes), competition.void_label, config, run_dir / "segmenter").load()
-    maps = segmenter.predict(test.paths, [image_size(p) for p in test.paths], config.tta)
+    maps = segmenter.predict(test.paths, [image_size(p) for p in test.paths], config.tta, on_proba=on_proba)
     return competition.submission_frame(test.ids, maps)
 
 

@@ -1,0 +1,123 @@
+"""``kagglekit blend`` on segmentation runs: two real tiny CamVid runs (seeds 0 and 1) and their maps."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from kagglekit.cli import main as run_cli
+from kagglekit.competitions.discovery import get_competition
+from kagglekit.data.masks import image_size, read_label_map
+from kagglekit.evaluation.reports import segmentation_report
+from kagglekit.learners.segmenter import label_maps
+from kagglekit.runs.probability_maps import HOLDOUT_MAPS, TEST_MAPS, ProbabilityMaps, expand
+from kagglekit.submission import rle
+
+
+@pytest.fixture(scope="module")
+def two_camvid_runs(camvid_small, tmp_path_factory) -> list[Path]:
+    work = tmp_path_factory.mktemp("blend-camvid")
+    runs = []
+    for seed in (0, 1):
+        config = work / f"seed{seed}.yaml"
+        config.write_text(yaml.safe_dump({"seed": seed, "tta": ["identity"], "segmentation": {
+            "input_size": [64, 96], "epochs": 2, "batch_size": 8, "lr": 3e-3}}))
+        assert run_cli(["run", "camvid", "--data", camvid_small, "--config", config,
+                        "--output-dir", work / f"seed{seed}"]) == 0
+        (run_dir,) = (work / f"seed{seed}" / "camvid").iterdir()
+        runs.append(run_dir)
+    return runs
+
+
+def blend_dir(out: Path) -> Path:
+    (found,) = (out / "camvid").iterdir()
+    return found
+
+
+@pytest.mark.slow
+def test_runs_keep_their_maps_and_score_the_same_from_them(two_camvid_runs, camvid_small):
+    run_dir = two_camvid_runs[0]
+    holdout, test = ProbabilityMaps.load(run_dir / HOLDOUT_MAPS), ProbabilityMaps.load(run_dir / TEST_MAPS)
+    folds = json.loads((run_dir / "folds.json").read_text())
+    assert holdout.ids == [i for i, f in zip(folds["ids"], folds["fold_of"]) if f == 0]
+    assert holdout.size == test.size == (64, 96) and holdout.proba.dtype == np.float16 and len(test.ids) == 6
+    assert holdout.classes == list(get_competition("camvid").classes)
+    # the kept maps are the run's: its own hold-out Dice, up to float16 rounding's rare flipped argmax
+    truths = [read_label_map(camvid_small / "train" / "masks" / f"{i}.png") for i in holdout.ids]
+    dice = segmentation_report(truths, label_maps(expand(holdout.proba), [t.shape for t in truths]),
+                               holdout.classes, 11)["dice"]
+    assert dice == pytest.approx(json.loads((run_dir / "metrics.json").read_text())["dice"], abs=2e-3)
+
+
+@pytest.mark.slow
+def test_hill_blend_is_nested_scored_and_its_submission_decodes(two_camvid_runs, camvid_small, tmp_path, capsys):
+    assert run_cli(["blend", *two_camvid_runs, "--method", "hill", "--output-dir", tmp_path]) == 0
+    assert "blend (hill, nested CV)" in capsys.readouterr().out
+    found = blend_dir(tmp_path)
+    metrics = json.loads((found / "metrics.json").read_text())
+    best = max(m["cv_mean"] for m in metrics["members"].values())
+    assert metrics["cv_mean"] >= best - 0.02, (metrics["cv_mean"], metrics["members"])
+    assert metrics["validation"].startswith("nested") and len(metrics["fold_scores"]) >= 2
+    blend = json.loads((found / "blend.json").read_text())
+    assert blend["members"] == [str(r) for r in two_camvid_runs] and sum(blend["weights"]) == pytest.approx(1)
+    assert run_cli(["validate", "camvid", found / "submission.csv", "--data", camvid_small]) == 0
+    submission = pd.read_csv(found / "submission.csv", dtype=str, keep_default_na=False)
+    for path in sorted((camvid_small / "test" / "images").iterdir()):
+        shape = image_size(path)
+        masks = np.stack([rle.decode(submission.set_index("Id").EncodedPixels[f"{path.stem}_{k}"], shape,
+                                     rle.COLUMN_MAJOR) for k in range(11)])
+        assert masks.shape == (11, *shape) and (masks.sum(0) == 1).all()
+    assert (found / "provenance.json").is_file()
+
+
+@pytest.mark.slow
+def test_mean_blend_of_a_run_with_itself_is_the_run(two_camvid_runs, camvid_small, tmp_path):
+    run_dir = two_camvid_runs[0]
+    twin = tmp_path / "twin"
+    shutil.copytree(run_dir, twin)
+    assert run_cli(["blend", run_dir, twin, "--method", "mean", "--output-dir", tmp_path / "out"]) == 0
+    found = blend_dir(tmp_path / "out")
+    metrics = json.loads((found / "metrics.json").read_text())
+    assert metrics["fold_scores"] == metrics["members"][str(run_dir)]["fold_scores"]
+    test = ProbabilityMaps.load(run_dir / TEST_MAPS)
+    camvid = get_competition("camvid")
+    sizes = camvid.load_test(camvid_small).image_sizes()
+    own = camvid.submission_frame(test.ids, label_maps(expand(test.proba), [sizes[i] for i in test.ids]))
+    blended = pd.read_csv(found / "submission.csv", dtype=str, keep_default_na=False)
+    pd.testing.assert_frame_equal(blended.set_index("Id").loc[own.Id].reset_index(), own.astype(str))
+
+
+@pytest.mark.slow
+def test_members_that_differ_are_refused_by_name(two_camvid_runs, tmp_path, capsys):
+    first = two_camvid_runs[0]
+    other = tmp_path / "other-data"
+    shutil.copytree(two_camvid_runs[1], other)
+    folds = json.loads((other / "folds.json").read_text())
+    (other / "folds.json").write_text(json.dumps({**folds, "train_sha256": "0" * 64}))
+    capsys.readouterr()
+    assert run_cli(["blend", first, other, "--output-dir", tmp_path / "out"]) == 2
+    assert f"{other} was trained on other data" in capsys.readouterr().err
+
+    smaller = tmp_path / "smaller"
+    shutil.copytree(two_camvid_runs[1], smaller)
+    for name in (HOLDOUT_MAPS, TEST_MAPS):
+        maps = ProbabilityMaps.load(smaller / name)
+        ProbabilityMaps(maps.ids, maps.classes, maps.proba[:, ::2, ::2]).save(smaller / name)
+    assert run_cli(["blend", first, smaller, "--output-dir", tmp_path / "out"]) == 2
+    assert f"{smaller} predicted at (32, 48)" in capsys.readouterr().err
+
+    assert run_cli(["blend", *two_camvid_runs, "--method", "stack", "--output-dir", tmp_path / "out"]) == 2
+    assert "not offered for segmentation" in capsys.readouterr().err
+
+    voc = tmp_path / "voc"
+    shutil.copytree(first, voc)
+    config = yaml.safe_load((voc / "config.yaml").read_text())
+    (voc / "config.yaml").write_text(yaml.safe_dump({**config, "competition": "pascal-voc"}))
+    assert run_cli(["blend", voc, first, "--output-dir", tmp_path / "out"]) == 2
+    assert "not multilabel-segmentation runs" in capsys.readouterr().err
