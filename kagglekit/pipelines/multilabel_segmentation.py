@@ -12,7 +12,9 @@
    fold segmenters' mean probabilities;
 4. both kinds of rows are written as row-major RLE at each image's original size and validated;
 5. the run directory explains itself: config, metrics (per-class F1/AP, thresholds, mIoU, Dice with
-   and without consistency), OOF and test probabilities, learning curves, masks over images.
+   and without consistency), OOF and test probabilities, learning curves, masks over images, and what
+   ``kagglekit blend`` needs besides the label probabilities: the segmenters' class-probability maps of
+   every scored fold's images (out of fold) and of the test images (``runs.probability_maps``).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from kagglekit.pipelines.multilabel_classification import (
 from kagglekit.pipelines.classification import write_folds
 from kagglekit.pipelines.segmentation import cap_images, write_outputs
 from kagglekit.runs import plots
+from kagglekit.runs.probability_maps import OOF_MAPS, TEST_MAPS, MapsCollector
 from kagglekit.runs.result import RunResult
 from kagglekit.submission.writer import write_submission
 
@@ -72,6 +75,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     scored = folds[:config.segmentation.scored_folds or len(folds)]
     rows = np.concatenate([va for _, va in scored])
     truths, plain, consistent, histories, times = [], [], [], [], [h.time for h in fitted.heads]
+    kept = MapsCollector()  # every scored image's maps, in the order of rows
     for k, (tr, va) in enumerate(scored):
         fit, valid = train.subset(tr), train.subset(va)
         segmenter = Segmenter(len(classes) + 1, void, config, run_dir / "segmenter" / f"fold{k}")
@@ -79,34 +83,35 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
         histories.append(segmenter.history)
         times.append(segmenter.time)
         fold_truths = [read_label_map(m) for m in valid.masks]
-        allowed = np.hstack([np.ones((len(va), 1), bool), oof_labels[va].astype(bool)])
+        allowed = allowed_classes(oof_labels[va])
         for part, proba in proba_chunks([segmenter], valid.paths, config.tta):  # one pass serves both variants
+            kept(proba)
             sizes = [t.shape for t in fold_truths[part]]
             plain += label_maps(proba, sizes)
             consistent += label_maps(proba, sizes, allowed[part])
         truths += fold_truths
-    foreground = range(1, len(classes) + 1)
-    dice_plain = float(np.mean([stack_dice(t, p, foreground, void) for t, p in zip(truths, plain)]))
-    dice_consistent = float(np.mean([stack_dice(t, p, foreground, void) for t, p in zip(truths, consistent)]))
-    mode = config.segmentation.consistency
-    use_consistency = mode == "on" or (mode == "auto" and dice_consistent > dice_plain)
+    kept.maps([train.ids[i] for i in rows], mask_classes(classes)).save(run_dir / OOF_MAPS)
+    dice_plain = float(np.mean(mask_rows_dice(truths, plain, len(classes), void)))
+    dice_consistent = float(np.mean(mask_rows_dice(truths, consistent, len(classes), void)))
+    use_consistency = keeps_consistency(config.segmentation.consistency, dice_plain, dice_consistent)
     predicted = consistent if use_consistency else plain
-    seg_scores = segmentation_report(truths, predicted, ["background"] + classes, void)
+    seg_scores = segmentation_report(truths, predicted, mask_classes(classes), void)
     log.info("segmentation out-of-fold (%d folds): Dice %.4f plain, %.4f with classifier consistency (%s); mIoU %.4f",
              len(scored), dice_plain, dice_consistent, "kept" if use_consistency else "dropped", seg_scores["miou"])
 
     # --- estimated leaderboard score out of fold: both kinds of rows, per fold ------------------------
     foreground_dice = np.full(len(train), np.nan)  # by training row; truths/predicted are in the order of rows
-    foreground_dice[rows] = [stack_dice(t, p, foreground, void) for t, p in zip(truths, predicted)]
-    label_dice = 2 * (train.labels & oof_labels).sum(1) / np.maximum(train.labels.sum(1) + oof_labels.sum(1), 1)
-    fold_scores = [float(np.mean(np.concatenate([label_dice[va], foreground_dice[va]]))) for _, va in scored]
+    foreground_dice[rows] = mask_rows_dice(truths, predicted, len(classes), void)
+    label_dice = label_rows_dice(train.labels, oof_labels)
+    fold_scores = leaderboard_folds(label_dice, foreground_dice, [va for _, va in scored])
 
     # --- test: from the saved models, exactly as ``kagglekit predict`` does ---------------------------
     write_postprocess(run_dir, tuner, config.multilabel.top1_fallback, consistency=use_consistency)
     for k, score in enumerate(fold_scores) if on_fold else ():  # known only once every fold is out of fold
         on_fold(k, score)
-    predicting = time.perf_counter()
-    frame, test_proba = predict_with_proba(competition, config, run_dir, test)
+    predicting, kept = time.perf_counter(), MapsCollector()
+    frame, test_proba = predict_with_proba(competition, config, run_dir, test, kept)
+    kept.maps(test.ids, mask_classes(classes)).save(run_dir / TEST_MAPS)
     timing = usage(times, len(test), time.perf_counter() - predicting)
     submission = write_submission(frame, run_dir / "submission.csv")
     competition.validate(submission, data).raise_if_invalid()
@@ -136,13 +141,48 @@ def predict(competition: Competition, config: RunConfig, run_dir: Path, data: Pa
     return predict_with_proba(competition, config, run_dir, checked_test(competition.load_test(data)))[0]
 
 
-def predict_with_proba(competition: Competition, config: RunConfig, run_dir: Path, test: ImageTable):
-    """(submission frame, test class probabilities) of checked test images, from what the run directory holds."""
+def predict_with_proba(competition: Competition, config: RunConfig, run_dir: Path, test: ImageTable,
+                       on_proba: MapsCollector | None = None):
+    """(submission frame, test class probabilities) of checked test images, from what the run directory
+    holds (``on_proba`` keeps the segmenters' probability maps)."""
     n_classes = len(competition.classes)
     proba = label_proba(config, run_dir, test, n_classes)
     post = read_postprocess(run_dir)
     labels = saved_tuner(post).predict(proba)
-    allowed = np.hstack([np.ones((len(test), 1), bool), labels.astype(bool)]) if post["consistency"] else None
+    allowed = allowed_classes(labels) if post["consistency"] else None
     segmenters = saved_segmenters(n_classes + 1, competition.void_label, config, run_dir / "segmenter")
-    maps = predict_label_maps(segmenters, test.paths, [image_size(p) for p in test.paths], config.tta, allowed)
+    maps = predict_label_maps(segmenters, test.paths, [image_size(p) for p in test.paths], config.tta, allowed,
+                              on_proba)
     return competition.submission_frame(test.ids, labels, maps), proba
+
+
+def mask_classes(classes: list[str]) -> list[str]:
+    """The segmenter's classes: background (label 0), then the competition's."""
+    return ["background", *classes]
+
+
+def allowed_classes(labels: np.ndarray) -> np.ndarray:
+    """Per image, the mask classes its 0/1 ``labels`` allow (background and the classes predicted), as
+    ``label_maps``' ``allowed``: the run's "consistency" (masks limited to what the classifier predicts)."""
+    return np.hstack([np.ones((len(labels), 1), bool), np.asarray(labels).astype(bool)])
+
+
+def keeps_consistency(mode: str, dice_plain: float, dice_consistent: float) -> bool:
+    """``segmentation.consistency``: "on", "off", or "auto" (kept if it raises the out-of-fold mask Dice)."""
+    return mode == "on" or (mode == "auto" and dice_consistent > dice_plain)
+
+
+def label_rows_dice(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """Each image's classification row's Dice (0/1 label vectors; every VOC image has a label)."""
+    return 2 * (truth & predicted).sum(1) / np.maximum(truth.sum(1) + predicted.sum(1), 1)
+
+
+def mask_rows_dice(truths: list[np.ndarray], maps: list[np.ndarray], n_classes: int, void: int | None) -> np.ndarray:
+    """Each image's segmentation row's Dice: its stack of class masks (background excluded), void ignored."""
+    foreground = range(1, n_classes + 1)
+    return np.array([stack_dice(t, p, foreground, void) for t, p in zip(truths, maps)], dtype=float)
+
+
+def leaderboard_folds(label_dice: np.ndarray, mask_dice: np.ndarray, folds: list[np.ndarray]) -> list[float]:
+    """The leaderboard's score estimated per fold (rows ``folds``' indices): the mean over both kinds of row."""
+    return [float(np.mean(np.concatenate([label_dice[va], mask_dice[va]]))) for va in folds]
