@@ -21,6 +21,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -125,6 +126,8 @@ class Blended:
     predicted: np.ndarray  # test class indices, or 0/1 label rows
     blend: object
     tuner: ThresholdTuner | None = None
+    oof_labels: np.ndarray | None = None  # multi-label: the blend's nested 0/1 labels of the OOF rows
+    member_labels: list[np.ndarray] | None = None  # and each member's, at its own nested thresholds
 
 
 def run(competition: Competition, members: list[Member], method: str, run_dir: Path, data: Path) -> RunResult:
@@ -151,41 +154,55 @@ def run(competition: Competition, members: list[Member], method: str, run_dir: P
         truth = members[0].oof.loc[rows, [f"true_{c}" for c in classes]].reset_index(drop=True)
         blended = multi_label(competition, members[0].config.multilabel.top1_fallback, method, oof, test,
                               truth.to_numpy(np.int64), fold_of)
-    atomic_write_json(run_dir / "classes.json", classes)
-    if blended.tuner is not None:
-        multilabel_classification.write_postprocess(run_dir, blended.tuner, blended.tuner.top1_fallback)
-    atomic_write_text(run_dir / "oof.csv", pd.DataFrame(blended.oof, columns=classes).assign(id=rows).join(truth)
-                      .to_csv(index=False, float_format="%.6f"))
-    atomic_write_text(run_dir / "test_probabilities.csv", pd.DataFrame(blended.test, columns=classes).assign(
-        id=test_ids).to_csv(index=False, float_format="%.6f"))
-    return write_blend_run(run_dir, competition, data, members, method, blended.blend,
+    write_probabilities(run_dir, classes, blended, rows, truth, test_ids)
+    return write_blend_run(run_dir, competition, data, members, method, weights_of(blended.blend),
                            competition.submission_frame(test_ids, blended.predicted), blended.member_scores,
                            blended.fold_scores, len(rows), started,
                            f"nested: the blend fitted on the other folds' out-of-fold rows, {len(rows)} rows")
 
 
-def write_blend_run(run_dir: Path, competition: Competition, data: Path, members: list, method: str, blend,
+def write_probabilities(run_dir: Path, classes: list[str], blended: Blended, rows: list[str], truth: pd.DataFrame,
+                        test_ids: list[str], **post) -> None:
+    """The blend's classes, OOF (beside ``truth``) and test probabilities, and for a multi-label blend its
+    thresholds (``postprocess.json``, with ``post``): what a run of its task keeps."""
+    atomic_write_json(run_dir / "classes.json", classes)
+    if blended.tuner is not None:
+        multilabel_classification.write_postprocess(run_dir, blended.tuner, blended.tuner.top1_fallback, **post)
+    atomic_write_text(run_dir / "oof.csv", pd.DataFrame(blended.oof, columns=classes).assign(id=rows).join(truth)
+                      .to_csv(index=False, float_format="%.6f"))
+    atomic_write_text(run_dir / "test_probabilities.csv", pd.DataFrame(blended.test, columns=classes).assign(
+        id=test_ids).to_csv(index=False, float_format="%.6f"))
+
+
+def weights_of(blend) -> list | None:
+    """A fitted blend's member weights as JSON (per class for a multi-label blend; None for stacking)."""
+    weights = getattr(blend, "weights_", None)
+    return None if weights is None else np.asarray(weights, dtype=float).tolist()
+
+
+def write_blend_run(run_dir: Path, competition: Competition, data: Path, members: list, method: str, weights,
                     frame: pd.DataFrame, member_scores: list[list[float]], fold_scores: list[float], rows: int,
-                    started: float, validation: str) -> RunResult:
+                    started: float, validation: str, extra: dict | None = None,
+                    member_extra: list[dict] | None = None) -> RunResult:
     """What a blend of any task ends with: its validated submission (from ``frame``), the log lines,
-    ``blend.json``, ``metrics.json`` and its RunResult."""
+    ``blend.json`` (``weights``: JSON), ``metrics.json`` (with ``extra``, and ``member_extra`` beside each
+    member's scores) and its RunResult."""
     submission = write_submission(frame, run_dir / "submission.csv")
     competition.validate(submission, data).raise_if_invalid()
     for member, scores in zip(members, member_scores):
         log.info("member %s: CV %s %.4f ± %.4f", member.run_dir.name, competition.metric, np.mean(scores), np.std(scores))
     log.info("blend (%s, %s): CV %s %.4f ± %.4f", method, validation, competition.metric,
              np.mean(fold_scores), np.std(fold_scores))
-    weights = getattr(blend, "weights_", None)
     atomic_write_json(run_dir / "blend.json", {
-        "method": method, "members": [str(m.run_dir) for m in members],
-        "weights": None if weights is None else np.asarray(weights, dtype=float).tolist(), "rows": rows})
+        "method": method, "members": [str(m.run_dir) for m in members], "weights": weights, "rows": rows})
     result = RunResult(
         run_dir=run_dir, competition=competition.name, metric=competition.metric,
         cv_mean=float(np.mean(fold_scores)), cv_std=float(np.std(fold_scores)), fold_scores=fold_scores,
         submission=submission, seconds=time.time() - started,
-        extra={"validation": validation,
-               "members": {str(m.run_dir): {"cv_mean": float(np.mean(s)), "cv_std": float(np.std(s)), "fold_scores": s}
-                           for m, s in zip(members, member_scores)}},
+        extra={"validation": validation, **(extra or {}),
+               "members": {str(m.run_dir): {"cv_mean": float(np.mean(s)), "cv_std": float(np.std(s)), "fold_scores": s,
+                                            **more}
+                           for m, s, more in zip(members, member_scores, member_extra or [{}] * len(members))}},
     )
     atomic_write_json(run_dir / "metrics.json", result.metrics())
     return result
@@ -214,19 +231,27 @@ def multi_label(competition: Competition, top1_fallback: bool, method: str, oof:
     thresholds tuned without it; the blend fitted per class on every row, the test labelled at thresholds
     tuned on the blend's out-of-fold probabilities."""
     metric, options = METRICS.get(competition.metric), competition.metric_options()
-    folds = [fold_of == f for f in np.unique(fold_of)]
     truth = competition.label_cells(labels)
 
-    def fold_scores(predicted: np.ndarray) -> list[float]:
-        cells = competition.label_cells(predicted)
-        return [float(metric([truth[i] for i in np.flatnonzero(held)], [cells[i] for i in np.flatnonzero(held)],
-                             **options)) for held in folds]
+    def score(predicted: np.ndarray, held: np.ndarray) -> float:
+        cells = competition.label_cells(predicted[held])
+        return float(metric([truth[i] for i in np.flatnonzero(held)], cells, **options))
 
+    return label_blend(method, top1_fallback, oof, test, labels, fold_of, score)
+
+
+def label_blend(method: str, top1_fallback: bool, oof: list[np.ndarray], test: list[np.ndarray], labels: np.ndarray,
+                fold_of: np.ndarray, score: Callable[[np.ndarray, np.ndarray], float]) -> Blended:
+    """A multi-label blend scored fold by fold by ``score(0/1 label rows, the fold's rows as a bool mask)``:
+    each member at its own nested thresholds, the blend nested (``nested_multilabel``); fitted per class
+    on every row, the test labelled at thresholds tuned on the blend's out-of-fold probabilities."""
+    folds = [fold_of == f for f in np.unique(fold_of)]
     index_folds = [(np.flatnonzero(~held), np.flatnonzero(held)) for held in folds]
-    member_scores = [fold_scores(multilabel_classification.nested_labels(p, labels, index_folds, top1_fallback))
-                     for p in oof]
+    member_labels = [multilabel_classification.nested_labels(p, labels, index_folds, top1_fallback) for p in oof]
+    member_scores = [[score(predicted, held) for held in folds] for predicted in member_labels]
     oof_blend, oof_labels = nested_multilabel(method, oof, labels, fold_of, top1_fallback)
     blend = make_blend(method, multilabel=True).fit(oof, labels)
     tuner = ThresholdTuner(top1_fallback).fit(oof_blend, labels)
     test_proba = blend.predict_proba(test)
-    return Blended(member_scores, fold_scores(oof_labels), oof_blend, test_proba, tuner.predict(test_proba), blend, tuner)
+    return Blended(member_scores, [score(oof_labels, held) for held in folds], oof_blend, test_proba,
+                   tuner.predict(test_proba), blend, tuner, oof_labels, member_labels)

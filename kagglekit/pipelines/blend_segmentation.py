@@ -32,7 +32,7 @@ from kagglekit.data.masks import read_label_map
 from kagglekit.evaluation.reports import segmentation_report
 from kagglekit.learners.blending import BLENDS, make_blend, nested_proba
 from kagglekit.learners.segmenter import label_maps
-from kagglekit.pipelines.blend import check_comparable, write_blend_run
+from kagglekit.pipelines.blend import check_comparable, weights_of, write_blend_run
 from kagglekit.pipelines.classification import FOLDS_FILE
 from kagglekit.pipelines.rebuild import load_run_config
 from kagglekit.runs.probability_maps import HOLDOUT_MAPS, TEST_MAPS, ProbabilityMaps, expand
@@ -91,25 +91,54 @@ def holdout_blocks(ids: list[str], groups: np.ndarray, n: int = HOLDOUT_FOLDS) -
     return block
 
 
-def run(competition: Competition, members: list[MapsMember], method: str, run_dir: Path, data: Path) -> RunResult:
-    started = time.time()
+def refuse_stack(method: str, runs: str = "segmentation runs") -> None:
     BLENDS.get(method)  # a typo fails now
     if method == "stack":
-        raise ConfigError("--method stack is not offered for segmentation runs (a per-pixel regression on a few "
-                          "images' correlated pixels cannot be fitted honestly); use --method hill or mean")
+        raise ConfigError(f"--method stack is not offered for {runs} (a per-pixel regression on a few images' "
+                          "correlated pixels cannot be fitted honestly); use --method hill or mean")
+
+
+def scored_truths(competition: Competition, data: Path, ids: list[str]) -> list[np.ndarray]:
+    """The true label maps of the scored training images ``ids``, from the competition folder."""
+    train = competition.load_train(data)
+    mask_of = dict(zip(train.ids, train.masks))
+    lost = [i for i in ids if i not in mask_of]
+    if lost:
+        raise ConfigError(f"{data} lacks the masks of scored image(s) {', '.join(lost[:5])}: pass --data with "
+                          "the competition folder the runs were made on")
+    return [read_label_map(mask_of[i]) for i in ids]
+
+
+def blend_maps(method: str, maps: list[np.ndarray], block: np.ndarray, score) -> tuple[np.ndarray, object]:
+    """(each block's blended maps from a blend fitted on the other blocks, the blend fitted on every image):
+    ``score(image rows, their maps)`` is what a ``hill`` blend climbs."""
+    rows = np.arange(len(maps[0]))
+    return nested_proba(method, maps, rows, block, score), make_blend(method).fit(maps, rows, score)
+
+
+def blended_test_maps(blend, members: list[MapsMember], sizes: dict, allowed: np.ndarray | None = None) -> list[np.ndarray]:
+    """The blend's label map of each of the first member's test images at its size (``sizes`` by id),
+    ``CHUNK`` images at a time; ``allowed`` (rows in that order) limits each image's classes."""
+    test_ids = members[0].test_ids
+    order = [{id_: k for k, id_ in enumerate(m.test_ids)} for m in members]
+    maps = []
+    for start in range(0, len(test_ids), CHUNK):
+        part = test_ids[start:start + CHUNK]
+        proba = blend.predict_proba([expand(m.test.proba[[o[i] for i in part]]) for m, o in zip(members, order)])
+        maps += label_maps(proba, [sizes[i] for i in part], None if allowed is None else allowed[start:start + CHUNK])
+    return maps
+
+
+def run(competition: Competition, members: list[MapsMember], method: str, run_dir: Path, data: Path) -> RunResult:
+    started = time.time()
+    refuse_stack(method)
     check_maps_comparable(members, competition)
     classes, void = members[0].classes, competition.void_label
     ids = members[0].holdout.ids
     if len(ids) < 2:
         raise ConfigError(f"{members[0].run_dir} held out {len(ids)} image: a blend needs two or more to be fitted "
                           "on some and scored on others; run the members with a larger segmentation.valid_fraction")
-    train = competition.load_train(data)
-    mask_of = dict(zip(train.ids, train.masks))
-    lost = [i for i in ids if i not in mask_of]
-    if lost:
-        raise ConfigError(f"{data} lacks the masks of hold-out image(s) {', '.join(lost[:5])}: pass --data with "
-                          "the competition folder the runs were made on")
-    truths = [read_label_map(mask_of[i]) for i in ids]
+    truths = scored_truths(competition, data, ids)
 
     def score(rows: np.ndarray, proba: np.ndarray) -> float:
         """The run's own hold-out Dice of images ``rows`` (indices into ``ids``) given their maps."""
@@ -121,19 +150,10 @@ def run(competition: Competition, members: list[MapsMember], method: str, run_di
     held_out = [block == k for k in np.unique(block)]
     holdout = [expand(m.holdout.proba) for m in members]
     member_scores = [[score(rows[held], p[held]) for held in held_out] for p in holdout]
-    nested = nested_proba(method, holdout, rows, block, score)
+    nested, blend = blend_maps(method, holdout, block, score)
     fold_scores = [score(rows[held], nested[held]) for held in held_out]
-    blend = make_blend(method).fit(holdout, rows, score)
-
-    test_ids = members[0].test_ids
-    order = [{id_: k for k, id_ in enumerate(m.test_ids)} for m in members]
-    sizes = competition.load_test(data).image_sizes()
-    maps = []
-    for start in range(0, len(test_ids), CHUNK):
-        part = test_ids[start:start + CHUNK]
-        proba = blend.predict_proba([expand(m.test.proba[[o[i] for i in part]]) for m, o in zip(members, order)])
-        maps += label_maps(proba, [sizes[i] for i in part])
-    return write_blend_run(run_dir, competition, data, members, method, blend,
-                           competition.submission_frame(test_ids, maps), member_scores, fold_scores, len(ids), started,
-                           f"nested: the blend fitted on the other {len(held_out) - 1} blocks of "
-                           f"{len(ids)} hold-out images")
+    maps = blended_test_maps(blend, members, competition.load_test(data).image_sizes())
+    return write_blend_run(run_dir, competition, data, members, method, weights_of(blend),
+                           competition.submission_frame(members[0].test_ids, maps), member_scores, fold_scores,
+                           len(ids), started, f"nested: the blend fitted on the other {len(held_out) - 1} blocks of "
+                                              f"{len(ids)} hold-out images")
