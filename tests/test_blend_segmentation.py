@@ -120,4 +120,4 @@ def test_members_that_differ_are_refused_by_name(two_camvid_runs, tmp_path, caps
     config = yaml.safe_load((voc / "config.yaml").read_text())
     (voc / "config.yaml").write_text(yaml.safe_dump({**config, "competition": "pascal-voc"}))
     assert run_cli(["blend", voc, first, "--output-dir", tmp_path / "out"]) == 2
-    assert "not multilabel-segmentation runs" in capsys.readouterr().err
+    assert f"{voc}: not a finished PASCAL VOC run" in capsys.readouterr().err  # a CamVid run renamed

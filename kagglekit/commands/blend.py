@@ -1,6 +1,7 @@
 """``kagglekit blend RUN RUN ... [--method mean|hill|stack] [--submit]``: several finished runs combined
 into a new run directory, with a nested-CV score, a validated submission and a ledger row
-(classification: ``pipelines.blend``; segmentation: ``pipelines.blend_segmentation``)."""
+(classification: ``pipelines.blend``; segmentation: ``pipelines.blend_segmentation``; PASCAL VOC's labels and
+masks: ``pipelines.blend_multilabel_segmentation``)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ log = logging.getLogger(__name__)
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("blend", help="blend finished classification (single- or multi-label) or segmentation runs (nested-CV scored) into a new run")
+    parser = subparsers.add_parser("blend", help="blend finished classification (single- or multi-label), segmentation or PASCAL VOC (labels + masks) "
+                                               "runs (nested-CV scored) into a new run")
     parser.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR", help="two or more run directories")
     parser.add_argument("--method", choices=("mean", "hill", "stack"), default="hill",
                         help="mean: equal weights; hill: weights by ensemble selection on OOF (default); "
-                             "stack: logistic regression on OOF (multi-label: each per class; not for segmentation)")
+                             "stack: logistic regression on OOF (multi-label: each per class; not for masks)")
     parser.add_argument("--data", type=Path, help="the competition folder (default: the first run's)")
     parser.add_argument("--output-dir", type=Path, help="where the blend's run directory goes "
                                                         "(default: beside the first run's)")
@@ -30,7 +32,7 @@ def register(subparsers) -> None:
 
 def main(args) -> int:
     from kagglekit.commands.run import record_and_submit, summary_table
-    from kagglekit.pipelines import blend, blend_segmentation
+    from kagglekit.pipelines import blend, blend_multilabel_segmentation, blend_segmentation
     from kagglekit.pipelines.blend import BlendConfig
     from kagglekit.pipelines.rebuild import run_competition
     from kagglekit.runs.rundir import COMPETITION_FILE, new_run_dir
@@ -38,13 +40,8 @@ def main(args) -> int:
     if len(set(p.resolve() for p in args.runs)) < 2:
         raise ConfigError("a blend needs two or more different run directories")
     competition = run_competition(args.runs[0])
-    if competition.task == "segmentation":
-        pipeline = blend_segmentation
-    elif competition.task in blend.BLENDABLE:
-        pipeline = blend
-    else:  # PASCAL VOC: its masks are limited to the labels its classifier predicts, a blend of both is not built
-        raise ConfigError(f"kagglekit blend combines {', '.join(blend.BLENDABLE)} and segmentation runs, not "
-                          f"{competition.task} runs ({args.runs[0]}); submit the better run instead")
+    pipelines = {"segmentation": blend_segmentation, "multilabel-segmentation": blend_multilabel_segmentation}
+    pipeline = pipelines.get(competition.task, blend)  # blend.run refuses a task it does not know
     members = [pipeline.read_member(p) for p in args.runs]
     first = members[0]
     data = args.data or Path(first.config.data or "")
