@@ -1,0 +1,120 @@
+"""``kagglekit blend`` on PASCAL VOC runs: two real tiny runs (Lite0 and Lite1, same folds), labels and masks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from kagglekit.cli import main as run_cli
+from kagglekit.competitions.discovery import get_competition
+from kagglekit.learners.segmenter import label_maps
+from kagglekit.learners.thresholds import ThresholdTuner
+from kagglekit.pipelines.multilabel_segmentation import allowed_classes
+from kagglekit.runs.probability_maps import OOF_MAPS, TEST_MAPS, ProbabilityMaps, expand
+
+
+@pytest.fixture(scope="module")
+def two_voc_runs(voc_small, tmp_path_factory) -> list[Path]:
+    """Masks limited to labels ("consistency: on"), segmenters on 2 of the 3 folds."""
+    work = tmp_path_factory.mktemp("blend-voc")
+    runs = []
+    for backbone in ("efficientnet_lite0", "efficientnet_lite1"):
+        config = work / f"{backbone}.yaml"
+        config.write_text(yaml.safe_dump({
+            "backbones": [backbone], "image_size": 64, "folds": 3, "tta": ["identity"],
+            "train": {"views": ["identity"], "head_epochs": 8, "patience": 3},
+            "segmentation": {"input_size": [64, 96], "epochs": 1, "batch_size": 8, "lr": 3e-3, "scored_folds": 2,
+                             "consistency": "on"}}))
+        assert run_cli(["run", "pascal-voc", "--data", voc_small, "--config", config,
+                        "--output-dir", work / backbone]) == 0
+        (run_dir,) = (work / backbone / "pascal-voc").iterdir()
+        runs.append(run_dir)
+    return runs
+
+
+def blend_dir(out: Path) -> Path:
+    (found,) = (out / "pascal-voc").iterdir()
+    return found
+
+
+@pytest.mark.slow
+def test_hill_blend_of_labels_and_masks_is_nested_scored_and_validates(two_voc_runs, voc_small, tmp_path):
+    run_dir = two_voc_runs[0]
+    folds = json.loads((run_dir / "folds.json").read_text())
+    oof_maps, test_maps = ProbabilityMaps.load(run_dir / OOF_MAPS), ProbabilityMaps.load(run_dir / TEST_MAPS)
+    assert oof_maps.ids == [i for f in (0, 1) for i, k in zip(folds["ids"], folds["fold_of"]) if k == f]
+    assert oof_maps.classes == ["background", *get_competition("pascal-voc").classes] and len(test_maps.ids) == 12
+
+    assert run_cli(["blend", *two_voc_runs, "--method", "hill", "--output-dir", tmp_path]) == 0
+    found = blend_dir(tmp_path)
+    metrics = json.loads((found / "metrics.json").read_text())
+    assert metrics["validation"].startswith("nested") and len(metrics["fold_scores"]) == 2  # the scored folds
+    for part in ("cv_mean", "classification_rows_dice", "segmentation_rows_dice"):
+        best = max(m[part] for m in metrics["members"].values())
+        assert metrics[part] >= best - 0.03, (part, metrics[part], metrics["members"])
+    for member in two_voc_runs:  # each member scored from what it saved as it scored itself
+        own = json.loads((member / "metrics.json").read_text())
+        assert metrics["members"][str(member)]["cv_mean"] == pytest.approx(own["cv_mean"], abs=0.01)
+    weights = json.loads((found / "blend.json").read_text())["weights"]
+    assert len(weights["labels"]) == 20 and sum(weights["masks"]) == pytest.approx(1)
+    assert json.loads((found / "postprocess.json").read_text())["consistency"] is True
+    assert run_cli(["validate", "pascal-voc", found / "submission.csv", "--data", voc_small]) == 0
+
+
+@pytest.mark.slow
+def test_mean_blend_of_a_run_with_itself_is_the_run(two_voc_runs, voc_small, tmp_path):
+    run_dir = two_voc_runs[0]
+    twin = tmp_path / "twin"
+    shutil.copytree(run_dir, twin)
+    assert run_cli(["blend", run_dir, twin, "--method", "mean", "--output-dir", tmp_path / "out"]) == 0
+    metrics = json.loads((blend_dir(tmp_path / "out") / "metrics.json").read_text())
+    assert metrics["fold_scores"] == metrics["members"][str(run_dir)]["fold_scores"]
+
+    # the member's submission rebuilt from what it saved: thresholds on its OOF probabilities, its test maps
+    voc = get_competition("pascal-voc")
+    classes = voc.classes
+    oof = pd.read_csv(run_dir / "oof.csv")
+    tuner = ThresholdTuner().fit(oof[classes].to_numpy(), oof[[f"true_{c}" for c in classes]].to_numpy())
+    maps = ProbabilityMaps.load(run_dir / TEST_MAPS)
+    proba = pd.read_csv(run_dir / "test_probabilities.csv", dtype={"id": str}).set_index("id").loc[maps.ids, classes]
+    labels = tuner.predict(proba.to_numpy())
+    sizes = voc.load_test(voc_small).image_sizes()
+    own = voc.submission_frame(maps.ids, labels, label_maps(expand(maps.proba), [sizes[i] for i in maps.ids],
+                                                            allowed_classes(labels)))
+    blended = pd.read_csv(blend_dir(tmp_path / "out") / "submission.csv", dtype=str, keep_default_na=False)
+    pd.testing.assert_frame_equal(blended, own.astype(str))
+
+
+@pytest.mark.slow
+def test_members_that_differ_are_refused_by_name(two_voc_runs, tmp_path, capsys):
+    first = two_voc_runs[0]
+    other = tmp_path / "other-data"
+    shutil.copytree(two_voc_runs[1], other)
+    folds = json.loads((other / "folds.json").read_text())
+    (other / "folds.json").write_text(json.dumps({**folds, "train_sha256": "0" * 64}))
+    capsys.readouterr()
+    assert run_cli(["blend", first, other, "--output-dir", tmp_path / "out"]) == 2
+    assert f"{other} was trained on other data" in capsys.readouterr().err
+
+    smaller = tmp_path / "smaller"
+    shutil.copytree(two_voc_runs[1], smaller)
+    for name in (OOF_MAPS, TEST_MAPS):
+        maps = ProbabilityMaps.load(smaller / name)
+        ProbabilityMaps(maps.ids, maps.classes, maps.proba[:, ::2, ::2]).save(smaller / name)
+    assert run_cli(["blend", first, smaller, "--output-dir", tmp_path / "out"]) == 2
+    assert f"{smaller} predicted at (32, 48)" in capsys.readouterr().err
+
+    assert run_cli(["blend", *two_voc_runs, "--method", "stack", "--output-dir", tmp_path / "out"]) == 2
+    assert "not offered for the masks of PASCAL VOC runs" in capsys.readouterr().err
+
+    old = tmp_path / "old"  # a run made before VOC runs kept their maps
+    shutil.copytree(first, old)
+    (old / OOF_MAPS).unlink()
+    assert run_cli(["blend", first, old, "--output-dir", tmp_path / "out"]) == 2
+    err = capsys.readouterr().err
+    assert f"{old}: not a finished PASCAL VOC run" in err and "run it again" in err
