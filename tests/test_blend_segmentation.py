@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import assert_blend_refuses_unlike_members, blend_with_itself, finished_runs, only_run_dir
 
 from kagglekit.cli import main as run_cli
 from kagglekit.competitions.discovery import get_competition
@@ -22,22 +23,13 @@ from kagglekit.submission import rle
 
 @pytest.fixture(scope="module")
 def two_camvid_runs(camvid_small, tmp_path_factory) -> list[Path]:
-    work = tmp_path_factory.mktemp("blend-camvid")
-    runs = []
-    for seed in (0, 1):
-        config = work / f"seed{seed}.yaml"
-        config.write_text(yaml.safe_dump({"seed": seed, "tta": ["identity"], "segmentation": {
-            "input_size": [64, 96], "epochs": 2, "batch_size": 8, "lr": 3e-3}}))
-        assert run_cli(["run", "camvid", "--data", camvid_small, "--config", config,
-                        "--output-dir", work / f"seed{seed}"]) == 0
-        (run_dir,) = (work / f"seed{seed}" / "camvid").iterdir()
-        runs.append(run_dir)
-    return runs
+    return finished_runs("camvid", camvid_small, {f"seed{seed}": {"seed": seed, "tta": ["identity"], "segmentation": {
+        "input_size": [64, 96], "epochs": 2, "batch_size": 8, "lr": 3e-3}} for seed in (0, 1)},
+        tmp_path_factory.mktemp("blend-camvid"))
 
 
 def blend_dir(out: Path) -> Path:
-    (found,) = (out / "camvid").iterdir()
-    return found
+    return only_run_dir(out / "camvid")
 
 
 @pytest.mark.slow
@@ -79,12 +71,7 @@ def test_hill_blend_is_nested_scored_and_its_submission_decodes(two_camvid_runs,
 @pytest.mark.slow
 def test_mean_blend_of_a_run_with_itself_is_the_run(two_camvid_runs, camvid_small, tmp_path):
     run_dir = two_camvid_runs[0]
-    twin = tmp_path / "twin"
-    shutil.copytree(run_dir, twin)
-    assert run_cli(["blend", run_dir, twin, "--method", "mean", "--output-dir", tmp_path / "out"]) == 0
-    found = blend_dir(tmp_path / "out")
-    metrics = json.loads((found / "metrics.json").read_text())
-    assert metrics["fold_scores"] == metrics["members"][str(run_dir)]["fold_scores"]
+    found = blend_with_itself(run_dir, "camvid", tmp_path)
     test = ProbabilityMaps.load(run_dir / TEST_MAPS)
     camvid = get_competition("camvid")
     sizes = camvid.load_test(camvid_small).image_sizes()
@@ -96,24 +83,7 @@ def test_mean_blend_of_a_run_with_itself_is_the_run(two_camvid_runs, camvid_smal
 @pytest.mark.slow
 def test_members_that_differ_are_refused_by_name(two_camvid_runs, tmp_path, capsys):
     first = two_camvid_runs[0]
-    other = tmp_path / "other-data"
-    shutil.copytree(two_camvid_runs[1], other)
-    folds = json.loads((other / "folds.json").read_text())
-    (other / "folds.json").write_text(json.dumps({**folds, "train_sha256": "0" * 64}))
-    capsys.readouterr()
-    assert run_cli(["blend", first, other, "--output-dir", tmp_path / "out"]) == 2
-    assert f"{other} was trained on other data" in capsys.readouterr().err
-
-    smaller = tmp_path / "smaller"
-    shutil.copytree(two_camvid_runs[1], smaller)
-    for name in (HOLDOUT_MAPS, TEST_MAPS):
-        maps = ProbabilityMaps.load(smaller / name)
-        ProbabilityMaps(maps.ids, maps.classes, maps.proba[:, ::2, ::2]).save(smaller / name)
-    assert run_cli(["blend", first, smaller, "--output-dir", tmp_path / "out"]) == 2
-    assert f"{smaller} predicted at (32, 48)" in capsys.readouterr().err
-
-    assert run_cli(["blend", *two_camvid_runs, "--method", "stack", "--output-dir", tmp_path / "out"]) == 2
-    assert "not offered for segmentation" in capsys.readouterr().err
+    assert_blend_refuses_unlike_members(first, two_camvid_runs[1], (HOLDOUT_MAPS, TEST_MAPS), "not offered for segmentation", tmp_path, capsys)
 
     voc = tmp_path / "voc"
     shutil.copytree(first, voc)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
+from conftest import assert_blend_refuses_unlike_members, blend_with_itself, finished_runs, only_run_dir
 
 from kagglekit.cli import main as run_cli
 from kagglekit.competitions.discovery import get_competition
@@ -21,25 +21,16 @@ from kagglekit.runs.probability_maps import OOF_MAPS, TEST_MAPS, ProbabilityMaps
 @pytest.fixture(scope="module")
 def two_voc_runs(voc_small, tmp_path_factory) -> list[Path]:
     """Masks limited to labels ("consistency: on"), segmenters on 2 of the 3 folds."""
-    work = tmp_path_factory.mktemp("blend-voc")
-    runs = []
-    for backbone in ("efficientnet_lite0", "efficientnet_lite1"):
-        config = work / f"{backbone}.yaml"
-        config.write_text(yaml.safe_dump({
-            "backbones": [backbone], "image_size": 64, "folds": 3, "tta": ["identity"],
-            "train": {"views": ["identity"], "head_epochs": 8, "patience": 3},
-            "segmentation": {"input_size": [64, 96], "epochs": 1, "batch_size": 8, "lr": 3e-3, "scored_folds": 2,
-                             "consistency": "on"}}))
-        assert run_cli(["run", "pascal-voc", "--data", voc_small, "--config", config,
-                        "--output-dir", work / backbone]) == 0
-        (run_dir,) = (work / backbone / "pascal-voc").iterdir()
-        runs.append(run_dir)
-    return runs
+    return finished_runs("pascal-voc", voc_small, {backbone: {
+        "backbones": [backbone], "image_size": 64, "folds": 3, "tta": ["identity"],
+        "train": {"views": ["identity"], "head_epochs": 8, "patience": 3},
+        "segmentation": {"input_size": [64, 96], "epochs": 1, "batch_size": 8, "lr": 3e-3, "scored_folds": 2,
+                         "consistency": "on"}} for backbone in ("efficientnet_lite0", "efficientnet_lite1")},
+        tmp_path_factory.mktemp("blend-voc"))
 
 
 def blend_dir(out: Path) -> Path:
-    (found,) = (out / "pascal-voc").iterdir()
-    return found
+    return only_run_dir(out / "pascal-voc")
 
 
 @pytest.mark.slow
@@ -69,11 +60,7 @@ def test_hill_blend_of_labels_and_masks_is_nested_scored_and_validates(two_voc_r
 @pytest.mark.slow
 def test_mean_blend_of_a_run_with_itself_is_the_run(two_voc_runs, voc_small, tmp_path):
     run_dir = two_voc_runs[0]
-    twin = tmp_path / "twin"
-    shutil.copytree(run_dir, twin)
-    assert run_cli(["blend", run_dir, twin, "--method", "mean", "--output-dir", tmp_path / "out"]) == 0
-    metrics = json.loads((blend_dir(tmp_path / "out") / "metrics.json").read_text())
-    assert metrics["fold_scores"] == metrics["members"][str(run_dir)]["fold_scores"]
+    found = blend_with_itself(run_dir, "pascal-voc", tmp_path)
 
     # the member's submission rebuilt from what it saved: thresholds on its OOF probabilities, its test maps
     voc = get_competition("pascal-voc")
@@ -86,31 +73,14 @@ def test_mean_blend_of_a_run_with_itself_is_the_run(two_voc_runs, voc_small, tmp
     sizes = voc.load_test(voc_small).image_sizes()
     own = voc.submission_frame(maps.ids, labels, label_maps(expand(maps.proba), [sizes[i] for i in maps.ids],
                                                             allowed_classes(labels)))
-    blended = pd.read_csv(blend_dir(tmp_path / "out") / "submission.csv", dtype=str, keep_default_na=False)
+    blended = pd.read_csv(found / "submission.csv", dtype=str, keep_default_na=False)
     pd.testing.assert_frame_equal(blended, own.astype(str))
 
 
 @pytest.mark.slow
 def test_members_that_differ_are_refused_by_name(two_voc_runs, tmp_path, capsys):
     first = two_voc_runs[0]
-    other = tmp_path / "other-data"
-    shutil.copytree(two_voc_runs[1], other)
-    folds = json.loads((other / "folds.json").read_text())
-    (other / "folds.json").write_text(json.dumps({**folds, "train_sha256": "0" * 64}))
-    capsys.readouterr()
-    assert run_cli(["blend", first, other, "--output-dir", tmp_path / "out"]) == 2
-    assert f"{other} was trained on other data" in capsys.readouterr().err
-
-    smaller = tmp_path / "smaller"
-    shutil.copytree(two_voc_runs[1], smaller)
-    for name in (OOF_MAPS, TEST_MAPS):
-        maps = ProbabilityMaps.load(smaller / name)
-        ProbabilityMaps(maps.ids, maps.classes, maps.proba[:, ::2, ::2]).save(smaller / name)
-    assert run_cli(["blend", first, smaller, "--output-dir", tmp_path / "out"]) == 2
-    assert f"{smaller} predicted at (32, 48)" in capsys.readouterr().err
-
-    assert run_cli(["blend", *two_voc_runs, "--method", "stack", "--output-dir", tmp_path / "out"]) == 2
-    assert "not offered for the masks of PASCAL VOC runs" in capsys.readouterr().err
+    assert_blend_refuses_unlike_members(first, two_voc_runs[1], (OOF_MAPS, TEST_MAPS), "not offered for the masks of PASCAL VOC runs", tmp_path, capsys)
 
     old = tmp_path / "old"  # a run made before VOC runs kept their maps
     shutil.copytree(first, old)
