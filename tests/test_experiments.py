@@ -122,7 +122,7 @@ def test_compare_runs_the_matrix_and_its_table_matches_the_run_directories(seedl
         metrics = json.loads((run_dir / "metrics.json").read_text())
         saved = yaml.safe_load((run_dir / "config.yaml").read_text())
         assert (saved["backbones"], saved["finetune"]["optimizer"]) == ([row.backbone], row.optimizer)
-        assert (row.cv_mean, row.cv_std) == (metrics["cv_mean"], metrics["cv_std"])
+        assert (row.cv_mean, row.cv_std, row.folds) == (metrics["cv_mean"], metrics["cv_std"], 1)
         timing = metrics["timing"]
         assert row.seconds_per_epoch == timing["seconds_per_epoch"] > 0
         assert row.train_images_per_s == timing["train_images_per_s"] > 0
@@ -134,6 +134,7 @@ def test_compare_runs_the_matrix_and_its_table_matches_the_run_directories(seedl
         assert recorded.set_index("run_id").loc[run_dir.name, "seconds_per_epoch"] == timing["seconds_per_epoch"]
     markdown = (out / "comparison.md").read_text()
     assert "| scratch_cnn " in markdown and "cost at 2.5/device-hour" in markdown
+    assert "(1 fold)" in markdown and "± 0.0000" not in markdown  # one scored fold shows no spread
     from PIL import Image
 
     assert Image.open(out / "comparison.png").size[0] > 400

@@ -28,7 +28,7 @@ SPEC = "compare.json"
 #: Which config section holds the optimizer of each learner (``train.learner`` as resolved for the task).
 OPTIMIZER_SECTION = {"finetune": "finetune", "head": "train"}
 SEGMENTATION_TASKS = ("segmentation", "multilabel-segmentation")
-COLUMNS = ["backbone", "optimizer", "status", "cv_mean", "cv_std", "seconds_per_epoch", "train_images_per_s",
+COLUMNS = ["backbone", "optimizer", "status", "cv_mean", "cv_std", "folds", "seconds_per_epoch", "train_images_per_s",
            "predict_images_per_s", "peak_memory_gib", "wall_seconds", "device_hours", "cost", "device", "run_dir"]
 
 
@@ -106,6 +106,7 @@ class Comparison:
         hours = outcome.seconds / 3600 * timing.get("device_count", 1)
         return row | {
             "status": "done", "cv_mean": outcome.metrics["cv_mean"], "cv_std": outcome.metrics["cv_std"],
+            "folds": len(outcome.metrics["fold_scores"]),
             **{key: timing.get(key) for key in ("seconds_per_epoch", "train_images_per_s", "predict_images_per_s",
                                                  "peak_memory_gib", "device")},
             "wall_seconds": round(outcome.seconds, 1), "device_hours": round(hours, 4),
@@ -125,14 +126,16 @@ class Comparison:
 
 
 def markdown(table: pd.DataFrame, price_per_hour: float) -> str:
-    """The table for a write-up: CV as mean ± std, speeds and costs rounded, failed cells marked."""
+    """The table for a write-up: CV as mean ± std (or one fold's score), speeds and costs rounded, failed cells marked."""
+    from kagglekit.runs.plots import cv_text
+
     def fmt(value, pattern):
         return "-" if value is None or pd.isna(value) else pattern.format(value)
 
     shown = pd.DataFrame({
         "backbone": table.backbone, "optimizer": table.optimizer,
-        "CV": [fmt(m, "{:.4f}") + (f" ± {s:.4f}" if pd.notna(s) else "") if st == "done" else "failed"
-               for m, s, st in zip(table.cv_mean, table.cv_std, table.status)],
+        "CV": [cv_text(m, s, n) if st == "done" else "failed"
+               for m, s, n, st in zip(table.cv_mean, table.cv_std, table.folds, table.status)],
         "s/epoch": [fmt(v, "{:.1f}") for v in table.seconds_per_epoch],
         "train img/s": [fmt(v, "{:.1f}") for v in table.train_images_per_s],
         "infer img/s": [fmt(v, "{:.1f}") for v in table.predict_images_per_s],

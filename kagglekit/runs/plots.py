@@ -173,9 +173,14 @@ def cv_vs_leaderboard(history, path: Path, title: str) -> Path:
     return _save(fig, path)
 
 
+def cv_text(mean: float, std: float, folds) -> str:
+    """``mean ± std`` over the scored folds; ``mean (1 fold)`` where one fold was scored (no spread to show)."""
+    return f"{mean:.4f} (1 fold)" if folds == 1 else f"{mean:.4f} ± {std:.4f}"
+
+
 def score_heatmap(table, path: Path, title: str) -> Path:
     """CV mean by backbone (rows) and optimizer (columns), each cell annotated with mean ± std and s/epoch
-    (``table``: backbone, optimizer, cv_mean, cv_std, seconds_per_epoch); missing cells left blank."""
+    (``table``: backbone, optimizer, cv_mean, cv_std, folds, seconds_per_epoch); missing cells left blank."""
     scores = table.pivot(index="backbone", columns="optimizer", values="cv_mean").reindex(
         index=list(dict.fromkeys(table.backbone)), columns=list(dict.fromkeys(table.optimizer)))  # as asked
     rows, columns = list(scores.index), list(scores.columns)
@@ -189,7 +194,7 @@ def score_heatmap(table, path: Path, title: str) -> Path:
         speed = "" if cell.seconds_per_epoch is None or cell.seconds_per_epoch != cell.seconds_per_epoch \
             else f"\n{cell.seconds_per_epoch:.1f} s/epoch"
         bright = high > low and (cell.cv_mean - low) / (high - low) > 0.6
-        ax.text(j, i, f"{cell.cv_mean:.4f} ± {cell.cv_std:.4f}{speed}", ha="center", va="center", fontsize=9,
+        ax.text(j, i, cv_text(cell.cv_mean, cell.cv_std, cell.get("folds")) + speed, ha="center", va="center", fontsize=9,
                 color="black" if bright else "white")
     ax.set_xticks(range(len(columns)), columns)
     ax.set_yticks(range(len(rows)), rows)
