@@ -76,13 +76,19 @@ class Member:
         return list(self.test.index)
 
 
-def read_member(run_dir: Path) -> Member:
-    run_dir = Path(run_dir)
-    files = ["config.yaml", "classes.json", FOLDS_FILE, "oof.csv", "test_probabilities.csv"]
+def require_blend_files(run_dir: Path, files, kind: str, covered: str) -> None:
+    """ConfigError naming the files a blend reads that ``run_dir`` lacks (an unfinished run of ``kind``, or one
+    made before blending ``covered`` what it needs)."""
     missing = [f for f in files if not (run_dir / f).is_file()]
     if missing:
-        raise ConfigError(f"{run_dir}: not a finished classification run, or one made before blending covered it "
+        raise ConfigError(f"{run_dir}: not a finished {kind} run, or one made before blending covered {covered} "
                           f"(no {', '.join(missing)}); run it again to blend it")
+
+
+def read_member(run_dir: Path) -> Member:
+    run_dir = Path(run_dir)
+    require_blend_files(run_dir, ["config.yaml", "classes.json", FOLDS_FILE, "oof.csv", "test_probabilities.csv"],
+                        "classification", "it")
     return Member(run_dir, load_run_config(run_dir), json.loads((run_dir / "classes.json").read_text()),
                   json.loads((run_dir / FOLDS_FILE).read_text()),
                   pd.read_csv(run_dir / "oof.csv", dtype={"id": str}).set_index("id"),

@@ -34,7 +34,8 @@ import numpy as np
 from kagglekit.competitions.contract import Competition
 from kagglekit.core.errors import ConfigError
 from kagglekit.learners.segmenter import label_maps
-from kagglekit.pipelines.blend import Member, check_comparable, label_blend, weights_of, write_blend_run, write_probabilities
+from kagglekit.pipelines.blend import (Member, check_comparable, label_blend, require_blend_files, weights_of,
+                                      write_blend_run, write_probabilities)
 from kagglekit.pipelines.blend import read_member as read_labels
 from kagglekit.pipelines.blend_segmentation import (
     MapsMember,
@@ -73,10 +74,7 @@ class VocMember:
 
 def read_member(run_dir: Path) -> VocMember:
     run_dir = Path(run_dir)
-    missing = [f for f in (OOF_MAPS, TEST_MAPS, POSTPROCESS) if not (run_dir / f).is_file()]
-    if missing:
-        raise ConfigError(f"{run_dir}: not a finished PASCAL VOC run, or one made before blending covered its masks "
-                          f"(no {', '.join(missing)}); run it again to blend it")
+    require_blend_files(run_dir, (OOF_MAPS, TEST_MAPS, POSTPROCESS), "PASCAL VOC", "its masks")
     labels = read_labels(run_dir)
     maps = MapsMember(run_dir, labels.config, labels.folds, ProbabilityMaps.load(run_dir / OOF_MAPS),
                       ProbabilityMaps.load(run_dir / TEST_MAPS))

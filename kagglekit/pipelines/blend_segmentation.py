@@ -32,7 +32,7 @@ from kagglekit.data.masks import read_label_map
 from kagglekit.evaluation.reports import segmentation_report
 from kagglekit.learners.blending import BLENDS, make_blend, nested_proba
 from kagglekit.learners.segmenter import label_maps
-from kagglekit.pipelines.blend import check_comparable, weights_of, write_blend_run
+from kagglekit.pipelines.blend import check_comparable, require_blend_files, weights_of, write_blend_run
 from kagglekit.pipelines.classification import FOLDS_FILE
 from kagglekit.pipelines.rebuild import load_run_config
 from kagglekit.runs.probability_maps import HOLDOUT_MAPS, TEST_MAPS, ProbabilityMaps, expand
@@ -61,11 +61,7 @@ class MapsMember:
 
 def read_member(run_dir: Path) -> MapsMember:
     run_dir = Path(run_dir)
-    files = ["config.yaml", FOLDS_FILE, HOLDOUT_MAPS, TEST_MAPS]
-    missing = [f for f in files if not (run_dir / f).is_file()]
-    if missing:
-        raise ConfigError(f"{run_dir}: not a finished segmentation run, or one made before blending covered "
-                          f"segmentation (no {', '.join(missing)}); run it again to blend it")
+    require_blend_files(run_dir, ["config.yaml", FOLDS_FILE, HOLDOUT_MAPS, TEST_MAPS], "segmentation", "segmentation")
     return MapsMember(run_dir, load_run_config(run_dir), json.loads((run_dir / FOLDS_FILE).read_text()),
                       ProbabilityMaps.load(run_dir / HOLDOUT_MAPS), ProbabilityMaps.load(run_dir / TEST_MAPS))
 
