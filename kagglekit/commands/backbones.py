@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from kagglekit.models.backbones import BACKBONES
-
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("backbones", help="list backbones with their weight status")
@@ -12,6 +10,8 @@ def register(subparsers) -> None:
 
 
 def main(args) -> int:
+    from kagglekit.models.backbones import BACKBONES  # Keras: imported by this verb alone, not at every start-up
+
     rows = [(name, spec.source, str(spec.default_size), spec.weights_status(args.weights_dir))
             for name, spec in BACKBONES.items()]
     header = ("backbone", "weights from", "size", "status")
