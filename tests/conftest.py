@@ -54,7 +54,7 @@ def private_ledger(tmp_path_factory) -> Path:
 def seedlings_tags(seedlings_small, tmp_path_factory) -> tuple[Path, Path]:
     """(adapter YAML, data folder) of a multi-label competition: the small seedlings relabelled ``id,tags``
     (each image's species and "even" or "odd"), its adapter written by ``kagglekit new``."""
-    from test_new_competition import flatten, relabelled, tagged
+    from kaggle_world import flatten, relabelled, tagged
 
     from kagglekit.cli import main
 
@@ -120,7 +120,7 @@ def assert_usage_recorded(metrics: dict, run_dir: Path, competition: str) -> Non
     assert row.seconds_per_epoch == timing["seconds_per_epoch"] and row.device == timing["device"]
 
 
-# -- the local Kaggle service (tests/test_kaggle.py, tests/test_publish.py) ---------------------------
+# -- the local Kaggle service (end_to_end/test_kaggle.py, end_to_end/test_publish.py) ---------------------------
 #: The code competition: Plant Seedlings under another slug, declared in YAML as a user would.
 CODE_COMPETITION_YAML = """kind: class-folder
 name: seedlings-code

@@ -42,3 +42,62 @@ def variant(solution: Path, out: Path, wrong: int, classes: list[str]) -> Path:
     for i in range(wrong):
         frame.loc[i, column] = next(c for c in classes if c != frame.loc[i, column])
     return write_submission(frame, out)
+
+
+def cli(capsys, *argv) -> tuple[int, str, str]:
+    """Exit code, stdout and stderr of one in-process ``kagglekit`` call (argparse's exits included)."""
+    from kagglekit.cli import main
+
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out, err
+
+
+def link(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.link(source, target)
+
+
+def flatten(class_folders: Path, out: Path, labels: dict[str, str] | None = None) -> tuple[Path, pd.DataFrame]:
+    """The class-folder competition rearranged as Kaggle often ships one: every training image in
+    ``train/``, ``train.csv`` of ``id,<labels>`` (ids are file stems), ``test/`` and a sample ``id,label``."""
+    rows = []
+    for image in sorted((class_folders / "train").glob("*/*")):
+        link(image, out / "train" / image.name)
+        rows.append((image.stem, image.parent.name))
+    table = pd.DataFrame(rows, columns=["id", "label"])
+    if labels:
+        table = table.rename(columns=labels)
+    table.to_csv(out / "train.csv", index=False)
+    for image in sorted((class_folders / "test").iterdir()):
+        link(image, out / "test" / image.name)
+    sample = pd.read_csv(class_folders / "sample_submission.csv", dtype=str)
+    sample = pd.DataFrame({"id": [Path(f).stem for f in sample["file"]], "label": sample["species"]})
+    sample.to_csv(out / "sample_submission.csv", index=False)
+    return out, table
+
+
+def relabelled(data: Path, out: Path, train_csv: pd.DataFrame, sample_column: str = "label") -> Path:
+    """``data``'s images and test side under ``out``, with another ``train.csv`` (and the sample's
+    value column named ``sample_column``)."""
+    for path in data.glob("*/*"):
+        link(path, out / path.relative_to(data))
+    sample = pd.read_csv(data / "sample_submission.csv", dtype=str)
+    sample.rename(columns={"label": sample_column}).to_csv(out / "sample_submission.csv", index=False)
+    train_csv.to_csv(out / "train.csv", index=False)
+    return out
+
+
+def tags_of(species: list[str], separator: str) -> list[str]:
+    """Each image's species and a group tag that follows from it ("even" or "odd": the species' rank):
+    several labels per image, all of them visible in the image."""
+    rank = {s: k for k, s in enumerate(sorted(set(species)))}
+    return [f"{s.replace(' ', '_')}{separator}{'odd' if rank[s] % 2 else 'even'}" for s in species]
+
+
+def tagged(table: pd.DataFrame, separator: str) -> pd.DataFrame:
+    return table.assign(tags=tags_of(table["label"].tolist(), separator))[["id", "tags"]]

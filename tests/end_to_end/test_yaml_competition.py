@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
 SPEC = {  # labels are discovered from the train folder; columns differ from the seedlings adapter's
     "kind": "class-folder", "name": "weeds", "slug": "weeds-by-path", "title": "Weeds (YAML only)",
     "id_column": "image", "label_column": "plant", "metric": "accuracy",
