@@ -12,8 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import CAMVID, SEEDLINGS, require
-from kaggle_world import cli, flatten, link, relabelled, tagged, tags_of
+from kaggle_world import CAMVID, SEEDLINGS, cli, flatten, link, relabelled, require, tagged, tags_of
 
 from kagglekit.cli import main
 from kagglekit.competitions.builders import build_class_folder_competition, build_segmentation_folder_competition

@@ -9,8 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import assert_usage_recorded
-from kaggle_world import REPO
+from kaggle_world import REPO, assert_usage_recorded
 
 TINY = {
     "image_size": 64, "folds": 3, "tta": ["identity", "hflip"],
