@@ -1,5 +1,6 @@
 """Shared fixtures: Kaggle-layout competition folders built from the real data in ../shared, the local
-Kaggle service the Kaggle tests talk to, and a finished run's folder."""
+Kaggle service the Kaggle tests talk to, and a finished run's folder. Plain helper functions and
+constants live in ``kaggle_world.py``, not here."""
 
 from __future__ import annotations
 
@@ -12,17 +13,7 @@ import pytest
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("KAGGLEKIT_SHARED", REPO.parent / "shared")) / "data"
-SEEDLINGS = SHARED / "plant-seedlings"
-VOC_MASKS = SHARED / "voc-masks"
-CAMVID = SHARED / "camvid"
-
-
-def require(path: Path) -> Path:
-    if not path.exists():
-        pytest.fail(f"{path} is missing: the tests read real data from ../shared (see README)")
-    return path
+from kaggle_world import CAMVID, SEEDLINGS, VOC_MASKS, require  # noqa: E402  (after the backend is set)
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +45,7 @@ def private_ledger(tmp_path_factory) -> Path:
 def seedlings_tags(seedlings_small, tmp_path_factory) -> tuple[Path, Path]:
     """(adapter YAML, data folder) of a multi-label competition: the small seedlings relabelled ``id,tags``
     (each image's species and "even" or "odd"), its adapter written by ``kagglekit new``."""
-    from test_new_competition import flatten, relabelled, tagged
+    from kaggle_world import flatten, relabelled, tagged
 
     from kagglekit.cli import main
 
@@ -108,19 +99,7 @@ def camvid_small(tmp_path_factory, camvid) -> Path:
         camvid, get_competition("camvid"), tmp_path_factory.mktemp("camvid-small"), n_train=24, n_test=6)
 
 
-def assert_usage_recorded(metrics: dict, run_dir: Path, competition: str) -> None:
-    """Every run records what it used (device, speeds, peak memory), and its ledger row carries the same figures."""
-    from kagglekit.runs.ledger import Ledger, default_ledger_path
-
-    timing = metrics["timing"]
-    assert timing["device"].startswith("tensorflow on") and timing["device_count"] >= 1
-    assert timing["seconds_per_epoch"] > 0 and timing["train_images_per_s"] > 0 and timing["predict_images_per_s"] > 0
-    assert 0.1 < timing["peak_memory_gib"] < 64
-    row = Ledger(default_ledger_path()).history(competition).set_index("run_id").loc[run_dir.name]
-    assert row.seconds_per_epoch == timing["seconds_per_epoch"] and row.device == timing["device"]
-
-
-# -- the local Kaggle service (tests/test_kaggle.py, tests/test_publish.py) ---------------------------
+# -- the local Kaggle service (end_to_end/test_kaggle.py, end_to_end/test_publish.py) ---------------------------
 #: The code competition: Plant Seedlings under another slug, declared in YAML as a user would.
 CODE_COMPETITION_YAML = """kind: class-folder
 name: seedlings-code
@@ -220,69 +199,3 @@ def finished_run(tmp_path, seedlings_small) -> tuple[Path, Path]:
     (weights / get_backbone("efficientnet_lite0").weights_file).write_bytes(b"backbone weights")
     (weights / get_backbone("mobilenet_v2").weights_file).write_bytes(b"another backbone")
     return run_dir, weights
-
-
-def assert_blend_refuses_unlike_members(first: Path, second: Path, maps: tuple[str, ...], stack_refusal: str,
-                                       tmp_path: Path, capsys) -> None:
-    """``kagglekit blend`` of ``first`` with a copy of ``second`` trained on other data (its ``folds.json``
-    hash changed), then with a copy whose saved ``maps`` files are half the size: each refused by name;
-    and ``--method stack`` on both refused with ``stack_refusal``."""
-    import shutil
-
-    from kagglekit.cli import main as run_cli
-    from kagglekit.runs.probability_maps import ProbabilityMaps
-
-    other = tmp_path / "other-data"
-    shutil.copytree(second, other)
-    folds = json.loads((other / "folds.json").read_text())
-    (other / "folds.json").write_text(json.dumps({**folds, "train_sha256": "0" * 64}))
-    capsys.readouterr()
-    assert run_cli(["blend", first, other, "--output-dir", tmp_path / "out"]) == 2
-    assert f"{other} was trained on other data" in capsys.readouterr().err
-
-    smaller = tmp_path / "smaller"
-    shutil.copytree(second, smaller)
-    for name in maps:
-        saved = ProbabilityMaps.load(smaller / name)
-        ProbabilityMaps(saved.ids, saved.classes, saved.proba[:, ::2, ::2]).save(smaller / name)
-    assert run_cli(["blend", first, smaller, "--output-dir", tmp_path / "out"]) == 2
-    height, width = ProbabilityMaps.load(smaller / maps[0]).size
-    assert f"{smaller} predicted at ({height}, {width})" in capsys.readouterr().err
-    assert run_cli(["blend", first, second, "--method", "stack", "--output-dir", tmp_path / "out"]) == 2
-    assert stack_refusal in capsys.readouterr().err
-
-
-def finished_runs(competition: str, data: Path, configs: dict[str, dict], work: Path) -> list[Path]:
-    """``kagglekit run competition`` once per named config (real, tiny), each into ``work/name``: their run dirs."""
-    import yaml
-
-    from kagglekit.cli import main as run_cli
-
-    runs = []
-    for name, config in configs.items():
-        path = work / f"{name}.yaml"
-        path.write_text(yaml.safe_dump(config))
-        assert run_cli(["run", competition, "--data", data, "--config", path, "--output-dir", work / name]) == 0
-        runs.append(only_run_dir(work / name / competition))
-    return runs
-
-
-def only_run_dir(folder: Path) -> Path:
-    """The one run directory in ``folder`` (a blend's or a run's competition folder)."""
-    (found,) = Path(folder).iterdir()
-    return found
-
-
-def blend_with_itself(run_dir: Path, competition: str, tmp_path: Path) -> Path:
-    """The directory of a mean blend of ``run_dir`` with a copy of itself, whose scores must be the run's."""
-    import shutil
-
-    from kagglekit.cli import main as run_cli
-
-    twin = tmp_path / "twin"
-    shutil.copytree(run_dir, twin)
-    assert run_cli(["blend", run_dir, twin, "--method", "mean", "--output-dir", tmp_path / "out"]) == 0
-    found = only_run_dir(tmp_path / "out" / competition)
-    metrics = json.loads((found / "metrics.json").read_text())
-    assert metrics["fold_scores"] == metrics["members"][str(run_dir)]["fold_scores"]
-    return found

@@ -1,17 +1,25 @@
-"""The local Kaggle service the Kaggle tests talk to, with the real ``kaggle`` client on the other end."""
+"""The tests' plain helpers (fixtures are in conftest.py): where the real data in ../shared lies, running
+the CLI, Kaggle-layout folders rearranged, finished runs and their blends, and the local Kaggle service the
+Kaggle tests talk to, with the real ``kaggle`` client on the other end."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from kagglekit.kaggle.retry import Backoff
 
 REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("KAGGLEKIT_SHARED", REPO.parent / "shared")) / "data"
+SEEDLINGS = SHARED / "plant-seedlings"
+VOC_MASKS = SHARED / "voc-masks"
+CAMVID = SHARED / "camvid"
 USER, KEY = "alice", "kk-test-key-6f1d2c9a8b7e"  # a fake key; tests check it never shows up in output
 OUTSIDER, OUTSIDER_KEY = "bob", "kk-bob-key-0a9b8c7d"  # has an account but did not accept the rules
 FAST = Backoff(attempts=4, base=0.05, cap=0.2, deadline=10)  # retries of the in-process test client
@@ -42,3 +50,146 @@ def variant(solution: Path, out: Path, wrong: int, classes: list[str]) -> Path:
     for i in range(wrong):
         frame.loc[i, column] = next(c for c in classes if c != frame.loc[i, column])
     return write_submission(frame, out)
+
+
+def cli(capsys, *argv) -> tuple[int, str, str]:
+    """Exit code, stdout and stderr of one in-process ``kagglekit`` call (argparse's exits included)."""
+    from kagglekit.cli import main
+
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out, err
+
+
+def link(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.link(source, target)
+
+
+def flatten(class_folders: Path, out: Path, labels: dict[str, str] | None = None) -> tuple[Path, pd.DataFrame]:
+    """The class-folder competition rearranged as Kaggle often ships one: every training image in
+    ``train/``, ``train.csv`` of ``id,<labels>`` (ids are file stems), ``test/`` and a sample ``id,label``."""
+    rows = []
+    for image in sorted((class_folders / "train").glob("*/*")):
+        link(image, out / "train" / image.name)
+        rows.append((image.stem, image.parent.name))
+    table = pd.DataFrame(rows, columns=["id", "label"])
+    if labels:
+        table = table.rename(columns=labels)
+    table.to_csv(out / "train.csv", index=False)
+    for image in sorted((class_folders / "test").iterdir()):
+        link(image, out / "test" / image.name)
+    sample = pd.read_csv(class_folders / "sample_submission.csv", dtype=str)
+    sample = pd.DataFrame({"id": [Path(f).stem for f in sample["file"]], "label": sample["species"]})
+    sample.to_csv(out / "sample_submission.csv", index=False)
+    return out, table
+
+
+def relabelled(data: Path, out: Path, train_csv: pd.DataFrame, sample_column: str = "label") -> Path:
+    """``data``'s images and test side under ``out``, with another ``train.csv`` (and the sample's
+    value column named ``sample_column``)."""
+    for path in data.glob("*/*"):
+        link(path, out / path.relative_to(data))
+    sample = pd.read_csv(data / "sample_submission.csv", dtype=str)
+    sample.rename(columns={"label": sample_column}).to_csv(out / "sample_submission.csv", index=False)
+    train_csv.to_csv(out / "train.csv", index=False)
+    return out
+
+
+def tags_of(species: list[str], separator: str) -> list[str]:
+    """Each image's species and a group tag that follows from it ("even" or "odd": the species' rank):
+    several labels per image, all of them visible in the image."""
+    rank = {s: k for k, s in enumerate(sorted(set(species)))}
+    return [f"{s.replace(' ', '_')}{separator}{'odd' if rank[s] % 2 else 'even'}" for s in species]
+
+
+def tagged(table: pd.DataFrame, separator: str) -> pd.DataFrame:
+    return table.assign(tags=tags_of(table["label"].tolist(), separator))[["id", "tags"]]
+
+
+def require(path: Path) -> Path:
+    if not path.exists():
+        pytest.fail(f"{path} is missing: the tests read real data from ../shared (see README)")
+    return path
+
+
+def assert_usage_recorded(metrics: dict, run_dir: Path, competition: str) -> None:
+    """Every run records what it used (device, speeds, peak memory), and its ledger row carries the same figures."""
+    from kagglekit.runs.ledger import Ledger, default_ledger_path
+
+    timing = metrics["timing"]
+    assert timing["device"].startswith("tensorflow on") and timing["device_count"] >= 1
+    assert timing["seconds_per_epoch"] > 0 and timing["train_images_per_s"] > 0 and timing["predict_images_per_s"] > 0
+    assert 0.1 < timing["peak_memory_gib"] < 64
+    row = Ledger(default_ledger_path()).history(competition).set_index("run_id").loc[run_dir.name]
+    assert row.seconds_per_epoch == timing["seconds_per_epoch"] and row.device == timing["device"]
+
+
+def assert_blend_refuses_unlike_members(first: Path, second: Path, maps: tuple[str, ...], stack_refusal: str,
+                                       tmp_path: Path, capsys) -> None:
+    """``kagglekit blend`` of ``first`` with a copy of ``second`` trained on other data (its ``folds.json``
+    hash changed), then with a copy whose saved ``maps`` files are half the size: each refused by name;
+    and ``--method stack`` on both refused with ``stack_refusal``."""
+    import shutil
+
+    from kagglekit.cli import main as run_cli
+    from kagglekit.runs.probability_maps import ProbabilityMaps
+
+    other = tmp_path / "other-data"
+    shutil.copytree(second, other)
+    folds = json.loads((other / "folds.json").read_text())
+    (other / "folds.json").write_text(json.dumps({**folds, "train_sha256": "0" * 64}))
+    capsys.readouterr()
+    assert run_cli(["blend", first, other, "--output-dir", tmp_path / "out"]) == 2
+    assert f"{other} was trained on other data" in capsys.readouterr().err
+
+    smaller = tmp_path / "smaller"
+    shutil.copytree(second, smaller)
+    for name in maps:
+        saved = ProbabilityMaps.load(smaller / name)
+        ProbabilityMaps(saved.ids, saved.classes, saved.proba[:, ::2, ::2]).save(smaller / name)
+    assert run_cli(["blend", first, smaller, "--output-dir", tmp_path / "out"]) == 2
+    height, width = ProbabilityMaps.load(smaller / maps[0]).size
+    assert f"{smaller} predicted at ({height}, {width})" in capsys.readouterr().err
+    assert run_cli(["blend", first, second, "--method", "stack", "--output-dir", tmp_path / "out"]) == 2
+    assert stack_refusal in capsys.readouterr().err
+
+
+def finished_runs(competition: str, data: Path, configs: dict[str, dict], work: Path) -> list[Path]:
+    """``kagglekit run competition`` once per named config (real, tiny), each into ``work/name``: their run dirs."""
+    import yaml
+
+    from kagglekit.cli import main as run_cli
+
+    runs = []
+    for name, config in configs.items():
+        path = work / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        assert run_cli(["run", competition, "--data", data, "--config", path, "--output-dir", work / name]) == 0
+        runs.append(only_run_dir(work / name / competition))
+    return runs
+
+
+def only_run_dir(folder: Path) -> Path:
+    """The one run directory in ``folder`` (a blend's or a run's competition folder)."""
+    (found,) = Path(folder).iterdir()
+    return found
+
+
+def blend_with_itself(run_dir: Path, competition: str, tmp_path: Path) -> Path:
+    """The directory of a mean blend of ``run_dir`` with a copy of itself, whose scores must be the run's."""
+    import shutil
+
+    from kagglekit.cli import main as run_cli
+
+    twin = tmp_path / "twin"
+    shutil.copytree(run_dir, twin)
+    assert run_cli(["blend", run_dir, twin, "--method", "mean", "--output-dir", tmp_path / "out"]) == 0
+    found = only_run_dir(tmp_path / "out" / competition)
+    metrics = json.loads((found / "metrics.json").read_text())
+    assert metrics["fold_scores"] == metrics["members"][str(run_dir)]["fold_scores"]
+    return found

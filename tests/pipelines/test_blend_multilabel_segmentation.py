@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import assert_blend_refuses_unlike_members, blend_with_itself, finished_runs, only_run_dir
+from kaggle_world import assert_blend_refuses_unlike_members, blend_with_itself, finished_runs, only_run_dir
 
 from kagglekit.cli import main as run_cli
 from kagglekit.competitions.discovery import get_competition

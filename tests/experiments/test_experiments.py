@@ -16,8 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, SEEDLINGS, require
-from kaggle_world import kagglekit
+from kaggle_world import REPO, SEEDLINGS, kagglekit, require
 
 
 @pytest.fixture(scope="module")

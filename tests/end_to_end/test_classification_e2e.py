@@ -8,7 +8,7 @@ import pytest
 from kagglekit.cli import main
 from kagglekit.competitions.discovery import get_competition
 
-from conftest import assert_usage_recorded
+from kaggle_world import assert_usage_recorded
 
 
 def run_cli(*argv) -> int:

@@ -9,9 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import assert_usage_recorded
+from kaggle_world import REPO, assert_usage_recorded
 
-REPO = Path(__file__).resolve().parents[1]
 TINY = {
     "image_size": 64, "folds": 3, "tta": ["identity", "hflip"],
     "train": {"views": ["identity", "hflip"], "head_epochs": 4, "patience": 2},

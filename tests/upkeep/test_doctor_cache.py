@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from test_bad_inputs_cli import cli as run_cli
+from kaggle_world import cli as run_cli
 
 from kagglekit.core.manifest import MANIFEST, OwnedFolder
 

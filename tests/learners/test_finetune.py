@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from kaggle_world import REPO
 
 from kagglekit.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
 TINY_FINETUNE = (
     "backbones: [efficientnet_lite0]\nimage_size: 64\nfolds: 3\ntta: [identity, hflip]\n"
     "train: {learner: finetune}\n"

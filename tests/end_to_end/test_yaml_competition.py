@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
 SPEC = {  # labels are discovered from the train folder; columns differ from the seedlings adapter's
     "kind": "class-folder", "name": "weeds", "slug": "weeds-by-path", "title": "Weeds (YAML only)",
     "id_column": "image", "label_column": "plant", "metric": "accuracy",
@@ -25,7 +24,7 @@ def kagglekit(*args, cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_yaml_competition_by_path_runs_end_to_end(tmp_path):
-    from conftest import SEEDLINGS, require
+    from kaggle_world import SEEDLINGS, require
 
     from kagglekit.competitions.builders import build_class_folder_competition
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import assert_blend_refuses_unlike_members, blend_with_itself, finished_runs, only_run_dir
+from kaggle_world import assert_blend_refuses_unlike_members, blend_with_itself, finished_runs, only_run_dir
 
 from kagglekit.cli import main as run_cli
 from kagglekit.competitions.discovery import get_competition

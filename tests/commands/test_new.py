@@ -5,7 +5,6 @@ it cannot train are explained, naming what is missing."""
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -13,8 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import CAMVID, SEEDLINGS, require
-from test_bad_inputs_cli import cli
+from kaggle_world import CAMVID, SEEDLINGS, cli, flatten, link, relabelled, require, tagged, tags_of
 
 from kagglekit.cli import main
 from kagglekit.competitions.builders import build_class_folder_competition, build_segmentation_folder_competition
@@ -31,35 +29,11 @@ def new(capsys, *argv) -> tuple[int, str]:
     return code, out + err
 
 
-def link(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.link(source, target)
-
-
 @pytest.fixture(scope="module")
 def class_folders(tmp_path_factory) -> Path:
     """Real Plant Seedlings in Kaggle's class-folder layout: train/<species>/, test/, file,species."""
     return build_class_folder_competition(require(SEEDLINGS), tmp_path_factory.mktemp("class-folders") / "weeds",
                                           per_class=6, test_fraction=0.34)
-
-
-def flatten(class_folders: Path, out: Path, labels: dict[str, str] | None = None) -> tuple[Path, pd.DataFrame]:
-    """The class-folder competition rearranged as Kaggle often ships one: every training image in
-    ``train/``, ``train.csv`` of ``id,<labels>`` (ids are file stems), ``test/`` and a sample ``id,label``."""
-    rows = []
-    for image in sorted((class_folders / "train").glob("*/*")):
-        link(image, out / "train" / image.name)
-        rows.append((image.stem, image.parent.name))
-    table = pd.DataFrame(rows, columns=["id", "label"])
-    if labels:
-        table = table.rename(columns=labels)
-    table.to_csv(out / "train.csv", index=False)
-    for image in sorted((class_folders / "test").iterdir()):
-        link(image, out / "test" / image.name)
-    sample = pd.read_csv(class_folders / "sample_submission.csv", dtype=str)
-    sample = pd.DataFrame({"id": [Path(f).stem for f in sample["file"]], "label": sample["species"]})
-    sample.to_csv(out / "sample_submission.csv", index=False)
-    return out, table
 
 
 @pytest.fixture(scope="module")
@@ -147,28 +121,6 @@ def test_labels_csv_with_other_column_names(class_folders, tmp_path, capsys):
     assert (spec["labels_id_column"], spec["labels_label_column"]) == ("image_id", "species")
     _, train, _ = loads_and_reads(out_file, data)
     assert len(train) == len(table)
-
-
-def relabelled(data: Path, out: Path, train_csv: pd.DataFrame, sample_column: str = "label") -> Path:
-    """``data``'s images and test side under ``out``, with another ``train.csv`` (and the sample's
-    value column named ``sample_column``)."""
-    for path in data.glob("*/*"):
-        link(path, out / path.relative_to(data))
-    sample = pd.read_csv(data / "sample_submission.csv", dtype=str)
-    sample.rename(columns={"label": sample_column}).to_csv(out / "sample_submission.csv", index=False)
-    train_csv.to_csv(out / "train.csv", index=False)
-    return out
-
-
-def tags_of(species: list[str], separator: str) -> list[str]:
-    """Each image's species and a group tag that follows from it ("even" or "odd": the species' rank):
-    several labels per image, all of them visible in the image."""
-    rank = {s: k for k, s in enumerate(sorted(set(species)))}
-    return [f"{s.replace(' ', '_')}{separator}{'odd' if rank[s] % 2 else 'even'}" for s in species]
-
-
-def tagged(table: pd.DataFrame, separator: str) -> pd.DataFrame:
-    return table.assign(tags=tags_of(table["label"].tolist(), separator))[["id", "tags"]]
 
 
 @pytest.mark.parametrize("separator", [" ", "|"])

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from kaggle_world import REPO, cli
 from PIL import Image
 
 from kagglekit.cli import main
@@ -31,23 +32,11 @@ from kagglekit.core.errors import (
 )
 from kagglekit.core.manifest import MANIFEST, OwnedFolder
 
-REPO = Path(__file__).resolve().parents[1]
 COLOURS = {"cat": (200, 30, 30), "dog": (30, 200, 30), "owl": (30, 30, 200)}
 USER, KEY = "erin", "kk-bad-inputs-key-5c1e"
 
 
 # -- helpers ----------------------------------------------------------------------------------------
-def cli(capsys, *argv) -> tuple[int, str, str]:
-    """Exit code, stdout and stderr of one in-process ``kagglekit`` call (argparse's exits included)."""
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
-
-
 def one_error_line(err: str) -> str:
     lines = [line for line in err.splitlines() if line.startswith("kagglekit")]
     assert len(lines) == 1, err
