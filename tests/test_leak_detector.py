@@ -97,7 +97,7 @@ def test_nested_thresholds_of_label_blind_probabilities_score_at_chance():
     assert mean > 3 * se, (mean, se)
 
 
-@pytest.mark.parametrize("method", ["mean", "hill"])  # stacking is one LogisticRegressionCV per class: single-label above
+@pytest.mark.parametrize("method", ["mean", "hill"])  # stacking: a LogisticRegressionCV per class, too slow here
 def test_a_nested_multilabel_blend_of_label_blind_members_scores_at_chance(method):
     """``nested_multilabel`` (per-class blend and its thresholds, both fitted without the scored fold)
     does no better than labelling every row; the same blend and thresholds fitted on all rows do."""
