@@ -2,6 +2,7 @@
 
 Keras' own losses do the cross-entropy; what is written here is only what Keras lacks:
 
+- single-label: balanced class weights (``balanced_class_weights``), passed to Keras' ``class_weight``;
 - multi-label: binary cross-entropy or focal loss on sigmoid outputs, with a weight per class for
   its positives (rare labels would otherwise be learnt as "always 0");
 - segmentation: sparse cross-entropy + soft Dice on softmax outputs, with the void label (VOC 255,
@@ -13,6 +14,15 @@ from __future__ import annotations
 import keras
 import numpy as np
 from keras import ops
+from sklearn.utils.class_weight import compute_class_weight
+
+
+def balanced_class_weights(labels: np.ndarray) -> dict[int, float]:
+    """Keras ``class_weight`` of single-label training: scikit-learn's "balanced", n / (k x count), over
+    the k classes present (an absent class has no example to weigh). The weights of the n examples sum
+    to n, so the weighted loss is the mean over classes of each class's mean loss."""
+    present = np.unique(labels)
+    return dict(zip(present.tolist(), compute_class_weight("balanced", classes=present, y=labels).tolist()))
 
 
 def positive_weights(labels: np.ndarray) -> np.ndarray:

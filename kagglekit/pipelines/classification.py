@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.utils.class_weight import compute_class_weight
 
 from kagglekit.competitions.contract import Competition, ImageTable
 from kagglekit.core.config import RunConfig
@@ -38,6 +37,7 @@ from kagglekit.learners.head import HeadClassifier
 from kagglekit.learners.top_blocks import TopBlocksClassifier
 from kagglekit.learners.usage import usage
 from kagglekit.models.backbones import get_backbone
+from kagglekit.models.losses import balanced_class_weights
 from kagglekit.pipelines import FoldHook
 from kagglekit.pipelines.inputs import checked_test, usable_train
 from kagglekit.runs import plots
@@ -67,8 +67,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     watch.lap("read images, extract features")
     weights = None
     if config.train.class_weights:
-        present = np.unique(train.labels)
-        weights = dict(zip(present.tolist(), compute_class_weight("balanced", classes=present, y=train.labels)))
+        weights = balanced_class_weights(train.labels)
 
     oof = np.zeros((len(train), len(classes)), dtype=np.float32)
     fold_scores, histories, times = [], [], []

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from sklearn.utils.class_weight import compute_class_weight
 
 from kagglekit.competitions.contract import Competition, ImageTable
 from kagglekit.core.config import RunConfig
@@ -32,6 +31,7 @@ from kagglekit.learners.devices import resolve_devices
 from kagglekit.learners.finetune import FineTunedClassifier
 from kagglekit.learners.usage import usage
 from kagglekit.models.backbones import get_backbone
+from kagglekit.models.losses import balanced_class_weights
 from kagglekit.pipelines.classification import read_images, write_folds, write_outputs
 from kagglekit.pipelines import FoldHook
 from kagglekit.pipelines.inputs import checked_test
@@ -56,8 +56,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     images = decode_images(train.paths, config.image_size, "train images")
     weights = None
     if config.finetune.class_weights:
-        present = np.unique(train.labels)
-        weights = dict(zip(present.tolist(), compute_class_weight("balanced", classes=present, y=train.labels)))
+        weights = balanced_class_weights(train.labels)
     watch.lap("read and decode images")
 
     oof = np.full((len(train), len(classes)), np.nan, dtype=np.float32)

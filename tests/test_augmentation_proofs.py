@@ -1,0 +1,103 @@
+"""What the fine-tuning stream's augmentation does, by behaviour: fresh draws every epoch (not merely a
+new order), MixUp and CutMix labels that carry exactly the mass of what was mixed into the pixels, and
+a RandAugment that changes pixels, keeps their shape, type and range, and repeats for a seed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kagglekit.core.config import AugmentConfig
+from kagglekit.data import streams
+
+BATCH = 4
+#: every augmentation switched off: the stream only gathers, shuffles and casts
+OFF = AugmentConfig(horizontal_flip=False, vertical_flip=False, rotation=0.0, shift=0.0, zoom=0.0, channel_shift=0.0)
+
+
+def epoch(images: np.ndarray, targets: np.ndarray, seed: int, epoch_: int, augment: AugmentConfig):
+    """One epoch of ``training_stream``: (images, targets), every batch concatenated, in stream order."""
+    import tensorflow as tf
+
+    batches = list(streams.training_stream(tf.constant(images), targets, BATCH, seed, epoch_, augment)
+                   .as_numpy_iterator())
+    return np.concatenate([x for x, _ in batches]), np.concatenate([y for _, y in batches])
+
+
+def noise(n: int, size: int = 16) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+
+
+def test_each_epoch_draws_new_augmentations_even_with_the_order_held_fixed(monkeypatch):
+    """A new shuffle alone would move each image to another batch position, hence another draw; with the
+    order pinned, image i must still look different in epochs 3 and 4 (and under another run seed),
+    and identical when (seed, epoch) repeat."""
+    images = noise(8)
+    targets = np.eye(2, dtype=np.float32)[np.arange(8) % 2]
+    monkeypatch.setattr(streams, "epoch_order", lambda n, batch_size, seed, epoch_: np.arange(n))  # held fixed
+
+    plain = [epoch(images, targets, 1, e, OFF)[0] for e in (3, 4)]
+    assert all(np.array_equal(p, images) for p in plain)  # the pinned order is the stream's order, image i at row i
+
+    first, again = epoch(images, targets, 1, 3, AugmentConfig())[0], epoch(images, targets, 1, 3, AugmentConfig())[0]
+    np.testing.assert_array_equal(first, again)
+    next_epoch = epoch(images, targets, 1, 4, AugmentConfig())[0]
+    other_run = epoch(images, targets, 2, 3, AugmentConfig())[0]
+    for i in range(len(images)):
+        assert not np.allclose(first[i], images[i]), f"image {i} not augmented"
+        assert not np.allclose(first[i], next_epoch[i]), f"image {i}: epochs 3 and 4 drew the same augmentation"
+        assert not np.allclose(first[i], other_run[i]), f"image {i}: seeds 1 and 2 drew the same augmentation"
+
+
+def test_mixup_labels_weigh_each_image_as_much_as_its_pixels_do():
+    """Every image is its own class (one-hot ``eye``), so a label row reads as "how much of each image".
+    Random images are linearly independent, so the pixels alone determine those weights: they must be
+    the label's, one of them the row's own image, summing to 1."""
+    n = 8
+    images = noise(n)
+    x, y = epoch(images, np.eye(n, dtype=np.float32), 5, 0, OFF.model_copy(update={"mixup": 1.0}))
+    order = streams.epoch_order(n, BATCH, 5, 0)
+    sources = images.reshape(n, -1).T.astype(np.float64)  # (pixels, images)
+    for row in range(len(x)):
+        weights = np.linalg.lstsq(sources, x[row].ravel().astype(np.float64), rcond=None)[0]
+        np.testing.assert_allclose(y[row], weights, atol=1e-3, err_msg=f"row {row}: label vs pixel mix")
+        assert y[row].sum() == pytest.approx(1, abs=1e-6) and (y[row] >= 0).all()
+        assert np.count_nonzero(y[row] > 1e-6) <= 2 and y[row, order[row]] > 0  # its own image and one other
+    assert (y.max(axis=1) < 0.9).sum() >= 2  # some rows truly mixed (a row paired with itself stays one-hot)
+
+
+def test_cutmix_labels_carry_the_pasted_area():
+    """Each image one constant colour (its own class): the pixels that changed colour are the pasted
+    patch, whose colour names its source. The label's mass on that source is the patch's area fraction,
+    up to the patch's rounding to whole pixels: (H + W + 1) / (H W)."""
+    n, size = 8, 64
+    colours = np.stack([np.arange(n) * 30 + 10, 250 - np.arange(n) * 25, (np.arange(n) * 77) % 256], axis=1)
+    images = np.broadcast_to(colours[:, None, None, :], (n, size, size, 3)).astype(np.uint8)
+    x, y = epoch(images, np.eye(n, dtype=np.float32), 5, 0, OFF.model_copy(update={"cutmix": 1.0}))
+    order = streams.epoch_order(n, BATCH, 5, 0)
+    rounding = (2 * size + 1) / size ** 2
+    fractions = []
+    for row in range(len(x)):
+        own = order[row]
+        pasted = np.any(x[row] != colours[own], axis=-1)
+        fractions.append(pasted.mean())
+        assert y[row].sum() == pytest.approx(1, abs=1e-6) and (y[row] >= 0).all()
+        assert 1 - y[row, own] == pytest.approx(pasted.mean(), abs=rounding), f"row {row}"
+        if pasted.any():
+            (source,) = {tuple(c) for c in x[row][pasted].astype(int)}  # one source image per patch
+            j = int(np.flatnonzero((colours == source).all(axis=1))[0])
+            assert y[row, j] == pytest.approx(pasted.mean(), abs=rounding), f"row {row}: mass on image {j}"
+    assert max(fractions) > 0.2  # patches of real size were pasted, so the mass check had something to check
+
+
+def test_randaugment_changes_pixels_keeps_shape_type_range_and_repeats_for_a_seed():
+    images = noise(8)
+    targets = np.eye(2, dtype=np.float32)[np.arange(8) % 2]
+    config = OFF.model_copy(update={"randaugment": True})
+    x, y = epoch(images, targets, 3, 0, config)
+    order = streams.epoch_order(8, BATCH, 3, 0)
+    assert x.shape == images.shape and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 255
+    np.testing.assert_array_equal(y, targets[order])  # RandAugment leaves labels alone
+    changed = [not np.allclose(x[row], images[order[row]]) for row in range(len(x))]
+    assert sum(changed) >= len(x) - 1, changed
+    np.testing.assert_array_equal(x, epoch(images, targets, 3, 0, config)[0])  # (each build traces: ~2 s)
