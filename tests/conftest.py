@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -199,3 +200,26 @@ def finished_run(tmp_path, seedlings_small) -> tuple[Path, Path]:
     (weights / get_backbone("efficientnet_lite0").weights_file).write_bytes(b"backbone weights")
     (weights / get_backbone("mobilenet_v2").weights_file).write_bytes(b"another backbone")
     return run_dir, weights
+
+
+# -- hygiene: nothing a test starts outlives the test session ------------------------------------------
+def pytest_sessionfinish(session, exitstatus):
+    """Servers, kernels, Ray nodes or ``kagglekit`` children still alive when the tests end would keep
+    taking CPU from whatever runs next (a long suite slowed down this way): name them, end them, and
+    fail the run."""
+    import psutil
+
+    leftovers = psutil.Process().children(recursive=True)
+    if not leftovers:
+        return
+    names = []
+    for process in leftovers:
+        try:
+            names.append(f"{process.pid} {' '.join(process.cmdline())[:120]}")
+            process.kill()
+        except psutil.NoSuchProcess:  # it ended on its own meanwhile
+            pass
+    if not names:
+        return
+    print("\nprocesses left running by the tests (killed):\n  " + "\n  ".join(names), file=sys.stderr)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
