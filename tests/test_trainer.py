@@ -213,20 +213,36 @@ def test_unfreezing_plan_covers_the_budget_and_leaves_the_stem_frozen(tmp_path):
 
 
 def test_an_epoch_stream_depends_only_on_seed_and_epoch():
+    """Same (seed, epoch): the same batches, whatever was drawn in between. The next epoch is a reshuffle
+    and fresh augmentation draws: every image seen in both comes out with other pixels, and so do ten
+    copies of one image, where a reshuffle alone could change nothing."""
     import tensorflow as tf
 
     from kagglekit.core.config import AugmentConfig
     from kagglekit.data.streams import epoch_order, training_stream
 
-    images = tf.constant(np.random.default_rng(0).integers(0, 256, (10, 16, 16, 3), dtype=np.uint8))
-    targets = np.eye(2, dtype=np.float32)[np.arange(10) % 2]
+    pixels = np.random.default_rng(0).integers(0, 256, (10, 16, 16, 3), dtype=np.uint8)
 
-    def draw(seed, epoch):
-        return np.concatenate([x for x, _ in training_stream(images, targets, 4, seed, epoch, AugmentConfig())
-                               .as_numpy_iterator()])
+    def draw(images, seed, epoch):
+        """(augmented pixels, the id of each one's image): each target is its image's one-hot id."""
+        batches = list(training_stream(tf.constant(images), np.eye(10, dtype=np.float32), 4, seed, epoch,
+                                       AugmentConfig()).as_numpy_iterator())
+        return np.concatenate([x for x, _ in batches]), np.concatenate([y for _, y in batches]).argmax(1)
 
-    assert np.array_equal(draw(1, 3), draw(1, 3))
-    assert not np.array_equal(draw(1, 3), draw(1, 4))
+    x, ids = draw(pixels, 1, 3)
+    other, _ = draw(pixels, 2, 3)  # drawn in between, and another seed's epoch differs
+    again, again_ids = draw(pixels, 1, 3)
+    assert np.array_equal(x, again) and np.array_equal(ids, again_ids) and not np.array_equal(x, other)
+    later, later_ids = draw(pixels, 1, 4)
+    assert not np.array_equal(ids, later_ids)  # reshuffled
+    both = sorted(set(ids) & set(later_ids))
+    assert len(both) >= 6  # 8 of the 10 images per epoch
+    for image in both:  # redrawn: the same image's pixels differ from one epoch to the next
+        gap = float(np.abs(x[list(ids).index(image)] - later[list(later_ids).index(image)]).mean())
+        assert gap > 1, f"image {image} has the same pixels in epochs 3 and 4 (mean difference {gap})"
+    copies = np.repeat(pixels[:1], 10, axis=0)  # order cannot matter here: only new draws change the pixels
+    gaps = np.abs(draw(copies, 1, 3)[0] - draw(copies, 1, 4)[0]).mean(axis=(1, 2, 3))
+    assert gaps.min() > 1, f"epoch 4 repeats epoch 3's draws: mean differences {gaps.round(2)}"
     assert len(epoch_order(10, 4, 1, 0)) == 8 and len(set(epoch_order(10, 4, 1, 0))) == 8
     assert len(epoch_order(3, 4, 1, 0)) == 4  # fewer images than a batch: one full batch, repeated
 
