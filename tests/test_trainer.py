@@ -102,8 +102,31 @@ def test_kill_9_then_resume_ends_with_the_same_submission(tmp_path, seedlings_sm
 
 
 @pytest.mark.slow
-def test_refit_trains_one_more_network_on_every_image_and_predicts_with_it(tmp_path, seedlings_small):
-    """``finetune.refit``: the scored fold gives the CV, a network on all labelled images the submission."""
+def test_refit_trains_one_more_network_on_every_image_and_predicts_with_it(tmp_path, seedlings_small, monkeypatch):
+    """``finetune.refit``: the scored fold gives the CV, a network on all labelled images the submission.
+    A spy on the networks' fit and predict: the refit's training images are fold 0's training images
+    plus the ones it held out, every labelled image once, with their labels in order."""
+    from collections import Counter
+
+    from kagglekit.competitions.discovery import get_competition
+    from kagglekit.learners.finetune import FineTunedClassifier
+
+    fitted, held_out = {}, {}
+    fit, predict = FineTunedClassifier.fit, FineTunedClassifier.predict_proba
+
+    def rows(images) -> Counter:
+        return Counter(image.tobytes() for image in np.asarray(images))
+
+    def spy_fit(self, images, labels, *args, **kwargs):
+        fitted[self.workdir.name] = (rows(images), np.array(labels))
+        return fit(self, images, labels, *args, **kwargs)
+
+    def spy_predict(self, images, *args, **kwargs):
+        held_out.setdefault(self.workdir.name, rows(images))  # a fold's first prediction: its held-out images
+        return predict(self, images, *args, **kwargs)
+
+    monkeypatch.setattr(FineTunedClassifier, "fit", spy_fit)
+    monkeypatch.setattr(FineTunedClassifier, "predict_proba", spy_predict)
     config = tmp_path / "refit.yaml"
     config.write_text(TINY_FINETUNE.replace("epochs: 4,", "epochs: 2,").replace("scored_folds: 1}", "scored_folds: 1, refit: true}"))
     assert main(["run", "seedlings", "--data", str(seedlings_small), "--config", str(config),
@@ -111,6 +134,16 @@ def test_refit_trains_one_more_network_on_every_image_and_predicts_with_it(tmp_p
     run_dir = _only_run(tmp_path / "out")
     assert (run_dir / "folds" / "full" / "finetuned.weights.h5").is_file()
     assert (run_dir / "folds" / "fold0" / "finetuned.weights.h5").is_file()
+
+    train = get_competition("seedlings").load_train(seedlings_small)
+    folds = json.loads((run_dir / "folds.json").read_text())
+    assert sorted(fitted) == ["fold0", "full"]
+    (full, full_labels), (fold0, _) = fitted["full"], fitted["fold0"]
+    trained_on, labelled = sum(full.values()), json.loads((run_dir / "metrics.json").read_text())["train_images"]
+    assert trained_on == len(train) == len(folds["ids"]) == labelled, (trained_on, labelled)
+    assert np.array_equal(full_labels, train.labels)
+    assert sum(held_out["fold0"].values()) == folds["fold_of"].count(0)
+    assert full == fold0 + held_out["fold0"] and held_out["fold0"] - fold0  # including what fold 0 never trained on
     from kagglekit.pipelines.finetuning import predictors
     from kagglekit.pipelines.rebuild import load_run_config
 
