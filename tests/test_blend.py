@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from kagglekit.cli import main as run_cli
-from kagglekit.evaluation.metrics import accuracy
+from kagglekit.competitions.discovery import get_competition
+from kagglekit.evaluation.metrics import METRICS, accuracy
 from kagglekit.learners.blending import BLENDS, HillClimbBlend, nested_proba
 
 
@@ -105,12 +106,27 @@ def test_blend_command_writes_a_scored_validated_run(two_runs, seedlings_small, 
 
 @pytest.mark.slow
 def test_hill_blend_is_at_least_its_best_member_where_fitted(two_runs, tmp_path, capsys):
+    """The saved weights applied to the members' saved out-of-fold probabilities, on every row the blend
+    was fitted on, score at least what each member scores there: hill climbing starts from the best
+    member and takes no step that lowers the score."""
     assert run_cli(["blend", *two_runs, "--output-dir", tmp_path]) == 0
     (blend_dir,) = (tmp_path / "seedlings").iterdir()
     metrics = json.loads((blend_dir / "metrics.json").read_text())
-    weights = json.loads((blend_dir / "blend.json").read_text())["weights"]
-    assert len(weights) == 2 and sum(weights) == pytest.approx(1)
+    blend = json.loads((blend_dir / "blend.json").read_text())
+    weights = blend["weights"]
+    assert blend["method"] == "hill" and len(weights) == 2 and sum(weights) == pytest.approx(1)
     assert set(metrics["members"]) == {str(r) for r in two_runs} and 0 < metrics["cv_mean"] <= 1
+
+    classes = json.loads((two_runs[0] / "classes.json").read_text())
+    oof = [pd.read_csv(r / "oof.csv", dtype={"id": str}).set_index("id") for r in two_runs]
+    rows = oof[0].index.intersection(oof[1].index)
+    assert len(rows) == blend["rows"] == len(oof[0])  # head runs score every row out of fold
+    labels = oof[0].loc[rows, "label"].to_numpy()
+    proba = [o.loc[rows, classes].to_numpy(np.float64) for o in oof]
+    score = METRICS.get(get_competition("seedlings").metric)
+    members = [score(labels, np.array(classes)[p.argmax(1)]) for p in proba]
+    fitted = score(labels, np.array(classes)[np.tensordot(weights, np.stack(proba), axes=1).argmax(1)])
+    assert all(fitted >= member for member in members), (fitted, members, weights)
 
 
 @pytest.mark.slow
