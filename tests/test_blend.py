@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import row_keys
 
 from kagglekit.cli import main as run_cli
 from kagglekit.competitions.discovery import get_competition
@@ -46,17 +47,24 @@ def test_nested_cv_predicts_each_fold_with_a_blend_that_never_saw_it(monkeypatch
     labels = rng.integers(0, 4, 400)
     members = noisy_members(rng, labels, [1.0, 1.0])
     fold_of = np.arange(400) % 4
-    seen = []
+    row_of = dict(zip(row_keys(members), range(400)))
+    seen = []  # per fitted blend: (the rows it was fitted on, the rows it then predicted)
 
     class Spy(HillClimbBlend):
         def fit(self, members, labels, score):
-            seen.append(len(labels))
+            seen.append([{row_of[k] for k in row_keys(members)}])
             return super().fit(members, labels, score)
+
+        def predict_proba(self, members):
+            seen[-1].append({row_of[k] for k in row_keys(members)})
+            return super().predict_proba(members)
 
     with monkeypatch.context() as patched:
         patched.setattr(BLENDS, "get", lambda name: Spy)
         proba = nested_proba("hill", members, labels, fold_of, top_accuracy)
-    assert seen == [300] * 4 and proba.shape == members[0].shape
+    assert proba.shape == members[0].shape and len(seen) == 4
+    for fold, (fitted, predicted) in enumerate(seen):
+        assert predicted == set(np.flatnonzero(fold_of == fold)) and fitted == set(range(400)) - predicted
     # two equally good, independent runs: their blend beats each, out of fold
     assert accuracy(labels, proba.argmax(1)) > max(accuracy(labels, m.argmax(1)) for m in members)
     for method in ("mean", "stack"):
