@@ -359,3 +359,24 @@ def nested_floor(metrics: dict) -> float:
 
     scores = np.array([member["fold_scores"] for member in metrics["members"].values()])
     return float(scores.mean(1).max() - (scores.max(0) - scores.min(0)).max() / scores.shape[1])
+
+
+def assert_label_blends_nested(spy: BlendSpy, runs: list[Path], found: Path, classes: list[str]) -> None:
+    """Fold k's rows of the blend ``found``'s ``oof.csv`` are what a multi-label blend fitted on exactly the
+    other folds' rows predicted (``runs``: its members, each scoring every training image out of fold)."""
+    import numpy as np
+    import pandas as pd
+
+    folds = json.loads((runs[0] / "folds.json").read_text())
+    ids, fold_of = folds["ids"], np.array(folds["fold_of"])
+    members = [pd.read_csv(r / "oof.csv", dtype={"id": str}).set_index("id").loc[ids, classes].to_numpy(np.float64)
+               for r in runs]
+    id_of = dict(zip(row_keys(members), ids))
+    blended = pd.read_csv(found / "oof.csv", dtype={"id": str}).set_index("id")
+    nested = spy.nested("labels")
+    assert len(nested) == len(set(fold_of)) >= 2
+    for k, (fitted, held, proba) in enumerate(nested):
+        fitted, held = [id_of[key] for key in fitted], [id_of[key] for key in held]
+        assert held == [i for i, f in zip(ids, fold_of) if f == k], (k, held)
+        assert sorted(fitted) == sorted(set(ids) - set(held)), (k, sorted(set(fitted) & set(held)))  # the others only
+        np.testing.assert_allclose(blended.loc[held, classes].to_numpy(), proba, atol=1e-6)

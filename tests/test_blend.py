@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import row_keys
+from conftest import BlendSpy, assert_label_blends_nested, row_keys
 
 from kagglekit.cli import main as run_cli
 from kagglekit.competitions.discovery import get_competition
@@ -175,12 +175,16 @@ def two_multilabel_runs(seedlings_tags, tmp_path_factory) -> list[Path]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["hill", "stack"])
-def test_multilabel_blend_is_scored_per_class_and_nested(two_multilabel_runs, seedlings_tags, tmp_path, method):
+def test_multilabel_blend_is_scored_per_class_and_nested(two_multilabel_runs, seedlings_tags, tmp_path, method,
+                                                         monkeypatch):
+    """Per class blends; each fold's OOF probabilities from a blend fitted on the other folds' rows only."""
     spec, data = seedlings_tags
+    spy = BlendSpy(monkeypatch)
     assert run_cli(["blend", *two_multilabel_runs, "--method", method, "--output-dir", tmp_path]) == 0
     (blend_dir,) = (tmp_path / spec.stem).iterdir()
     metrics = json.loads((blend_dir / "metrics.json").read_text())
     assert metrics["metric"] == "mean_f1" and len(metrics["fold_scores"]) == 3
+    assert_label_blends_nested(spy, two_multilabel_runs, blend_dir, json.loads((blend_dir / "classes.json").read_text()))
     best = max(m["cv_mean"] for m in metrics["members"].values())
     assert metrics["cv_mean"] >= best - 0.02, (metrics["cv_mean"], metrics["members"])
     classes = json.loads((blend_dir / "classes.json").read_text())

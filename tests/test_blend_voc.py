@@ -6,11 +6,10 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
-from conftest import (BlendSpy, assert_blend_refuses_unlike_members, blend_with_itself, finished_runs, nested_floor,
-                      only_run_dir, row_keys)
+from conftest import (BlendSpy, assert_blend_refuses_unlike_members, assert_label_blends_nested, blend_with_itself,
+                      finished_runs, nested_floor, only_run_dir)
 
 from kagglekit.cli import main as run_cli
 from kagglekit.competitions.discovery import get_competition
@@ -51,24 +50,12 @@ def test_hill_blend_of_labels_and_masks_is_nested_scored_and_validates(two_voc_r
     metrics = json.loads((found / "metrics.json").read_text())
     fold_of = dict(zip(folds["ids"], folds["fold_of"]))
 
-    # labels: every training image is an OOF row; fold k's blended probabilities (the blend's oof.csv)
-    # are the prediction of a blend fitted on the other two folds' rows
-    classes = get_competition("pascal-voc").classes
-    ids = folds["ids"]
-    members = [pd.read_csv(r / "oof.csv", dtype={"id": str}).set_index("id").loc[ids, classes].to_numpy(np.float64)
-               for r in two_voc_runs]
-    id_of = dict(zip(row_keys(members), ids))
-    blended = pd.read_csv(found / "oof.csv", dtype={"id": str}).set_index("id")
-    label_blends = spy.nested("labels")
-    assert len(label_blends) == 3
-    for k, (fitted, held, proba) in enumerate(label_blends):
-        fitted, held = [id_of[key] for key in fitted], [id_of[key] for key in held]
-        assert held == [i for i in ids if fold_of[i] == k], (k, held)
-        assert sorted(fitted) == sorted(set(ids) - set(held)), (k, sorted(set(fitted) & set(held)))  # the others only
-        np.testing.assert_allclose(blended.loc[held, classes].to_numpy(), proba, atol=1e-6)
+    # labels: fold k's blended probabilities (the blend's oof.csv) are the prediction of a blend fitted on the
+    # other two folds' rows
+    assert_label_blends_nested(spy, two_voc_runs, found, get_competition("pascal-voc").classes)
 
     # masks: the images of the segmenters' two scored folds, each fold's from a blend fitted on the other's
-    scored = [i for i in ids if i in set(oof_maps.ids)]
+    scored = [i for i in folds["ids"] if i in set(oof_maps.ids)]
     mask_blends = spy.nested_maps()
     assert len(mask_blends) == len(metrics["fold_scores"]) == 2  # the scored folds
     for k, (fitted, held, _) in enumerate(mask_blends):
