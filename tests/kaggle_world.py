@@ -193,3 +193,97 @@ def blend_with_itself(run_dir: Path, competition: str, tmp_path: Path) -> Path:
     metrics = json.loads((found / "metrics.json").read_text())
     assert metrics["fold_scores"] == metrics["members"][str(run_dir)]["fold_scores"]
     return found
+
+
+
+def row_keys(members: list) -> list[bytes]:
+    """Each row's identity across blend members (arrays of equal length): a hash of its bytes in every member."""
+    import hashlib
+
+    import numpy as np
+
+    return [hashlib.blake2b(b"".join(np.ascontiguousarray(m[i]).tobytes() for m in members)).digest()
+            for i in range(len(members[0]))]
+
+
+class BlendSpy:
+    """What each blend fitted inside a ``kagglekit blend`` call saw, in the order they were made: the rows
+    it was fitted on and every prediction it made (rows and output). ``maps``: blends of (n, H, W, classes)
+    probability maps, whose fit ``labels`` are the images' row numbers; ``labels``: multi-label
+    (per-class) blends. Rows are known by ``row_keys``, so the spy changes nothing it watches."""
+
+    def __init__(self, monkeypatch):
+        import numpy as np
+
+        from kagglekit.learners.blending import HillClimbBlend, MeanBlend, PerClassBlend
+
+        self.seen: dict[str, list[dict]] = {"maps": [], "labels": []}
+        self.row_of: dict[bytes, int] = {}  # a map row's key -> its row number
+
+        def kind(blend, members) -> str | None:
+            return "labels" if isinstance(blend, PerClassBlend) else "maps" if members[0].ndim == 4 else None
+
+        def spy_fit(fit):
+            def fitting(blend, members, labels, *args, **kwargs):
+                if kind(blend, members):
+                    keys = row_keys(members)
+                    if kind(blend, members) == "maps":
+                        self.row_of.update(zip(keys, np.asarray(labels).tolist()))
+                    self.seen[kind(blend, members)].append({"blend": blend, "fitted": keys, "predicted": []})
+                return fit(blend, members, labels, *args, **kwargs)
+            return fitting
+
+        def spy_predict(predict):
+            def predicting(blend, members):
+                output = predict(blend, members)
+                if kind(blend, members):
+                    (record,) = [r for r in self.seen[kind(blend, members)] if r["blend"] is blend]
+                    record["predicted"].append((row_keys(members), output))
+                return output
+            return predicting
+
+        for cls in (MeanBlend, HillClimbBlend, PerClassBlend):
+            monkeypatch.setattr(cls, "fit", spy_fit(cls.fit))
+        for cls in (MeanBlend, PerClassBlend):
+            monkeypatch.setattr(cls, "predict_proba", spy_predict(cls.predict_proba))
+
+    def nested(self, kind: str) -> list[tuple[list[bytes], list[bytes], object]]:
+        """Per nested blend of ``kind`` (all but the last, the blend fitted on every row), in fold order:
+        (keys of the rows fitted, keys of the rows of its last prediction, that prediction)."""
+        return [(record["fitted"], *record["predicted"][-1]) for record in self.seen[kind][:-1]]
+
+    def nested_maps(self) -> list[tuple[set[int], set[int], object]]:
+        """Per nested blend of maps, in fold order: (rows fitted, rows predicted, the predicted maps)."""
+        return [({self.row_of[k] for k in fitted}, {self.row_of[k] for k in held}, output)
+                for fitted, held, output in self.nested("maps")]
+
+
+def nested_floor(metrics: dict) -> float:
+    """The least a blend's nested CV may honestly score (``metrics``: its ``metrics.json``): its best member's CV,
+    less the members' largest disagreement on one fold spread over the folds. A blend fitted on the other
+    folds may back the other member on one fold; backing the worse member more often is a broken blend."""
+    import numpy as np
+
+    scores = np.array([member["fold_scores"] for member in metrics["members"].values()])
+    return float(scores.mean(1).max() - (scores.max(0) - scores.min(0)).max() / scores.shape[1])
+
+
+def assert_label_blends_nested(spy: BlendSpy, runs: list[Path], found: Path, classes: list[str]) -> None:
+    """Fold k's rows of the blend ``found``'s ``oof.csv`` are what a multi-label blend fitted on exactly the
+    other folds' rows predicted (``runs``: its members, each scoring every training image out of fold)."""
+    import numpy as np
+    import pandas as pd
+
+    folds = json.loads((runs[0] / "folds.json").read_text())
+    ids, fold_of = folds["ids"], np.array(folds["fold_of"])
+    members = [pd.read_csv(r / "oof.csv", dtype={"id": str}).set_index("id").loc[ids, classes].to_numpy(np.float64)
+               for r in runs]
+    id_of = dict(zip(row_keys(members), ids))
+    blended = pd.read_csv(found / "oof.csv", dtype={"id": str}).set_index("id")
+    nested = spy.nested("labels")
+    assert len(nested) == len(set(fold_of)) >= 2
+    for k, (fitted, held, proba) in enumerate(nested):
+        fitted, held = [id_of[key] for key in fitted], [id_of[key] for key in held]
+        assert held == [i for i, f in zip(ids, fold_of) if f == k], (k, held)
+        assert sorted(fitted) == sorted(set(ids) - set(held)), (k, sorted(set(fitted) & set(held)))  # the others only
+        np.testing.assert_allclose(blended.loc[held, classes].to_numpy(), proba, atol=1e-6)

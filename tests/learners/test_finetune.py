@@ -102,8 +102,31 @@ def test_kill_9_then_resume_ends_with_the_same_submission(tmp_path, seedlings_sm
 
 
 @pytest.mark.slow
-def test_refit_trains_one_more_network_on_every_image_and_predicts_with_it(tmp_path, seedlings_small):
-    """``finetune.refit``: the scored fold gives the CV, a network on all labelled images the submission."""
+def test_refit_trains_one_more_network_on_every_image_and_predicts_with_it(tmp_path, seedlings_small, monkeypatch):
+    """``finetune.refit``: the scored fold gives the CV, a network on all labelled images the submission.
+    A spy on the networks' fit and predict: the refit's training images are fold 0's training images
+    plus the ones it held out, every labelled image once, with their labels in order."""
+    from collections import Counter
+
+    from kagglekit.competitions.discovery import get_competition
+    from kagglekit.learners.finetune import FineTunedClassifier
+
+    fitted, held_out = {}, {}
+    fit, predict = FineTunedClassifier.fit, FineTunedClassifier.predict_proba
+
+    def rows(images) -> Counter:
+        return Counter(image.tobytes() for image in np.asarray(images))
+
+    def spy_fit(self, images, labels, *args, **kwargs):
+        fitted[self.workdir.name] = (rows(images), np.array(labels))
+        return fit(self, images, labels, *args, **kwargs)
+
+    def spy_predict(self, images, *args, **kwargs):
+        held_out.setdefault(self.workdir.name, rows(images))  # a fold's first prediction: its held-out images
+        return predict(self, images, *args, **kwargs)
+
+    monkeypatch.setattr(FineTunedClassifier, "fit", spy_fit)
+    monkeypatch.setattr(FineTunedClassifier, "predict_proba", spy_predict)
     config = tmp_path / "refit.yaml"
     config.write_text(TINY_FINETUNE.replace("epochs: 4,", "epochs: 2,").replace("scored_folds: 1}", "scored_folds: 1, refit: true}"))
     assert main(["run", "seedlings", "--data", str(seedlings_small), "--config", str(config),
@@ -111,6 +134,16 @@ def test_refit_trains_one_more_network_on_every_image_and_predicts_with_it(tmp_p
     run_dir = _only_run(tmp_path / "out")
     assert (run_dir / "folds" / "full" / "finetuned.weights.h5").is_file()
     assert (run_dir / "folds" / "fold0" / "finetuned.weights.h5").is_file()
+
+    train = get_competition("seedlings").load_train(seedlings_small)
+    folds = json.loads((run_dir / "folds.json").read_text())
+    assert sorted(fitted) == ["fold0", "full"]
+    (full, full_labels), (fold0, _) = fitted["full"], fitted["fold0"]
+    trained_on, labelled = sum(full.values()), json.loads((run_dir / "metrics.json").read_text())["train_images"]
+    assert trained_on == len(train) == len(folds["ids"]) == labelled, (trained_on, labelled)
+    assert np.array_equal(full_labels, train.labels)
+    assert sum(held_out["fold0"].values()) == folds["fold_of"].count(0)
+    assert full == fold0 + held_out["fold0"] and held_out["fold0"] - fold0  # including what fold 0 never trained on
     from kagglekit.pipelines.finetuning import predictors
     from kagglekit.pipelines.rebuild import load_run_config
 
@@ -213,20 +246,36 @@ def test_unfreezing_plan_covers_the_budget_and_leaves_the_stem_frozen(tmp_path):
 
 
 def test_an_epoch_stream_depends_only_on_seed_and_epoch():
+    """Same (seed, epoch): the same batches, whatever was drawn in between. The next epoch is a reshuffle
+    and fresh augmentation draws: every image seen in both comes out with other pixels, and so do ten
+    copies of one image, where a reshuffle alone could change nothing."""
     import tensorflow as tf
 
     from kagglekit.core.config import AugmentConfig
     from kagglekit.data.streams import epoch_order, training_stream
 
-    images = tf.constant(np.random.default_rng(0).integers(0, 256, (10, 16, 16, 3), dtype=np.uint8))
-    targets = np.eye(2, dtype=np.float32)[np.arange(10) % 2]
+    pixels = np.random.default_rng(0).integers(0, 256, (10, 16, 16, 3), dtype=np.uint8)
 
-    def draw(seed, epoch):
-        return np.concatenate([x for x, _ in training_stream(images, targets, 4, seed, epoch, AugmentConfig())
-                               .as_numpy_iterator()])
+    def draw(images, seed, epoch):
+        """(augmented pixels, the id of each one's image): each target is its image's one-hot id."""
+        batches = list(training_stream(tf.constant(images), np.eye(10, dtype=np.float32), 4, seed, epoch,
+                                       AugmentConfig()).as_numpy_iterator())
+        return np.concatenate([x for x, _ in batches]), np.concatenate([y for _, y in batches]).argmax(1)
 
-    assert np.array_equal(draw(1, 3), draw(1, 3))
-    assert not np.array_equal(draw(1, 3), draw(1, 4))
+    x, ids = draw(pixels, 1, 3)
+    other, _ = draw(pixels, 2, 3)  # drawn in between, and another seed's epoch differs
+    again, again_ids = draw(pixels, 1, 3)
+    assert np.array_equal(x, again) and np.array_equal(ids, again_ids) and not np.array_equal(x, other)
+    later, later_ids = draw(pixels, 1, 4)
+    assert not np.array_equal(ids, later_ids)  # reshuffled
+    both = sorted(set(ids) & set(later_ids))
+    assert len(both) >= 6  # 8 of the 10 images per epoch
+    for image in both:  # redrawn: the same image's pixels differ from one epoch to the next
+        gap = float(np.abs(x[list(ids).index(image)] - later[list(later_ids).index(image)]).mean())
+        assert gap > 1, f"image {image} has the same pixels in epochs 3 and 4 (mean difference {gap})"
+    copies = np.repeat(pixels[:1], 10, axis=0)  # order cannot matter here: only new draws change the pixels
+    gaps = np.abs(draw(copies, 1, 3)[0] - draw(copies, 1, 4)[0]).mean(axis=(1, 2, 3))
+    assert gaps.min() > 1, f"epoch 4 repeats epoch 3's draws: mean differences {gaps.round(2)}"
     assert len(epoch_order(10, 4, 1, 0)) == 8 and len(set(epoch_order(10, 4, 1, 0))) == 8
     assert len(epoch_order(3, 4, 1, 0)) == 4  # fewer images than a batch: one full batch, repeated
 

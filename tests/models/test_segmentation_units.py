@@ -42,6 +42,10 @@ def test_thresholds_maximise_oof_f1_and_never_leave_an_image_unlabelled():
     f1_half = multilabel_report(y, proba, (proba >= 0.5).astype(int), ["a", "b", "c"])
     assert f1_tuned["macro_f1"] > f1_half["macro_f1"]
     assert (tuner.predict(np.full((4, 3), 0.01)).sum(1) == 1).all()  # top-1 fallback
+    unsure = (proba < tuner.thresholds_).all(1)  # images no threshold labels: the fallback gives their likeliest
+    labelled = tuner.predict(proba)
+    assert unsure.sum() >= 10 and (labelled.sum(1) >= 1).all()
+    assert (labelled[unsure].sum(1) == 1).all() and (labelled[unsure].argmax(1) == proba[unsure].argmax(1)).all()
     assert (ThresholdTuner(top1_fallback=False).fit(proba, y).predict(np.full((4, 3), 0.01)).sum(1) == 0).all()
     assert 0 < f1_tuned["mAP"] <= 1 and set(f1_tuned["per_class"]) == {"a", "b", "c"}
 

@@ -10,9 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from kaggle_world import BlendSpy, assert_label_blends_nested, row_keys
 
 from kagglekit.cli import main as run_cli
-from kagglekit.evaluation.metrics import accuracy
+from kagglekit.competitions.discovery import get_competition
+from kagglekit.evaluation.metrics import METRICS, accuracy
 from kagglekit.learners.blending import BLENDS, HillClimbBlend, nested_proba
 
 
@@ -45,17 +47,24 @@ def test_nested_cv_predicts_each_fold_with_a_blend_that_never_saw_it(monkeypatch
     labels = rng.integers(0, 4, 400)
     members = noisy_members(rng, labels, [1.0, 1.0])
     fold_of = np.arange(400) % 4
-    seen = []
+    row_of = dict(zip(row_keys(members), range(400)))
+    seen = []  # per fitted blend: (the rows it was fitted on, the rows it then predicted)
 
     class Spy(HillClimbBlend):
         def fit(self, members, labels, score):
-            seen.append(len(labels))
+            seen.append([{row_of[k] for k in row_keys(members)}])
             return super().fit(members, labels, score)
+
+        def predict_proba(self, members):
+            seen[-1].append({row_of[k] for k in row_keys(members)})
+            return super().predict_proba(members)
 
     with monkeypatch.context() as patched:
         patched.setattr(BLENDS, "get", lambda name: Spy)
         proba = nested_proba("hill", members, labels, fold_of, top_accuracy)
-    assert seen == [300] * 4 and proba.shape == members[0].shape
+    assert proba.shape == members[0].shape and len(seen) == 4
+    for fold, (fitted, predicted) in enumerate(seen):
+        assert predicted == set(np.flatnonzero(fold_of == fold)) and fitted == set(range(400)) - predicted
     # two equally good, independent runs: their blend beats each, out of fold
     assert accuracy(labels, proba.argmax(1)) > max(accuracy(labels, m.argmax(1)) for m in members)
     for method in ("mean", "stack"):
@@ -105,12 +114,27 @@ def test_blend_command_writes_a_scored_validated_run(two_runs, seedlings_small, 
 
 @pytest.mark.slow
 def test_hill_blend_is_at_least_its_best_member_where_fitted(two_runs, tmp_path, capsys):
+    """The saved weights applied to the members' saved out-of-fold probabilities, on every row the blend
+    was fitted on, score at least what each member scores there: hill climbing starts from the best
+    member and takes no step that lowers the score."""
     assert run_cli(["blend", *two_runs, "--output-dir", tmp_path]) == 0
     (blend_dir,) = (tmp_path / "seedlings").iterdir()
     metrics = json.loads((blend_dir / "metrics.json").read_text())
-    weights = json.loads((blend_dir / "blend.json").read_text())["weights"]
-    assert len(weights) == 2 and sum(weights) == pytest.approx(1)
+    blend = json.loads((blend_dir / "blend.json").read_text())
+    weights = blend["weights"]
+    assert blend["method"] == "hill" and len(weights) == 2 and sum(weights) == pytest.approx(1)
     assert set(metrics["members"]) == {str(r) for r in two_runs} and 0 < metrics["cv_mean"] <= 1
+
+    classes = json.loads((two_runs[0] / "classes.json").read_text())
+    oof = [pd.read_csv(r / "oof.csv", dtype={"id": str}).set_index("id") for r in two_runs]
+    rows = oof[0].index.intersection(oof[1].index)
+    assert len(rows) == blend["rows"] == len(oof[0])  # head runs score every row out of fold
+    labels = oof[0].loc[rows, "label"].to_numpy()
+    proba = [o.loc[rows, classes].to_numpy(np.float64) for o in oof]
+    score = METRICS.get(get_competition("seedlings").metric)
+    members = [score(labels, np.array(classes)[p.argmax(1)]) for p in proba]
+    fitted = score(labels, np.array(classes)[np.tensordot(weights, np.stack(proba), axes=1).argmax(1)])
+    assert all(fitted >= member for member in members), (fitted, members, weights)
 
 
 @pytest.mark.slow
@@ -151,12 +175,16 @@ def two_multilabel_runs(seedlings_tags, tmp_path_factory) -> list[Path]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["hill", "stack"])
-def test_multilabel_blend_is_scored_per_class_and_nested(two_multilabel_runs, seedlings_tags, tmp_path, method):
+def test_multilabel_blend_is_scored_per_class_and_nested(two_multilabel_runs, seedlings_tags, tmp_path, method,
+                                                         monkeypatch):
+    """Per class blends; each fold's OOF probabilities from a blend fitted on the other folds' rows only."""
     spec, data = seedlings_tags
+    spy = BlendSpy(monkeypatch)
     assert run_cli(["blend", *two_multilabel_runs, "--method", method, "--output-dir", tmp_path]) == 0
     (blend_dir,) = (tmp_path / spec.stem).iterdir()
     metrics = json.loads((blend_dir / "metrics.json").read_text())
     assert metrics["metric"] == "mean_f1" and len(metrics["fold_scores"]) == 3
+    assert_label_blends_nested(spy, two_multilabel_runs, blend_dir, json.loads((blend_dir / "classes.json").read_text()))
     best = max(m["cv_mean"] for m in metrics["members"].values())
     assert metrics["cv_mean"] >= best - 0.02, (metrics["cv_mean"], metrics["members"])
     classes = json.loads((blend_dir / "classes.json").read_text())

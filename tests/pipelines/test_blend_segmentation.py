@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from kaggle_world import assert_blend_refuses_unlike_members, blend_with_itself, finished_runs, only_run_dir
+from kaggle_world import (BlendSpy, assert_blend_refuses_unlike_members, blend_with_itself, finished_runs, nested_floor,
+                      only_run_dir)
 
 from kagglekit.cli import main as run_cli
 from kagglekit.competitions.discovery import get_competition
@@ -48,15 +49,41 @@ def test_runs_keep_their_maps_and_score_the_same_from_them(two_camvid_runs, camv
 
 
 @pytest.mark.slow
-def test_hill_blend_is_nested_scored_and_its_submission_decodes(two_camvid_runs, camvid_small, tmp_path, capsys):
+def test_hill_blend_is_nested_scored_and_its_submission_decodes(two_camvid_runs, camvid_small, tmp_path, capsys,
+                                                                monkeypatch):
+    """Each hold-out block is predicted by a blend fitted on the other blocks only, and its reported score is
+    the Dice of exactly that prediction; the blend fitted on every image is at least its best member there."""
+    spy = BlendSpy(monkeypatch)
     assert run_cli(["blend", *two_camvid_runs, "--method", "hill", "--output-dir", tmp_path]) == 0
     assert "blend (hill, nested CV)" in capsys.readouterr().out
     found = blend_dir(tmp_path)
     metrics = json.loads((found / "metrics.json").read_text())
-    best = max(m["cv_mean"] for m in metrics["members"].values())
-    assert metrics["cv_mean"] >= best - 0.02, (metrics["cv_mean"], metrics["members"])
-    assert metrics["validation"].startswith("nested") and len(metrics["fold_scores"]) >= 2
+
+    holdout = [ProbabilityMaps.load(r / HOLDOUT_MAPS) for r in two_camvid_runs]
+    truths = [read_label_map(camvid_small / "train" / "masks" / f"{i}.png") for i in holdout[0].ids]
+
+    def dice(rows: list[int], proba: np.ndarray) -> float:
+        """The run's own hold-out Dice of images ``rows`` given their maps."""
+        return segmentation_report([truths[i] for i in rows], label_maps(proba, [truths[i].shape for i in rows]),
+                                   holdout[0].classes, 11)["dice"]
+
+    nested, every = spy.nested_maps(), set(range(len(truths)))
+    assert len(nested) == len(metrics["fold_scores"]) >= 2
+    assert sorted(r for _, held, _ in nested for r in held) == sorted(every)  # each image scored once
+    for (fitted, held, proba), reported in zip(nested, metrics["fold_scores"]):
+        assert not fitted & held and fitted | held == every, (fitted, held)  # fitted on every other image
+        assert dice(sorted(held), proba.astype(np.float32)) == reported  # kept as float32, as the pipeline keeps maps
+
     blend = json.loads((found / "blend.json").read_text())
+    weights = blend["weights"]
+    maps = [expand(h.proba) for h in holdout]
+    members = [dice(sorted(every), m) for m in maps]
+    fitted = dice(sorted(every), np.tensordot(weights, np.stack(maps), axes=1))
+    assert all(fitted >= member for member in members), (fitted, members, weights)
+    # out of fold it may trail its best member a little: measured 0.0084 (the runs disagree by up to 0.069
+    # on one of the 4 one-image blocks: a floor 0.017 under the best)
+    best = max(m["cv_mean"] for m in metrics["members"].values())
+    assert metrics["cv_mean"] >= max(nested_floor(metrics), best - 0.02), (metrics["cv_mean"], metrics["members"])
     assert blend["members"] == [str(r) for r in two_camvid_runs] and sum(blend["weights"]) == pytest.approx(1)
     assert run_cli(["validate", "camvid", found / "submission.csv", "--data", camvid_small]) == 0
     submission = pd.read_csv(found / "submission.csv", dtype=str, keep_default_na=False)

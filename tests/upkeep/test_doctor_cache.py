@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections import namedtuple
 from pathlib import Path
@@ -205,6 +206,19 @@ def test_cache_shows_each_part_and_its_size(cache_tree, capsys):
     assert "used 40 day(s) ago" in lines_with(out, "features/efficientnet_lite0-64")[0]
     assert "used 0 day(s) ago" in lines_with(out, "weights/efficientnet_lite0_imagenet.npz")[0]
     assert "not kagglekit's (never pruned)" in out and "notes.txt" in out
+    # each part's size is its entries' sum, and the cache's is its parts' (to the printed rounding)
+    lines = [line for line in out.splitlines() if line.strip()]
+    parts = [i for i, line in enumerate(lines) if line.startswith("  ") and not line.startswith("    ")]
+    for start, end in zip(parts, [*parts[1:], len(lines)]):
+        entries = [printed_size(line) for line in lines[start + 1:end]]
+        assert entries and printed_size(lines[start]) == pytest.approx(sum(entries), rel=0.01), lines[start:end]
+    assert printed_size(lines[0]) == pytest.approx(sum(printed_size(lines[i]) for i in parts), rel=0.01), lines[0]
+
+
+def printed_size(line: str) -> float:
+    """The bytes of the size in a line of ``kagglekit cache`` ("4.88kB": base 1024)."""
+    number, prefix = re.search(r"\s(\d+(?:\.\d+)?)([kMGT]?)B(?:\s|$)", line).groups()
+    return float(number) * 1024 ** " kMGT".index(prefix or " ")
 
 
 def test_cache_prune_lists_without_yes_and_deletes_nothing(cache_tree, capsys):
