@@ -198,6 +198,8 @@ NONSENSE = [
 @pytest.mark.parametrize("verb, option, value", NONSENSE)
 def test_nonsense_option_values_are_usage_errors(capsys, tmp_path, pets, verb, option, value):
     spec, source = pets
+    (tmp_path / "users.json").write_text(json.dumps({USER: KEY}))  # the other arguments are fine
+    (tmp_path / "s.csv").write_text("file,label\n")
     required = {"prepare": ["--source", source, "--dest", tmp_path / "out"],
                 "serve": ["--source", source, "--users", tmp_path / "users.json", "--work", tmp_path / "work"],
                 "submit": [tmp_path / "s.csv", "-m", "x"]}.get(verb, [])

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from kagglekit.commands.options import weights_folder
 from kagglekit.models.backbones import BACKBONES
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("backbones", help="list backbones with their weight status")
-    parser.add_argument("--weights-dir", help="folder with pretrained weight files (offline / Kaggle notebooks)")
+    parser.add_argument("--weights-dir", type=weights_folder,
+                        help="folder with pretrained weight files (offline / Kaggle notebooks)")
     parser.set_defaults(func=main)
 
 

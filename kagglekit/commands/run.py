@@ -10,6 +10,7 @@ import logging
 import shutil
 from pathlib import Path
 
+from kagglekit.commands.options import InputPath, competition_ref, run_folder, weights_folder
 from kagglekit.competitions.contract import Competition
 from kagglekit.competitions.discovery import get_competition
 from kagglekit.core.config import PRESETS, RunConfig, from_dict, merge, preset_file, read_config_file
@@ -28,23 +29,27 @@ log = logging.getLogger(__name__)
 
 def add_config_options(parser) -> None:
     """The competition and the options that make a run config: shared by run, compare and tune."""
-    parser.add_argument("competition", help="competition name (see competitions/) or a competition YAML file")
-    parser.add_argument("--data", help="competition folder in Kaggle layout (default: the data cache)")
+    parser.add_argument("competition", type=competition_ref,
+                        help="competition name (see competitions/) or a competition YAML file")
+    parser.add_argument("--data", type=InputPath("folder", "a competition folder (Kaggle layout)", returns=str),
+                        help="competition folder in Kaggle layout (default: the data cache)")
     parser.add_argument("--preset", choices=PRESETS,
                         help="a named config: fast (heads on cached features), accurate (fine-tuning, the best "
                              "a 2-core CPU does in 30 minutes), gpu (fine-tuning sized for Kaggle's GPUs/TPU)")
-    parser.add_argument("--config", type=Path, help="run config YAML (any subset of fields; over the preset)")
+    parser.add_argument("--config", type=InputPath("file", "a run config YAML file"),
+                        help="run config YAML (any subset of fields; over the preset)")
     parser.add_argument("--folds", type=int, help="number of cross-validation folds")
     parser.add_argument("--image-size", type=int, help="input size in pixels")
     parser.add_argument("--seed", type=int)
-    parser.add_argument("--weights-dir", help="folder with pretrained weight files (offline / Kaggle notebooks)")
+    parser.add_argument("--weights-dir", type=weights_folder,
+                        help="folder with pretrained weight files (offline / Kaggle notebooks)")
     parser.add_argument("--output-dir", help="where run directories go (default: submissions/)")
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("run", help="train, cross-validate, predict and write a submission")
     add_config_options(parser)
-    parser.add_argument("--resume", type=Path, metavar="RUN_DIR",
+    parser.add_argument("--resume", type=run_folder, metavar="RUN_DIR",
                         help="continue a killed run in RUN_DIR with its saved config, from its last finished "
                              "fold and epoch")
     parser.add_argument("--backbone", help="backbone name(s), comma separated (see `kagglekit backbones`)")

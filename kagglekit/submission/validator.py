@@ -65,7 +65,8 @@ def validate_submission(competition: SubmissionRules, path: Path, sample_path: P
     path, sample_path = Path(path), Path(sample_path)
     report = ValidationReport(path)
     if not path.is_file():
-        report.problems.append(f"{path}: file not found")
+        found = "is a folder (a directory), not a file" if path.is_dir() else "file not found"
+        report.problems.append(f"{path}: {found}; expected a submission CSV file")
         return report
     id_col = competition.id_column
     sample = read_sample(sample_path, id_col)
