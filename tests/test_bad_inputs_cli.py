@@ -271,6 +271,29 @@ def test_a_rebuild_refuses_to_overwrite_a_file_it_did_not_write(tmp_path):
     assert (tmp_path / "out" / "a.csv").read_text() == "ours" and (tmp_path / "out" / "b.csv").read_text() == "the user's"
 
 
+def test_a_weights_folder_that_is_not_there_is_refused_wherever_it_is_named(capsys, monkeypatch, tmp_path, pets):
+    """--weights-dir on every verb is checked with the other path arguments (tests/test_common.py); the
+    environment variable and a config file's weights_dir are refused too, never skipped for the cache."""
+    from kagglekit.models.backbones import get_backbone
+
+    spec, _ = pets
+    typo = tmp_path / "weigths"
+    monkeypatch.setenv("KAGGLEKIT_WEIGHTS_DIR", str(typo))
+    code, _, err = cli(capsys, "backbones")
+    assert code == 2 and f"$KAGGLEKIT_WEIGHTS_DIR={typo} does not exist" in one_error_line(err)
+    with pytest.raises(ConfigError, match=f"KAGGLEKIT_WEIGHTS_DIR={typo} does not exist"):
+        get_backbone("efficientnet_lite0").build(32)
+    monkeypatch.delenv("KAGGLEKIT_WEIGHTS_DIR")
+
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({"weights_dir": str(typo)}))
+    code, _, err = cli(capsys, "run", spec, "--config", config, "--output-dir", tmp_path / "runs")
+    assert code == 2 and f"weights folder {typo}" in one_error_line(err) and "does not exist" in err
+    assert not (tmp_path / "runs").exists()  # refused before the data is looked for or a run directory made
+    code, _, err = cli(capsys, "doctor", "--config", config)
+    assert code == 2 and f"weights folder {typo}" in one_error_line(err)
+
+
 @pytest.mark.parametrize("where", ["same", "inside", "containing"])
 def test_prepare_dest_overlapping_the_source_is_refused(capsys, tmp_path, pets, where):
     spec, source = pets

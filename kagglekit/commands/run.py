@@ -18,6 +18,7 @@ from kagglekit.core.errors import ConfigError
 from kagglekit.kaggle.client import KaggleService
 from kagglekit.kaggle.download import cached_competition_data
 from kagglekit.kaggle.submit import describe, submit_file
+from kagglekit.models.weights import weight_dirs
 from kagglekit.pipelines import get_pipeline, resolve_learner
 from kagglekit.pipelines.rebuild import load_run_config, run_competition
 from kagglekit.runs.ledger import Ledger, LedgerError, default_ledger_path
@@ -78,6 +79,7 @@ def resolve_run(args) -> tuple[Competition, RunConfig]:
         "image_size": args.image_size, "seed": args.seed, "weights_dir": args.weights_dir, "output_dir": args.output_dir,
     })
     from_dict(RunConfig, raw, where="run config")  # every option is checked before the data is looked for
+    weight_dirs(raw.get("weights_dir"))  # and a weights folder (or $KAGGLEKIT_WEIGHTS_DIR) that is not there
     data = raw.get("data") or str(cached_competition_data(competition))
     learner = resolve_learner(competition.task, raw.get("train", {}).get("learner", "auto"))
     config = from_dict(RunConfig, merge(raw, {"data": data, "train": {"learner": learner}}), where="run config")
@@ -93,6 +95,7 @@ def resume_run(args) -> tuple[Competition, RunConfig, Path]:
     if changes:
         raise ConfigError(f"--resume continues {run_dir} with its saved config; drop {', '.join(changes)}")
     config = load_run_config(run_dir, data=args.data, weights_dir=args.weights_dir)
+    weight_dirs(config.weights_dir)
     competition = run_competition(run_dir)
     if competition.name != competition_name(args.competition, competition):
         raise ConfigError(f"{run_dir} is a run of {competition.name}, not of {args.competition}")
