@@ -271,6 +271,30 @@ def test_a_rebuild_refuses_to_overwrite_a_file_it_did_not_write(tmp_path):
     assert (tmp_path / "out" / "a.csv").read_text() == "ours" and (tmp_path / "out" / "b.csv").read_text() == "the user's"
 
 
+def test_prepare_refuses_a_folder_holding_another_competitions_files(capsys, tmp_path, pets, caplog):
+    """Not "ready" with nothing built: a folder with another competition's solution (a Kaggle download that
+    ships one, an old build of another competition) is refused and left as it was; an old build of this
+    competition (before manifests) is still reused."""
+    spec, source = pets
+    theirs = tmp_path / "dog-breeds"
+    labelled_images(theirs)
+    (theirs / "solution.csv").write_text("id,breed\nx1,beagle\n")
+    (theirs / "sample_submission.csv").write_text("id,breed\nx1,pug\n")
+    before = {p: p.read_bytes() for p in theirs.rglob("*") if p.is_file()}
+    code, out, err = cli(capsys, "prepare", spec, "--source", source, "--dest", theirs)
+    line = one_error_line(err)
+    assert code == 2 and "ready" not in out and str(theirs) in line and "another competition's files" in line
+    assert "solution.csv has columns id, breed" in line and "this competition's have columns file, label" in line
+    assert {p: p.read_bytes() for p in theirs.rglob("*") if p.is_file()} == before  # nothing written or removed
+
+    ours = tmp_path / "old-build"
+    assert cli(capsys, "prepare", spec, "--source", source, "--dest", ours)[0] == 0
+    (ours / MANIFEST).unlink()  # as kagglekit wrote folders before it kept manifests
+    with caplog.at_level("WARNING"):
+        code, out, _ = cli(capsys, "prepare", spec, "--source", source, "--dest", ours)
+    assert code == 0 and "built before kagglekit kept manifests; reusing it" in caplog.text
+
+
 def test_a_weights_folder_that_is_not_there_is_refused_wherever_it_is_named(capsys, monkeypatch, tmp_path, pets):
     """--weights-dir on every verb is checked with the other path arguments (tests/test_common.py); the
     environment variable and a config file's weights_dir are refused too, never skipped for the cache."""
