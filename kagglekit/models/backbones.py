@@ -154,8 +154,9 @@ def _lite(variant: int) -> Callable:
         from kagglekit.models.efficientnet_lite import efficientnet_lite
         from kagglekit.models.lite_weights import assign, lite_weights
 
+        weights = lite_weights(variant, weights_dir)  # first: missing weights fail before the network is built
         features = efficientnet_lite(variant, x)
-        assign(keras.Model(x, features), lite_weights(variant, weights_dir))
+        assign(keras.Model(x, features), weights)
         return features
 
     return make
