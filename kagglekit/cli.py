@@ -1,10 +1,11 @@
 """The ``kagglekit`` command line. Each verb lives in ``kagglekit/commands/<verb>.py``.
 
 Exit codes: 0 success; 1 the answer is "no" (an invalid submission, a submission Kaggle failed to
-score); 2 bad usage (options, config, competition name, destination folder); 3 bad data (a competition
-folder or image, or a file or folder that cannot be read or written); 4 a submission that does not match
-the competition; 5 the Kaggle API failed; 6 pretrained weights missing; 70 an internal error (the
-traceback goes to a crash log under $KAGGLEKIT_CACHE/crash-logs; --debug prints it); 130 interrupted.
+score); 2 bad usage (options, a path argument that is not there, config, competition name, destination
+folder); 3 bad data (a competition folder or image, or a file or folder that cannot be read or written);
+4 a submission that does not match the competition; 5 the Kaggle API failed; 6 pretrained weights
+missing; 70 an internal error (the traceback goes to a crash log under $KAGGLEKIT_CACHE/crash-logs;
+--debug prints it); 130 interrupted.
 """
 
 from __future__ import annotations

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
-from kagglekit.commands.options import integer, number
+from kagglekit.commands.options import integer, number, run_folder, weights_folder
 from kagglekit.core.manifest import refuse_used_folder
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("attack", help="adversarial robustness (FGSM, PGD) of a run's model")
-    parser.add_argument("run_dir", type=Path, help="a classification (single- or multi-label) or segmentation run")
+    parser.add_argument("run_dir", type=run_folder,
+                        help="a classification (single- or multi-label) or segmentation run")
     parser.add_argument("--method", nargs="+", choices=("fgsm", "pgd"), default=["fgsm"], dest="methods")
     parser.add_argument("--eps", nargs="+", type=number(0, include_low=True), default=[0, 1, 2, 4, 8],
                         help="perturbation sizes on the 0-255 pixel scale (default: 0 1 2 4 8)")
@@ -25,7 +26,7 @@ def register(subparsers) -> None:
     parser.add_argument("--steps", type=integer(1), default=10, help="PGD steps")
     parser.add_argument("--count", type=integer(1), default=64, help="held-out images to attack")
     parser.add_argument("--out", type=Path, required=True, help="a new or empty folder for the report")
-    parser.add_argument("--weights-dir", help="folder with pretrained weight files (offline)")
+    parser.add_argument("--weights-dir", type=weights_folder, help="folder with pretrained weight files (offline)")
     parser.set_defaults(func=main)
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from kagglekit.commands.options import weights_folder
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("backbones", help="list backbones with their weight status")
-    parser.add_argument("--weights-dir", help="folder with pretrained weight files (offline / Kaggle notebooks)")
+    parser.add_argument("--weights-dir", type=weights_folder,
+                        help="folder with pretrained weight files (offline / Kaggle notebooks)")
     parser.set_defaults(func=main)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from kagglekit.commands.options import data_folder, run_folder
 from kagglekit.core.errors import ConfigError
 from kagglekit.core.fileio import atomic_write_text
 
@@ -17,11 +18,11 @@ log = logging.getLogger(__name__)
 def register(subparsers) -> None:
     parser = subparsers.add_parser("blend", help="blend finished classification (single- or multi-label), segmentation or PASCAL VOC (labels + masks) "
                                                "runs (nested-CV scored) into a new run")
-    parser.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR", help="two or more run directories")
+    parser.add_argument("runs", type=run_folder, nargs="+", metavar="RUN_DIR", help="two or more run directories")
     parser.add_argument("--method", choices=("mean", "hill", "stack"), default="hill",
                         help="mean: equal weights; hill: weights by ensemble selection on OOF (default); "
                              "stack: logistic regression on OOF (multi-label: each per class; not for masks)")
-    parser.add_argument("--data", type=Path, help="the competition folder (default: the first run's)")
+    parser.add_argument("--data", type=data_folder, help="the competition folder (default: the first run's)")
     parser.add_argument("--output-dir", type=Path, help="where the blend's run directory goes "
                                                         "(default: beside the first run's)")
     parser.add_argument("--submit", action="store_true", help="submit the blend's submission.csv to Kaggle")

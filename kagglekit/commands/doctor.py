@@ -5,6 +5,7 @@ Exits 1 when a problem would stop a run or a Kaggle command (each printed with i
 
 from __future__ import annotations
 
+from kagglekit.commands.options import InputPath, weights_folder
 from kagglekit.core.config import RunConfig, from_dict, read_config_file
 from kagglekit.upkeep.checks import PROBLEM, WARNING, Finding, backend_findings, cache_findings, \
     credentials_findings, weights_findings
@@ -14,8 +15,10 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("doctor", help="check backend, devices, weights, credentials, cache and disk")
     parser.add_argument("--backbone", help="backbone name(s) to check, comma separated "
                                            "(default: those of --config, else of the default run config)")
-    parser.add_argument("--config", help="run config YAML whose backbones and weights folder to check")
-    parser.add_argument("--weights-dir", help="folder with pretrained weight files (offline / Kaggle notebooks)")
+    parser.add_argument("--config", type=InputPath("file", "a run config YAML file"),
+                        help="run config YAML whose backbones and weights folder to check")
+    parser.add_argument("--weights-dir", type=weights_folder,
+                        help="folder with pretrained weight files (offline / Kaggle notebooks)")
     parser.add_argument("--offline", action="store_true",
                         help="there will be no internet: weights that would be downloaded count as missing")
     parser.set_defaults(func=main)

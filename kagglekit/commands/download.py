@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kagglekit.commands.options import seconds
+from kagglekit.commands.options import competition_ref, seconds
 from kagglekit.competitions.discovery import get_competition
 from kagglekit.kaggle.client import KaggleService
 from kagglekit.kaggle.download import download_competition
@@ -12,7 +12,7 @@ from kagglekit.kaggle.download import download_competition
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("download", help="download a competition's data from Kaggle (resumable)")
-    parser.add_argument("competition", help="competition name or YAML file")
+    parser.add_argument("competition", type=competition_ref, help="competition name or YAML file")
     parser.add_argument("--dest", type=Path, help="target folder (default: the data cache)")
     parser.add_argument("--force", action="store_true",
                         help="download again even if complete (replaces only the files kagglekit wrote there)")

@@ -11,22 +11,23 @@ from pathlib import Path
 
 import numpy as np
 
-from kagglekit.commands.options import integer
+from kagglekit.commands.options import image_paths, integer, run_folder, weights_folder
 from kagglekit.core.errors import ConfigError
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("explain", help="Grad-CAM overlays from a run's classifier")
-    parser.add_argument("run_dir", type=Path, help="a classification run (single- or multi-label, or PASCAL VOC's labels)")
+    parser.add_argument("run_dir", type=run_folder,
+                        help="a classification run (single- or multi-label, or PASCAL VOC's labels)")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--images", type=Path, nargs="+", metavar="PATH", help="image files or folders")
+    source.add_argument("--images", type=image_paths, nargs="+", metavar="PATH", help="image files or folders")
     source.add_argument("--worst", type=integer(1), metavar="N",
                         help="a single-label run's N worst out-of-fold mistakes (mistakes.csv): predicted and true class")
     parser.add_argument("--class", dest="target", metavar="NAME",
                         help="explain this class (default: the predicted one; multi-label: each predicted label)")
     parser.add_argument("--method", choices=("gradcam", "gradcam++"), default="gradcam")
     parser.add_argument("--out", type=Path, required=True, help="the PNG to write")
-    parser.add_argument("--weights-dir", help="folder with pretrained weight files (offline)")
+    parser.add_argument("--weights-dir", type=weights_folder, help="folder with pretrained weight files (offline)")
     parser.set_defaults(func=main)
 
 

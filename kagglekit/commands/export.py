@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from kagglekit.commands.options import integer, number
+from kagglekit.commands.options import image_paths, integer, number, run_folder, weights_folder
 from kagglekit.core.errors import ConfigError
 from kagglekit.core.fileio import atomic_write_json
 from kagglekit.core.manifest import refuse_overlap, refuse_used_folder
@@ -22,18 +22,18 @@ FORMAT_NAMES = ("keras", "savedmodel", "onnx", "tflite")
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("export", help="export a run's fold ensemble as one model (keras, savedmodel, onnx, tflite)")
-    parser.add_argument("run_dir", type=Path, help="a run directory (submissions/<competition>/<run>)")
+    parser.add_argument("run_dir", type=run_folder, help="a run directory (submissions/<competition>/<run>)")
     parser.add_argument("--format", nargs="+", choices=FORMAT_NAMES, default=["keras"], dest="formats",
                         help="one or more formats (default: keras)")
     parser.add_argument("--out", type=Path, required=True, help="a new or empty folder to write the model(s) to")
-    parser.add_argument("--check-images", type=Path, nargs="+", metavar="PATH",
+    parser.add_argument("--check-images", type=image_paths, nargs="+", metavar="PATH",
                         help="images (files or folders) for the parity check (default: the run's test images)")
     parser.add_argument("--check-count", type=integer(1), default=8, help="how many images the parity check uses")
     # keras and savedmodel run the very same kernels (~1e-7); onnxruntime and LiteRT use their own, and
     # the run's float16 feature rounding turns their last-bit differences into ~1e-4
     parser.add_argument("--tolerance", type=number(0), default=1e-3,
                         help="largest allowed difference from the run's own probabilities (default: 0.001)")
-    parser.add_argument("--weights-dir", help="folder with pretrained weight files (offline)")
+    parser.add_argument("--weights-dir", type=weights_folder, help="folder with pretrained weight files (offline)")
     parser.set_defaults(func=main)
 
 

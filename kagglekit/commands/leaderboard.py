@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pandas as pd
 
-from kagglekit.commands.options import count
+from kagglekit.commands.options import competition_ref, count
 from kagglekit.competitions.discovery import get_competition
 from kagglekit.kaggle.client import KaggleService
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("leaderboard", help="show the public leaderboard")
-    parser.add_argument("competition", help="competition name or YAML file")
+    parser.add_argument("competition", type=competition_ref, help="competition name or YAML file")
     parser.add_argument("--top", type=count, default=20, help="rows to show")
     parser.set_defaults(func=main)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from kagglekit.commands.options import InputPath
 from kagglekit.competitions.class_folder import ClassFolderCompetition
 from kagglekit.competitions.discovery import COMPETITION_KINDS
 from kagglekit.competitions.layout import infer_layout
@@ -28,7 +29,10 @@ SLUG = re.compile(r"[a-z0-9][a-z0-9-]*")
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("new", help="write a competition YAML from a competition's files")
-    parser.add_argument("source", metavar="SLUG_OR_DIR",
+    parser.add_argument("source", metavar="SLUG_OR_DIR", type=InputPath(
+                            "folder", "a competition folder or a Kaggle slug", names=SLUG.fullmatch, returns=str,
+                            missing="{path} is neither a folder nor a Kaggle competition slug (like "
+                                    "dog-breed-identification)"),
                         help="a competition folder in Kaggle layout, or a Kaggle slug to download")
     parser.add_argument("--name", help="the competition's name (default: the folder's name or the slug)")
     parser.add_argument("--slug", help="its Kaggle slug, for download and submit (default: the name)")
@@ -69,8 +73,7 @@ def _competition_folder(source: str, slug: str | None) -> tuple[Path, str | None
     path = Path(source)
     if path.is_dir():
         return path, slug
-    if not SLUG.fullmatch(source):
-        raise ConfigError(f"{source} is neither a folder nor a Kaggle competition slug (like dog-breed-identification)")
+    # anything else is a slug: the argument's type refused the rest
     folder = data_cache_dir(source)
     manifest = read_manifest(folder)
     if manifest is None or not manifest.complete:

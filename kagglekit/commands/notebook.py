@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from kagglekit.commands.options import competition_ref, run_folder, weights_folder
 from kagglekit.competitions.discovery import get_competition
 from kagglekit.runs.ledger import default_ledger_path
 
@@ -12,10 +13,12 @@ from kagglekit.runs.ledger import default_ledger_path
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "notebook", help="write a self-contained notebook (report + offline submission) and its Kaggle inputs")
-    parser.add_argument("competition", help="competition name (see competitions/)")
-    parser.add_argument("--run", type=Path, required=True, help="the run directory (submissions/<competition>/<run>)")
+    parser.add_argument("competition", type=competition_ref, help="competition name (see competitions/)")
+    parser.add_argument("--run", type=run_folder, required=True,
+                        help="the run directory (submissions/<competition>/<run>)")
     parser.add_argument("--out", type=Path, default=Path("notebooks"), help="output folder (default: notebooks/)")
-    parser.add_argument("--weights-dir", help="pretrained backbone weights (default: the run's, else $KAGGLEKIT_CACHE/weights)")
+    parser.add_argument("--weights-dir", type=weights_folder,
+                        help="pretrained backbone weights (default: the run's, else $KAGGLEKIT_CACHE/weights)")
     parser.add_argument("--ledger", type=Path, help="score ledger for the history section "
                         "(default: $KAGGLEKIT_LEDGER, else the per-user ledger)")
     parser.add_argument("--kernel-metadata", action="store_true",

@@ -1,7 +1,8 @@
 """Checked option values: argparse ``type=`` functions that refuse nonsense before a command starts.
 
 ``type=number(0, 1)`` accepts a finite number strictly between 0 and 1; ``type=integer(1)`` a whole
-number of at least 1. A refused value is reported by argparse as a usage error (exit 2) naming the option.
+number of at least 1; ``type=InputPath("file", ...)`` a file that exists. A refused value is reported by
+argparse as a usage error (exit 2) naming the option and the value.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 
 def integer(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -50,3 +52,46 @@ fraction = number(0, 1)
 count = integer(1)
 seconds = number(0)
 port = integer(1, 65535)
+
+
+class InputPath:
+    """``type=`` of an argument naming something the command reads: it must exist now, as a ``kind``
+    ("file", "folder" or "any"), or argparse refuses it (exit 2) naming the path and ``what`` was
+    expected, before anything runs. ``names(text)`` true marks a value that is a name, not a path (a
+    registered competition, a Kaggle slug): it is passed on unchecked. ``returns`` converts the value."""
+
+    def __init__(self, kind: str, what: str, *, names: Callable[[str], bool] | None = None,
+                 returns: Callable[[str], object] = Path, missing: str = "{path} does not exist; expected {what}"):
+        if kind not in ("file", "folder", "any"):
+            raise ValueError(f"kind must be file, folder or any, not {kind!r}")
+        self.kind, self.what, self.names, self.returns, self.missing = kind, what, names, returns, missing
+        self.__name__ = f"existing {kind}"  # what argparse calls the type in its own messages
+
+    def __call__(self, text: str):
+        if self.names is not None and self.names(text):
+            return text
+        path = Path(text)
+        if not path.exists():
+            raise argparse.ArgumentTypeError(self.missing.format(path=text, what=self.what))
+        if self.kind == "file" and path.is_dir():
+            raise argparse.ArgumentTypeError(f"{text} is a folder (a directory), not a file; expected {self.what}")
+        if self.kind == "folder" and not path.is_dir():
+            raise argparse.ArgumentTypeError(f"{text} is a file, not a folder; expected {self.what}")
+        return self.returns(text)
+
+
+def _is_competition_name(text: str) -> bool:
+    return Path(text).suffix not in (".yaml", ".yml")  # as kagglekit.competitions.discovery.get_competition
+
+
+#: A registered competition's name, or a competition YAML file that exists.
+competition_ref = InputPath("file", "a competition name or a competition YAML file", names=_is_competition_name,
+                        missing="{path}: competition file not found; expected {what}")
+#: Where pretrained weight files are (a typo must not let them come silently from the cache instead).
+weights_folder = InputPath("folder", "a folder of pretrained weight files", returns=str)
+#: A finished (or killed) run's directory, submissions/<competition>/<run>.
+run_folder = InputPath("folder", "a run directory (submissions/<competition>/<run>)")
+#: A competition folder in Kaggle's layout.
+data_folder = InputPath("folder", "a competition folder (Kaggle layout)")
+#: Image files, or folders of images.
+image_paths = InputPath("any", "an image file or a folder of images")

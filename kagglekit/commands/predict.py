@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from kagglekit.commands.options import data_folder, image_paths, run_folder, weights_folder
 from kagglekit.core.errors import ConfigError, DataError
 from kagglekit.core.fileio import atomic_write_bytes, atomic_write_text
 from kagglekit.core.manifest import refuse_overlap, refuse_used_folder
@@ -17,10 +18,11 @@ from kagglekit.pipelines.rebuild import predict_run
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("predict", help="rebuild a run's submission, or predict any images, with its saved models")
-    parser.add_argument("run_dir", type=Path, help="a run directory (submissions/<competition>/<run>)")
+    parser.add_argument("run_dir", type=run_folder, help="a run directory (submissions/<competition>/<run>)")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--data", type=Path, help="competition folder with the test images (writes the submission)")
-    source.add_argument("--images", type=Path, nargs="+", metavar="PATH",
+    source.add_argument("--data", type=data_folder,
+                        help="competition folder with the test images (writes the submission)")
+    source.add_argument("--images", type=image_paths, nargs="+", metavar="PATH",
                         help="image files or folders of images to predict (writes classes and probabilities, "
                              "or masks)")
     parser.add_argument("--out", type=Path, required=True,
@@ -28,7 +30,8 @@ def register(subparsers) -> None:
                              "classifier, a new folder for a segmenter's masks (outside --data and the run directory)")
     parser.add_argument("--format", choices=("csv", "json"), help="--images table format (default: csv)")
     parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-    parser.add_argument("--weights-dir", help="folder with pretrained weight files (offline / Kaggle notebooks)")
+    parser.add_argument("--weights-dir", type=weights_folder,
+                        help="folder with pretrained weight files (offline / Kaggle notebooks)")
     parser.set_defaults(func=main)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kagglekit.commands.options import count, fraction
+from kagglekit.commands.options import InputPath, competition_ref, count, fraction
 from kagglekit.competitions.builders import build_class_folder_competition
 from kagglekit.competitions.class_folder import ClassFolderCompetition
 from kagglekit.competitions.discovery import get_competition
@@ -20,8 +20,9 @@ from kagglekit.core.paths import data_cache_dir
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("prepare", help="build a competition folder from labelled images (offline)")
-    parser.add_argument("competition", help="competition name or YAML file")
-    parser.add_argument("--source", type=Path, required=True, help="folder with train/<label>/<image>")
+    parser.add_argument("competition", type=competition_ref, help="competition name or YAML file")
+    parser.add_argument("--source", type=InputPath("folder", "a folder with train/<label>/<image>"),
+                        required=True, help="folder with train/<label>/<image>")
     parser.add_argument("--dest", type=Path, help="target folder (default: the data cache)")
     parser.add_argument("--test-fraction", type=fraction, default=0.2,
                         help="share of each class held out as test, between 0 and 1 (default 0.2)")

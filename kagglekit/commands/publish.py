@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kagglekit.commands.options import number, seconds
+from kagglekit.commands.options import competition_ref, number, run_folder, seconds, weights_folder
 from kagglekit.competitions.discovery import get_competition
 from kagglekit.kaggle.client import KaggleService
 from kagglekit.kaggle.submit import SubmitPolicy, describe
@@ -18,8 +18,9 @@ from kagglekit.runs.ledger import Ledger, default_ledger_path
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "publish", help="upload a run's notebook and inputs to Kaggle, run it there, check its output; --submit it")
-    parser.add_argument("run", type=Path, help="the run directory (submissions/<competition>/<run>)")
-    parser.add_argument("--competition", help="competition name or YAML file (default: the run's)")
+    parser.add_argument("run", type=run_folder, help="the run directory (submissions/<competition>/<run>)")
+    parser.add_argument("--competition", type=competition_ref,
+                        help="competition name or YAML file (default: the run's)")
     parser.add_argument("--submit", action="store_true",
                         help="submit the notebook version to the (code) competition and wait for its score")
     parser.add_argument("--accelerator", choices=("none", "gpu"),
@@ -29,7 +30,8 @@ def register(subparsers) -> None:
     parser.add_argument("-m", "--message", help="submission description (after the run's CV)")
     parser.add_argument("--out", type=Path, default=Path("notebooks"), help="where the notebook, its inputs and the "
                                                                            "downloaded output go (default: notebooks/)")
-    parser.add_argument("--weights-dir", help="pretrained backbone weights (default: the run's, else the cache)")
+    parser.add_argument("--weights-dir", type=weights_folder,
+                        help="pretrained backbone weights (default: the run's, else the cache)")
     parser.add_argument("--allow-code-change", action="store_true",
                         help="ship the kagglekit code checked out now even if it is not the code that made the run")
     parser.add_argument("--force", action="store_true", help="submit even if this notebook version and output were "

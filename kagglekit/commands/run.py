@@ -10,6 +10,7 @@ import logging
 import shutil
 from pathlib import Path
 
+from kagglekit.commands.options import InputPath, competition_ref, run_folder, weights_folder
 from kagglekit.competitions.contract import Competition
 from kagglekit.competitions.discovery import get_competition
 from kagglekit.core.config import PRESETS, RunConfig, from_dict, merge, preset_file, read_config_file
@@ -17,6 +18,7 @@ from kagglekit.core.errors import ConfigError
 from kagglekit.kaggle.client import KaggleService
 from kagglekit.kaggle.download import cached_competition_data
 from kagglekit.kaggle.submit import describe, submit_file
+from kagglekit.models.weights import weight_dirs
 from kagglekit.pipelines import get_pipeline, resolve_learner
 from kagglekit.pipelines.rebuild import load_run_config, run_competition
 from kagglekit.runs.ledger import Ledger, LedgerError, default_ledger_path
@@ -28,23 +30,27 @@ log = logging.getLogger(__name__)
 
 def add_config_options(parser) -> None:
     """The competition and the options that make a run config: shared by run, compare and tune."""
-    parser.add_argument("competition", help="competition name (see competitions/) or a competition YAML file")
-    parser.add_argument("--data", help="competition folder in Kaggle layout (default: the data cache)")
+    parser.add_argument("competition", type=competition_ref,
+                        help="competition name (see competitions/) or a competition YAML file")
+    parser.add_argument("--data", type=InputPath("folder", "a competition folder (Kaggle layout)", returns=str),
+                        help="competition folder in Kaggle layout (default: the data cache)")
     parser.add_argument("--preset", choices=PRESETS,
                         help="a named config: fast (heads on cached features), accurate (fine-tuning, the best "
                              "a 2-core CPU does in 30 minutes), gpu (fine-tuning sized for Kaggle's GPUs/TPU)")
-    parser.add_argument("--config", type=Path, help="run config YAML (any subset of fields; over the preset)")
+    parser.add_argument("--config", type=InputPath("file", "a run config YAML file"),
+                        help="run config YAML (any subset of fields; over the preset)")
     parser.add_argument("--folds", type=int, help="number of cross-validation folds")
     parser.add_argument("--image-size", type=int, help="input size in pixels")
     parser.add_argument("--seed", type=int)
-    parser.add_argument("--weights-dir", help="folder with pretrained weight files (offline / Kaggle notebooks)")
+    parser.add_argument("--weights-dir", type=weights_folder,
+                        help="folder with pretrained weight files (offline / Kaggle notebooks)")
     parser.add_argument("--output-dir", help="where run directories go (default: submissions/)")
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("run", help="train, cross-validate, predict and write a submission")
     add_config_options(parser)
-    parser.add_argument("--resume", type=Path, metavar="RUN_DIR",
+    parser.add_argument("--resume", type=run_folder, metavar="RUN_DIR",
                         help="continue a killed run in RUN_DIR with its saved config, from its last finished "
                              "fold and epoch")
     parser.add_argument("--backbone", help="backbone name(s), comma separated (see `kagglekit backbones`)")
@@ -73,6 +79,7 @@ def resolve_run(args) -> tuple[Competition, RunConfig]:
         "image_size": args.image_size, "seed": args.seed, "weights_dir": args.weights_dir, "output_dir": args.output_dir,
     })
     from_dict(RunConfig, raw, where="run config")  # every option is checked before the data is looked for
+    weight_dirs(raw.get("weights_dir"))  # and a weights folder (or $KAGGLEKIT_WEIGHTS_DIR) that is not there
     data = raw.get("data") or str(cached_competition_data(competition))
     learner = resolve_learner(competition.task, raw.get("train", {}).get("learner", "auto"))
     config = from_dict(RunConfig, merge(raw, {"data": data, "train": {"learner": learner}}), where="run config")
@@ -88,6 +95,7 @@ def resume_run(args) -> tuple[Competition, RunConfig, Path]:
     if changes:
         raise ConfigError(f"--resume continues {run_dir} with its saved config; drop {', '.join(changes)}")
     config = load_run_config(run_dir, data=args.data, weights_dir=args.weights_dir)
+    weight_dirs(config.weights_dir)
     competition = run_competition(run_dir)
     if competition.name != competition_name(args.competition, competition):
         raise ConfigError(f"{run_dir} is a run of {competition.name}, not of {args.competition}")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from kagglekit.commands.options import competition_ref
 from kagglekit.competitions.discovery import get_competition
 from kagglekit.core.fileio import atomic_write_json
 from kagglekit.evaluation.trust import trust_report
@@ -17,7 +18,7 @@ from kagglekit.submission.writer import read_csv_strings
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("scores", help="CV and leaderboard scores of every run, best first")
-    parser.add_argument("competition", help="competition name or YAML file")
+    parser.add_argument("competition", type=competition_ref, help="competition name or YAML file")
     parser.add_argument("--ledger", type=Path, default=default_ledger_path(),
                         help="score ledger file (default: $KAGGLEKIT_LEDGER, else the per-user ledger)")
     parser.add_argument("--plot", type=Path, help="PNG to write (default: <ledger folder>/<competition>/scores.png)")

@@ -14,7 +14,7 @@ import json
 import threading
 from pathlib import Path
 
-from kagglekit.commands.options import count, fraction, port, seconds
+from kagglekit.commands.options import InputPath, competition_ref, count, fraction, port, seconds
 from kagglekit.competitions.builders import build_class_folder_competition
 from kagglekit.competitions.class_folder import ClassFolderCompetition
 from kagglekit.competitions.discovery import get_competition
@@ -26,10 +26,13 @@ from kagglekit.core.paths import cache_root
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("serve", help="run a local Kaggle service hosting a competition")
-    parser.add_argument("competition", help="competition name or YAML file (gives slug, metric, format)")
-    parser.add_argument("--source", type=Path, required=True,
+    parser.add_argument("competition", type=competition_ref,
+                        help="competition name or YAML file (gives slug, metric, format)")
+    parser.add_argument("--source", type=InputPath("folder", "a folder of labelled images or a built competition"),
+                        required=True,
                         help="labelled images <source>/train/<label>/..., or a folder with solution.csv")
-    parser.add_argument("--users", type=Path, required=True, help='JSON file {"username": "key", ...}')
+    parser.add_argument("--users", type=InputPath("file", "a JSON file of username: key"), required=True,
+                        help='JSON file {"username": "key", ...}')
     parser.add_argument("--per-class", type=count, help="images per class (a smaller competition)")
     parser.add_argument("--test-fraction", type=fraction, default=0.2, help="share of each class held out as test")
     parser.add_argument("--daily-limit", type=count, default=5, help="submissions per user per UTC day")

@@ -6,19 +6,18 @@ Not ``kagglekit serve``, which hosts a local Kaggle *competition*; this hosts a 
 
 from __future__ import annotations
 
-from pathlib import Path
 
-from kagglekit.commands.options import integer, number, port
+from kagglekit.commands.options import integer, number, port, run_folder, weights_folder
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("serve-model", help="serve a run's model over HTTP (POST /predict)")
-    parser.add_argument("run_dir", type=Path, help="a run directory (submissions/<competition>/<run>)")
+    parser.add_argument("run_dir", type=run_folder, help="a run directory (submissions/<competition>/<run>)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     parser.add_argument("--port", type=port, default=8000)
     parser.add_argument("--max-upload-mb", type=number(0), default=20, help="largest request body, in MB")
     parser.add_argument("--max-files", type=integer(1), default=64, help="most images in one request")
-    parser.add_argument("--weights-dir", help="folder with pretrained weight files (offline)")
+    parser.add_argument("--weights-dir", type=weights_folder, help="folder with pretrained weight files (offline)")
     parser.set_defaults(func=main)
 
 

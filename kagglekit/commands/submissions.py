@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from kagglekit.commands.options import competition_ref
 from kagglekit.competitions.discovery import get_competition
 from kagglekit.kaggle.client import KaggleService
 from kagglekit.kaggle.submit import apply_status
@@ -14,7 +15,7 @@ from kagglekit.runs.ledger import UNFINISHED, Ledger, default_ledger_path
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("submissions", help="list your submissions and update the ledger's scores")
-    parser.add_argument("competition", help="competition name or YAML file")
+    parser.add_argument("competition", type=competition_ref, help="competition name or YAML file")
     parser.add_argument("--ledger", type=Path, default=default_ledger_path(),
                         help="score ledger file (default: $KAGGLEKIT_LEDGER, else the per-user ledger)")
     parser.set_defaults(func=main)

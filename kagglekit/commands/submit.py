@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kagglekit.commands.options import number, seconds
+from kagglekit.commands.options import InputPath, competition_ref, data_folder, number, seconds
 from kagglekit.competitions.discovery import get_competition
 from kagglekit.kaggle.client import KaggleService
 from kagglekit.kaggle.download import cached_competition_data
@@ -14,10 +14,10 @@ from kagglekit.runs.ledger import Ledger, default_ledger_path
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("submit", help="validate a submission file, submit it, wait for its score")
-    parser.add_argument("competition", help="competition name or YAML file")
-    parser.add_argument("file", type=Path, help="submission CSV")
+    parser.add_argument("competition", type=competition_ref, help="competition name or YAML file")
+    parser.add_argument("file", type=InputPath("file", "a submission CSV file"), help="submission CSV")
     parser.add_argument("-m", "--message", required=True, help="submission description")
-    parser.add_argument("--data", type=Path, help="competition folder with the sample submission "
+    parser.add_argument("--data", type=data_folder, help="competition folder with the sample submission "
                                                   "(default: the data cache)")
     parser.add_argument("--force", action="store_true", help="submit even if these bytes were submitted before")
     parser.add_argument("--wait", type=number(0, include_low=True), default=600.0,

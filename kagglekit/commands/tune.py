@@ -6,14 +6,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from kagglekit.commands.options import count, number
+from kagglekit.commands.options import InputPath, count, number
 from kagglekit.commands.run import add_config_options, resolve_run
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("tune", help="hyperparameter search: Optuna proposes, Ray Tune runs the trials")
     add_config_options(parser)
-    parser.add_argument("--space", type=Path, required=True,
+    parser.add_argument("--space", type=InputPath("file", "a search space YAML file"), required=True,
                         help="search space YAML: dotted config key -> {uniform|loguniform|int|logint: [low, high]} "
                              "or {choice: [...]}")
     parser.add_argument("--trials", type=count, default=20, help="trials to run (default 20)")

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from kagglekit.commands.options import InputPath, competition_ref, data_folder
 from kagglekit.competitions.discovery import get_competition
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("validate", help="check a submission file against the sample submission")
-    parser.add_argument("competition", help="competition name or YAML file")
-    parser.add_argument("file", type=Path, help="submission CSV")
-    parser.add_argument("--data", type=Path, required=True, help="competition folder (holds the sample submission)")
+    parser.add_argument("competition", type=competition_ref, help="competition name or YAML file")
+    parser.add_argument("file", type=InputPath("file", "a submission CSV file"), help="submission CSV")
+    parser.add_argument("--data", type=data_folder, required=True,
+                        help="competition folder (holds the sample submission)")
     parser.set_defaults(func=run)
 
 

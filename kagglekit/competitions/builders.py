@@ -13,6 +13,7 @@ build, it must not overlap the source, and a rebuild (``force``) replaces only t
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 import random
@@ -28,7 +29,7 @@ from kagglekit.competitions.contract import (
     MultiLabelSegmentationCompetition,
     SegmentationCompetition,
 )
-from kagglekit.core.errors import DataError
+from kagglekit.core.errors import ConfigError, DataError
 from kagglekit.core.fileio import atomic_write_text
 from kagglekit.core.manifest import OwnedFolder, read_manifest, refuse_overlap
 from kagglekit.data.images import is_image_file
@@ -67,7 +68,7 @@ def build_class_folder_competition(
     options = {"source": source.resolve(), "id_column": id_column, "label_column": label_column,
                "test_fraction": test_fraction, "per_class": per_class, "seed": seed,
                "default_label": default_label, "id_from": id_from}
-    owned = _claim(out, "prepare", source, options, force)
+    owned = _claim(out, "prepare", source, options, force, [id_column, label_column])
     if owned is None:
         return out
     split = _split_classes(root, test_fraction, per_class, seed, classes)
@@ -136,15 +137,43 @@ def _test_names(chosen: list[tuple[Path, str]], id_of) -> list[str]:
     return names
 
 
-def _claim(out: Path, made_by: str, source: Path, options: dict, force: bool) -> OwnedFolder | None:
-    """``out`` claimed for a build from ``source``, or None when the build there is to be reused."""
+def _claim(out: Path, made_by: str, source: Path, options: dict, force: bool,
+           columns: list[str]) -> OwnedFolder | None:
+    """``out`` claimed for a build from ``source``, or None when the build there is to be reused.
+    ``columns`` are those of the solution and sample submission this build writes."""
     refuse_overlap(out, {"the source": source})  # test images would leak into train, or train into test
     if not force and read_manifest(out) is None and (out / "solution.csv").is_file():
+        _refuse_other_competition(out, columns)
         log.warning("%s: built before kagglekit kept manifests; reusing it as it is (pass a new folder to rebuild)",
                     out)
         return None
     owned = OwnedFolder(out, made_by)
     return None if owned.reusable(options, force) else owned
+
+
+def _refuse_other_competition(out: Path, columns: list[str]) -> None:
+    """A ConfigError unless the manifest-less folder ``out`` holds a build of this competition (an old
+    kagglekit's): its solution and sample submission have this competition's ``columns``. Another
+    competition's files (a Kaggle download that ships its solution.csv, say) are never taken for one."""
+    found = {name: _csv_header(out / name) for name in ("solution.csv", "sample_submission.csv")}
+    wrong = {name: header for name, header in found.items() if header != columns}
+    if wrong:
+        seen = "; ".join(f"{name} {header}" if isinstance(header, str) else f"{name} has columns {', '.join(header)}"
+                         for name, header in wrong.items())
+        raise ConfigError(f"{out} holds another competition's files, not a kagglekit build of this one ({seen}; "
+                          f"this competition's have columns {', '.join(columns)}); pass an empty or new folder "
+                          "(nothing there is deleted or overwritten)")
+
+
+def _csv_header(path: Path) -> list[str] | str:
+    """The column names of a CSV file, or why there are none ("is missing", "is unreadable")."""
+    if not path.is_file():
+        return "is missing"
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            return next(csv.reader(handle), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return "is unreadable"
 
 
 def _link(src: Path, dst: Path) -> None:
@@ -199,7 +228,7 @@ def build_voc_competition(masks_root: Path, competition: MultiLabelSegmentationC
     masks_root, out = Path(masks_root), Path(out)
     options = {"masks": masks_root.resolve(), "competition": competition.name, "n_train": n_train,
                "n_test": n_test, "seed": seed}
-    owned = _claim(out, "prepare-voc", masks_root, options, force)
+    owned = _claim(out, "prepare-voc", masks_root, options, force, [competition.id_column, competition.value_column])
     if owned is None:
         return out
     table = pd.read_csv(masks_root / "labels.csv", dtype={"id": str})
@@ -244,7 +273,8 @@ def build_segmentation_folder_competition(source: Path, competition: Segmentatio
     source, out = Path(source), Path(out)
     options = {"source": source.resolve(), "competition": competition.name, "test_split": test_split,
                "n_train": n_train, "n_test": n_test}
-    owned = _claim(out, "prepare-segmentation-folder", source, options, force)
+    owned = _claim(out, "prepare-segmentation-folder", source, options, force,
+                   [competition.id_column, competition.value_column])
     if owned is None:
         return out
     split = pd.read_csv(source / "split.csv", dtype=str)

@@ -95,7 +95,7 @@ class ClassFolderCompetition(Named, ClassesFromData, ClassificationCompetition):
         warn_ignored([scan], root)
         images = scan.images
         ids = unique_ids(images, self._id)
-        sample = read_sample(self.sample_submission_path(data_dir), self.id_column)
+        sample = read_sample(self.sample_submission_path(data_dir), self.id_column, self.value_column)
         expected, present = set(sample[self.id_column]), set(ids)
         if expected != present:
             missing, extra = sorted(expected - present), sorted(present - expected)

@@ -33,7 +33,7 @@ from kagglekit.competitions.contract import (
     MultiLabelClassificationCompetition,
     Named,
 )
-from kagglekit.core.errors import ConfigError, DataError
+from kagglekit.core.errors import ConfigError, DataError, SubmissionError
 from kagglekit.data.images import list_images, unique_ids, warn_ignored
 from kagglekit.evaluation.metrics import METRICS
 from kagglekit.submission.writer import read_csv_strings
@@ -89,7 +89,10 @@ class LabelsCsv(Named, ClassesFromData):
         wanted = [self._id_key, *(self.label_columns or [self._label_key])]
         if not path.is_file():
             raise DataError(f"{path}: labels CSV not found (expected columns {', '.join(wanted)})")
-        table = read_csv_strings(path)
+        try:
+            table = read_csv_strings(path)
+        except SubmissionError as exc:  # the strict CSV reader is the submissions', but this is training data
+            raise DataError(str(exc)) from None
         absent = [c for c in wanted if c not in table.columns]
         if absent:
             raise DataError(f"{path}: no column {', '.join(map(repr, absent))} (it has {list(table.columns)})")

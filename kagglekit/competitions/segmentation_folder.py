@@ -80,7 +80,7 @@ class SegmentationFolderCompetition(Named, SegmentationCompetition):
     def load_test(self, data_dir: Path) -> ImageTable:
         images = self._images(Path(data_dir) / self.test_images)
         sample_path = self.sample_submission_path(data_dir)
-        sample = read_sample(sample_path, self.id_column)
+        sample = read_sample(sample_path, self.id_column, self.value_column)
         stems = {p.stem: p for p in images}
         expected = {self.row_id(s, k) for s in stems for k in range(len(self.classes))}
         if set(sample[self.id_column]) != expected:

@@ -7,7 +7,7 @@ The CLI prints these as one line, without a traceback, and exits with the error'
    1  the command ran and its answer is "no" (``validate``: an invalid submission;
       ``submit``: Kaggle failed to score it)
    2  bad usage: a wrong option, config, competition name or destination (``ConfigError``;
-      argparse's own usage errors too)
+      argparse's own usage errors too, a path argument that is not there among them)
    3  bad data: a competition folder, image or file that is not what it should be
       (``DataError``; also a file or folder that cannot be read or written:
       permission denied, missing, disk full)

@@ -123,6 +123,8 @@ class OwnedFolder:
                          if previous.options.get(key) != asked.get(key))
         what = (f"with other options ({', '.join(f'{k} {previous.options.get(k)!r}, now {asked.get(k)!r}' for k in changed)})"
                 if previous.made_by == self.made_by else f"by `{previous.made_by}`")
+        if previous.made_by != self.made_by and "competition" in previous.options:
+            what += f" for the competition {previous.options['competition']}"
         raise ConfigError(f"{self.folder} holds a build made {what}; pass --force to replace the files that build "
                           "wrote (anything else there is kept), or choose another folder")
 

@@ -13,7 +13,6 @@ baseline that shows what transfer learning buys; only whole-network fine-tuning 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -81,7 +80,7 @@ class Backbone:
         height, width = (input_shape, input_shape) if isinstance(input_shape, int) else input_shape
         inputs = keras.Input((height, width, 3), name="image")
         x = ImagePreprocessing(self.preprocessing, name="preprocess")(inputs)
-        x = self.make(x, weights_dir or os.environ.get("KAGGLEKIT_WEIGHTS_DIR"))
+        x = self.make(x, weights_dir)  # $KAGGLEKIT_WEIGHTS_DIR is searched too (kagglekit.models.weights)
         if pooling == "avg":
             x = keras.layers.GlobalAveragePooling2D(name="features")(x)
         return keras.Model(inputs, x, name=self.name)
@@ -155,8 +154,9 @@ def _lite(variant: int) -> Callable:
         from kagglekit.models.efficientnet_lite import efficientnet_lite
         from kagglekit.models.lite_weights import assign, lite_weights
 
+        weights = lite_weights(variant, weights_dir)  # first: missing weights fail before the network is built
         features = efficientnet_lite(variant, x)
-        assign(keras.Model(x, features), lite_weights(variant, weights_dir))
+        assign(keras.Model(x, features), weights)
         return features
 
     return make

@@ -81,7 +81,13 @@ def build_segmenter(head: str, backbone: str, input_size, n_classes: int, weight
     net = spec.build((height, width), weights_dir=weights_dir, pooling=None)
     taps = feature_layers(net)
     strides = [2, 4, 8, 16, 32]
-    encoder = keras.Model(net.input, [net.get_layer(taps[s]).output for s in strides], name=f"{backbone}_encoder")
+    maps = {}
+    for stride in strides:
+        if stride in taps:
+            maps[stride] = net.get_layer(taps[stride]).output
+        else:  # a backbone that stops at stride 16 (scratch_cnn): the heads' deepest map is one pooling further
+            maps[stride] = layers.MaxPooling2D(2, name=f"encoder_pool{stride}")(maps[stride // 2])
+    encoder = keras.Model(net.input, [maps[s] for s in strides], name=f"{backbone}_encoder")
     encoder.trainable = not freeze_encoder
     for layer in encoder.layers:  # fine-tuned or not, the encoder's BatchNorm keeps its ImageNet statistics:
         if isinstance(layer, layers.BatchNormalization):  # batches of 8 would wreck them

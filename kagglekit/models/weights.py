@@ -9,13 +9,26 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from kagglekit.core.errors import ConfigError
 from kagglekit.core.paths import weights_cache_dir
 
 
 def weight_dirs(weights_dir: str | os.PathLike | None = None) -> list[Path]:
-    dirs = [weights_dir, os.environ.get("KAGGLEKIT_WEIGHTS_DIR")]
+    """The folders searched, in order. A folder the user named (``weights_dir``, ``$KAGGLEKIT_WEIGHTS_DIR``)
+    that is not there is a ConfigError: otherwise a typo lets the weights come from a cache unnoticed."""
+    given = [(weights_dir, "weights folder {path} (--weights-dir, or the config's weights_dir)"),
+             (os.environ.get("KAGGLEKIT_WEIGHTS_DIR"), "$KAGGLEKIT_WEIGHTS_DIR={path}")]
+    dirs = [_existing_folder(Path(folder), what) for folder, what in given if folder]
     keras_home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
-    return [Path(d) for d in dirs if d] + [weights_cache_dir(), keras_home]
+    return dirs + [weights_cache_dir(), keras_home]
+
+
+def _existing_folder(path: Path, what: str) -> Path:
+    if not path.is_dir():
+        problem = "is a file, not a folder" if path.exists() else "does not exist"
+        raise ConfigError(f"{what.format(path=path)} {problem}; check the path (a weights folder that is named "
+                          "is never skipped)")
+    return path
 
 
 def find_weights_file(name: str, weights_dir: str | os.PathLike | None = None) -> Path | None:

@@ -22,6 +22,7 @@ class SubmissionRules(Protocol):
     """What the validator needs of a competition (every competition contract provides it)."""
 
     id_column: str
+    value_column: str
 
     def check_cell(self, row_id: str, column: str, value: str,
                    sizes: Mapping[str, tuple[int, int]] | None = None) -> str | None: ...
@@ -43,12 +44,15 @@ class ValidationReport:
             raise SubmissionError(f"{self.path} is not a valid submission:\n  {lines}")
 
 
-def read_sample(path: Path, id_column: str) -> pd.DataFrame:
-    """The sample submission, checked to be a table whose ``id_column`` names each row once (a sample
-    that does not is no model for a submission): SubmissionError naming the file and line otherwise."""
+def read_sample(path: Path, id_column: str, value_column: str | None = None) -> pd.DataFrame:
+    """The sample submission, checked to be a table whose ``id_column`` names each row once and which has
+    the ``value_column`` the metric scores (a sample that does not is no model for a submission):
+    SubmissionError naming the file (and line) otherwise."""
     sample, lines = read_table(path)
-    if id_column not in sample.columns:
-        raise SubmissionError(f"{path}: the sample submission has no {id_column!r} column (it has {list(sample.columns)})")
+    for column in (id_column, value_column):
+        if column is not None and column not in sample.columns:
+            raise SubmissionError(f"{path}: the sample submission has no {column!r} column (it has "
+                                  f"{list(sample.columns)})")
     repeated = sample[id_column].duplicated().to_numpy()
     if repeated.any():
         first = int(repeated.argmax())
@@ -65,10 +69,11 @@ def validate_submission(competition: SubmissionRules, path: Path, sample_path: P
     path, sample_path = Path(path), Path(sample_path)
     report = ValidationReport(path)
     if not path.is_file():
-        report.problems.append(f"{path}: file not found")
+        found = "is a folder (a directory), not a file" if path.is_dir() else "file not found"
+        report.problems.append(f"{path}: {found}; expected a submission CSV file")
         return report
     id_col = competition.id_column
-    sample = read_sample(sample_path, id_col)
+    sample = read_sample(sample_path, id_col, competition.value_column)
     try:
         sub, lines = read_table(path)
     except SubmissionError as exc:

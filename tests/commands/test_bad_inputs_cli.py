@@ -187,6 +187,8 @@ NONSENSE = [
 @pytest.mark.parametrize("verb, option, value", NONSENSE)
 def test_nonsense_option_values_are_usage_errors(capsys, tmp_path, pets, verb, option, value):
     spec, source = pets
+    (tmp_path / "users.json").write_text(json.dumps({USER: KEY}))  # the other arguments are fine
+    (tmp_path / "s.csv").write_text("file,label\n")
     required = {"prepare": ["--source", source, "--dest", tmp_path / "out"],
                 "serve": ["--source", source, "--users", tmp_path / "users.json", "--work", tmp_path / "work"],
                 "submit": [tmp_path / "s.csv", "-m", "x"]}.get(verb, [])
@@ -256,6 +258,53 @@ def test_a_rebuild_refuses_to_overwrite_a_file_it_did_not_write(tmp_path):
     with pytest.raises(ConfigError, match="b.csv is not kagglekit's"):
         again.replace(["a.csv", "b.csv"], {"seed": 1})
     assert (tmp_path / "out" / "a.csv").read_text() == "ours" and (tmp_path / "out" / "b.csv").read_text() == "the user's"
+
+
+def test_prepare_refuses_a_folder_holding_another_competitions_files(capsys, tmp_path, pets, caplog):
+    """Not "ready" with nothing built: a folder with another competition's solution (a Kaggle download that
+    ships one, an old build of another competition) is refused and left as it was; an old build of this
+    competition (before manifests) is still reused."""
+    spec, source = pets
+    theirs = tmp_path / "dog-breeds"
+    labelled_images(theirs)
+    (theirs / "solution.csv").write_text("id,breed\nx1,beagle\n")
+    (theirs / "sample_submission.csv").write_text("id,breed\nx1,pug\n")
+    before = {p: p.read_bytes() for p in theirs.rglob("*") if p.is_file()}
+    code, out, err = cli(capsys, "prepare", spec, "--source", source, "--dest", theirs)
+    line = one_error_line(err)
+    assert code == 2 and "ready" not in out and str(theirs) in line and "another competition's files" in line
+    assert "solution.csv has columns id, breed" in line and "this competition's have columns file, label" in line
+    assert {p: p.read_bytes() for p in theirs.rglob("*") if p.is_file()} == before  # nothing written or removed
+
+    ours = tmp_path / "old-build"
+    assert cli(capsys, "prepare", spec, "--source", source, "--dest", ours)[0] == 0
+    (ours / MANIFEST).unlink()  # as kagglekit wrote folders before it kept manifests
+    with caplog.at_level("WARNING"):
+        code, out, _ = cli(capsys, "prepare", spec, "--source", source, "--dest", ours)
+    assert code == 0 and "built before kagglekit kept manifests; reusing it" in caplog.text
+
+
+def test_a_weights_folder_that_is_not_there_is_refused_wherever_it_is_named(capsys, monkeypatch, tmp_path, pets):
+    """--weights-dir on every verb is checked with the other path arguments (tests/test_common.py); the
+    environment variable and a config file's weights_dir are refused too, never skipped for the cache."""
+    from kagglekit.models.backbones import get_backbone
+
+    spec, _ = pets
+    typo = tmp_path / "weigths"
+    monkeypatch.setenv("KAGGLEKIT_WEIGHTS_DIR", str(typo))
+    code, _, err = cli(capsys, "backbones")
+    assert code == 2 and f"$KAGGLEKIT_WEIGHTS_DIR={typo} does not exist" in one_error_line(err)
+    with pytest.raises(ConfigError, match=f"KAGGLEKIT_WEIGHTS_DIR={typo} does not exist"):
+        get_backbone("efficientnet_lite0").build(32)
+    monkeypatch.delenv("KAGGLEKIT_WEIGHTS_DIR")
+
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({"weights_dir": str(typo)}))
+    code, _, err = cli(capsys, "run", spec, "--config", config, "--output-dir", tmp_path / "runs")
+    assert code == 2 and f"weights folder {typo}" in one_error_line(err) and "does not exist" in err
+    assert not (tmp_path / "runs").exists()  # refused before the data is looked for or a run directory made
+    code, _, err = cli(capsys, "doctor", "--config", config)
+    assert code == 2 and f"weights folder {typo}" in one_error_line(err)
 
 
 @pytest.mark.parametrize("where", ["same", "inside", "containing"])

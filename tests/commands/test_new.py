@@ -193,11 +193,6 @@ def test_a_folder_without_training_data_says_what_is_missing(labels_csv, tmp_pat
     assert code == 3 and "no training data recognised" in out and "train/<label>/<image>" in out
 
 
-def test_neither_folder_nor_slug(tmp_path, capsys):
-    code, out = new(capsys, tmp_path / "No Such Folder")
-    assert code == 2 and "neither a folder nor a Kaggle competition slug" in out
-
-
 @pytest.mark.slow
 def test_generated_labels_csv_adapter_runs_end_to_end(labels_csv, tmp_path, capsys):
     data, _ = labels_csv

@@ -287,6 +287,11 @@ def test_submission_files_of_any_content_give_a_report_naming_the_line(tmp_path)
     bom = tmp_path / "bom.csv"
     bom.write_bytes(b"\xef\xbb\xbf" + good.encode())  # Excel's UTF-8 BOM: the file is fine
     assert validate_submission(competition, bom, sample, sizes).ok
+    (tmp_path / "folder.csv").mkdir()
+    for path, found in ((tmp_path / "folder.csv", "is a folder (a directory), not a file"),
+                        (tmp_path / "gone.csv", "file not found")):
+        report = validate_submission(competition, path, sample, sizes)
+        assert report.problems == [f"{path}: {found}; expected a submission CSV file"]
 
 
 # ---------------------------------------------------------------- caches heal themselves

@@ -353,7 +353,9 @@ def test_run_submit_end_to_end(service, env, tmp_path):
     """download -> ``kagglekit run --submit`` (tiny: 2 folds, 3 head epochs, 15 images per species)
     -> scored -> ledger row with CV and LB -> on the leaderboard. Needs the backbone weights."""
     from kagglekit.core.paths import cache_root
+    from kagglekit.models.lite_weights import lite_weights
 
+    lite_weights(0)  # converted into this session's cache (if no test did yet), the --weights-dir below
     assert kagglekit("download", "seedlings", env=env).returncode == 0
     data = Path(env["KAGGLEKIT_CACHE"]) / "data" / SLUG
     env["KAGGLEKIT_LEDGER"] = str(tmp_path / "subs" / "ledger.sqlite")
