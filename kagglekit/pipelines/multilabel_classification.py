@@ -92,8 +92,8 @@ def fit_label_heads(competition: Competition, config: RunConfig, run_dir: Path, 
     tuner = ThresholdTuner(ml.top1_fallback).fit(oof, train.labels)  # for the test set: every OOF row
     oof_labels = nested_labels(oof, train.labels, folds, ml.top1_fallback)
     report = multilabel_report(train.labels, oof, oof_labels, classes)
-    for c, t in zip(classes, tuner.thresholds_):
-        report["per_class"][c]["threshold"] = float(t)
+    for c, t in zip(classes, tuner.saved_thresholds()):
+        report["per_class"][c]["threshold"] = t  # None: no positive example, never predicted
     log.info("classification (OOF): mAP %.4f, macro F1 %.4f, label Dice %.4f",
              report["mAP"], report["macro_f1"], report["label_dice"])
     return LabelHeads(oof, oof_labels, tuner, heads, report)
@@ -115,7 +115,7 @@ def write_postprocess(run_dir: Path, tuner: ThresholdTuner, top1_fallback: bool,
     """``postprocess.json``: the thresholds (and anything else, e.g. VOC's consistency switch) that turn a
     run's saved probabilities into its submission."""
     atomic_write_json(Path(run_dir) / POSTPROCESS,
-                      {"thresholds": tuner.thresholds_.tolist(), "top1_fallback": top1_fallback, **more})
+                      {"thresholds": tuner.saved_thresholds(), "top1_fallback": top1_fallback, **more})
 
 
 def read_postprocess(run_dir: Path) -> dict:
