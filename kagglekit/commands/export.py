@@ -39,11 +39,13 @@ def register(subparsers) -> None:
 
 def main(args) -> int:
     from kagglekit.commands.predict import image_files
-    from kagglekit.serving.export import export_model, exportables, parity
+    from kagglekit.serving.export import export_model, exportables, litert_interpreter, parity
     from kagglekit.serving.predictor import load_predictor
 
     refuse_overlap(args.out, {"the run directory": args.run_dir})
     refuse_used_folder(args.out)
+    if "tflite" in args.formats:
+        litert_interpreter()  # without LiteRT, refused before anything is written
     predictor = load_predictor(args.run_dir, args.weights_dir)
     paths = (image_files(args.check_images) if args.check_images else run_test_images(predictor))[:args.check_count]
     parts = exportables(predictor)

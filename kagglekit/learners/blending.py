@@ -62,24 +62,35 @@ class HillClimbBlend(MeanBlend):
 
 
 class StackingBlend:
-    def __init__(self, scoring: str | None = None):
-        self.scoring = scoring  # how the inner CV picks the regularisation (None: accuracy)
+    def __init__(self, scoring: str = "accuracy"):
+        self.scoring = scoring  # how the inner CV picks the regularisation (always given: 1.11 defaults to log loss)
 
     def fit(self, members: list[np.ndarray], labels: np.ndarray, score: Score) -> "StackingBlend":
         # probabilities, not log-probabilities, as features: on 540 seedlings images (bench/blend.py)
         # log-probabilities overfit (nested CV 0.69 against 0.79 for the mean); the regularisation is
         # chosen by an inner CV on the rows being fitted, so the nested score stays honest
-        from sklearn.linear_model import LogisticRegressionCV
-
         folds = max(2, min(3, int(np.bincount(labels).min())))
-        self.model_ = LogisticRegressionCV(Cs=[0.01, 0.1, 1.0, 10.0], cv=folds, max_iter=3000, scoring=self.scoring).fit(
-            np.concatenate(members, axis=1), labels)
+        self.model_ = logistic_regression_cv(folds, self.scoring).fit(np.concatenate(members, axis=1), labels)
         return self
 
     def predict_proba(self, members: list[np.ndarray]) -> np.ndarray:
         proba = np.zeros((len(members[0]), members[0].shape[1]))
         proba[:, self.model_.classes_] = self.model_.predict_proba(np.concatenate(members, axis=1))
         return proba  # a class absent from the fitted rows keeps probability 0
+
+
+def logistic_regression_cv(folds: int, scoring: str):
+    """An L2 logistic regression over four strengths, its strength picked by a ``folds``-fold CV on ``scoring``.
+    scikit-learn 1.8 and 1.9 raise FutureWarnings unless ``l1_ratios`` ((0.0,): the L2 penalty None means)
+    and ``use_legacy_attributes`` (only the shapes of ``C_``, ``scores_``...; kagglekit reads ``classes_``
+    and ``predict_proba``) are given. Older releases lack both, and from 1.10 they have settled defaults, so
+    each is passed only where its default is still ``"warn"``: the fit is the same either way."""
+    from sklearn.linear_model import LogisticRegressionCV
+
+    defaults = LogisticRegressionCV().get_params()
+    transitional = {name: value for name, value in {"l1_ratios": (0.0,), "use_legacy_attributes": False}.items()
+                    if isinstance(defaults.get(name), str) and defaults[name] == "warn"}
+    return LogisticRegressionCV(Cs=[0.01, 0.1, 1.0, 10.0], cv=folds, max_iter=3000, scoring=scoring, **transitional)
 
 
 BLENDS.register("mean", MeanBlend)

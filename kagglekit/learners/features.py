@@ -117,7 +117,8 @@ class FeatureExtractor:
         if not path.exists():
             return {}
         try:
-            with np.load(path, allow_pickle=False) as data:
+            # our own handle: np.load leaks the one it opens when the zip directory is unreadable (ResourceWarning)
+            with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as data:
                 shas, features = data["shas"], data["features"]
             if shas.ndim != 1 or len(shas) != len(features):
                 raise ValueError(f"{len(shas)} keys for {len(features)} feature rows")

@@ -117,7 +117,8 @@ def lite_weights(variant: int, weights_dir: str | None = None) -> dict[str, np.n
 def read_weights(path: Path, variant: int) -> dict[str, np.ndarray]:
     """A converted ``.npz``, checked to hold exactly the arrays EfficientNet-Lite``variant`` needs."""
     try:
-        with np.load(path, allow_pickle=False) as data:
+        # our own handle: np.load leaks the one it opens when the zip directory is unreadable (ResourceWarning)
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as data:
             weights = {key: data[key] for key in data.files}
     except Exception as exc:  # noqa: BLE001 - zipfile, zlib and NumPy each raise their own on bad bytes
         raise WeightsError(f"{path}: not a readable weights file ({type(exc).__name__}: {exc}); "

@@ -176,9 +176,7 @@ def run_export(path: Path, fmt: str, batch: np.ndarray) -> np.ndarray:
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         return session.run(None, {session.get_inputs()[0].name: batch})[0]
     if fmt == "tflite":
-        import tensorflow as tf
-
-        interpreter = tf.lite.Interpreter(model_path=str(path))
+        interpreter = litert_interpreter()(model_path=str(path))
         (source,), (target,) = interpreter.get_input_details(), interpreter.get_output_details()
         interpreter.resize_tensor_input(source["index"], batch.shape)
         interpreter.allocate_tensors()
@@ -186,6 +184,16 @@ def run_export(path: Path, fmt: str, batch: np.ndarray) -> np.ndarray:
         interpreter.invoke()
         return interpreter.get_tensor(target["index"])
     raise ConfigError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
+
+
+def litert_interpreter():
+    """LiteRT's ``Interpreter`` class (``ai_edge_litert``, the ``tflite`` extra). TensorFlow still converts
+    (``model.export``), but its ``tf.lite.Interpreter`` is deprecated, scheduled for deletion, and warns."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError as exc:
+        raise ConfigError(f"running a tflite export needs LiteRT ({exc}): pip install 'kagglekit[tflite]'") from None
+    return Interpreter
 
 
 def parity(part: Exportable, path: Path, fmt: str, batch: np.ndarray) -> float:

@@ -136,7 +136,8 @@ def test_compare_runs_the_matrix_and_its_table_matches_the_run_directories(seedl
     assert "(1 fold)" in markdown and "± 0.0000" not in markdown  # one scored fold shows no spread
     from PIL import Image
 
-    assert Image.open(out / "comparison.png").size[0] > 400
+    with Image.open(out / "comparison.png") as heatmap:
+        assert heatmap.size[0] > 400
     # the same command again reads the finished cells: nothing reruns, the table is the same
     before = {p: p.stat().st_mtime for p in out.glob("cells/*/runs/*/*/metrics.json")}
     again = kagglekit(*args, env=env(), timeout=120)

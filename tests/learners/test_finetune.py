@@ -62,6 +62,7 @@ def test_kill_9_then_resume_ends_with_the_same_submission(tmp_path, seedlings_sm
 
     whole = _kagglekit(*common, "--output-dir", str(tmp_path / "whole"))
     assert whole.wait(timeout=1200) == 0, whole.stdout.read()[-3000:]
+    whole.stdout.close()
 
     killed = _kagglekit(*common, "--output-dir", str(tmp_path / "killed"))
     checkpoint = None
@@ -74,6 +75,7 @@ def test_kill_9_then_resume_ends_with_the_same_submission(tmp_path, seedlings_sm
             break
         time.sleep(0.05)
     killed.wait(timeout=60)
+    killed.stdout.close()
     assert checkpoint is not None, "the run ended before it could be killed"
     run_dir = _only_run(tmp_path / "killed")
     assert not (run_dir / "submission.csv").exists()

@@ -145,6 +145,9 @@ def png_bytes(image: Image.Image) -> bytes:
 
 
 @pytest.mark.slow  # trains a tiny run (once per module)
+# the 110-megapixel upload is between 1x and 2x Pillow's limit (kagglekit's), where Image.open warns
+# before kagglekit refuses it from the header: the warning is this test's own doing
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 def test_bad_uploads(server, seedlings_small):
     import requests
 
@@ -206,6 +209,18 @@ def test_exports_match_the_run(run_dir, seedlings_small, tmp_path):
     assert report["models"]["model"]["input"]["shape"] == [None, 64, 64, 3]
     # an export refuses to overwrite what is already there
     assert run_cli(["export", run_dir, "--out", out]) == 2
+
+
+def test_tflite_export_without_litert_is_refused_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    """LiteRT (``ai_edge_litert``, the ``tflite`` extra) runs the parity check; without it the export
+    stops with the install to do, before a model is loaded or a file written."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)  # its import fails: not installed
+    out = tmp_path / "export"
+    assert run_cli(["export", tmp_path / "no-run", "--format", "keras", "tflite", "--out", out]) == 2
+    assert "pip install 'kagglekit[tflite]'" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_export_views_are_the_runs_views():
