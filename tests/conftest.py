@@ -1,5 +1,5 @@
-"""Shared fixtures: Kaggle-layout competition folders built from the real data in ../shared, the local
-Kaggle service the Kaggle tests talk to, and a finished run's folder. Plain helper functions and
+"""Shared fixtures: Kaggle-layout competition folders built from the real data in ../shared, the real runs
+the segmentation tests share, the local Kaggle service the Kaggle tests talk to, and a finished run's folder. Plain helper functions and
 constants live in ``kaggle_world.py``, not here."""
 
 from __future__ import annotations
@@ -99,6 +99,31 @@ def camvid_small(tmp_path_factory, camvid) -> Path:
     return build_segmentation_folder_competition(
         camvid, get_competition("camvid"), tmp_path_factory.mktemp("camvid-small"), n_train=24, n_test=6)
 
+
+
+# -- shared segmentation runs ---------------------------------------------------------------------------
+# One real tiny run per competition, trained once per session and read by every test that only reads a run
+# (configs: kaggle_world.VOC_RUN and CAMVID_RUN); a test that changes a run copies it first.
+@pytest.fixture(scope="session")
+def voc_run(voc_small, tmp_path_factory) -> Path:
+    """The session's PASCAL VOC run (``VOC_RUN``): the end-to-end test, the attack and the blend's first member."""
+    from kaggle_world import VOC_RUN, fingerprint, finished_runs
+
+    (run_dir,) = finished_runs("pascal-voc", voc_small, {"voc": VOC_RUN}, tmp_path_factory.mktemp("voc-run"))
+    before = fingerprint(run_dir)
+    yield run_dir
+    assert fingerprint(run_dir) == before, f"a test changed the shared run {run_dir}: copy it first"
+
+
+@pytest.fixture(scope="session")
+def camvid_run(camvid_small, tmp_path_factory) -> Path:
+    """The session's CamVid run (``CAMVID_RUN``): the end-to-end test and the blend's first member."""
+    from kaggle_world import CAMVID_RUN, fingerprint, finished_runs
+
+    (run_dir,) = finished_runs("camvid", camvid_small, {"camvid": CAMVID_RUN}, tmp_path_factory.mktemp("camvid-run"))
+    before = fingerprint(run_dir)
+    yield run_dir
+    assert fingerprint(run_dir) == before, f"a test changed the shared run {run_dir}: copy it first"
 
 # -- the local Kaggle service (end_to_end/test_kaggle.py, end_to_end/test_publish.py) ---------------------------
 #: The code competition: Plant Seedlings under another slug, declared in YAML as a user would.

@@ -174,6 +174,35 @@ def finished_runs(competition: str, data: Path, configs: dict[str, dict], work: 
     return runs
 
 
+# -- shared segmentation runs (built once per session: conftest's voc_run and camvid_run) --------------------
+#: The one PASCAL VOC run the VOC tests read (end to end, the attack, the blend's first member), its
+#: competition's own TTA and training views; segmenters on 2 of the 3 folds, masks limited to labels.
+VOC_RUN = {
+    "backbones": ["efficientnet_lite0"], "image_size": 64, "folds": 3, "tta": ["identity", "hflip"],
+    "train": {"views": ["identity", "hflip"], "head_epochs": 30, "patience": 5},
+    "segmentation": {"input_size": [64, 96], "epochs": 1, "batch_size": 8, "lr": 3e-3, "scored_folds": 2,
+                     "consistency": "on"},
+}
+#: The one CamVid run the CamVid tests read (end to end, the blend's first member; its second: another seed).
+CAMVID_RUN = {"seed": 0, "tta": ["identity"],
+              "segmentation": {"input_size": [64, 96], "epochs": 2, "batch_size": 8, "lr": 3e-3}}
+
+
+def scored_folds(run_dir: Path) -> int:
+    """How many folds a PASCAL VOC run trained and scored segmenters on (``segmentation.scored_folds``, 0: all)."""
+    import yaml
+
+    config = yaml.safe_load((Path(run_dir) / "config.yaml").read_text())
+    return config["segmentation"]["scored_folds"] or config["folds"]
+
+
+def fingerprint(run_dir: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``run_dir`` with its size and modification time: a shared run must end a session
+    as it began (a test that changes a run works on a copy)."""
+    return {str(p.relative_to(run_dir)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(Path(run_dir).rglob("*")) if p.is_file()}
+
+
 def only_run_dir(folder: Path) -> Path:
     """The one run directory in ``folder`` (a blend's or a run's competition folder)."""
     (found,) = Path(folder).iterdir()

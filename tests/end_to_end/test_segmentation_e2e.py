@@ -1,37 +1,22 @@
-"""End to end through the CLI, tiny sizes: the VOC course competition and CamVid (segmentation-folder)."""
+"""End to end through the CLI, tiny sizes: the VOC course competition and CamVid (segmentation-folder), each
+the session's shared run (conftest's ``voc_run`` and ``camvid_run``), then predicted, served, exported and
+attacked through ``kagglekit``'s commands."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
-from kaggle_world import REPO, assert_usage_recorded
+from kaggle_world import assert_usage_recorded, scored_folds
 
-TINY = {
-    "image_size": 64, "folds": 3, "tta": ["identity", "hflip"],
-    "train": {"views": ["identity", "hflip"], "head_epochs": 4, "patience": 2},
-    "segmentation": {"input_size": [64, 96], "epochs": 1, "batch_size": 8},
-}
-
-
-def run_cli(competition: str, data: Path, tmp_path: Path, segmentation: dict | None = None) -> Path:
-    config = tmp_path / "tiny.yaml"
-    config.write_text(yaml.safe_dump({**TINY, "segmentation": {**TINY["segmentation"], **(segmentation or {})}}))
-    subprocess.run([sys.executable, "-m", "kagglekit", "run", competition, "--data", str(data), "--config",
-                    str(config), "--output-dir", str(tmp_path / "runs")], check=True, cwd=REPO, timeout=900)
-    (run_dir,) = (tmp_path / "runs" / competition).iterdir()
-    return run_dir
+from kagglekit.cli import main
 
 
 def assert_predict_rebuilds_submission(run_dir: Path, data: Path, tmp_path: Path) -> None:
     """``kagglekit predict`` recomputes the run's submission from the run directory alone."""
     out = tmp_path / "predicted.csv"
-    subprocess.run([sys.executable, "-m", "kagglekit", "predict", str(run_dir), "--data", str(data), "--out", str(out)],
-                   check=True, cwd=REPO, timeout=600)
+    assert main(["predict", str(run_dir), "--data", str(data), "--out", str(out)]) == 0
     assert out.read_bytes() == (run_dir / "submission.csv").read_bytes()
 
 
@@ -50,8 +35,7 @@ def served_masks(run_dir: Path, images: list[Path], tmp_path: Path) -> dict:
     from kagglekit.serving.predictor import load_predictor
 
     out = tmp_path / "served"
-    subprocess.run([sys.executable, "-m", "kagglekit", "predict", str(run_dir), "--images", *map(str, images),
-                    "--out", str(out)], check=True, cwd=REPO, timeout=600)
+    assert main(["predict", str(run_dir), "--images", *map(str, images), "--out", str(out)]) == 0
     table = pd.read_csv(out / "predictions.csv", keep_default_na=False)
     assert list(table["image"]) == [str(p) for p in images]
     found = {}
@@ -80,8 +64,8 @@ def served_masks(run_dir: Path, images: list[Path], tmp_path: Path) -> dict:
 def assert_exports_match(run_dir: Path, images: list[Path], tmp_path: Path, parts: list[str]) -> None:
     """``kagglekit export`` writes every part of the run, each within tolerance of the run's predictor."""
     out = tmp_path / "export"
-    subprocess.run([sys.executable, "-m", "kagglekit", "export", str(run_dir), "--format", "keras", "onnx",
-                    "--out", str(out), "--check-images", *map(str, images[:3])], check=True, cwd=REPO, timeout=600)
+    assert main(["export", str(run_dir), "--format", "keras", "onnx", "--out", str(out),
+                 "--check-images", *map(str, images[:3])]) == 0
     report = json.loads((out / "export.json").read_text())
     assert sorted(report["models"]) == sorted(parts)
     for part in report["models"].values():
@@ -105,11 +89,11 @@ def naive_dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.mark.slow
-def test_pascal_voc_run_writes_a_submission_that_decodes_and_scores(voc_small, tmp_path):
+def test_pascal_voc_run_writes_a_submission_that_decodes_and_scores(voc_run, voc_small, tmp_path):
     from kagglekit.competitions.discovery import get_competition
     from kagglekit.learners.thresholds import ThresholdTuner
 
-    run_dir = run_cli("pascal-voc", voc_small, tmp_path)
+    run_dir = voc_run
     submission = pd.read_csv(run_dir / "submission.csv", dtype=str, keep_default_na=False)
     solution = pd.read_csv(voc_small / "solution.csv", dtype=str, keep_default_na=False)
     test_ids = pd.read_csv(voc_small / "test" / "test_set.csv")["Id"].astype(str)
@@ -139,9 +123,11 @@ def test_pascal_voc_run_writes_a_submission_that_decodes_and_scores(voc_small, t
     for name in ("config.yaml", "plots/masks.png", "plots/learning_curves.png", "plots/classifier_learning_curves.png",
                  "test_probabilities.csv", "postprocess.json"):
         assert (run_dir / name).is_file(), name
-    # a segmenter per fold, each scored on its own held-out fold: the CV averages all three
-    assert sorted(p.name for p in (run_dir / "segmenter").iterdir()) == ["fold0", "fold1", "fold2"]
-    assert len(metrics["fold_scores"]) == 3 and metrics["cv_mean"] == pytest.approx(np.mean(metrics["fold_scores"]))
+    # a segmenter per scored fold (segmentation.scored_folds of the folds), each scored on its own held-out
+    # fold: the CV averages them all
+    scored = scored_folds(run_dir)
+    assert sorted(p.name for p in (run_dir / "segmenter").iterdir()) == [f"fold{k}" for k in range(scored)]
+    assert len(metrics["fold_scores"]) == scored and metrics["cv_mean"] == pytest.approx(np.mean(metrics["fold_scores"]))
     assert_predict_rebuilds_submission(run_dir, voc_small, tmp_path)
 
     # any images: the served labels and masks are the submission's rows
@@ -154,12 +140,12 @@ def test_pascal_voc_run_writes_a_submission_that_decodes_and_scores(voc_small, t
 
 
 @pytest.mark.slow
-def test_camvid_run_reports_miou_and_writes_per_class_rows(camvid, camvid_small, tmp_path):
+def test_camvid_run_reports_miou_and_writes_per_class_rows(camvid_run, camvid, camvid_small, tmp_path):
     from kagglekit.competitions.discovery import get_competition
     from kagglekit.data.masks import read_label_map
     from kagglekit.submission import rle
 
-    run_dir = run_cli("camvid", camvid_small, tmp_path, segmentation={"epochs": 5, "lr": 3e-3})
+    run_dir = camvid_run
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert 0 <= metrics["miou"] <= 1 and metrics["validation"] == "grouped hold-out"
     assert_usage_recorded(metrics, run_dir, "camvid")
@@ -177,7 +163,7 @@ def test_camvid_run_reports_miou_and_writes_per_class_rows(camvid, camvid_small,
             for id_, value in zip(submission.Id, submission.EncodedPixels)]
     assert get_competition("camvid").score(solution, submission) == pytest.approx(np.mean(dice))
 
-    # even one epoch learns something: better pixel accuracy on the held-out drive than "always the commonest class"
+    # a couple of epochs learn something: better pixel accuracy on the held-out drive than "always the commonest class"
     valid_ids = json.loads((run_dir / "data_report.json").read_text())["valid_ids"]
     held = np.concatenate([read_label_map(camvid_small / "train" / "masks" / f"{i}.png").ravel() for i in valid_ids])
     held = held[held != 11]
@@ -201,8 +187,7 @@ def test_camvid_run_reports_miou_and_writes_per_class_rows(camvid, camvid_small,
 
     # FGSM on the held-out drive: pixel accuracy falls, no pixel moves more than eps
     report = tmp_path / "attack"
-    subprocess.run([sys.executable, "-m", "kagglekit", "attack", str(run_dir), "--eps", "0", "8", "--count", "4",
-                    "--out", str(report)], check=True, cwd=REPO, timeout=600)
+    assert main(["attack", str(run_dir), "--eps", "0", "8", "--count", "4", "--out", str(report)]) == 0
     table = pd.read_csv(report / "robustness.csv").set_index("eps")
     assert table.loc[8.0, "accuracy"] < table.loc[0.0, "accuracy"] and table.loc[8.0, "max_abs_perturbation"] <= 8.0001
     assert "miou" in table.columns

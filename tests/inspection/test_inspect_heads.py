@@ -108,14 +108,12 @@ def test_explain_a_multilabel_run_per_class(multilabel_run, seedlings_small, tmp
 
 
 @pytest.mark.slow
-def test_attack_the_voc_classifier_and_segmenter(voc_small, tmp_path):
-    """PASCAL VOC: FGSM within eps on the label heads (mean F1 at the run's thresholds falls) and on the
-    segmenter (its pixel accuracy falls): each perturbation nonzero, and each score strictly lower."""
-    config = {**TINY, "tta": ["identity"], "train": {"views": ["identity"], "head_epochs": 30, "patience": 5},
-              "segmentation": {"input_size": [64, 96], "epochs": 1, "batch_size": 8, "scored_folds": 1}}
-    run_dir = finished_run("pascal-voc", voc_small, tmp_path, config)
+def test_attack_the_voc_classifier_and_segmenter(voc_run, tmp_path):
+    """PASCAL VOC (the session's shared run): FGSM within eps on the label heads (mean F1 at the run's
+    thresholds falls) and on the segmenter (its pixel accuracy falls): each perturbation nonzero, and each
+    score strictly lower."""
     report = tmp_path / "attack"
-    assert run_cli(["attack", run_dir, "--eps", "0", "16", "--count", "12", "--out", report]) == 0
+    assert run_cli(["attack", voc_run, "--eps", "0", "16", "--count", "12", "--out", report]) == 0
     labels = pd.read_csv(report / "labels" / "robustness.csv").set_index("eps")
     masks = pd.read_csv(report / "masks" / "robustness.csv").set_index("eps")
     for table, score in ((labels, "mean_f1"), (masks, "accuracy")):  # each model: perturbed within eps, and worse

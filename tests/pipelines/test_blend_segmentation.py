@@ -1,4 +1,5 @@
-"""``kagglekit blend`` on segmentation runs: two real tiny CamVid runs (seeds 0 and 1) and their maps."""
+"""``kagglekit blend`` on segmentation runs: two real tiny CamVid runs (the session's shared run, seed 0, and
+the same config with seed 1) and their maps."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from kaggle_world import (BlendSpy, assert_blend_refuses_unlike_members, blend_with_itself, finished_runs, nested_floor,
-                      only_run_dir)
+from kaggle_world import (CAMVID_RUN, BlendSpy, assert_blend_refuses_unlike_members, blend_with_itself, finished_runs,
+                      nested_floor, only_run_dir)
 
 from kagglekit.cli import main as run_cli
 from kagglekit.competitions.discovery import get_competition
@@ -23,10 +24,10 @@ from kagglekit.submission import rle
 
 
 @pytest.fixture(scope="module")
-def two_camvid_runs(camvid_small, tmp_path_factory) -> list[Path]:
-    return finished_runs("camvid", camvid_small, {f"seed{seed}": {"seed": seed, "tta": ["identity"], "segmentation": {
-        "input_size": [64, 96], "epochs": 2, "batch_size": 8, "lr": 3e-3}} for seed in (0, 1)},
-        tmp_path_factory.mktemp("blend-camvid"))
+def two_camvid_runs(camvid_run, camvid_small, tmp_path_factory) -> list[Path]:
+    """The shared CamVid run (``CAMVID_RUN``, seed 0) and the same config with seed 1 (the same hold-out)."""
+    seed1 = {**CAMVID_RUN, "seed": 1}
+    return [camvid_run, *finished_runs("camvid", camvid_small, {"seed1": seed1}, tmp_path_factory.mktemp("blend-camvid"))]
 
 
 def blend_dir(out: Path) -> Path:
