@@ -117,7 +117,8 @@ def test_pascal_voc_run_writes_a_submission_that_decodes_and_scores(voc_run, voc
     oof = pd.read_csv(run_dir / "oof.csv")
     classes = voc.classes
     refit = ThresholdTuner().fit(oof[classes].to_numpy(), oof[[f"true_{c}" for c in classes]].to_numpy())
-    thresholds = [metrics["classification"]["per_class"][c]["threshold"] for c in classes]
+    thresholds = ThresholdTuner.from_thresholds([metrics["classification"]["per_class"][c]["threshold"]
+                                                 for c in classes]).thresholds_  # null: never predicted
     np.testing.assert_allclose(thresholds, refit.thresholds_, atol=0.011)  # float32 OOF written with 6 decimals
     assert 0 < metrics["classification"]["mAP"] <= 1 and "miou" in metrics["segmentation"]
     for name in ("config.yaml", "plots/masks.png", "plots/learning_curves.png", "plots/classifier_learning_curves.png",
