@@ -227,6 +227,91 @@ def finished_run(tmp_path, seedlings_small) -> tuple[Path, Path]:
     return run_dir, weights
 
 
+# -- shared classification runs ------------------------------------------------------------------------
+# Plant Seedlings runs trained once per session and read by many tests. A test that changes a run directory
+# (resumes it, blends into it, deletes a file) works on a copy (shutil.copytree into its tmp_path); each
+# fixture checks at the end of the session that its run directory is as it was made.
+
+@pytest.fixture(scope="session")
+def seedlings_run(seedlings_small, tiny_run_config, tmp_path_factory):
+    """``kagglekit run seedlings --config tiny_run_config`` in this process, on a feature cache of its own, so
+    that every image a backbone runs on is computed (and counted) in the run itself. Read by the
+    classification end-to-end test and the notebook test."""
+    import contextlib
+    import io
+
+    from kaggle_world import InProcessRun, assert_unchanged, count_backbone_passes, folder_state, only_run_dir
+
+    from kagglekit.cli import main
+
+    work = tmp_path_factory.mktemp("seedlings-run")
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KAGGLEKIT_CACHE", str(work / "cache"))  # no features cached by other tests
+        passes = count_backbone_passes(patch)
+        with contextlib.redirect_stdout(printed):
+            code = main(["run", "seedlings", "--data", str(seedlings_small), "--config", str(tiny_run_config),
+                         "--output-dir", str(work / "runs")])
+    assert code == 0, printed.getvalue()[-3000:]
+    run = InProcessRun(only_run_dir(work / "runs" / "seedlings"), work / "cache", printed.getvalue(), list(passes))
+    before = folder_state(run.run_dir)
+    yield run
+    assert_unchanged(run.run_dir, before)
+
+
+@pytest.fixture(scope="session")
+def seedlings_head_run(seedlings_small, tmp_path_factory) -> Path:
+    """The ``HEAD_RUN`` of the small seedlings: read by the head-run inspection tests and (with a Lite1 run
+    on the same folds) the blend tests."""
+    from kaggle_world import HEAD_RUN, assert_unchanged, finished_runs, folder_state
+
+    (run_dir,) = finished_runs("seedlings", seedlings_small, {"head": HEAD_RUN}, tmp_path_factory.mktemp("head-run"))
+    before = folder_state(run_dir)
+    yield run_dir
+    assert_unchanged(run_dir, before)
+
+
+@pytest.fixture(scope="session")
+def seedlings_tags_run(seedlings_tags, tmp_path_factory) -> Path:
+    """The ``TAGS_RUN`` of the multi-label seedlings: read by the multi-label explain test and (with a
+    96 px run on the same folds) the multi-label blend tests."""
+    import yaml
+    from kaggle_world import TAGS_RUN, assert_unchanged, folder_state, only_run_dir
+
+    from kagglekit.cli import main
+
+    spec, data = seedlings_tags
+    work = tmp_path_factory.mktemp("tags-run")
+    (work / "config.yaml").write_text(yaml.safe_dump(TAGS_RUN))
+    assert main(["run", str(spec), "--data", str(data), "--config", str(work / "config.yaml"),
+                 "--output-dir", str(work / "runs")]) == 0
+    run_dir = only_run_dir(work / "runs" / spec.stem)
+    before = folder_state(run_dir)
+    yield run_dir
+    assert_unchanged(run_dir, before)
+
+
+@pytest.fixture(scope="session")
+def seedlings_finetuned_run(seedlings_small, tmp_path_factory) -> Path:
+    """``kagglekit run`` of ``TINY_FINETUNE`` in a child process, as a user starts it: the uninterrupted
+    reference of the kill -9 test, and the fine-tuned run the explain/attack test reads."""
+    import subprocess
+
+    from kaggle_world import REPO, TINY_FINETUNE, assert_unchanged, folder_state, only_run_dir
+
+    work = tmp_path_factory.mktemp("finetuned-run")
+    (work / "tiny.yaml").write_text(TINY_FINETUNE)
+    done = subprocess.run([sys.executable, "-m", "kagglekit", "run", "seedlings", "--data", str(seedlings_small),
+                           "--config", str(work / "tiny.yaml"), "--output-dir", str(work / "runs")],
+                          cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"}, capture_output=True, text=True,
+                          timeout=1200)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    run_dir = only_run_dir(work / "runs" / "seedlings")
+    before = folder_state(run_dir)
+    yield run_dir
+    assert_unchanged(run_dir, before)
+
+
 # -- hygiene: nothing a test starts outlives the test session ------------------------------------------
 def pytest_sessionfinish(session, exitstatus):
     """Servers, kernels, Ray nodes or ``kagglekit`` children still alive when the tests end would keep

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -223,6 +224,63 @@ def blend_with_itself(run_dir: Path, competition: str, tmp_path: Path) -> Path:
     assert metrics["fold_scores"] == metrics["members"][str(run_dir)]["fold_scores"]
     return found
 
+
+
+def count_backbone_passes(monkeypatch) -> list[tuple[str, str, str]]:
+    """Record (backbone cache key, view, image sha) for every image a backbone actually runs on."""
+    from kagglekit.learners.features import FeatureExtractor
+
+    passes, original = [], FeatureExtractor._compute
+
+    def counting(self, paths, shas, views, cached, desc):
+        passes.extend((self.key, view, sha) for view in views for sha in shas)
+        return original(self, paths, shas, views, cached, desc)
+
+    monkeypatch.setattr(FeatureExtractor, "_compute", counting)
+    return passes
+
+
+# -- the session's shared runs (fixtures in conftest.py) ---------------------------------------------------------
+#: Lite0 at 64 px: heads on multi-scale frozen features and fine-tuned top blocks (two model inputs: the
+#: composition test), TTA with a flip inside the composed graph, 30 head epochs (a model an attack can hurt).
+#: (The serving tests keep their own run without top blocks: exporting top blocks to ONNX and TFLite
+#: doubled the export test's CPU, more than the shared run saved.)
+HEAD_RUN = {"backbones": ["efficientnet_lite0"], "image_size": 64, "folds": 2, "tta": ["identity", "hflip"],
+            "train": {"learner": "head", "views": ["identity"], "head_epochs": 30, "patience": 5,
+                      "top_blocks": True, "top_blocks_epochs": 1}}
+#: The multi-label run (the small seedlings relabelled with tags): Lite0 multi-scale at 64 px, 3 folds.
+TAGS_RUN = {"backbones": ["efficientnet_lite0"], "image_size": 64, "folds": 3, "tta": ["identity"],
+            "train": {"learner": "head", "views": ["identity"], "head_epochs": 30, "multiscale": True}}
+#: The shared fine-tuned run (the kill -9 test's reference, read by the explain/attack test): 3 folds, one scored.
+TINY_FINETUNE = (
+    "backbones: [efficientnet_lite0]\nimage_size: 64\nfolds: 3\ntta: [identity, hflip]\n"
+    "train: {learner: finetune}\n"
+    "finetune: {epochs: 4, head_epochs: 1, top_epochs: 1, batch_size: 16, scored_folds: 1}\n"
+)
+
+
+@dataclass
+class InProcessRun:
+    """A run made by ``kagglekit run`` in the test process: its directory, its feature cache, what it printed,
+    and (backbone, view, image sha) for every image a backbone ran on during the run."""
+
+    run_dir: Path
+    cache: Path
+    printed: str
+    passes: list[tuple[str, str, str]]
+
+
+def folder_state(folder: Path) -> dict[str, tuple[int, int]]:
+    """(size, mtime in ns) of every file under ``folder``, by relative path: what a reader must leave as it was."""
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+
+
+def assert_unchanged(folder: Path, before: dict[str, tuple[int, int]]) -> None:
+    """A shared run is read, never changed: a test that changes a run directory works on a copy of it."""
+    after = folder_state(folder)
+    changed = sorted(name for name in set(before) | set(after) if before.get(name) != after.get(name))
+    assert not changed, f"a test changed the shared run {folder} (work on a copy): {changed[:10]}"
 
 
 def row_keys(members: list) -> list[bytes]:

@@ -8,41 +8,20 @@ import pytest
 from kagglekit.cli import main
 from kagglekit.competitions.discovery import get_competition
 
-from kaggle_world import assert_usage_recorded
+from kaggle_world import assert_usage_recorded, count_backbone_passes
 
 
 def run_cli(*argv) -> int:
     return main([str(a) for a in argv])
 
 
-def only_run_dir(output):
-    (run_dir,) = [p for p in (output / "seedlings").iterdir() if p.is_dir()]
-    return run_dir
-
-
-def count_backbone_passes(monkeypatch) -> list[tuple[str, str, str]]:
-    """Record (backbone cache key, view, image sha) for every image a backbone actually runs on."""
-    from kagglekit.learners.features import FeatureExtractor
-
-    passes, original = [], FeatureExtractor._compute
-
-    def counting(self, paths, shas, views, cached, desc):
-        passes.extend((self.key, view, sha) for view in views for sha in shas)
-        return original(self, paths, shas, views, cached, desc)
-
-    monkeypatch.setattr(FeatureExtractor, "_compute", counting)
-    return passes
-
-
 @pytest.mark.slow
-def test_seedlings_end_to_end(seedlings_small, tiny_run_config, tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("KAGGLEKIT_CACHE", str(tmp_path / "cache"))  # no features cached by other tests
-    passes = count_backbone_passes(monkeypatch)
-    output = tmp_path / "runs"
-    assert run_cli("run", "seedlings", "--data", seedlings_small, "--config", tiny_run_config,
-                   "--output-dir", output) == 0
-    assert "CV micro_f1" in capsys.readouterr().out
-    run_dir = only_run_dir(output)
+def test_seedlings_end_to_end(seedlings_run, seedlings_small, tmp_path, monkeypatch):
+    """A tiny real run (the session's ``seedlings_run``: ``tiny_run_config``, made in this process on a feature
+    cache of its own): its files, a valid submission far better than chance, every image through a backbone
+    once per view, and a rebuild of the submission from the saved models that runs no backbone at all."""
+    assert "CV micro_f1" in seedlings_run.printed
+    run_dir = seedlings_run.run_dir
 
     # the run explains itself
     for name in ("config.yaml", "metrics.json", "data_report.json", "oof.csv", "test_probabilities.csv",
@@ -63,14 +42,16 @@ def test_seedlings_end_to_end(seedlings_small, tiny_run_config, tmp_path, capsys
     assert score > 0.4 and metrics["cv_mean"] > 0.4  # chance is 1/12
 
     # features are cached by content: within the run no backbone saw an image in a view twice ...
+    passes = seedlings_run.passes
     assert passes and len(set(passes)) == len(passes)
-    ran = len(passes)
 
     # ... and rebuilding the submission from the saved models alone (what notebooks do) runs none at all
+    monkeypatch.setenv("KAGGLEKIT_CACHE", str(seedlings_run.cache))  # the run's own feature cache
+    rebuilt_passes = count_backbone_passes(monkeypatch)
     rebuilt = tmp_path / "rebuilt.csv"
     assert run_cli("predict", run_dir, "--data", seedlings_small, "--out", rebuilt) == 0
     assert rebuilt.read_bytes() == (run_dir / "submission.csv").read_bytes()
-    assert len(passes) == ran
+    assert rebuilt_passes == []
 
 
 def test_unknown_backbone_is_a_clear_error(seedlings_small, tmp_path, capsys):

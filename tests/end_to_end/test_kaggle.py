@@ -350,7 +350,7 @@ def test_run_is_recorded_then_submitted_with_its_cv(kaggle, service, seedlings_s
 
 @pytest.mark.slow
 def test_run_submit_end_to_end(service, env, tmp_path):
-    """download -> ``kagglekit run --submit`` (tiny: 2 folds, 3 head epochs, 15 images per species)
+    """download -> ``kagglekit run --submit`` (tiny: 64 px, 2 folds, 3 head epochs, 15 images per species)
     -> scored -> ledger row with CV and LB -> on the leaderboard. Needs the backbone weights."""
     from kagglekit.core.paths import cache_root
     from kagglekit.models.lite_weights import lite_weights
@@ -360,7 +360,7 @@ def test_run_submit_end_to_end(service, env, tmp_path):
     data = Path(env["KAGGLEKIT_CACHE"]) / "data" / SLUG
     env["KAGGLEKIT_LEDGER"] = str(tmp_path / "subs" / "ledger.sqlite")
     config = tmp_path / "tiny.yaml"
-    config.write_text("folds: 2\nimage_size: 96\ntta: [identity]\n"
+    config.write_text("folds: 2\nimage_size: 64\ntta: [identity]\n"
                       "train: {learner: head, head_epochs: 3, top_blocks: false, views: [identity], batch_size: 32, patience: 3}\n")
     run = kagglekit("run", "seedlings", "--data", data, "--config", config, "--output-dir", tmp_path / "subs",
                     "--weights-dir", cache_root() / "weights", "--submit", "-m", "e2e", env=env, timeout=900)

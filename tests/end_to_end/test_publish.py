@@ -141,7 +141,7 @@ def test_run_publish_submit_end_to_end(service, env, code_competition_file, tmp_
     hosted = service.state.competitions[CODE_SLUG]
     env["KAGGLEKIT_LEDGER"] = str(tmp_path / "ledger.sqlite")
     config = tmp_path / "tiny.yaml"
-    config.write_text("folds: 2\nimage_size: 96\ntta: [identity]\n"
+    config.write_text("folds: 2\nimage_size: 64\ntta: [identity]\n"
                       "train: {learner: head, head_epochs: 3, top_blocks: false, views: [identity], batch_size: 32, patience: 3}\n")
     run = kagglekit("run", code_competition_file, "--data", hosted.data_dir, "--config", config,
                     "--output-dir", tmp_path / "subs", env=env, timeout=400)

@@ -105,7 +105,7 @@ def test_compare_runs_the_matrix_and_its_table_matches_the_run_directories(seedl
     from kagglekit.runs.ledger import Ledger, default_ledger_path
 
     config = write(tmp_path / "cell.yaml", "image_size: 64\nfolds: 3\ntta: [identity]\ntrain: {learner: finetune}\n"
-                   "finetune: {epochs: 2, head_epochs: 1, top_epochs: 0, batch_size: 16, scored_folds: 1}\n")
+                   "finetune: {epochs: 1, head_epochs: 1, top_epochs: 0, batch_size: 16, scored_folds: 1}\n")
     out = tmp_path / "matrix"
     args = ["compare", "seedlings", "--data", seedlings_tiny, "--config", config, "--backbones",
             "scratch_cnn,efficientnet_lite0", "--optimizers", "adamw,sgd", "--price-per-hour", "2.5", "--out", out]

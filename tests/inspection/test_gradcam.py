@@ -39,20 +39,15 @@ def test_the_map_covers_the_red_square(plus_plus):
 
 
 @pytest.mark.slow
-def test_explain_and_attack_a_fine_tuned_run(seedlings_small, tmp_path, capsys):
+def test_explain_and_attack_a_fine_tuned_run(seedlings_finetuned_run, seedlings_small, tmp_path, capsys):
     """``kagglekit explain`` draws the run's worst mistakes (predicted and true class) and any images;
     ``kagglekit attack`` lowers its accuracy on held-out images within eps (head-based runs:
-    test_inspect_heads.py)."""
+    test_inspect_heads.py). The run: the session's shared fine-tuned run, only read."""
     from PIL import Image
 
     from kagglekit.cli import main as run_cli
 
-    config = tmp_path / "tiny.yaml"
-    config.write_text("backbones: [efficientnet_lite0]\nimage_size: 64\nfolds: 2\ntta: [identity]\n"
-                      "train: {learner: finetune}\n"
-                      "finetune: {epochs: 2, head_epochs: 1, top_epochs: 1, batch_size: 16, scored_folds: 1}\n")
-    assert run_cli(["run", "seedlings", "--data", seedlings_small, "--config", config, "--output-dir", tmp_path / "runs"]) == 0
-    (run_dir,) = (tmp_path / "runs" / "seedlings").iterdir()
+    run_dir = seedlings_finetuned_run
     worst = tmp_path / "worst.png"
     assert run_cli(["explain", run_dir, "--worst", "3", "--method", "gradcam++", "--out", worst]) == 0
     with Image.open(worst) as picture:  # 3 rows: image | predicted-class map | true-class map

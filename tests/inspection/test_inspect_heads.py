@@ -27,28 +27,16 @@ def finished_run(competition: str, data: Path, work: Path, config: dict) -> Path
     return run_dir
 
 
-@pytest.fixture(scope="module")
-def head_run(seedlings_small, tmp_path_factory) -> Path:
-    """Heads on multi-scale frozen features, and fine-tuned top blocks on cut activations: two model inputs."""
-    config = {**TINY, "train": {**TINY["train"], "top_blocks": True, "top_blocks_epochs": 1}}
-    return finished_run("seedlings", seedlings_small, tmp_path_factory.mktemp("head-run"), config)
-
-
-@pytest.fixture(scope="module")
-def multilabel_run(seedlings_tags, tmp_path_factory) -> Path:
-    spec, data = seedlings_tags
-    return finished_run(str(spec), data, tmp_path_factory.mktemp("multilabel-run"), TINY)
-
-
 @pytest.mark.slow
-def test_composed_fold_model_gives_the_runs_own_probabilities(head_run):
+def test_composed_fold_model_gives_the_runs_own_probabilities(seedlings_head_run):
     """Backbone + fold 0's heads and top blocks, TTA inside the graph: fold 0's saved out-of-fold
     probabilities; every fold's models: the saved test probabilities."""
     from kagglekit.competitions.discovery import get_competition
     from kagglekit.pipelines.differentiable import load_classifier
 
+    head_run = seedlings_head_run
     classifier = load_classifier(head_run)
-    assert [len(m) for m in classifier.members.values()] == [2, 2]  # head + top blocks per fold
+    assert [len(m) for m in classifier.members.values()] == [2] * classifier.config.folds  # head + top blocks per fold
     folds = json.loads((head_run / "folds.json").read_text())
     held = [i for i, k in zip(folds["ids"], folds["fold_of"]) if k == 0][:12]
     data = Path(classifier.config.data)
@@ -65,8 +53,10 @@ def test_composed_fold_model_gives_the_runs_own_probabilities(head_run):
 
 
 @pytest.mark.slow
-def test_attack_on_a_head_run_lowers_accuracy_within_eps(head_run, tmp_path):
+def test_attack_on_a_head_run_lowers_accuracy_within_eps(seedlings_head_run, tmp_path):
     from kagglekit.inspection.adversarial import attack, attack_sets
+
+    head_run = seedlings_head_run
 
     (target,) = attack_sets(head_run, 24).values()
     assert not target.multilabel and len(target.ids) == 24
@@ -84,9 +74,11 @@ def test_attack_on_a_head_run_lowers_accuracy_within_eps(head_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_explain_a_multilabel_run_per_class(multilabel_run, seedlings_small, tmp_path, capsys):
+def test_explain_a_multilabel_run_per_class(seedlings_tags_run, seedlings_small, tmp_path, capsys):
     from kagglekit.inspection.gradcam import averaged_maps
     from kagglekit.pipelines.differentiable import load_classifier
+
+    multilabel_run = seedlings_tags_run
 
     classifier = load_classifier(multilabel_run)
     assert classifier.multilabel and "even" in classifier.classes

@@ -16,15 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from kaggle_world import REPO
+from kaggle_world import REPO, TINY_FINETUNE
 
 from kagglekit.cli import main
-
-TINY_FINETUNE = (
-    "backbones: [efficientnet_lite0]\nimage_size: 64\nfolds: 3\ntta: [identity, hflip]\n"
-    "train: {learner: finetune}\n"
-    "finetune: {epochs: 4, head_epochs: 1, top_epochs: 1, batch_size: 16, scored_folds: 1}\n"
-)
 
 
 def test_two_logical_cpu_devices_train_like_one(tmp_path):
@@ -55,14 +49,12 @@ def _only_run(output: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_kill_9_then_resume_ends_with_the_same_submission(tmp_path, seedlings_small):
+def test_kill_9_then_resume_ends_with_the_same_submission(tmp_path, seedlings_small, seedlings_finetuned_run):
+    """The same run as the session's ``seedlings_finetuned_run`` (``TINY_FINETUNE`` in a child process, not
+    interrupted), killed with SIGKILL mid-fold and resumed: the same submission and CV."""
     config = tmp_path / "tiny.yaml"
     config.write_text(TINY_FINETUNE)
     common = ["run", "seedlings", "--data", str(seedlings_small), "--config", str(config)]
-
-    whole = _kagglekit(*common, "--output-dir", str(tmp_path / "whole"))
-    assert whole.wait(timeout=1200) == 0, whole.stdout.read()[-3000:]
-    whole.stdout.close()
 
     killed = _kagglekit(*common, "--output-dir", str(tmp_path / "killed"))
     checkpoint = None
@@ -84,7 +76,7 @@ def test_kill_9_then_resume_ends_with_the_same_submission(tmp_path, seedlings_sm
     output = resumed.communicate(timeout=1200)[0]
     assert resumed.returncode == 0, output[-3000:]
     assert "resumed after epoch" in output
-    expected = _only_run(tmp_path / "whole")
+    expected = seedlings_finetuned_run
     assert (run_dir / "submission.csv").read_bytes() == (expected / "submission.csv").read_bytes()
     assert json.loads((run_dir / "metrics.json").read_text())["cv_mean"] == \
         json.loads((expected / "metrics.json").read_text())["cv_mean"]

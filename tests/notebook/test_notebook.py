@@ -288,18 +288,17 @@ def test_network_guard_refuses_and_logs_external_connections(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
-def test_notebook_reproduces_the_run_submission_offline(seedlings_small, tiny_run_config, tmp_path):
-    """Train a tiny real run, generate its notebook, execute it in a fresh kernel that cannot reach the
-    network, has an empty HOME and cache, and sees only the bundle and the competition folder; the
-    submission.csv it writes must be byte-identical to the run's own."""
+def test_notebook_reproduces_the_run_submission_offline(seedlings_run, seedlings_small, tmp_path):
+    """A tiny real run (the session's ``seedlings_run``), its notebook generated, executed in a fresh kernel
+    that cannot reach the network, has an empty HOME and cache, and sees only the bundle and the competition
+    folder; the submission.csv it writes must be byte-identical to the run's own."""
     from nbclient import NotebookClient
 
+    run_dir = seedlings_run.run_dir
     cli = [sys.executable, "-m", "kagglekit"]
-    subprocess.run(cli + ["run", "seedlings", "--data", str(seedlings_small), "--config", str(tiny_run_config),
-                          "--output-dir", str(tmp_path / "submissions")], cwd=REPO, check=True, timeout=900)
-    (run_dir,) = (tmp_path / "submissions" / "seedlings").iterdir()
     subprocess.run(cli + ["notebook", "seedlings", "--run", str(run_dir), "--out", str(tmp_path / "notebooks")],
-                   cwd=REPO, check=True, timeout=300)
+                   cwd=REPO, check=True, timeout=300,
+                   env={**os.environ, "KAGGLEKIT_CACHE": str(seedlings_run.cache)})  # the weights the run used
     name = f"seedlings-{run_dir.name}"
 
     kernel_cwd, home = tmp_path / "kaggle-working", tmp_path / "home"

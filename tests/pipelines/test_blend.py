@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from kaggle_world import BlendSpy, assert_label_blends_nested, row_keys
+from kaggle_world import BlendSpy, assert_label_blends_nested, finished_runs, row_keys
 
 from kagglekit.cli import main as run_cli
 from kagglekit.competitions.discovery import get_competition
@@ -72,19 +72,14 @@ def test_nested_cv_predicts_each_fold_with_a_blend_that_never_saw_it(monkeypatch
 
 
 @pytest.fixture(scope="module")
-def two_runs(seedlings_small, tmp_path_factory) -> list[Path]:
-    """Two different real runs with the same folds: Lite0 at 64 px and Lite1 at 80 px."""
-    work = tmp_path_factory.mktemp("blend-runs")
-    runs = []
-    for backbone, size in (("efficientnet_lite0", 64), ("efficientnet_lite1", 80)):
-        config = work / f"{backbone}.yaml"
-        config.write_text(yaml.safe_dump({"backbones": [backbone], "image_size": size, "folds": 3, "tta": ["identity"],
-                                          "train": {"learner": "head", "views": ["identity"], "head_epochs": 20}}))
-        assert run_cli(["run", "seedlings", "--data", seedlings_small, "--config", config,
-                        "--output-dir", work / backbone]) == 0
-        (run_dir,) = (work / backbone / "seedlings").iterdir()
-        runs.append(run_dir)
-    return runs
+def two_runs(seedlings_head_run, seedlings_small, tmp_path_factory) -> list[Path]:
+    """Two different real runs with the same folds: the session's Lite0 run at 64 px (``seedlings_head_run``)
+    and Lite1 at 80 px on as many folds."""
+    folds = yaml.safe_load((seedlings_head_run / "config.yaml").read_text())["folds"]
+    (lite1,) = finished_runs("seedlings", seedlings_small, {"lite1": {
+        "backbones": ["efficientnet_lite1"], "image_size": 80, "folds": folds, "tta": ["identity"],
+        "train": {"learner": "head", "views": ["identity"], "head_epochs": 20}}}, tmp_path_factory.mktemp("blend-runs"))
+    return [seedlings_head_run, lite1]
 
 
 @pytest.mark.slow
@@ -157,20 +152,19 @@ def test_runs_of_other_data_or_other_folds_are_refused(two_runs, tmp_path, capsy
 
 
 @pytest.fixture(scope="module")
-def two_multilabel_runs(seedlings_tags, tmp_path_factory) -> list[Path]:
-    """Two different real multi-label runs with the same folds: Lite0 multi-scale at 64 px, last stage at 96 px."""
+def two_multilabel_runs(seedlings_tags_run, seedlings_tags, tmp_path_factory) -> list[Path]:
+    """Two different real multi-label runs with the same folds: the session's Lite0 multi-scale run at 64 px
+    (``seedlings_tags_run``) and the last stage at 96 px on as many folds."""
     spec, data = seedlings_tags
     work = tmp_path_factory.mktemp("blend-multilabel")
-    runs = []
-    for name, size, multiscale in (("small", 64, True), ("large", 96, False)):
-        config = work / f"{name}.yaml"
-        config.write_text(yaml.safe_dump({"backbones": ["efficientnet_lite0"], "image_size": size, "folds": 3,
-                                          "tta": ["identity"], "train": {"learner": "head", "views": ["identity"],
-                                                                         "head_epochs": 30, "multiscale": multiscale}}))
-        assert run_cli(["run", spec, "--data", data, "--config", config, "--output-dir", work / name]) == 0
-        (run_dir,) = (work / name / spec.stem).iterdir()
-        runs.append(run_dir)
-    return runs
+    folds = yaml.safe_load((seedlings_tags_run / "config.yaml").read_text())["folds"]
+    config = work / "large.yaml"
+    config.write_text(yaml.safe_dump({"backbones": ["efficientnet_lite0"], "image_size": 96, "folds": folds,
+                                      "tta": ["identity"], "train": {"learner": "head", "views": ["identity"],
+                                                                     "head_epochs": 30, "multiscale": False}}))
+    assert run_cli(["run", spec, "--data", data, "--config", config, "--output-dir", work / "large"]) == 0
+    (large,) = (work / "large" / spec.stem).iterdir()
+    return [seedlings_tags_run, large]
 
 
 @pytest.mark.slow
@@ -183,7 +177,8 @@ def test_multilabel_blend_is_scored_per_class_and_nested(two_multilabel_runs, se
     assert run_cli(["blend", *two_multilabel_runs, "--method", method, "--output-dir", tmp_path]) == 0
     (blend_dir,) = (tmp_path / spec.stem).iterdir()
     metrics = json.loads((blend_dir / "metrics.json").read_text())
-    assert metrics["metric"] == "mean_f1" and len(metrics["fold_scores"]) == 3
+    folds = yaml.safe_load((two_multilabel_runs[0] / "config.yaml").read_text())["folds"]
+    assert metrics["metric"] == "mean_f1" and len(metrics["fold_scores"]) == folds
     assert_label_blends_nested(spy, two_multilabel_runs, blend_dir, json.loads((blend_dir / "classes.json").read_text()))
     best = max(m["cv_mean"] for m in metrics["members"].values())
     assert metrics["cv_mean"] >= best - 0.02, (metrics["cv_mean"], metrics["members"])
