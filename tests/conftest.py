@@ -1,6 +1,6 @@
 """Shared fixtures: Kaggle-layout competition folders built from the real data in ../shared, the real runs
 the segmentation tests share, the local Kaggle service the Kaggle tests talk to, and a finished run's folder. Plain helper functions and
-constants live in ``kaggle_world.py``, not here."""
+constants live in ``helpers.py``, not here."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from kaggle_world import CAMVID, SEEDLINGS, VOC_MASKS, require  # noqa: E402  (after the backend is set)
+from helpers import CAMVID, SEEDLINGS, VOC_MASKS, require  # noqa: E402  (after the backend is set)
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +46,7 @@ def private_ledger(tmp_path_factory) -> Path:
 def seedlings_tags(seedlings_small, tmp_path_factory) -> tuple[Path, Path]:
     """(adapter YAML, data folder) of a multi-label competition: the small seedlings relabelled ``id,tags``
     (each image's species and "even" or "odd"), its adapter written by ``kagglekit new``."""
-    from kaggle_world import flatten, relabelled, tagged
+    from helpers import flatten, relabelled, tagged
 
     from kagglekit.cli import main
 
@@ -100,30 +100,30 @@ def camvid_small(tmp_path_factory, camvid) -> Path:
         camvid, get_competition("camvid"), tmp_path_factory.mktemp("camvid-small"), n_train=24, n_test=6)
 
 
-
 # -- shared segmentation runs ---------------------------------------------------------------------------
 # One real tiny run per competition, trained once per session and read by every test that only reads a run
-# (configs: kaggle_world.VOC_RUN and CAMVID_RUN); a test that changes a run copies it first.
+# (configs: helpers.VOC_RUN and CAMVID_RUN); a test that changes a run copies it first.
 @pytest.fixture(scope="session")
 def voc_run(voc_small, tmp_path_factory) -> Path:
     """The session's PASCAL VOC run (``VOC_RUN``): the end-to-end test, the attack and the blend's first member."""
-    from kaggle_world import VOC_RUN, fingerprint, finished_runs
+    from helpers import VOC_RUN, assert_unchanged, finished_runs, folder_state
 
     (run_dir,) = finished_runs("pascal-voc", voc_small, {"voc": VOC_RUN}, tmp_path_factory.mktemp("voc-run"))
-    before = fingerprint(run_dir)
+    before = folder_state(run_dir)
     yield run_dir
-    assert fingerprint(run_dir) == before, f"a test changed the shared run {run_dir}: copy it first"
+    assert_unchanged(run_dir, before)
 
 
 @pytest.fixture(scope="session")
 def camvid_run(camvid_small, tmp_path_factory) -> Path:
     """The session's CamVid run (``CAMVID_RUN``): the end-to-end test and the blend's first member."""
-    from kaggle_world import CAMVID_RUN, fingerprint, finished_runs
+    from helpers import CAMVID_RUN, assert_unchanged, finished_runs, folder_state
 
     (run_dir,) = finished_runs("camvid", camvid_small, {"camvid": CAMVID_RUN}, tmp_path_factory.mktemp("camvid-run"))
-    before = fingerprint(run_dir)
+    before = folder_state(run_dir)
     yield run_dir
-    assert fingerprint(run_dir) == before, f"a test changed the shared run {run_dir}: copy it first"
+    assert_unchanged(run_dir, before)
+
 
 # -- the local Kaggle service (end_to_end/test_kaggle.py, end_to_end/test_publish.py) ---------------------------
 #: The code competition: Plant Seedlings under another slug, declared in YAML as a user would.
@@ -147,7 +147,7 @@ def code_competition_file(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def service(seedlings_small, code_competition_file, tmp_path_factory):
     """Seedlings (file submissions) and its code-competition twin (a hidden test set), for alice."""
-    from kaggle_world import KEY, OUTSIDER, OUTSIDER_KEY, USER
+    from helpers import KEY, OUTSIDER, OUTSIDER_KEY, USER
 
     from kagglekit.competitions.discovery import competition_from_yaml, get_competition
     from kagglekit.kaggle.local_service import LocalKaggleService
@@ -164,7 +164,7 @@ def service(seedlings_small, code_competition_file, tmp_path_factory):
 @pytest.fixture
 def kaggle(service, monkeypatch):
     """An in-process client of the local service with short timeouts and backoff."""
-    from kaggle_world import FAST, KEY, USER
+    from helpers import FAST, KEY, USER
 
     from kagglekit.kaggle.client import KaggleService
     from kagglekit.kaggle.credentials import Credentials
@@ -179,7 +179,7 @@ def kaggle(service, monkeypatch):
 @pytest.fixture
 def env(tmp_path):
     """The environment of a ``kagglekit`` child process that is alice, talking to the local service."""
-    from kaggle_world import client_env
+    from helpers import client_env
 
     (tmp_path / "kaggle-config").mkdir()
     return client_env(tmp_path / "cache", tmp_path / "kaggle-config")
@@ -240,7 +240,7 @@ def seedlings_run(seedlings_small, tiny_run_config, tmp_path_factory):
     import contextlib
     import io
 
-    from kaggle_world import InProcessRun, assert_unchanged, count_backbone_passes, folder_state, only_run_dir
+    from helpers import InProcessRun, assert_unchanged, count_backbone_passes, folder_state, only_run_dir
 
     from kagglekit.cli import main
 
@@ -263,7 +263,7 @@ def seedlings_run(seedlings_small, tiny_run_config, tmp_path_factory):
 def seedlings_head_run(seedlings_small, tmp_path_factory) -> Path:
     """The ``HEAD_RUN`` of the small seedlings: read by the head-run inspection tests and (with a Lite1 run
     on the same folds) the blend tests."""
-    from kaggle_world import HEAD_RUN, assert_unchanged, finished_runs, folder_state
+    from helpers import HEAD_RUN, assert_unchanged, finished_runs, folder_state
 
     (run_dir,) = finished_runs("seedlings", seedlings_small, {"head": HEAD_RUN}, tmp_path_factory.mktemp("head-run"))
     before = folder_state(run_dir)
@@ -276,7 +276,7 @@ def seedlings_tags_run(seedlings_tags, tmp_path_factory) -> Path:
     """The ``TAGS_RUN`` of the multi-label seedlings: read by the multi-label explain test and (with a
     96 px run on the same folds) the multi-label blend tests."""
     import yaml
-    from kaggle_world import TAGS_RUN, assert_unchanged, folder_state, only_run_dir
+    from helpers import TAGS_RUN, assert_unchanged, folder_state, only_run_dir
 
     from kagglekit.cli import main
 
@@ -297,7 +297,7 @@ def seedlings_finetuned_run(seedlings_small, tmp_path_factory) -> Path:
     reference of the kill -9 test, and the fine-tuned run the explain/attack test reads."""
     import subprocess
 
-    from kaggle_world import REPO, TINY_FINETUNE, assert_unchanged, folder_state, only_run_dir
+    from helpers import REPO, TINY_FINETUNE, assert_unchanged, folder_state, only_run_dir
 
     work = tmp_path_factory.mktemp("finetuned-run")
     (work / "tiny.yaml").write_text(TINY_FINETUNE)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from kaggle_world import REPO, cli
+from helpers import REPO, cli
 from PIL import Image
 
 from kagglekit.cli import main

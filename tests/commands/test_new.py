@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from kaggle_world import CAMVID, SEEDLINGS, cli, flatten, link, relabelled, require, tagged, tags_of
+from helpers import CAMVID, SEEDLINGS, cli, flatten, link, relabelled, require, tagged, tags_of
 
 from kagglekit.cli import main
 from kagglekit.competitions.builders import build_class_folder_competition, build_segmentation_folder_competition

@@ -13,7 +13,7 @@ def test_seedlings_adapter_reads_writes_and_scores_like_kaggle(seedlings_small, 
     import numpy as np
     import pandas as pd
 
-    from kaggle_world import SEEDLINGS
+    from helpers import SEEDLINGS
 
     competition = get_competition("seedlings")
     assert competition.classes == sorted(p.name for p in (SEEDLINGS / "train").iterdir())  # the real species
@@ -102,7 +102,7 @@ def test_empty_class_folder_is_named(seedlings_small, tmp_path):
 
 def test_prepare_fills_the_data_cache_that_run_uses(monkeypatch, tmp_path):
     """The main job's offline path: `prepare` builds the folder a `run` without --data then finds."""
-    from kaggle_world import SEEDLINGS, require
+    from helpers import SEEDLINGS, require
 
     from kagglekit.cli import main
     from kagglekit.core.paths import data_cache_dir

@@ -8,7 +8,7 @@ import pytest
 from kagglekit.cli import main
 from kagglekit.competitions.discovery import get_competition
 
-from kaggle_world import assert_usage_recorded, count_backbone_passes
+from helpers import assert_usage_recorded, count_backbone_passes
 
 
 def run_cli(*argv) -> int:

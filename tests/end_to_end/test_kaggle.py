@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from kaggle_world import (
+from helpers import (
     FAST,
     KEY,
     OUTSIDER,

@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
-from kaggle_world import USER, kagglekit
+from helpers import USER, kagglekit
 
 from kagglekit.competitions.discovery import competition_from_yaml
 from kagglekit.core.errors import KaggleError, SubmissionError

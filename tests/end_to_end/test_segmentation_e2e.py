@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from kaggle_world import assert_usage_recorded, scored_folds
+from helpers import assert_usage_recorded, scored_folds
 
 from kagglekit.cli import main
 

@@ -24,7 +24,7 @@ def kagglekit(*args, cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_yaml_competition_by_path_runs_end_to_end(tmp_path):
-    from kaggle_world import SEEDLINGS, require
+    from helpers import SEEDLINGS, require
 
     from kagglekit.competitions.builders import build_class_folder_competition
 

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from kaggle_world import REPO, SEEDLINGS, kagglekit, require
+from helpers import REPO, SEEDLINGS, kagglekit, require
 
 
 @pytest.fixture(scope="module")

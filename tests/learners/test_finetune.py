@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from kaggle_world import REPO, TINY_FINETUNE
+from helpers import REPO, TINY_FINETUNE
 
 from kagglekit.cli import main
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
-from kaggle_world import REPO
+from helpers import REPO
 
 from kagglekit.competitions.discovery import get_competition
 from kagglekit.core.config import RunConfig

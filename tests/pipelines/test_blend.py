@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from kaggle_world import BlendSpy, assert_label_blends_nested, finished_runs, row_keys
+from helpers import BlendSpy, assert_label_blends_nested, finished_runs, row_keys
 
 from kagglekit.cli import main as run_cli
 from kagglekit.competitions.discovery import get_competition

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from kaggle_world import (VOC_RUN, BlendSpy, assert_blend_refuses_unlike_members, assert_label_blends_nested,
+from helpers import (VOC_RUN, BlendSpy, assert_blend_refuses_unlike_members, assert_label_blends_nested,
                       blend_with_itself, finished_runs, nested_floor, only_run_dir, scored_folds)
 
 from kagglekit.cli import main as run_cli

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from kaggle_world import (CAMVID_RUN, BlendSpy, assert_blend_refuses_unlike_members, blend_with_itself, finished_runs,
+from helpers import (CAMVID_RUN, BlendSpy, assert_blend_refuses_unlike_members, blend_with_itself, finished_runs,
                       nested_floor, only_run_dir)
 
 from kagglekit.cli import main as run_cli

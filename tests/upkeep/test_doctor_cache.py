@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kaggle_world import cli as run_cli
+from helpers import cli as run_cli
 
 from kagglekit.core.manifest import MANIFEST, OwnedFolder
 

@@ -197,13 +197,6 @@ def scored_folds(run_dir: Path) -> int:
     return config["segmentation"]["scored_folds"] or config["folds"]
 
 
-def fingerprint(run_dir: Path) -> dict[str, tuple[int, int]]:
-    """Every file under ``run_dir`` with its size and modification time: a shared run must end a session
-    as it began (a test that changes a run works on a copy)."""
-    return {str(p.relative_to(run_dir)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(Path(run_dir).rglob("*")) if p.is_file()}
-
-
 def only_run_dir(folder: Path) -> Path:
     """The one run directory in ``folder`` (a blend's or a run's competition folder)."""
     (found,) = Path(folder).iterdir()
