@@ -106,23 +106,19 @@ def camvid_small(tmp_path_factory, camvid) -> Path:
 @pytest.fixture(scope="session")
 def voc_run(voc_small, tmp_path_factory) -> Path:
     """The session's PASCAL VOC run (``VOC_RUN``): the end-to-end test, the attack and the blend's first member."""
-    from helpers import VOC_RUN, assert_unchanged, finished_runs, folder_state
+    from helpers import VOC_RUN, finished_runs, read_only
 
     (run_dir,) = finished_runs("pascal-voc", voc_small, {"voc": VOC_RUN}, tmp_path_factory.mktemp("voc-run"))
-    before = folder_state(run_dir)
-    yield run_dir
-    assert_unchanged(run_dir, before)
+    yield from read_only(run_dir)
 
 
 @pytest.fixture(scope="session")
 def camvid_run(camvid_small, tmp_path_factory) -> Path:
     """The session's CamVid run (``CAMVID_RUN``): the end-to-end test and the blend's first member."""
-    from helpers import CAMVID_RUN, assert_unchanged, finished_runs, folder_state
+    from helpers import CAMVID_RUN, finished_runs, read_only
 
     (run_dir,) = finished_runs("camvid", camvid_small, {"camvid": CAMVID_RUN}, tmp_path_factory.mktemp("camvid-run"))
-    before = folder_state(run_dir)
-    yield run_dir
-    assert_unchanged(run_dir, before)
+    yield from read_only(run_dir)
 
 
 # -- the local Kaggle service (end_to_end/test_kaggle.py, end_to_end/test_publish.py) ---------------------------
@@ -240,7 +236,7 @@ def seedlings_run(seedlings_small, tiny_run_config, tmp_path_factory):
     import contextlib
     import io
 
-    from helpers import InProcessRun, assert_unchanged, count_backbone_passes, folder_state, only_run_dir
+    from helpers import InProcessRun, count_backbone_passes, only_run_dir, read_only
 
     from kagglekit.cli import main
 
@@ -254,21 +250,17 @@ def seedlings_run(seedlings_small, tiny_run_config, tmp_path_factory):
                          "--output-dir", str(work / "runs")])
     assert code == 0, printed.getvalue()[-3000:]
     run = InProcessRun(only_run_dir(work / "runs" / "seedlings"), work / "cache", printed.getvalue(), list(passes))
-    before = folder_state(run.run_dir)
-    yield run
-    assert_unchanged(run.run_dir, before)
+    yield from read_only(run.run_dir, run)
 
 
 @pytest.fixture(scope="session")
 def seedlings_head_run(seedlings_small, tmp_path_factory) -> Path:
     """The ``HEAD_RUN`` of the small seedlings: read by the head-run inspection tests and (with a Lite1 run
     on the same folds) the blend tests."""
-    from helpers import HEAD_RUN, assert_unchanged, finished_runs, folder_state
+    from helpers import HEAD_RUN, finished_runs, read_only
 
     (run_dir,) = finished_runs("seedlings", seedlings_small, {"head": HEAD_RUN}, tmp_path_factory.mktemp("head-run"))
-    before = folder_state(run_dir)
-    yield run_dir
-    assert_unchanged(run_dir, before)
+    yield from read_only(run_dir)
 
 
 @pytest.fixture(scope="session")
@@ -276,7 +268,7 @@ def seedlings_tags_run(seedlings_tags, tmp_path_factory) -> Path:
     """The ``TAGS_RUN`` of the multi-label seedlings: read by the multi-label explain test and (with a
     96 px run on the same folds) the multi-label blend tests."""
     import yaml
-    from helpers import TAGS_RUN, assert_unchanged, folder_state, only_run_dir
+    from helpers import TAGS_RUN, only_run_dir, read_only
 
     from kagglekit.cli import main
 
@@ -286,9 +278,7 @@ def seedlings_tags_run(seedlings_tags, tmp_path_factory) -> Path:
     assert main(["run", str(spec), "--data", str(data), "--config", str(work / "config.yaml"),
                  "--output-dir", str(work / "runs")]) == 0
     run_dir = only_run_dir(work / "runs" / spec.stem)
-    before = folder_state(run_dir)
-    yield run_dir
-    assert_unchanged(run_dir, before)
+    yield from read_only(run_dir)
 
 
 @pytest.fixture(scope="session")
@@ -297,7 +287,7 @@ def seedlings_finetuned_run(seedlings_small, tmp_path_factory) -> Path:
     reference of the kill -9 test, and the fine-tuned run the explain/attack test reads."""
     import subprocess
 
-    from helpers import REPO, TINY_FINETUNE, assert_unchanged, folder_state, only_run_dir
+    from helpers import REPO, TINY_FINETUNE, only_run_dir, read_only
 
     work = tmp_path_factory.mktemp("finetuned-run")
     (work / "tiny.yaml").write_text(TINY_FINETUNE)
@@ -307,9 +297,7 @@ def seedlings_finetuned_run(seedlings_small, tmp_path_factory) -> Path:
                           timeout=1200)
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     run_dir = only_run_dir(work / "runs" / "seedlings")
-    before = folder_state(run_dir)
-    yield run_dir
-    assert_unchanged(run_dir, before)
+    yield from read_only(run_dir)
 
 
 # -- hygiene: nothing a test starts outlives the test session ------------------------------------------

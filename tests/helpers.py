@@ -276,6 +276,14 @@ def assert_unchanged(folder: Path, before: dict[str, tuple[int, int]]) -> None:
     assert not changed, f"a test changed the shared run {folder} (work on a copy): {changed[:10]}"
 
 
+def read_only(run_dir: Path, shared=None):
+    """For a session fixture: yield its run (``shared``, or ``run_dir`` itself) to the tests, then check that
+    none of them changed ``run_dir`` (``yield from read_only(...)``)."""
+    before = folder_state(run_dir)
+    yield run_dir if shared is None else shared
+    assert_unchanged(run_dir, before)
+
+
 def row_keys(members: list) -> list[bytes]:
     """Each row's identity across blend members (arrays of equal length): a hash of its bytes in every member."""
     import hashlib
