@@ -160,6 +160,7 @@ def test_missing_backbone_weights_are_reported_before_upload(finished_run, tmp_p
     monkeypatch.setenv("KAGGLEKIT_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras"))
     monkeypatch.delenv("KAGGLEKIT_WEIGHTS_DIR", raising=False)
+    (tmp_path / "empty").mkdir()  # a weights folder that exists but lacks the file (a missing one is refused earlier)
     with pytest.raises(WeightsError, match="efficientnet_lite0: efficientnet_lite0_imagenet.npz is in none of"):
         generate_notebook(get_competition("seedlings"), run_dir, tmp_path / "nb", str(tmp_path / "empty"))
 
