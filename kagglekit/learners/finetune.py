@@ -6,6 +6,13 @@ then everything above the stem, the lower layers at a smaller learning rate. Eac
 optimizer (``finetune.optimizer``, AdamW by default) with a warm-up and a cosine decay over that stage's steps. BatchNorm stays in inference
 mode unless asked (batches of 32 on a CPU would wreck its statistics).
 
+Before any stage the head is fitted as a linear probe on the frozen backbone's pooled features (LP-FT,
+Kumar et al. 2022), and every warm-up lasts at least ``MIN_WARMUP_STEPS`` (or half its stage): on 120
+seedlings images a Glorot head on unnormalised features started at a loss of 4.8 (chance: 2.5), its one
+7-step head epoch could not train it, and a fresh Adam at full rate after a 1-step warm-up moved every
+pretrained weight by about the learning rate, so training accuracy fell when a stage unfroze (0.51 to
+0.34) and fine-tuning ended below the frozen-feature head on the same images (0.28 vs 0.45).
+
 Every stage is one ``fit`` call on a stream of its epochs, each epoch's order and augmentation a function
 of ``(seed, epoch)`` alone; every epoch ends with a checkpoint of the weights and the optimizer state: a killed run
 resumes at its last finished epoch and ends with the same weights as an uninterrupted one (on a
@@ -35,6 +42,11 @@ from kagglekit.learners.usage import TrainingTime
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.json"
+#: Adam's first steps move every weight by about the learning rate whatever its gradient: a stage's
+#: warm-up spans at least this many steps (or half the stage), however few steps its epochs have.
+MIN_WARMUP_STEPS = 10
+#: Inverse L2 strength of the linear probe on standardised features.
+PROBE_C = 0.1
 
 
 @dataclass(frozen=True)
@@ -126,6 +138,8 @@ class FineTunedClassifier:
         import keras
         import tensorflow as tf
 
+        from kagglekit.models.backbones import get_backbone
+
         self.workdir.mkdir(parents=True, exist_ok=True)
         keras.utils.set_random_seed(self.seed)
         self.model = self.build()
@@ -133,6 +147,8 @@ class FineTunedClassifier:
         state = self._read_checkpoint()
         start = state["epoch"] if state else 0
         self.history = state["history"] if state else {}
+        if state is None and self.cfg.probe and get_backbone(self.backbone).pretrained:
+            self._probe(images, labels, class_weight)
         stream_images = tf.constant(images)
         targets = np.eye(self.n_classes, dtype=np.float32)[labels]
         valid_data = (valid[0].astype(np.float32), np.eye(self.n_classes, dtype=np.float32)[valid[1]]) if valid else None
@@ -170,6 +186,41 @@ class FineTunedClassifier:
         self._clear_checkpoints()
         return self
 
+    def _probe(self, images: np.ndarray, labels: np.ndarray, class_weight: dict[int, float] | None) -> None:
+        """Set the head to a multinomial logistic regression on the frozen pooled features of the
+        training images (standardised as ``learners.head`` does, the variance floored at its median, then
+        folded into the head's kernel and bias): fine-tuning starts from the frozen-feature classifier."""
+        import warnings
+
+        import keras
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.linear_model import LogisticRegression
+
+        present = np.unique(labels)
+        if len(present) < 2:
+            return
+        pooled = keras.Model(self.model.input, self.model.get_layer("head_dropout").input)
+        x = np.concatenate([pooled.predict(images[i:i + 256].astype(np.float32), batch_size=64, verbose=0)
+                            for i in range(0, len(images), 256)]).astype(np.float64)
+        mean, var = x.mean(0), x.var(0)
+        scale = np.sqrt(np.maximum(var, max(np.median(var), 1e-6)))  # small images: most features constant
+        weights = {int(c): w for c, w in class_weight.items() if c in present} if class_weight else None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # an unconverged probe is still a good start
+            fitted = LogisticRegression(C=PROBE_C, max_iter=1000, class_weight=weights).fit((x - mean) / scale, labels)
+        coef, intercept = fitted.coef_, fitted.intercept_
+        if len(present) == 2:  # sklearn's one logit of class 1 against 0, as two softmax logits
+            coef, intercept = np.stack([-coef[0], coef[0]]) / 2, np.array([-intercept[0], intercept[0]]) / 2
+        kernel = np.zeros((x.shape[1], self.n_classes))
+        bias = np.full(self.n_classes, intercept.min() - 10.0)  # a class with no training image: never predicted
+        kernel[:, present] = (coef / scale).T
+        bias[present] = intercept - coef @ (mean / scale)
+        head = self.model.get_layer("classes")
+        head.kernel.assign(kernel.astype(np.float32))
+        head.bias.assign(bias.astype(np.float32))
+        log.info("%s: head fitted as a linear probe (training accuracy %.3f)", self.workdir.name,
+                 fitted.score((x - mean) / scale, labels))
+
     def end_epoch(self, epoch: int, stage: Stage, logs: dict, seconds: float, steps: int) -> None:
         """Record, checkpoint and report a finished epoch (called by ``epoch_hooks``)."""
         for key, value in logs.items():
@@ -194,10 +245,12 @@ class FineTunedClassifier:
             layer.trainable = i >= stage.trainable_from and (
                 train_batchnorm or not isinstance(layer, keras.layers.BatchNormalization))
         steps = stage.epochs * steps_per_epoch(n_images, self.cfg.batch_size)
+        warmup = max(int(steps * self.cfg.warmup_fraction), min(MIN_WARMUP_STEPS, steps // 2)) \
+            if self.cfg.warmup_fraction else 0
         lower = {layer.name: self.cfg.lower_lr_factor for layer in self.model.layers[stage.trainable_from:stage.lower_until]}
         with self.devices.scope():
             self.model.compile(
-                optimizer=make_optimizer(self.cfg.optimizer, self.cfg.lr, steps, int(steps * self.cfg.warmup_fraction),
+                optimizer=make_optimizer(self.cfg.optimizer, self.cfg.lr, steps, warmup,
                                          self.cfg.weight_decay, lower, clipnorm=self.cfg.clipnorm,
                                          use_ema=self.cfg.ema > 0, ema_momentum=self.cfg.ema or 0.99),
                 loss=keras.losses.CategoricalCrossentropy(label_smoothing=self.label_smoothing),
