@@ -284,7 +284,8 @@ def seedlings_tags_run(seedlings_tags, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def seedlings_finetuned_run(seedlings_small, tmp_path_factory) -> Path:
     """``kagglekit run`` of ``TINY_FINETUNE`` in a child process, as a user starts it: the uninterrupted
-    reference of the kill -9 test, and the fine-tuned run the explain/attack test reads."""
+    reference of the kill -9 test, the fine-tuned run the explain/attack test reads, and the fine-tuned side
+    of the frozen-head comparison (test_finetune)."""
     import subprocess
 
     from helpers import REPO, TINY_FINETUNE, only_run_dir, read_only

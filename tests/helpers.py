@@ -244,11 +244,13 @@ HEAD_RUN = {"backbones": ["efficientnet_lite0"], "image_size": 64, "folds": 2, "
 #: The multi-label run (the small seedlings relabelled with tags): Lite0 multi-scale at 64 px, 3 folds.
 TAGS_RUN = {"backbones": ["efficientnet_lite0"], "image_size": 64, "folds": 3, "tta": ["identity"],
             "train": {"learner": "head", "views": ["identity"], "head_epochs": 30, "multiscale": True}}
-#: The shared fine-tuned run (the kill -9 test's reference, read by the explain/attack test): 3 folds, one scored.
+#: The shared fine-tuned run (the kill -9 test's reference, read by the explain/attack test and compared with
+#: the frozen head): 3 folds, one scored. 120 training images make 7 steps an epoch; at 3e-4 (not the default
+#: 1e-3, tuned on 2,659 images) the unfrozen backbone's training accuracy no longer falls at a stage switch.
 TINY_FINETUNE = (
     "backbones: [efficientnet_lite0]\nimage_size: 64\nfolds: 3\ntta: [identity, hflip]\n"
     "train: {learner: finetune}\n"
-    "finetune: {epochs: 4, head_epochs: 1, top_epochs: 1, batch_size: 16, scored_folds: 1}\n"
+    "finetune: {epochs: 6, head_epochs: 1, top_epochs: 2, lr: 3.0e-4, batch_size: 16, scored_folds: 1}\n"
 )
 
 

@@ -1,5 +1,6 @@
-"""The fine-tuning trainer: several devices agree with one, a killed run resumes to the same submission,
-and the CV cannot see labels it should not (a leak detector)."""
+"""The fine-tuning trainer: it ends no worse than the frozen head on the same images, several devices agree
+with one, a killed run resumes to the same submission, and the CV cannot see labels it should not (a leak
+detector)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,28 @@ def served_columns(frame: pd.DataFrame) -> list[str]:
 def _only_run(output: Path) -> Path:
     (run_dir,) = (output / "seedlings").iterdir()
     return run_dir
+
+
+@pytest.mark.slow
+def test_fine_tuning_beats_the_frozen_head_on_the_same_images(tmp_path, seedlings_small, seedlings_finetuned_run):
+    """Fine-tuning starts from the frozen features' classifier, so it must not end below the frozen-feature
+    head learner on the same held-out images (fold 0 of the same folds, the same TTA). Before the head was
+    fitted as a linear probe and warm-ups had a floor, the first epoch's loss was 5.4 (uniform: ln 12 = 2.5)
+    and this fold scored 0.32 against the head's 0.45. Measured at this size: on folds 1 and 2 the two are
+    within one image (0.47 vs 0.48, 0.60 vs 0.60); the head reads five pooled stages, the fine-tuned
+    network one, whose frozen head scores 0.35, 0.40, 0.33; at the default 1e-3 fine-tuning trails."""
+    config = tmp_path / "head.yaml"
+    config.write_text(TINY_FINETUNE.split("train:")[0] + "train: {learner: head}\n")
+    assert main(["run", "seedlings", "--data", str(seedlings_small), "--config", str(config),
+                 "--output-dir", str(tmp_path / "head")]) == 0
+    head_run = _only_run(tmp_path / "head")
+    same_folds = [json.loads((run / "folds.json").read_text()) for run in (head_run, seedlings_finetuned_run)]
+    assert same_folds[0] == same_folds[1]
+    head = json.loads((head_run / "metrics.json").read_text())["fold_scores"][0]
+    tuned = json.loads((seedlings_finetuned_run / "metrics.json").read_text())["fold_scores"][0]
+    history = json.loads((seedlings_finetuned_run / "folds" / "fold0" / "history.json").read_text())
+    assert tuned >= head, {"fine-tuned": tuned, "frozen head": head, "fine-tuning losses": history["loss"]}
+    assert history["loss"][0] < np.log(12), history  # the head starts trained, not worse than uniform
 
 
 @pytest.mark.slow
@@ -122,7 +145,7 @@ def test_refit_trains_one_more_network_on_every_image_and_predicts_with_it(tmp_p
     monkeypatch.setattr(FineTunedClassifier, "fit", spy_fit)
     monkeypatch.setattr(FineTunedClassifier, "predict_proba", spy_predict)
     config = tmp_path / "refit.yaml"
-    config.write_text(TINY_FINETUNE.replace("epochs: 4,", "epochs: 2,").replace("scored_folds: 1}", "scored_folds: 1, refit: true}"))
+    config.write_text(TINY_FINETUNE.replace("epochs: 6,", "epochs: 2,").replace("scored_folds: 1}", "scored_folds: 1, refit: true}"))
     assert main(["run", "seedlings", "--data", str(seedlings_small), "--config", str(config),
                  "--output-dir", str(tmp_path / "out")]) == 0
     run_dir = _only_run(tmp_path / "out")
