@@ -218,7 +218,8 @@ def test_tflite_export_without_litert_is_refused_before_anything_is_written(tmp_
 
     monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)  # its import fails: not installed
     out = tmp_path / "export"
-    assert run_cli(["export", tmp_path / "no-run", "--format", "keras", "tflite", "--out", out]) == 2
+    (tmp_path / "run").mkdir()  # a folder (a missing one is refused as it is parsed), not yet read
+    assert run_cli(["export", tmp_path / "run", "--format", "keras", "tflite", "--out", out]) == 2
     assert "pip install 'kagglekit[tflite]'" in capsys.readouterr().err
     assert not out.exists()
 
