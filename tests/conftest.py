@@ -28,6 +28,24 @@ def seedlings_small(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def no_process_outlives_the_session():
+    """Servers, kernels, Ray nodes or ``kagglekit`` children still alive when a session's tests end would
+    keep taking CPU from whatever runs next: name them, end them, and fail. (Set up first, so torn down
+    last, after every other fixture stopped what it started; on each xdist worker, for its own tests.)"""
+    yield
+    import psutil
+
+    leftovers = []
+    for process in psutil.Process().children(recursive=True):
+        try:
+            leftovers.append(f"{process.pid} {' '.join(process.cmdline())[:120]}")
+            process.kill()
+        except psutil.NoSuchProcess:  # it ended on its own meanwhile
+            pass
+    assert not leftovers, "processes left running by the tests (killed): " + "; ".join(leftovers)
+
+
+@pytest.fixture(scope="session", autouse=True)
 def private_cache(tmp_path_factory):
     """Features, converted weights and data land in a per-session cache, never in ~/.cache."""
     if "KAGGLEKIT_CACHE" not in os.environ:
@@ -301,24 +319,23 @@ def seedlings_finetuned_run(seedlings_small, tmp_path_factory) -> Path:
     yield from read_only(run_dir)
 
 
-# -- hygiene: nothing a test starts outlives the test session ------------------------------------------
-def pytest_sessionfinish(session, exitstatus):
-    """Servers, kernels, Ray nodes or ``kagglekit`` children still alive when the tests end would keep
-    taking CPU from whatever runs next (a long suite slowed down this way): name them, end them, and
-    fail the run."""
-    import psutil
+# -- two workers (pytest-xdist, --dist loadgroup) ------------------------------------------------------
+#: What one worker must own, by the fixtures that hold it: the tests that use it run on that worker.
+WORKER_GROUPS = {
+    "kaggle-service": {"service", "kaggle", "env"},  # the local Kaggle service: the client's fixed port 7777
+    "segmentation-runs": {"voc_run", "camvid_run"},  # each shared run trained once, not once per worker
+    "seedlings-runs": {"seedlings_run", "seedlings_head_run", "seedlings_tags_run", "seedlings_finetuned_run"},
+}
+#: Files that start a Kaggle service of their own on port 7777.
+ON_PORT_7777 = {"test_kaggle.py", "test_publish.py", "test_bad_inputs_cli.py"}
 
-    leftovers = psutil.Process().children(recursive=True)
-    if not leftovers:
-        return
-    names = []
-    for process in leftovers:
-        try:
-            names.append(f"{process.pid} {' '.join(process.cmdline())[:120]}")
-            process.kill()
-        except psutil.NoSuchProcess:  # it ended on its own meanwhile
-            pass
-    if not names:
-        return
-    print("\nprocesses left running by the tests (killed):\n  " + "\n  ".join(names), file=sys.stderr)
-    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+def pytest_collection_modifyitems(config, items):
+    """Each test goes to a worker with its group: the first of ``WORKER_GROUPS`` whose fixtures it uses
+    (directly or through other fixtures), else its file's (a module-scoped fixture is then built once)."""
+    for item in items:
+        used = set(item.fixturenames)
+        group = next((name for name, fixtures in WORKER_GROUPS.items() if fixtures & used), None)
+        if group is None:
+            group = "kaggle-service" if item.path.name in ON_PORT_7777 else item.path.name
+        item.add_marker(pytest.mark.xdist_group(group))
