@@ -31,7 +31,7 @@ def seedlings_small(tmp_path_factory) -> Path:
 def no_process_outlives_the_session():
     """Servers, kernels, Ray nodes or ``kagglekit`` children still alive when a session's tests end would
     keep taking CPU from whatever runs next: name them, end them, and fail. (Set up first, so torn down
-    last, after every other fixture stopped what it started; on each xdist worker, for its own tests.)"""
+    last, after every other fixture stopped what it started.)"""
     yield
     import psutil
 
@@ -317,25 +317,3 @@ def seedlings_finetuned_run(seedlings_small, tmp_path_factory) -> Path:
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     run_dir = only_run_dir(work / "runs" / "seedlings")
     yield from read_only(run_dir)
-
-
-# -- two workers (pytest-xdist, --dist loadgroup) ------------------------------------------------------
-#: What one worker must own, by the fixtures that hold it: the tests that use it run on that worker.
-WORKER_GROUPS = {
-    "kaggle-service": {"service", "kaggle", "env"},  # the local Kaggle service: the client's fixed port 7777
-    "segmentation-runs": {"voc_run", "camvid_run"},  # each shared run trained once, not once per worker
-    "seedlings-runs": {"seedlings_run", "seedlings_head_run", "seedlings_tags_run", "seedlings_finetuned_run"},
-}
-#: Files that start a Kaggle service of their own on port 7777.
-ON_PORT_7777 = {"test_kaggle.py", "test_publish.py", "test_bad_inputs_cli.py"}
-
-
-def pytest_collection_modifyitems(config, items):
-    """Each test goes to a worker with its group: the first of ``WORKER_GROUPS`` whose fixtures it uses
-    (directly or through other fixtures), else its file's (a module-scoped fixture is then built once)."""
-    for item in items:
-        used = set(item.fixturenames)
-        group = next((name for name, fixtures in WORKER_GROUPS.items() if fixtures & used), None)
-        if group is None:
-            group = "kaggle-service" if item.path.name in ON_PORT_7777 else item.path.name
-        item.add_marker(pytest.mark.xdist_group(group))
