@@ -1,7 +1,8 @@
 """Build Kaggle-layout competition folders from labelled images on disk (tests, benchmarks, courses).
 
 Builders: ``build_class_folder_competition`` (class folders), ``build_voc_competition`` (the PASCAL
-VOC course format, from real masks) and ``build_segmentation_folder_competition`` (image + mask
+VOC course format, from real masks), ``build_voc_competition_from_photos`` (the same format from real photos
+with masks, e.g. CamVid's) and ``build_segmentation_folder_competition`` (image + mask
 folders, e.g. CamVid).
 
 From ``<source>/train/<label>/<image>`` it writes ``train/<label>/``, a held-out labelled ``test/``,
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from kagglekit.competitions.contract import (
     MultiLabelSegmentationCompetition,
@@ -235,22 +237,85 @@ def build_voc_competition(masks_root: Path, competition: MultiLabelSegmentationC
     if n_train + n_test > len(table):
         raise DataError(f"{masks_root}: {len(table)} masks, fewer than the {n_train} + {n_test} asked for")
     order = np.random.default_rng(seed).permutation(len(table))
-    classes = competition.classes
-    splits = {"train": order[:n_train], "test": order[n_train:n_train + n_test]}
-    owned.replace([f"{split}/{kind}/{split}_{i}.npy" for split, rows in splits.items() for i in range(len(rows))
+
+    def pairs(rows):
+        for row in rows:
+            label_map = read_label_map(masks_root / "masks" / f"{table.at[row, 'id']}.png")
+            yield render_from_mask(label_map, seed=int(row)), label_map
+
+    _write_voc_layout(out, owned, options, competition, {"train": pairs(order[:n_train]),
+                                                         "test": pairs(order[n_train:n_train + n_test])},
+                      {"train": n_train, "test": n_test})
+    return out
+
+
+#: CamVid's classes as VOC classes, for ``build_voc_competition_from_photos``: cars, pedestrians and cyclists
+#: (VOC has no rider class: a CamVid "Bicyclist" region, bicycle and rider, becomes bicycle); the rest background.
+CAMVID_AS_VOC = {8: "car", 9: "person", 10: "bicycle"}
+
+
+def build_voc_competition_from_photos(source: Path, competition: MultiLabelSegmentationCompetition, out: Path,
+                                      class_map: dict[int, str], void_label: int, test_split: str = "val",
+                                      force: bool = False) -> Path:
+    """The PASCAL VOC course layout from real photographs with real masks (an image + mask folder as
+    ``build_segmentation_folder_competition`` reads, e.g. CamVid): the photographs as they are, each mask
+    relabelled by ``class_map`` (source label -> VOC class name; unmapped labels are background,
+    ``void_label`` becomes VOC's 255), the labels the classes each mask holds. Rows of ``split.csv`` in
+    ``test_split`` are the hidden test set. Where ``build_voc_competition`` tests the format, this measures models.
+    """
+    source, out = Path(source), Path(out)
+    unknown = sorted(set(class_map.values()) - set(competition.classes))
+    if unknown:
+        raise ConfigError(f"class_map: {unknown} are not classes of {competition.name}")
+    options = {"source": source.resolve(), "competition": competition.name, "test_split": test_split,
+               "class_map": {str(k): v for k, v in sorted(class_map.items())}, "void_label": void_label}
+    owned = _claim(out, "prepare-voc-photos", source, options, force, [competition.id_column, competition.value_column])
+    if owned is None:
+        return out
+    lookup = np.zeros(256, np.uint8)
+    for label, name in class_map.items():
+        lookup[label] = competition.classes.index(name) + 1
+    lookup[void_label] = competition.void_label
+    split = pd.read_csv(source / "split.csv", dtype=str)
+    stems = {"train": split.loc[split["split"] != test_split, "stem"].tolist(),
+             "test": split.loc[split["split"] == test_split, "stem"].tolist()}
+
+    def pairs(names):
+        for stem in names:
+            image = next((source / "images").glob(f"{stem}.*"), None)
+            if image is None:
+                raise DataError(f"{source / 'split.csv'}: no image {source / 'images' / stem}.* for stem {stem!r}")
+            with Image.open(image) as opened:
+                photo = np.asarray(opened.convert("RGB"))
+            yield photo, lookup[read_label_map(source / "masks" / f"{stem}.png")]
+
+    _write_voc_layout(out, owned, options, competition, {name: pairs(names) for name, names in stems.items()},
+                      {name: len(names) for name, names in stems.items()})
+    return out
+
+
+def _write_voc_layout(out: Path, owned: OwnedFolder, options: dict, competition: MultiLabelSegmentationCompetition,
+                      splits: dict, counts: dict[str, int]) -> None:
+    """Write the course layout from ``splits`` ("train", "test": iterables of (RGB image, VOC label map)):
+    ``train/train_set.csv`` (Id + 20 classes: those the mask holds), ``train/img/train_{Id}.npy``,
+    ``train/seg/train_{Id}.npy`` (void 255 kept), ``test/test_set.csv`` (all -1), ``test/img/test_{Id}.npy``,
+    ``sample_submission.csv`` (every prediction empty) and the hidden ``solution.csv`` (Id, Predicted)."""
+    owned.replace([f"{split}/{kind}/{split}_{i}.npy" for split, n in counts.items() for i in range(n)
                    for kind in (("img", "seg") if split == "train" else ("img",))]
                   + ["train/train_set.csv", "test/test_set.csv", "sample_submission.csv", "solution.csv"], options)
-    for split, rows in splits.items():
-        ids, label_maps = list(range(len(rows))), []
-        for id_, row in zip(ids, rows):
-            label_map = read_label_map(masks_root / "masks" / f"{table.at[row, 'id']}.png")
+    classes = competition.classes
+    foreground = np.arange(1, len(classes) + 1)
+    for split, pairs in splits.items():
+        label_maps = []
+        for id_, (image, label_map) in enumerate(pairs):
             label_maps.append(label_map)
             (out / split / "img").mkdir(parents=True, exist_ok=True)
-            np.save(out / split / "img" / f"{split}_{id_}.npy", render_from_mask(label_map, seed=int(row)))
+            np.save(out / split / "img" / f"{split}_{id_}.npy", image)
             if split == "train":
                 (out / split / "seg").mkdir(parents=True, exist_ok=True)
                 np.save(out / split / "seg" / f"{split}_{id_}.npy", label_map)
-        labels = table.loc[rows, classes].to_numpy()
+        ids = list(range(len(label_maps)))
+        labels = np.array([np.isin(foreground, m) for m in label_maps], dtype=np.int64).reshape(-1, len(classes))
         frame = pd.DataFrame(labels if split == "train" else -np.ones_like(labels), columns=classes)
         frame.insert(0, "Id", ids)
         atomic_write_text(out / split / f"{split}_set.csv", frame.to_csv(index=False, lineterminator="\n"))
@@ -258,7 +323,6 @@ def build_voc_competition(masks_root: Path, competition: MultiLabelSegmentationC
         [str(i) for i in ids], labels, [np.where(m == competition.void_label, 0, m) for m in label_maps])
     sample = solution.assign(Predicted="")
     _finish(out, owned, solution, sample)
-    return out
 
 
 def build_segmentation_folder_competition(source: Path, competition: SegmentationCompetition, out: Path,

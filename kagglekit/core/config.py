@@ -134,6 +134,8 @@ class MultiLabelConfig(Section):
     focal_gamma: Annotated[float, Field(ge=0)] = 2.0
     class_weights: bool = True  # weight each class's positives by sqrt(negatives / positives)
     top1_fallback: bool = True  # an image predicted with no label gets its likeliest one
+    # the F-score the thresholds maximise (kagglekit.learners.thresholds); auto: the one the competition's metric averages
+    threshold_average: Literal["auto", "macro", "samples", "micro"] = "auto"
 
 
 class SegmentationConfig(Section):

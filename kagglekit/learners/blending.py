@@ -161,7 +161,7 @@ def nested_proba(method: str, members: list[np.ndarray], labels: np.ndarray, fol
 
 
 def nested_multilabel(method: str, members: list[np.ndarray], labels: np.ndarray, fold_of: np.ndarray,
-                  top1_fallback: bool) -> tuple[np.ndarray, np.ndarray]:
+                  tuner: ThresholdTuner) -> tuple[np.ndarray, np.ndarray]:
     """A multi-label blend out of fold: (probabilities, 0/1 labels) of each fold's rows from a per-class
     blend fitted on the other folds' rows, at thresholds tuned on its predictions of those rows: the
     scored fold is seen by neither."""
@@ -169,7 +169,7 @@ def nested_multilabel(method: str, members: list[np.ndarray], labels: np.ndarray
     for fold in np.unique(fold_of):
         held = fold_of == fold
         blend = make_blend(method, multilabel=True).fit([m[~held] for m in members], labels[~held])
-        tuner = ThresholdTuner(top1_fallback).fit(blend.predict_proba([m[~held] for m in members]), labels[~held])
+        fitted = tuner.clone().fit(blend.predict_proba([m[~held] for m in members]), labels[~held])
         proba[held] = blend.predict_proba([m[held] for m in members])
-        out[held] = tuner.predict(proba[held])
+        out[held] = fitted.predict(proba[held])
     return proba, out

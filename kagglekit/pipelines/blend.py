@@ -158,8 +158,8 @@ def run(competition: Competition, members: list[Member], method: str, run_dir: P
         truth = pd.DataFrame({"label": [classes[k] for k in labels]})
     else:
         truth = members[0].oof.loc[rows, [f"true_{c}" for c in classes]].reset_index(drop=True)
-        blended = multi_label(competition, members[0].config.multilabel.top1_fallback, method, oof, test,
-                              truth.to_numpy(np.int64), fold_of)
+        blended = multi_label(competition, multilabel_classification.label_tuner(competition, members[0].config.multilabel), method, oof,
+                              test, truth.to_numpy(np.int64), fold_of)
     write_probabilities(run_dir, classes, blended, rows, truth, test_ids)
     return write_blend_run(run_dir, competition, data, members, method, weights_of(blended.blend),
                            competition.submission_frame(test_ids, blended.predicted), blended.member_scores,
@@ -231,7 +231,7 @@ def single_label(competition: Competition, method: str, oof: list[np.ndarray], t
                    test_proba.argmax(1), blend)
 
 
-def multi_label(competition: Competition, top1_fallback: bool, method: str, oof: list[np.ndarray],
+def multi_label(competition: Competition, tuner: ThresholdTuner, method: str, oof: list[np.ndarray],
                 test: list[np.ndarray], labels: np.ndarray, fold_of: np.ndarray) -> Blended:
     """Members and blend scored by the competition's metric on label cells, each fold labelled at
     thresholds tuned without it; the blend fitted per class on every row, the test labelled at thresholds
@@ -243,21 +243,21 @@ def multi_label(competition: Competition, top1_fallback: bool, method: str, oof:
         cells = competition.label_cells(predicted[held])
         return float(metric([truth[i] for i in np.flatnonzero(held)], cells, **options))
 
-    return label_blend(method, top1_fallback, oof, test, labels, fold_of, score)
+    return label_blend(method, tuner, oof, test, labels, fold_of, score)
 
 
-def label_blend(method: str, top1_fallback: bool, oof: list[np.ndarray], test: list[np.ndarray], labels: np.ndarray,
+def label_blend(method: str, tuner: ThresholdTuner, oof: list[np.ndarray], test: list[np.ndarray], labels: np.ndarray,
                 fold_of: np.ndarray, score: Callable[[np.ndarray, np.ndarray], float]) -> Blended:
     """A multi-label blend scored fold by fold by ``score(0/1 label rows, the fold's rows as a bool mask)``:
     each member at its own nested thresholds, the blend nested (``nested_multilabel``); fitted per class
     on every row, the test labelled at thresholds tuned on the blend's out-of-fold probabilities."""
     folds = [fold_of == f for f in np.unique(fold_of)]
     index_folds = [(np.flatnonzero(~held), np.flatnonzero(held)) for held in folds]
-    member_labels = [multilabel_classification.nested_labels(p, labels, index_folds, top1_fallback) for p in oof]
+    member_labels = [multilabel_classification.nested_labels(p, labels, index_folds, tuner) for p in oof]
     member_scores = [[score(predicted, held) for held in folds] for predicted in member_labels]
-    oof_blend, oof_labels = nested_multilabel(method, oof, labels, fold_of, top1_fallback)
+    oof_blend, oof_labels = nested_multilabel(method, oof, labels, fold_of, tuner)
     blend = make_blend(method, multilabel=True).fit(oof, labels)
-    tuner = ThresholdTuner(top1_fallback).fit(oof_blend, labels)
+    tuner = tuner.clone().fit(oof_blend, labels)
     test_proba = blend.predict_proba(test)
     return Blended(member_scores, [score(oof_labels, held) for held in folds], oof_blend, test_proba,
                    tuner.predict(test_proba), blend, tuner, oof_labels, member_labels)

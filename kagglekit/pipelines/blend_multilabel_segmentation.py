@@ -45,7 +45,7 @@ from kagglekit.pipelines.blend_segmentation import (
     refuse_stack,
     scored_truths,
 )
-from kagglekit.pipelines.multilabel_classification import POSTPROCESS
+from kagglekit.pipelines.multilabel_classification import POSTPROCESS, label_tuner
 from kagglekit.pipelines.multilabel_segmentation import (
     allowed_classes,
     keeps_consistency,
@@ -95,7 +95,7 @@ def run(competition: Competition, members: list[VocMember], method: str, run_dir
     truth = first.labels.oof.loc[rows, [f"true_{c}" for c in classes]].reset_index(drop=True)
     true_labels = truth.to_numpy(np.int64)
     test_ids = first.maps.test_ids
-    labels = label_blend(method, first.config.multilabel.top1_fallback,
+    labels = label_blend(method, label_tuner(competition, first.config.multilabel),
                          [m.labels.oof.loc[rows, classes].to_numpy(np.float64) for m in members],
                          [m.labels.test.loc[test_ids, classes].to_numpy(np.float64) for m in members], true_labels,
                          fold_of, lambda predicted, held: float(label_rows_dice(true_labels[held], predicted[held]).mean()))

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from kagglekit.competitions.contract import Competition, ImageTable
-from kagglekit.core.config import RunConfig
+from kagglekit.core.config import MultiLabelConfig, RunConfig
 from kagglekit.core.errors import ConfigError
 from kagglekit.core.fileio import atomic_write_json, atomic_write_text, sha256_file
 from kagglekit.evaluation.folds import content_groups, inner_split, multilabel_folds
@@ -59,12 +59,20 @@ class LabelHeads:
     report: dict
 
 
-def nested_labels(oof: np.ndarray, labels: np.ndarray, folds: list, top1_fallback: bool) -> np.ndarray:
-    """OOF labels whose thresholds never saw the fold they label: each fold's come from a tuner fitted
-    on the other folds' OOF probabilities (the scored CV must not tune on itself)."""
+def label_tuner(competition: Competition, ml: MultiLabelConfig) -> ThresholdTuner:
+    """The run's unfitted threshold tuner: it maximises the F-score the competition's metric averages
+    (``multilabel.threshold_average: auto``) or the one the config names."""
+    if ml.threshold_average == "auto":
+        return ThresholdTuner.for_metric(competition.metric, ml.top1_fallback)
+    return ThresholdTuner(ml.top1_fallback, ml.threshold_average)
+
+
+def nested_labels(oof: np.ndarray, labels: np.ndarray, folds: list, tuner: ThresholdTuner) -> np.ndarray:
+    """OOF labels whose thresholds never saw the fold they label: each fold's come from a clone of ``tuner``
+    fitted on the other folds' OOF probabilities (the scored CV must not tune on itself)."""
     out = np.zeros(labels.shape, dtype=np.int64)
     for tr, va in folds:
-        out[va] = ThresholdTuner(top1_fallback).fit(oof[tr], labels[tr]).predict(oof[va])
+        out[va] = tuner.clone().fit(oof[tr], labels[tr]).predict(oof[va])
     return out
 
 
@@ -89,8 +97,9 @@ def fit_label_heads(competition: Competition, config: RunConfig, run_dir: Path, 
                  x_train[tta_views[0], stop], train.labels[stop])
         oof[va] = tta_proba(head, x_train[tta_views][:, va])
         heads.append(head)
-    tuner = ThresholdTuner(ml.top1_fallback).fit(oof, train.labels)  # for the test set: every OOF row
-    oof_labels = nested_labels(oof, train.labels, folds, ml.top1_fallback)
+    unfitted = label_tuner(competition, ml)
+    tuner = unfitted.clone().fit(oof, train.labels)  # for the test set: every OOF row
+    oof_labels = nested_labels(oof, train.labels, folds, unfitted)
     report = multilabel_report(train.labels, oof, oof_labels, classes)
     for c, t in zip(classes, tuner.saved_thresholds()):
         report["per_class"][c]["threshold"] = t  # None: no positive example, never predicted

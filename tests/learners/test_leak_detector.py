@@ -88,7 +88,7 @@ def test_nested_thresholds_of_label_blind_probabilities_score_at_chance():
     for seed in range(2):
         (proba,), labels, fold_of = blind_multilabel(seed, 150, 30, members=1)
         folds = [(np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)) for f in range(FOLDS)]
-        nested.append(f1_over_blind(labels, nested_labels(proba, labels, folds, top1_fallback=False)))
+        nested.append(f1_over_blind(labels, nested_labels(proba, labels, folds, ThresholdTuner(top1_fallback=False))))
         tuner = ThresholdTuner(top1_fallback=False).fit(proba, labels)
         tuned_on_itself.append(f1_over_blind(labels, tuner.predict(proba)))
     mean, se = mean_and_se(nested)
@@ -104,7 +104,7 @@ def test_a_nested_multilabel_blend_of_label_blind_members_scores_at_chance(metho
     nested, refit = [], []
     for seed in range(2):
         proba, labels, fold_of = blind_multilabel(seed, 150, 30, members=8)
-        nested.append(f1_over_blind(labels, nested_multilabel(method, proba, labels, fold_of, False)[1]))
+        nested.append(f1_over_blind(labels, nested_multilabel(method, proba, labels, fold_of, ThresholdTuner(top1_fallback=False))[1]))
         blended = make_blend(method, multilabel=True).fit(proba, labels).predict_proba(proba)
         refit.append(f1_over_blind(labels, ThresholdTuner(top1_fallback=False).fit(blended, labels).predict(blended)))
     mean, se = mean_and_se(nested)

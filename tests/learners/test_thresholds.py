@@ -4,6 +4,8 @@ positives, and the nested per-fold tuners behave the same (the VOC run that pred
 import json
 
 import numpy as np
+import pytest
+from sklearn.metrics import fbeta_score
 
 from kagglekit.learners.thresholds import NEVER, ThresholdTuner
 from kagglekit.pipelines.multilabel_classification import nested_labels
@@ -67,7 +69,41 @@ def test_nested_tuners_never_predict_a_class_absent_from_their_training_folds():
     proba[:, 2] = 0.95  # and every image looks like it
     folds = [(np.arange(40, 120), np.arange(40)), (np.r_[0:40, 80:120], np.arange(40, 80)),
              (np.arange(80), np.arange(80, 120))]
-    labels = nested_labels(proba, y, folds, top1_fallback=True)
+    labels = nested_labels(proba, y, folds, ThresholdTuner(top1_fallback=True))
     assert labels[:40, 2].sum() == 0  # fold 0's tuner never saw class 2: it does not predict it
     assert labels[40:, 2].sum() == 80  # the other folds' tuners saw it (in fold 0's rows) and keep it
     assert labels[:, 3].sum() == 0
+
+
+def correlated_labels(seed: int = 0, n: int = 400, c: int = 6):
+    rng = np.random.default_rng(seed)
+    y = (rng.random((n, c)) < np.linspace(0.05, 0.6, c)).astype(int)
+    y[y.sum(1) == 0, 0] = 1  # every image shows something, as in VOC
+    return np.clip(y * 0.35 + rng.random((n, c)) * 0.6, 0, 1), y
+
+
+@pytest.mark.parametrize("average,beta", [("samples", 1.0), ("samples", 2.0), ("micro", 1.0)])
+@pytest.mark.parametrize("fallback", [True, False])
+def test_thresholds_for_an_averaged_score_beat_the_per_class_ones_at_it(average, beta, fallback):
+    proba, y = correlated_labels()
+    scored = lambda labels: fbeta_score(y, labels, beta=beta, average=average, zero_division=1.0)  # noqa: E731
+    per_class = ThresholdTuner(fallback).fit(proba, y)
+    tuned = ThresholdTuner(fallback, average, beta).fit(proba, y)
+    assert scored(tuned.predict(proba)) >= scored(per_class.predict(proba))
+    # a local optimum of the real score (scikit-learn's): no single threshold moved anywhere on the grid helps,
+    # so the incremental counts the ascent uses agree with the labels predict() gives
+    best = scored(tuned.predict(proba))
+    for j in range(y.shape[1]):
+        for t in tuned.grid[::7]:
+            moved = ThresholdTuner.from_thresholds(tuned.saved_thresholds(), fallback)
+            moved.thresholds_[j] = t
+            assert scored(moved.predict(proba)) <= best + 1e-9
+
+
+def test_the_metric_picks_the_average_and_an_absent_class_stays_never():
+    assert (ThresholdTuner.for_metric("mean_f2").average, ThresholdTuner.for_metric("mean_f2").beta) == ("samples", 2)
+    assert ThresholdTuner.for_metric("dice").average == "samples"
+    assert ThresholdTuner.for_metric("accuracy").average == "macro"
+    proba, y = absent_and_rare()
+    tuned = ThresholdTuner(True, "samples").fit(proba, y)
+    assert tuned.thresholds_[3] == NEVER and tuned.predict(proba)[:, 3].sum() == 0
