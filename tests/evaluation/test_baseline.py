@@ -99,7 +99,8 @@ def test_a_run_no_better_than_the_constant_is_warned(caplog):
     joint = baseline.joint({"label rows": baseline.Baseline("L", [0.9]), "mask rows": baseline.Baseline("M", [0.1])})
     with caplog.at_level(logging.WARNING, logger="kagglekit.evaluation.baseline"):
         recorded = baseline.record(joint, 0.6, "dice", {"label rows": 0.85, "mask rows": 0.35})
-    assert recorded["beaten"] and not recorded["parts"]["label rows"]["beaten"] and recorded["parts"]["mask rows"]["beaten"]
+    parts = recorded["parts"]
+    assert recorded["beaten"] and not parts["label rows"]["beaten"] and parts["mask rows"]["beaten"]
     (warning,) = caplog.records
     assert "CV dice of its label rows 0.8500 does not beat the best constant answer (L): 0.9000" in warning.message
 
