@@ -221,6 +221,8 @@ def finished_run(tmp_path, seedlings_small) -> tuple[Path, Path]:
     (run_dir / "metrics.json").write_text(json.dumps({
         "metric": "micro_f1", "cv_mean": 0.8125, "cv_std": 0.0125, "fold_scores": [0.8, 0.825],
         "seconds": 12.5, "train_images": 180,
+        "baseline": {"name": "Black-grass for every image", "score": 0.0833, "fold_scores": [0.0833, 0.0833],
+                     "beaten": True},
         "timing": {"device": "tensorflow on 1 CPU (2 cores)", "seconds_per_epoch": 0.25, "peak_memory_gib": 1.5},
         "stages": {"train": 10.0}}))
     (run_dir / "data_report.json").write_text(json.dumps({

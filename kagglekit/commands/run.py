@@ -129,10 +129,16 @@ def main(args) -> int:
 
 
 def summary_table(result: RunResult) -> str:
-    """The end-of-run summary: the CV, the time of each stage (where the pipeline timed them), the outputs."""
+    """The end-of-run summary: the CV beside the best constant answer's, the time of each stage (where the
+    pipeline timed them), the outputs."""
     from tabulate import tabulate
 
     rows = [[f"CV {result.metric}", f"{result.cv_mean:.4f} ± {result.cv_std:.4f}"]]
+    constant = result.extra.get("baseline")
+    if constant:
+        rows += [[f"constant baseline{f' ({part})' if part else ''}",
+                  f"{c['score']:.4f}{'' if c['beaten'] else ' NOT BEATEN'}: {c['name']}"]
+                 for part, c in [("", constant), *constant.get("parts", {}).items()]]
     rows += [[stage, f"{seconds:.0f} s"] for stage, seconds in result.extra.get("stages", {}).items()]
     rows += [["total", f"{result.seconds:.0f} s"], ["run directory", str(result.run_dir)]]
     return tabulate(rows, tablefmt="simple_outline")

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, f1_score, precision_recall_fscore_support
 
-from kagglekit.evaluation.segmentation import ConfusionMatrix, mask_dice
+from kagglekit.evaluation.segmentation import ConfusionMatrix, mean_mask_dice
 
 
 def multilabel_report(y: np.ndarray, proba: np.ndarray, predicted: np.ndarray, classes: list[str]) -> dict:
@@ -41,9 +41,9 @@ def segmentation_report(truths: list[np.ndarray], predicted: list[np.ndarray], c
     for truth, pred in zip(truths, predicted):
         confusion.update(truth, pred)
     iou = confusion.iou()
-    dice = np.mean([mask_dice(t, p, len(classes)) for t, p in zip(truths, predicted)])
     return {
-        "miou": confusion.miou(), "dice": float(dice), "pixel_accuracy": confusion.pixel_accuracy(),
+        "miou": confusion.miou(), "dice": mean_mask_dice(truths, predicted, len(classes)),
+        "pixel_accuracy": confusion.pixel_accuracy(),
         "iou": {c: (None if np.isnan(v) else float(v)) for c, v in zip(classes, iou)},
     }
 

@@ -64,3 +64,8 @@ def mask_dice(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.nd
     t, p = np.asarray(truth)[None] == classes, np.asarray(predicted)[None] == classes
     total = t.sum((1, 2)) + p.sum((1, 2))
     return np.where(total == 0, 1.0, 2 * (t & p).sum((1, 2)) / np.maximum(total, 1))
+
+
+def mean_mask_dice(truths: list[np.ndarray], predicted: list[np.ndarray], n_classes: int) -> float:
+    """Kaggle's mean Dice over the (image, class) rows of a per-class submission (``mask_dice``'s rows)."""
+    return float(np.mean([mask_dice(t, p, n_classes) for t, p in zip(truths, predicted)]))

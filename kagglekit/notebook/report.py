@@ -111,13 +111,29 @@ def cv_section(run_dir: Path) -> str:
     metric = metrics["metric"]
     folds = markdown_table(pd.DataFrame({"fold": range(len(metrics["fold_scores"])),
                                          metric: [float(s) for s in metrics["fold_scores"]]}))
-    shown = {"metric", "cv_mean", "cv_std", "fold_scores", "seconds", "timing", "stages"}
+    shown = {"metric", "cv_mean", "cv_std", "fold_scores", "seconds", "timing", "stages", "baseline"}
     extra = [f"- {k.replace('_', ' ')}: {_format(v)}" for k, v in metrics.items() if k not in shown]
     return (
         f"## Cross-validation\n\n**CV {metric}: {metrics['cv_mean']:.4f} ± {metrics['cv_std']:.4f}** "
-        f"over {len(metrics['fold_scores'])} folds (`metrics.json`).\n\n{folds}\n\n" + "\n".join(extra)
-        + _time_table(metrics)
+        f"over {len(metrics['fold_scores'])} folds (`metrics.json`).\n\n{_baseline(metrics)}{folds}\n\n"
+        + "\n".join(extra) + _time_table(metrics)
     )
+
+
+def _baseline(metrics: dict) -> str:
+    """The best constant answer's CV on the same rows and folds, and whether the run beats it (and each kind
+    of row's, where the rows are scored apart); nothing for a run made before runs recorded it."""
+    constant = metrics.get("baseline")
+    if not constant:
+        return ""
+
+    def line(c: dict, what: str) -> str:
+        verdict = "beaten" if c["beaten"] else "**not beaten: the run is no better than a constant answer**"
+        return f"- {what}: {c['score']:.4f} ({c['name']}), {verdict}"
+
+    parts = [line(c, f"on its {part}") for part, c in constant.get("parts", {}).items()]
+    return ("The best constant submission, scored the same way (`metrics.json`'s `baseline`):\n\n"
+            + "\n".join([line(constant, f"CV {metrics['metric']}"), *parts]) + "\n\n")
 
 
 def _time_table(metrics: dict) -> str:

@@ -31,6 +31,7 @@ from kagglekit.competitions.contract import Competition
 from kagglekit.core.config import RunConfig
 from kagglekit.core.errors import ConfigError
 from kagglekit.core.fileio import atomic_write_json, atomic_write_text
+from kagglekit.evaluation import baseline
 from kagglekit.evaluation.metrics import METRICS
 from kagglekit.learners.blending import BLENDS, make_blend, nested_multilabel, nested_proba
 from kagglekit.learners.thresholds import ThresholdTuner
@@ -151,20 +152,26 @@ def run(competition: Competition, members: list[Member], method: str, run_dir: P
     oof = [m.oof.loc[rows, classes].to_numpy(np.float64) for m in members]
     test_ids = list(members[0].test.index)
     test = [m.test.loc[test_ids, classes].to_numpy(np.float64) for m in members]
+    folds = [np.flatnonzero(fold_of == f) for f in np.unique(fold_of)]
     if competition.task == "classification":
         index = {label: k for k, label in enumerate(classes)}
         labels = np.array([index[label] for label in members[0].oof.loc[rows, "label"]])
         blended = single_label(competition, method, oof, test, labels, fold_of)
         truth = pd.DataFrame({"label": [classes[k] for k in labels]})
+        constant = baseline.single_label(labels, folds, classes, METRICS.get(competition.metric))
     else:
         truth = members[0].oof.loc[rows, [f"true_{c}" for c in classes]].reset_index(drop=True)
-        blended = multi_label(competition, multilabel_classification.label_tuner(competition, members[0].config.multilabel), method, oof,
-                              test, truth.to_numpy(np.int64), fold_of)
+        blended = multi_label(competition, multilabel_classification.label_tuner(competition, members[0].config.multilabel),
+                              method, oof, test, truth.to_numpy(np.int64), fold_of)
+        constant = baseline.multi_label(truth.to_numpy(np.int64), folds, classes,
+                                        multilabel_classification.label_metric(competition))
     write_probabilities(run_dir, classes, blended, rows, truth, test_ids)
     return write_blend_run(run_dir, competition, data, members, method, weights_of(blended.blend),
                            competition.submission_frame(test_ids, blended.predicted), blended.member_scores,
                            blended.fold_scores, len(rows), started,
-                           f"nested: the blend fitted on the other folds' out-of-fold rows, {len(rows)} rows")
+                           f"nested: the blend fitted on the other folds' out-of-fold rows, {len(rows)} rows",
+                           {"baseline": baseline.record(constant, float(np.mean(blended.fold_scores)),
+                                                        competition.metric)})
 
 
 def write_probabilities(run_dir: Path, classes: list[str], blended: Blended, rows: list[str], truth: pd.DataFrame,
@@ -236,12 +243,10 @@ def multi_label(competition: Competition, tuner: ThresholdTuner, method: str, oo
     """Members and blend scored by the competition's metric on label cells, each fold labelled at
     thresholds tuned without it; the blend fitted per class on every row, the test labelled at thresholds
     tuned on the blend's out-of-fold probabilities."""
-    metric, options = METRICS.get(competition.metric), competition.metric_options()
-    truth = competition.label_cells(labels)
+    metric = multilabel_classification.label_metric(competition)
 
     def score(predicted: np.ndarray, held: np.ndarray) -> float:
-        cells = competition.label_cells(predicted[held])
-        return float(metric([truth[i] for i in np.flatnonzero(held)], cells, **options))
+        return metric(labels[held], predicted[held])
 
     return label_blend(method, tuner, oof, test, labels, fold_of, score)
 

@@ -33,6 +33,7 @@ import numpy as np
 
 from kagglekit.competitions.contract import Competition
 from kagglekit.core.errors import ConfigError
+from kagglekit.evaluation import baseline
 from kagglekit.learners.segmenter import label_maps
 from kagglekit.pipelines.blend import (Member, check_comparable, label_blend, require_blend_files, weights_of,
                                       write_blend_run, write_probabilities)
@@ -48,10 +49,12 @@ from kagglekit.pipelines.blend_segmentation import (
 from kagglekit.pipelines.multilabel_classification import POSTPROCESS, label_tuner
 from kagglekit.pipelines.multilabel_segmentation import (
     allowed_classes,
+    constant_answer,
     keeps_consistency,
     label_rows_dice,
     leaderboard_folds,
     mask_rows_dice,
+    row_kinds_cv,
 )
 from kagglekit.runs.probability_maps import OOF_MAPS, TEST_MAPS, ProbabilityMaps, expand
 from kagglekit.runs.result import RunResult
@@ -153,7 +156,10 @@ def run(competition: Competition, members: list[VocMember], method: str, run_dir
         competition.submission_frame(test_ids, labels.predicted, test_maps), member_scores, fold_scores, len(scored),
         started, f"nested: labels and masks of each of {len(folds)} folds' {len(scored)} images from blends fitted on "
                  f"the other folds' out-of-fold rows (labels: thresholds too, on {len(rows)} rows)",
-        extra={**parts(label_dice, blend_masks), "label_fold_scores": labels.fold_scores,
+        extra={"baseline": baseline.record(constant_answer(true_labels[at], truths, folds, classes, void),
+                                           float(np.mean(fold_scores)), competition.metric,
+                                           row_kinds_cv(label_dice, blend_masks, folds)),
+               **parts(label_dice, blend_masks), "label_fold_scores": labels.fold_scores,
                "segmentation_dice_plain": float(plain.mean()), "segmentation_dice_consistent": float(consistent.mean()),
                "consistency_used": bool(use_consistency)},
         member_extra=[{**parts(d, m), "label_fold_scores": s, "consistency_used": member.consistency}

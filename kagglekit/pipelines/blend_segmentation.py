@@ -29,6 +29,7 @@ from kagglekit.competitions.contract import Competition
 from kagglekit.core.config import RunConfig
 from kagglekit.core.errors import ConfigError
 from kagglekit.data.masks import read_label_map
+from kagglekit.evaluation import baseline
 from kagglekit.evaluation.reports import segmentation_report
 from kagglekit.learners.blending import BLENDS, make_blend, nested_proba
 from kagglekit.learners.segmenter import label_maps
@@ -152,4 +153,7 @@ def run(competition: Competition, members: list[MapsMember], method: str, run_di
     return write_blend_run(run_dir, competition, data, members, method, weights_of(blend),
                            competition.submission_frame(members[0].test_ids, maps), member_scores, fold_scores,
                            len(ids), started, f"nested: the blend fitted on the other {len(held_out) - 1} blocks of "
-                                              f"{len(ids)} hold-out images")
+                                              f"{len(ids)} hold-out images",
+                           {"baseline": baseline.record(baseline.per_class_masks(truths, [rows[h] for h in held_out],
+                                                                                 classes),
+                                                        float(np.mean(fold_scores)), competition.metric)})

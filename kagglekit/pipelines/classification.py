@@ -29,6 +29,7 @@ from kagglekit.core.fileio import atomic_write_json, atomic_write_text, sha256_f
 from kagglekit.core.progress import Stopwatch
 from kagglekit.data.images import read_rgb
 from kagglekit.data.views import average_views
+from kagglekit.evaluation import baseline
 from kagglekit.evaluation.folds import content_groups, inner_split, stratified_folds
 from kagglekit.evaluation.metrics import METRICS
 from kagglekit.evaluation.reports import expected_calibration_error, per_class_table, worst_mistakes
@@ -95,11 +96,13 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     competition.validate(submission, data).raise_if_invalid()
     watch.lap("predict, write and validate the submission")
 
+    constant = baseline.single_label(train.labels, [va for _, va in folds], classes, metric)
     result = RunResult(
         run_dir=run_dir, competition=competition.name, metric=competition.metric,
         cv_mean=float(np.mean(fold_scores)), cv_std=float(np.std(fold_scores)),
         fold_scores=[float(s) for s in fold_scores], submission=submission, seconds=time.time() - started,
-        extra={"oof_score": float(metric(train.labels, oof.argmax(1))), "train_images": len(train),
+        extra={"baseline": baseline.record(constant, float(np.mean(fold_scores)), competition.metric),
+               "oof_score": float(metric(train.labels, oof.argmax(1))), "train_images": len(train),
                "test_images": len(test), "feature_dim": int(inputs[0].shape[-1]),
                "epochs": [len(h.get("loss", [])) for h in histories],
                "timing": usage(times, len(test) * len(config.tta), predict_seconds), "stages": watch.laps},

@@ -25,6 +25,7 @@ from kagglekit.core.config import RunConfig
 from kagglekit.core.fileio import atomic_open, atomic_write_json
 from kagglekit.core.progress import Stopwatch
 from kagglekit.data.streams import decode_images
+from kagglekit.evaluation import baseline
 from kagglekit.evaluation.folds import content_groups, stratified_folds
 from kagglekit.evaluation.metrics import METRICS
 from kagglekit.learners.devices import resolve_devices
@@ -96,11 +97,13 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     watch.lap("predict, write and validate the submission")
 
     rows = np.concatenate([va for _, va in scored])
+    constant = baseline.single_label(train.labels, [va for _, va in scored], classes, metric)
     result = RunResult(
         run_dir=run_dir, competition=competition.name, metric=competition.metric,
         cv_mean=float(np.mean(fold_scores)), cv_std=float(np.std(fold_scores)),
         fold_scores=[float(s) for s in fold_scores], submission=submission, seconds=time.time() - started,
-        extra={"oof_score": float(metric(train.labels[rows], oof[rows].argmax(1))), "train_images": len(train),
+        extra={"baseline": baseline.record(constant, float(np.mean(fold_scores)), competition.metric),
+               "oof_score": float(metric(train.labels[rows], oof[rows].argmax(1))), "train_images": len(train),
                "test_images": len(test), "scored_images": len(rows), "learner": "finetune",
                "epochs": [len(h.get("loss", [])) for h in histories],
                "timing": usage([n.time for n in trained], len(test) * len(config.tta), predict_seconds), "stages": watch.laps},

@@ -28,6 +28,7 @@ from kagglekit.competitions.contract import Competition, ImageTable
 from kagglekit.core.config import MultiLabelConfig, RunConfig
 from kagglekit.core.errors import ConfigError
 from kagglekit.core.fileio import atomic_write_json, atomic_write_text, sha256_file
+from kagglekit.evaluation import baseline
 from kagglekit.evaluation.folds import content_groups, inner_split, multilabel_folds
 from kagglekit.evaluation.metrics import METRICS
 from kagglekit.evaluation.reports import multilabel_report
@@ -152,11 +153,9 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     write_data_report(run_dir, classes, train, test, groups, skipped)
     write_folds(run_dir, train, folds)
     fitted = fit_label_heads(competition, config, run_dir, train, groups, shas, folds)
-    metric = METRICS.get(competition.metric)
-    truth = competition.label_cells(train.labels)
-    predicted = competition.label_cells(fitted.oof_labels)
-    fold_scores = [metric([truth[i] for i in va], [predicted[i] for i in va], **competition.metric_options())
-                   for _, va in folds]
+    metric = label_metric(competition)
+    fold_scores = [metric(train.labels[va], fitted.oof_labels[va]) for _, va in folds]
+    constant = baseline.multi_label(train.labels, [va for _, va in folds], classes, metric)
 
     write_postprocess(run_dir, fitted.tuner, config.multilabel.top1_fallback)
     for k, score in enumerate(fold_scores) if on_fold else ():  # known only once every fold is out of fold
@@ -172,7 +171,8 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
         run_dir=run_dir, competition=competition.name, metric=competition.metric,
         cv_mean=float(np.mean(fold_scores)), cv_std=float(np.std(fold_scores)), fold_scores=fold_scores,
         submission=submission, seconds=time.time() - started,
-        extra={"validation": f"{len(folds)} multilabel-stratified folds, thresholds nested",
+        extra={"baseline": baseline.record(constant, float(np.mean(fold_scores)), competition.metric),
+               "validation": f"{len(folds)} multilabel-stratified folds, thresholds nested",
                "classification": fitted.report, "train_images": len(train), "test_images": len(test),
                "timing": timing},
     )
@@ -181,6 +181,17 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     plots.learning_curves([h.history for h in fitted.heads], run_dir / "plots" / "learning_curves.png",
                           f"{competition.name}: CV {result.metric} {result.cv_mean:.4f} ± {result.cv_std:.4f}")
     return result
+
+
+def label_metric(competition: Competition):
+    """The competition's metric on 0/1 label rows: ``metric(truth, predicted)`` of the same images, each row
+    written as the submission cell that holds it."""
+    metric, options = METRICS.get(competition.metric), competition.metric_options()
+
+    def score(truth: np.ndarray, predicted: np.ndarray) -> float:
+        return float(metric(competition.label_cells(truth), competition.label_cells(predicted), **options))
+
+    return score
 
 
 def predict(competition: Competition, config: RunConfig, run_dir: Path, data: Path) -> pd.DataFrame:

@@ -29,6 +29,7 @@ import pandas as pd
 from kagglekit.competitions.contract import Competition, ImageTable
 from kagglekit.core.config import RunConfig
 from kagglekit.data.masks import image_size, read_label_map
+from kagglekit.evaluation import baseline
 from kagglekit.evaluation.folds import content_groups, multilabel_folds
 from kagglekit.evaluation.reports import segmentation_report
 from kagglekit.evaluation.segmentation import stack_dice
@@ -104,6 +105,8 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     foreground_dice[rows] = mask_rows_dice(truths, predicted, len(classes), void)
     label_dice = label_rows_dice(train.labels, oof_labels)
     fold_scores = leaderboard_folds(label_dice, foreground_dice, [va for _, va in scored])
+    constant = constant_answer(train.labels[rows], truths, np.split(np.arange(len(rows)), np.cumsum(
+        [len(va) for _, va in scored])[:-1]), classes, void)  # truths are in the order of rows
 
     # --- test: from the saved models, exactly as ``kagglekit predict`` does ---------------------------
     write_postprocess(run_dir, tuner, config.multilabel.top1_fallback, consistency=use_consistency)
@@ -121,6 +124,8 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
         cv_mean=float(np.mean(fold_scores)), cv_std=float(np.std(fold_scores)), fold_scores=fold_scores,
         submission=submission, seconds=time.time() - started,
         extra={
+            "baseline": baseline.record(constant, float(np.mean(fold_scores)), competition.metric,
+                                        row_kinds_cv(label_dice, foreground_dice, [va for _, va in scored])),
             "validation": f"{len(scored)} of {len(folds)} multilabel-stratified folds out of fold (classifier: all "
                           f"{len(folds)}); thresholds nested; nothing tuned on a scored fold but the consistency switch",
             "classification_rows_dice": float(label_dice[rows].mean()), "segmentation_rows_dice": float(foreground_dice[rows].mean()),
@@ -186,3 +191,26 @@ def mask_rows_dice(truths: list[np.ndarray], maps: list[np.ndarray], n_classes: 
 def leaderboard_folds(label_dice: np.ndarray, mask_dice: np.ndarray, folds: list[np.ndarray]) -> list[float]:
     """The leaderboard's score estimated per fold (rows ``folds``' indices): the mean over both kinds of row."""
     return [float(np.mean(np.concatenate([label_dice[va], mask_dice[va]]))) for va in folds]
+
+
+def constant_answer(labels: np.ndarray, truths: list[np.ndarray], folds: list[np.ndarray], classes: list[str],
+                    void: int | None) -> baseline.Baseline:
+    """The best constant submission of these images (0/1 ``labels`` and label maps ``truths`` of the same
+    images; ``folds`` index both), scored as the run scores itself: a label set for every image, the
+    better of empty (all background) and majority masks, and their mean per fold."""
+    def labels_dice(truth: np.ndarray, predicted: np.ndarray) -> float:
+        return float(label_rows_dice(truth, predicted).mean())
+
+    def masks_dice(truth: list[np.ndarray], predicted: list[np.ndarray]) -> float:
+        return float(mask_rows_dice(truth, predicted, len(classes), void).mean())
+
+    return baseline.joint({"classification rows": baseline.multi_label(labels, folds, classes, labels_dice),
+                           "segmentation rows": baseline.segmentation(truths, folds, mask_classes(classes),
+                                                                      masks_dice, empty=0)})
+
+
+def row_kinds_cv(label_dice: np.ndarray, mask_dice: np.ndarray, folds: list[np.ndarray]) -> dict[str, float]:
+    """Each kind of row's CV apart (the mean over ``folds`` of its rows' mean Dice): what the parts of
+    ``constant_answer`` are compared with."""
+    return {name: float(np.mean([dice[va].mean() for va in folds]))
+            for name, dice in (("classification rows", label_dice), ("segmentation rows", mask_dice))}

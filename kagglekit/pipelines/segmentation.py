@@ -25,6 +25,7 @@ from kagglekit.core.config import RunConfig
 from kagglekit.core.fileio import atomic_write_json
 from kagglekit.data.images import read_rgb
 from kagglekit.data.masks import image_size, read_label_map
+from kagglekit.evaluation import baseline
 from kagglekit.evaluation.folds import grouped_holdout
 from kagglekit.evaluation.reports import segmentation_report
 from kagglekit.evaluation.segmentation import mask_dice
@@ -77,7 +78,9 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
         run_dir=run_dir, competition=competition.name, metric=competition.metric,
         cv_mean=scores["dice"], cv_std=0.0, fold_scores=[scores["dice"]], submission=submission,
         seconds=time.time() - started,
-        extra={"validation": "grouped hold-out", **scores, "epochs": len(segmenter.history.get("loss", [])),
+        extra={"baseline": baseline.record(baseline.per_class_masks(truths, [np.arange(len(truths))], classes),
+                                           scores["dice"], competition.metric),
+               "validation": "grouped hold-out", **scores, "epochs": len(segmenter.history.get("loss", [])),
                "timing": timing},
     )
     write_outputs(result, competition, [segmenter.history], valid, truths, predicted)

@@ -60,7 +60,7 @@ def test_notebook_reports_the_run(finished_run, tmp_path):
     nbformat.validate(notebook)
     text = markdown(notebook)
     for expected in ("Plant Seedlings Classification", "plant-seedlings-classification", "micro_f1",
-                     "file,species", "0.8125 ± 0.0125",
+                     "file,species", "0.8125 ± 0.0125", "- CV micro_f1: 0.0833 (Black-grass for every image), beaten",
                      "image_size: 96", "input size (pixels): 96", "backbone(s): `efficientnet_lite0`", "No submissions recorded yet for seedlings"):
         assert expected in text, expected
     assert has_row(text, "1", "0.8250") and has_row(text, "Black-grass", "15")
@@ -77,6 +77,28 @@ def test_notebook_reports_the_run(finished_run, tmp_path):
     assert any("def find_bundle" in c.source for c in code)  # the bootstrap travels inside
     assert "notebook runtime" in code[-1].source
     compile("\n".join(c.source for c in code), "notebook", "exec")  # valid Python throughout
+
+
+def test_report_says_when_a_run_does_not_beat_its_constant_baseline(tmp_path):
+    """A VOC-like run beaten by the constant on its label rows: the report says so for the whole and each kind
+    of row; a run made before runs recorded a baseline reports its CV as before."""
+    from kagglekit.evaluation import baseline
+    from kagglekit.notebook.report import cv_section
+
+    constant = baseline.joint({"classification rows": baseline.Baseline("{person}", [0.91]),
+                               "segmentation rows": baseline.Baseline("empty masks", [0.0])})
+    metrics = {"metric": "dice", "cv_mean": 0.448, "cv_std": 0.0, "fold_scores": [0.448],
+               "baseline": baseline.record(constant, 0.448, "dice",
+                                           {"classification rows": 0.85, "segmentation rows": 0.046})}
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    text = cv_section(tmp_path)
+    assert ("- CV dice: 0.4550 ({person}; empty masks), **not beaten: the run is no better than a constant "
+            "answer**") in text
+    assert "- on its classification rows: 0.9100 ({person}), **not beaten" in text
+    assert "- on its segmentation rows: 0.0000 (empty masks), beaten" in text
+    assert "baseline" not in text.split("| fold")[1]  # not repeated among the other figures
+    (tmp_path / "metrics.json").write_text(json.dumps({k: v for k, v in metrics.items() if k != "baseline"}))
+    assert "constant" not in cv_section(tmp_path) and "**CV dice: 0.4480 ± 0.0000**" in cv_section(tmp_path)
 
 
 def test_submission_format_example_shortens_long_values(tmp_path):
