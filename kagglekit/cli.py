@@ -27,6 +27,7 @@ from kagglekit.core.errors import (
     path_error_message,
 )
 from kagglekit.core.fileio import atomic_write_text
+from kagglekit.core.memory import peak_memory_line
 from kagglekit.core.paths import cache_root
 
 #: Each module defines ``register(subparsers)`` which adds its verbs with a ``func`` default.
@@ -55,6 +56,10 @@ COMMAND_MODULES = (
     "kagglekit.commands.compare",
     "kagglekit.commands.tune",
 )
+#: Verbs whose memory grows with the competition: each prints its peak memory when it ends (``core.memory``),
+#: with its largest child process's where its work runs in children (True).
+MEMORY_REPORTED = {"run": False, "blend": False, "predict": False, "attack": False, "explain": False,
+                   "tune": True, "compare": True}
 DEBUG_HELP = "on an internal error, print the traceback instead of writing it to a crash log"
 
 
@@ -84,7 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = build_parser().parse_args(argv)  # usage errors: argparse prints them and exits with 2
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        if args.command in MEMORY_REPORTED:
+            print(peak_memory_line(MEMORY_REPORTED[args.command]))
+        return code
     except KagglekitError as exc:
         return _fail(f"kagglekit: error: {exc}", exc.exit_code, args.debug)
     except KeyboardInterrupt:

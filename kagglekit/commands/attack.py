@@ -49,7 +49,7 @@ def report(args, target, eps: list[float], out: Path, title: str) -> None:
     from kagglekit.inspection.adversarial import robustness
     from kagglekit.runs import plots
 
-    table, examples = robustness(target, args.methods, eps, args.targeted, args.steps)
+    table, originals, examples = robustness(target, args.methods, eps, args.targeted, args.steps)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "robustness.csv", table.to_csv(index=False, float_format="%.4f"))
     kind = "targeted" if args.targeted else "untargeted"
@@ -57,8 +57,7 @@ def report(args, target, eps: list[float], out: Path, title: str) -> None:
     plots.robustness_curve(table, target.metric, out / "robustness.png",
                            f"{title}: {kind} attacks on {len(target.ids)} held-out {what}")
     shown, captions = [], []
-    for i in range(min(4, len(target.ids))):
-        original = target.images[i]
+    for i, original in enumerate(originals):
         for method, perturbed in examples.items():
             difference = perturbed[i] - original
             amplified = 0.5 + difference / (2 * max(float(np.abs(difference).max()), 1e-6))

@@ -2,7 +2,7 @@
 run's classifier (fine-tuned networks, or frozen backbones under fitted heads; single- or multi-label):
 where it looks for the predicted class (and, for the run's worst out-of-fold mistakes, for the true
 class too), averaged over the models that predict. A multi-label run is explained per class: each
-predicted label, or the one ``--class``."""
+predicted label, or the one ``--class``. ``PAGE`` images to a picture: ``OUT.png``, then ``OUT-2.png``..."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ import numpy as np
 
 from kagglekit.commands.options import image_paths, integer, run_folder, weights_folder
 from kagglekit.core.errors import ConfigError
+
+#: Images per picture: more are drawn on further pages (``page_path``), so memory never grows with their number
+PAGE = 16
 
 
 def register(subparsers) -> None:
@@ -35,9 +38,7 @@ def main(args) -> int:
     import pandas as pd
 
     from kagglekit.commands.predict import image_files
-    from kagglekit.inspection.gradcam import averaged_maps
     from kagglekit.pipelines.differentiable import load_classifier
-    from kagglekit.runs import plots
 
     if args.out.suffix.lower() != ".png":
         raise ConfigError(f"--out {args.out}: pass a .png file to write")
@@ -55,6 +56,27 @@ def main(args) -> int:
         paths, truths = [Path(p) for p in table["image"]], [classes.index(t) for t in table["true"]]
     else:
         paths = image_files(args.images)
+    parts = classifier.cam_parts()
+    pages = [page_path(args.out, k) for k in range(-(-len(paths) // PAGE))]
+    for k, page in enumerate(pages):
+        part = slice(k * PAGE, (k + 1) * PAGE)
+        draw_page(args, classifier, parts, paths[part], None if truths is None else truths[part], page)
+    more = f" (and {len(pages) - 1} more page(s): {pages[1].name} ...)" if len(pages) > 1 else ""
+    print(f"{args.method} for {len(paths)} image(s): {args.out}{more}")
+    return 0
+
+
+def page_path(out: Path, k: int) -> Path:
+    """The ``k``-th picture: ``--out`` itself, then ``<stem>-2.png``, ``<stem>-3.png``..."""
+    return out if k == 0 else out.with_name(f"{out.stem}-{k + 1}{out.suffix}")
+
+
+def draw_page(args, classifier, parts, paths: list[Path], truths: list[int] | None, out: Path) -> None:
+    """One picture, a row per image of ``paths``: a page's pixels and maps are all this command holds."""
+    from kagglekit.inspection.gradcam import averaged_maps
+    from kagglekit.runs import plots
+
+    classes = classifier.classes
     pixels = classifier.pixels(paths)
     proba = np.asarray(classifier.model().predict(pixels, verbose=0))
     predicted = classifier.labels(proba)
@@ -69,7 +91,6 @@ def main(args) -> int:
         wanted = [pairs + [("true", t)] for pairs, t in zip(wanted, truths)]
     rows = [i for i, pairs in enumerate(wanted) for _ in pairs]
     which = np.array([c for pairs in wanted for _, c in pairs], dtype=np.int64)
-    parts = classifier.cam_parts()
     maps = averaged_maps(parts, pixels[rows], which, args.method == "gradcam++") if rows else None
 
     columns = 1 + max(len(pairs) for pairs in wanted)
@@ -86,7 +107,5 @@ def main(args) -> int:
         shown += [blank.astype(np.uint8)] * (columns - 1 - len(wanted[i]))
         captions += [""] * (columns - 1 - len(wanted[i]))
     models = sum(len(classifier.members[n]) for n in classifier.predicting)
-    plots.image_grid(shown, captions, args.out, f"{args.run_dir.name}: {args.method} at {classifier.layer} "
+    plots.image_grid(shown, captions, out, f"{args.run_dir.name}: {args.method} at {classifier.layer} "
                      f"(red: evidence for the class; {models} model(s) averaged)", columns=columns)
-    print(f"{args.method} for {len(paths)} image(s): {args.out}")
-    return 0

@@ -86,11 +86,13 @@ def write_masks(predictor, paths: list[Path], args) -> int:
     """A segmenter's predictions: ``OUT/masks/<name>.png`` (palette PNG, pixel = index into the mask
     classes, at the image's own size) and ``OUT/predictions.csv|json``."""
     from kagglekit.data.masks import label_png
+    from kagglekit.pipelines.inputs import require_readable
 
     out = args.out
-    names = mask_names(paths)
+    require_readable(paths, "image(s)")
+    predictions = (p for part in predictor.file_chunks(paths) for p in part)  # each mask written as it comes
     rows = []
-    for path, name, prediction in zip(paths, names, predictor.predict_files(paths)):
+    for path, name, prediction in zip(paths, mask_names(paths), predictions):
         atomic_write_bytes(out / "masks" / name, label_png(prediction.mask))
         rows.append({**as_row(predictor.describe(str(path), prediction)), "mask": f"masks/{name}"})
     table = out / f"predictions.{args.format or 'csv'}"

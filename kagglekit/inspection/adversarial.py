@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import keras
 import numpy as np
@@ -27,6 +28,11 @@ import pandas as pd
 from kagglekit.core.errors import ConfigError
 from kagglekit.learners.thresholds import ThresholdTuner
 from kagglekit.models.gradients import gradient
+
+#: Pixels attacked at a time (four 224 x 224 images): a gradient holds every activation of its batch (a head
+#: run's composed Lite0 at 224 px: about 0.37 GB an image), so memory follows this, never ``--count``.
+CHUNK_PIXELS = 4 * 224 * 224
+SHOWN = 4  # images in the examples picture
 
 
 def cross_entropy(model: keras.Model, targets: np.ndarray, n_classes: int, void: int | None = None):
@@ -66,7 +72,7 @@ def attack(model: keras.Model, images: np.ndarray, targets: np.ndarray, eps: flo
     if multilabel:
         loss = binary_cross_entropy(model, targets)
     else:
-        n_classes = int(np.asarray(model.predict(images[:1], verbose=0)).shape[-1])
+        n_classes = int(model.output_shape[-1])
         loss = cross_entropy(model, np.asarray(targets), n_classes, void)
     direction = -1.0 if targeted else 1.0
     if method == "fgsm":
@@ -83,21 +89,18 @@ def attack(model: keras.Model, images: np.ndarray, targets: np.ndarray, eps: flo
 
 @dataclass
 class AttackSet:
-    """What a run is attacked on: a model that did not train on these images, the images (float32
-    pixels at the model's input size) and their true labels: a class per image, a class per pixel
-    (a segmenter; ``void`` pixels left out) or a 0/1 row per image (multi-label, labelled by ``tuner``)."""
+    """What a run is attacked on: a model that did not train on these images, the images' ids, and
+    ``load(rows)``: those rows' images (float32 pixels at the model's input size) and true labels: a class
+    per image, a class per pixel (a segmenter, ``dense``; ``void`` pixels left out) or a 0/1 row per image
+    (multi-label, labelled by ``tuner``). Images are loaded a chunk at a time, never all at once."""
 
     model: keras.Model
     ids: list[str]
-    images: np.ndarray
-    truth: np.ndarray
+    load: Callable[[list[int]], tuple[np.ndarray, np.ndarray]]
     classes: list[str]
     void: int | None = None
     tuner: ThresholdTuner | None = None
-
-    @property
-    def dense(self) -> bool:
-        return self.truth.ndim == 3
+    dense: bool = False
 
     @property
     def multilabel(self) -> bool:
@@ -111,48 +114,62 @@ class AttackSet:
     def proba(self, images: np.ndarray) -> np.ndarray:
         return np.asarray(self.model.predict(images, verbose=0))
 
-    def score(self, images: np.ndarray) -> dict[str, float]:
-        """Accuracy (of images, or of non-void pixels) and, for a segmenter, mIoU; for a multi-label
-        classifier the mean per-image F1 of its labels at the run's thresholds."""
-        proba = self.proba(images)
+    def likeliest_wrong(self, proba: np.ndarray, truth: np.ndarray) -> np.ndarray:
+        """A targeted attack's goal, from the clean images' ``proba``: each image's (pixel's) likeliest wrong
+        class; for a multi-label classifier, the true labels with the likeliest wrong one flipped (the label
+        whose wrong state has the highest probability: p for an absent label, 1 - p for a present one)."""
         if self.multilabel:
-            from kagglekit.evaluation.reports import label_dice
-
-            return {"mean_f1": float(label_dice(self.truth, self.tuner.predict(proba)).mean())}
-        predicted = proba.argmax(-1)
-        if not self.dense:
-            return {"accuracy": float((predicted == self.truth).mean())}
-        from kagglekit.evaluation.segmentation import ConfusionMatrix
-
-        confusion = ConfusionMatrix(len(self.classes), self.void)
-        for truth, pred in zip(self.truth, predicted):
-            confusion.update(truth, pred)
-        return {"accuracy": confusion.pixel_accuracy(), "miou": confusion.miou()}
-
-    def likeliest_wrong(self) -> np.ndarray:
-        """A targeted attack's goal: each image's (pixel's) likeliest wrong class; for a multi-label
-        classifier, the true labels with the likeliest wrong one flipped (the label whose wrong state
-        has the highest probability: p for an absent label, 1 - p for a present one)."""
-        proba = self.proba(self.images)
-        if self.multilabel:
-            wrong = np.where(self.truth == 1, 1 - proba, proba).argmax(-1)
-            goal = self.truth.copy()
+            wrong = np.where(truth == 1, 1 - proba, proba).argmax(-1)
+            goal = truth.copy()
             goal[np.arange(len(goal)), wrong] = 1 - goal[np.arange(len(goal)), wrong]
             return goal
-        truth = np.where(self.truth == self.void, 0, self.truth) if self.void is not None else self.truth
+        truth = np.where(truth == self.void, 0, truth) if self.void is not None else truth
         proba = proba.copy()
         np.put_along_axis(proba, truth[..., None], -1.0, axis=-1)
         return proba.argmax(-1)
 
-    def hit_rate(self, images: np.ndarray, goal: np.ndarray) -> float:
-        """How often a targeted attack reached its goal: the goal class (of images, or of non-void
-        pixels); for a multi-label classifier, the flipped label's predicted state."""
-        proba = self.proba(images)
-        if self.multilabel:
-            flipped = goal != self.truth
-            return float((self.tuner.predict(proba) == goal)[flipped].mean())
-        valid = np.ones(goal.shape, bool) if self.void is None else self.truth != self.void
-        return float((proba.argmax(-1) == goal)[valid].mean())
+
+class Tally:
+    """A score summed chunk by chunk from counts alone: accuracy (of images, or of non-void pixels) and, for
+    a segmenter, mIoU; for a multi-label classifier the mean per-image F1 of its labels at the run's
+    thresholds; with a targeted attack's goals, how often the goal was reached (the goal class, or the
+    flipped label's predicted state)."""
+
+    def __init__(self, target: AttackSet):
+        from kagglekit.evaluation.segmentation import ConfusionMatrix
+
+        self.target = target
+        self.confusion = ConfusionMatrix(len(target.classes), target.void)
+        self.right = self.seen = self.hits = self.goals = 0.0
+
+    def add(self, proba: np.ndarray, truth: np.ndarray, goal: np.ndarray | None = None) -> None:
+        """One chunk's predicted ``proba``, its ``truth`` and (targeted) its ``goal``."""
+        from kagglekit.evaluation.reports import label_dice
+
+        target = self.target
+        predicted = target.tuner.predict(proba) if target.multilabel else proba.argmax(-1)
+        if target.dense:
+            for true_map, predicted_map in zip(truth, predicted):
+                self.confusion.update(true_map, predicted_map)
+        else:
+            right = label_dice(truth, predicted) if target.multilabel else predicted == truth
+            self.right, self.seen = self.right + float(right.sum()), self.seen + len(truth)
+        if goal is None:
+            return
+        if target.multilabel:
+            counted = goal != truth  # the flipped label
+        else:
+            counted = np.ones(truth.shape, bool) if target.void is None else truth != target.void
+        self.hits, self.goals = self.hits + float((predicted == goal)[counted].sum()), self.goals + float(counted.sum())
+
+    def scores(self, targeted: bool) -> dict[str, float]:
+        if self.target.dense:
+            out = {"accuracy": self.confusion.pixel_accuracy(), "miou": self.confusion.miou()}
+        else:
+            out = {"mean_f1" if self.target.multilabel else "accuracy": self.right / max(self.seen, 1)}
+        if targeted:
+            out["target_hit_rate"] = self.hits / max(self.goals, 1)
+        return out
 
 
 def attack_sets(run_dir: Path, count: int, weights_dir: str | None = None) -> dict[str, AttackSet]:
@@ -183,9 +200,13 @@ def attack_sets(run_dir: Path, count: int, weights_dir: str | None = None) -> di
     assignment = json.loads(folds.read_text())
     rows = [where[i] for i, fold in zip(assignment["ids"], assignment["fold_of"]) if fold == 0][:count]
     classifier = load_classifier(run_dir, weights_dir)
-    sets = {"labels": AttackSet(classifier.model(["fold0"]), [train.ids[r] for r in rows],
-                                classifier.pixels([train.paths[r] for r in rows]), np.asarray(train.labels[rows]),
-                                classifier.classes, tuner=classifier.tuner)}
+    paths, labels = [train.paths[r] for r in rows], np.asarray(train.labels[rows])
+
+    def load(chunk: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        return classifier.pixels([paths[i] for i in chunk]), labels[chunk]
+
+    sets = {"labels": AttackSet(classifier.model(["fold0"]), [train.ids[r] for r in rows], load, classifier.classes,
+                                tuner=classifier.tuner)}
     if competition.task == "multilabel-segmentation":
         from kagglekit.learners.segmenter import saved_segmenters
 
@@ -199,25 +220,42 @@ def segmenter_set(segmenter, train, rows: list[int], classes: list[str], void: i
     """A segmenter's attack set: the ``rows`` of ``train`` it never trained on, at its input size."""
     from kagglekit.learners.segmenter import load_resized
 
-    images = load_resized([train.paths[r] for r in rows], segmenter.size).astype(np.float32)
-    masks = load_resized([train.masks[r] for r in rows], segmenter.size, masks=True).astype(np.int64)
-    return AttackSet(segmenter.model, [train.ids[r] for r in rows], images, masks, classes, void)
+    paths, masks = [train.paths[r] for r in rows], [train.masks[r] for r in rows]
+
+    def load(chunk: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        return (load_resized([paths[i] for i in chunk], segmenter.size).astype(np.float32),
+                load_resized([masks[i] for i in chunk], segmenter.size, masks=True).astype(np.int64))
+
+    return AttackSet(segmenter.model, [train.ids[r] for r in rows], load, classes, void, dense=True)
+
+
+def chunk_size(model: keras.Model) -> int:
+    """Images of ``model``'s input size in ``CHUNK_PIXELS`` (at least one)."""
+    height, width = model.input_shape[1:3]
+    return max(1, CHUNK_PIXELS // (height * width))
 
 
 def robustness(target: AttackSet, methods: list[str], eps_values: list[float], targeted: bool,
-               steps: int = 10) -> tuple[pd.DataFrame, dict]:
-    """Scores against eps for each method (a row per method and eps) and, per method, the perturbed
-    images at the largest eps (for the examples picture)."""
-    goal = target.likeliest_wrong() if targeted else target.truth
-    rows, examples = [], {}
-    for method in methods:
-        for eps in eps_values:
-            perturbed = attack(target.model, target.images, goal, eps, method, targeted, steps, target.void,
-                               target.multilabel)
-            scores = target.score(perturbed)
-            if targeted:
-                scores["target_hit_rate"] = target.hit_rate(perturbed, goal)
-            rows.append({"method": method, "targeted": targeted, "eps": eps, **scores,
-                         "max_abs_perturbation": float(np.abs(perturbed - target.images).max())})
-            examples[method] = perturbed
-    return pd.DataFrame(rows), examples
+               steps: int = 10) -> tuple[pd.DataFrame, np.ndarray, dict[str, np.ndarray]]:
+    """Scores against eps for each method (a row per method and eps), the first ``SHOWN`` original images
+    and, per method, their perturbed copies at the largest eps (for the examples picture). A ``chunk_size``
+    of images is loaded and attacked at a time; only counts are kept between chunks."""
+    runs = [(method, eps) for method in methods for eps in eps_values]
+    tallies, moved = {run: Tally(target) for run in runs}, dict.fromkeys(runs, 0.0)
+    originals, examples = [], {method: [] for method in methods}
+    chunk = chunk_size(target.model)
+    for start in range(0, len(target.ids), chunk):
+        images, truth = target.load(list(range(start, min(start + chunk, len(target.ids)))))
+        goal = target.likeliest_wrong(target.proba(images), truth) if targeted else truth
+        shown = max(SHOWN - start, 0)
+        originals.append(images[:shown])
+        for method, eps in runs:
+            perturbed = attack(target.model, images, goal, eps, method, targeted, steps, target.void, target.multilabel)
+            tallies[method, eps].add(target.proba(perturbed), truth, goal if targeted else None)
+            moved[method, eps] = max(moved[method, eps], float(np.abs(perturbed - images).max()))
+            if eps == max(eps_values):
+                examples[method].append(perturbed[:shown])
+    rows = [{"method": method, "targeted": targeted, "eps": eps, **tallies[method, eps].scores(targeted),
+             "max_abs_perturbation": moved[method, eps]} for method, eps in runs]
+    return (pd.DataFrame(rows), np.concatenate(originals),
+            {method: np.concatenate(parts) for method, parts in examples.items()})

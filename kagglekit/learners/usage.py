@@ -7,9 +7,9 @@ the score ledger and ``kagglekit compare``'s cost column read.
 
 from __future__ import annotations
 
-import resource
-import sys
 from dataclasses import dataclass
+
+from kagglekit.core.memory import peak_memory_gib
 
 
 @dataclass
@@ -65,10 +65,10 @@ def _accelerator_name() -> str:
     return ""
 
 
-def peak_memory_gib() -> dict[str, float]:
-    """The process's peak resident memory, and an accelerator's peak allocation where the backend reports it."""
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-    out = {"peak_memory_gib": round(rss / (2**30 if sys.platform == "darwin" else 2**20), 2)}
+def peak_memory() -> dict[str, float]:
+    """The process's peak resident memory (``core.memory``), and an accelerator's peak allocation where the
+    backend reports it."""
+    out = peak_memory_gib()
     import keras
 
     if keras.backend.backend() == "tensorflow":
@@ -90,4 +90,4 @@ def usage(times: list[TrainingTime], predicted_images: int, predict_seconds: flo
     if epochs:
         out |= {"train_images_per_s": round(sum(t.images for t in times) / max(seconds, 1e-9), 1),
                 "seconds_per_epoch": round(seconds / epochs, 2), "epochs_trained": epochs}
-    return out | peak_memory_gib()
+    return out | peak_memory()

@@ -31,6 +31,7 @@ from kagglekit.competitions.contract import Competition
 from kagglekit.core.config import RunConfig
 from kagglekit.core.errors import ConfigError
 from kagglekit.core.fileio import atomic_write_json, atomic_write_text
+from kagglekit.core.memory import peak_memory_gib
 from kagglekit.evaluation import baseline
 from kagglekit.evaluation.metrics import METRICS
 from kagglekit.learners.blending import BLENDS, make_blend, nested_multilabel, nested_proba
@@ -198,8 +199,8 @@ def write_blend_run(run_dir: Path, competition: Competition, data: Path, members
                     started: float, validation: str, extra: dict | None = None,
                     member_extra: list[dict] | None = None) -> RunResult:
     """What a blend of any task ends with: its validated submission (from ``frame``), the log lines,
-    ``blend.json`` (``weights``: JSON), ``metrics.json`` (with ``extra``, and ``member_extra`` beside each
-    member's scores) and its RunResult."""
+    ``blend.json`` (``weights``: JSON), ``metrics.json`` (with ``extra``, ``member_extra`` beside each
+    member's scores, and the peak memory in ``timing`` as a run keeps it) and its RunResult."""
     submission = write_submission(frame, run_dir / "submission.csv")
     competition.validate(submission, data).raise_if_invalid()
     for member, scores in zip(members, member_scores):
@@ -212,7 +213,7 @@ def write_blend_run(run_dir: Path, competition: Competition, data: Path, members
         run_dir=run_dir, competition=competition.name, metric=competition.metric,
         cv_mean=float(np.mean(fold_scores)), cv_std=float(np.std(fold_scores)), fold_scores=fold_scores,
         submission=submission, seconds=time.time() - started,
-        extra={"validation": validation, **(extra or {}),
+        extra={"validation": validation, **(extra or {}), "timing": peak_memory_gib(),
                "members": {str(m.run_dir): {"cv_mean": float(np.mean(s)), "cv_std": float(np.std(s)), "fold_scores": s,
                                             **more}
                            for m, s, more in zip(members, member_scores, member_extra or [{}] * len(members))}},

@@ -22,6 +22,7 @@ import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -93,7 +94,13 @@ class RunPredictor:
     def predict_files(self, paths: list[Path]):
         """Predictions for image files, BATCH at a time; DataError naming every one that cannot be read."""
         require_readable(paths, "image(s)")
-        return [r for i in range(0, len(paths), BATCH) for r in self.predict_images([read_rgb(p) for p in paths[i:i + BATCH]])]
+        return [r for part in self.file_chunks(paths) for r in part]
+
+    def file_chunks(self, paths: list[Path]) -> Iterator[list]:
+        """The predictions of readable image files (``require_readable``), a list per BATCH of them: a caller
+        writes each as it comes, so memory never holds every image's prediction (a mask at the image's size)."""
+        for i in range(0, len(paths), BATCH):
+            yield self.predict_images([read_rgb(p) for p in paths[i:i + BATCH]])
 
     def metadata(self) -> dict:
         """What a client needs to trust and use the model: competition, classes, input, CV, provenance."""

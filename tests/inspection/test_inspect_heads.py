@@ -5,6 +5,7 @@ each through a Keras graph composed from the registry's backbone and the run's f
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ import yaml
 from PIL import Image
 
 from kagglekit.cli import main as run_cli
+from kagglekit.models.gradients import gradient
 
 TINY = {"backbones": ["efficientnet_lite0"], "image_size": 64, "folds": 2, "tta": ["identity", "hflip"],
         "train": {"learner": "head", "views": ["identity"], "head_epochs": 30, "patience": 5}}
@@ -53,24 +55,59 @@ def test_composed_fold_model_gives_the_runs_own_probabilities(seedlings_head_run
 
 
 @pytest.mark.slow
-def test_attack_on_a_head_run_lowers_accuracy_within_eps(seedlings_head_run, tmp_path):
-    from kagglekit.inspection.adversarial import attack, attack_sets
+def test_attack_on_a_head_run_lowers_accuracy_within_eps(seedlings_head_run, tmp_path, capsys):
+    from kagglekit.inspection.adversarial import Tally, attack, attack_sets
 
     head_run = seedlings_head_run
 
     (target,) = attack_sets(head_run, 24).values()
     assert not target.multilabel and len(target.ids) == 24
+    images, truth = target.load(list(range(24)))
+
+    def accuracy(x: np.ndarray) -> float:
+        tally = Tally(target)
+        tally.add(target.proba(x), truth)
+        return tally.scores(targeted=False)["accuracy"]
+
     for method in ("fgsm", "pgd"):
-        perturbed = attack(target.model, target.images, target.truth, 8.0, method, steps=3)
-        assert np.abs(perturbed - target.images).max() <= 8.0 + 1e-3
-        assert target.score(perturbed)["accuracy"] < target.score(target.images)["accuracy"]
+        perturbed = attack(target.model, images, truth, 8.0, method, steps=3)
+        assert np.abs(perturbed - images).max() <= 8.0 + 1e-3
+        assert accuracy(perturbed) < accuracy(images)
     report = tmp_path / "attack"
+    capsys.readouterr()
     assert run_cli(["attack", head_run, "--eps", "0", "4", "--count", "8", "--targeted", "--out", report]) == 0
+    assert re.search(r"\npeak memory \d+\.\d\d GiB\n$", capsys.readouterr().out)  # a long command's last line
     table = pd.read_csv(report / "robustness.csv").set_index("eps")
     assert table.loc[4.0, "target_hit_rate"] >= table.loc[0.0, "target_hit_rate"]
     assert run_cli(["explain", head_run, "--worst", "2", "--method", "gradcam++", "--out", tmp_path / "worst.png"]) == 0
     with Image.open(tmp_path / "worst.png") as picture:  # 2 rows: image | predicted-class map | true-class map
         assert picture.width > 600 and picture.height > 400
+
+
+@pytest.mark.slow
+def test_attack_works_in_chunks_and_scores_as_one_batch(seedlings_head_run, monkeypatch):
+    """``robustness`` loads and attacks a chunk of images at a time (the gradient sees chunk-sized batches only)
+    and keeps counts, not images: at two images a chunk its table, originals and examples are those of all four
+    images attacked in one batch (targeted, so the goals and hit rates are chunked too)."""
+    from kagglekit.inspection import adversarial
+
+    (target,) = adversarial.attack_sets(seedlings_head_run, 4).values()
+    batches = []
+    monkeypatch.setattr(adversarial, "gradient", lambda fn, x: batches.append(len(x)) or gradient(fn, x))
+
+    def report(chunk: int):
+        batches.clear()
+        monkeypatch.setattr(adversarial, "CHUNK_PIXELS", chunk * 64 * 64)  # the run's 64 px images
+        return adversarial.robustness(target, ["fgsm"], [0.0, 8.0], targeted=True)
+
+    table, originals, examples = report(2)
+    assert set(batches) == {2}
+    whole, whole_originals, whole_examples = report(4)
+    assert set(batches) == {4}
+    pd.testing.assert_frame_equal(table, whole)
+    np.testing.assert_array_equal(originals, whole_originals)
+    assert originals.shape == (4, 64, 64, 3) and table.target_hit_rate.notna().all()
+    np.testing.assert_allclose(examples["fgsm"], whole_examples["fgsm"], atol=1e-3)
 
 
 @pytest.mark.slow

@@ -87,9 +87,10 @@ def test_blend_command_writes_a_scored_validated_run(two_runs, seedlings_small, 
     capsys.readouterr()
     assert run_cli(["blend", *two_runs, "--method", "mean", "--output-dir", tmp_path]) == 0
     out = capsys.readouterr().out
-    assert "member" in out and "blend (mean, nested CV)" in out
+    assert "member" in out and "blend (mean, nested CV)" in out and "\npeak memory " in out
     (blend_dir,) = (tmp_path / "seedlings").iterdir()
     metrics = json.loads((blend_dir / "metrics.json").read_text())
+    assert 0.1 < metrics["timing"]["peak_memory_gib"] < 64  # kept like a run's, for the ledger and compare
     oof = pd.read_csv(blend_dir / "oof.csv")
     classes = json.loads((two_runs[0] / "classes.json").read_text())
     folds = json.loads((two_runs[0] / "folds.json").read_text())
