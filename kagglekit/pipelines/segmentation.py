@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: FoldHook | None = None) -> RunResult:
     started = time.time()
     data = Path(config.data)
-    config.save(run_dir / "config.yaml")
+    if not (run_dir / "config.yaml").exists():  # a resumed run keeps the config it started with
+        config.save(run_dir / "config.yaml")
     classes, void = competition.classes, competition.void_label
     train, skipped = usable_train(cap_images(competition.load_train(data), config.segmentation.max_train_images))
     test = checked_test(competition.load_test(data))
@@ -57,7 +58,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     })
 
     segmenter = Segmenter(len(classes), void, config, run_dir / "segmenter")
-    segmenter.fit(fit.paths, fit.masks, valid.paths, valid.masks)
+    segmenter.fit_once(fit.paths, fit.masks, valid.paths, valid.masks)
     truths = [read_label_map(m) for m in valid.masks]
     kept = MapsCollector()
     predicted = segmenter.predict(valid.paths, [t.shape for t in truths], config.tta, on_proba=kept)
