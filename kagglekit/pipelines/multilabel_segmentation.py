@@ -15,6 +15,10 @@
    and without consistency), OOF and test probabilities, learning curves, masks over images, and what
    ``kagglekit blend`` needs besides the label probabilities: the segmenters' class-probability maps of
    every scored fold's images (out of fold) and of the test images (``runs.probability_maps``).
+
+``kagglekit run --resume RUN_DIR`` continues a killed run: the classifier heads train again (seconds, on
+cached features), a finished fold's segmenter is loaded, an unfinished one resumes at its last finished
+epoch (``learners.checkpoints``), and everything after is recomputed from them as an uninterrupted run does.
 """
 
 from __future__ import annotations

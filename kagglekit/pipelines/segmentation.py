@@ -8,6 +8,9 @@
 5. config, metrics, learning curves and the worst hold-out images with their masks are saved in the run
    directory, and what ``kagglekit blend`` needs: the hold-out and test probability maps at the model's
    input size (``runs.probability_maps``) and which images were held out (``folds.json``).
+
+The segmenter checkpoints every epoch (``learners.checkpoints``): ``kagglekit run --resume RUN_DIR`` continues
+a killed run from its last finished epoch, or, if it was killed after training, from the saved segmenter.
 """
 
 from __future__ import annotations
