@@ -202,8 +202,8 @@ def write_blend_run(run_dir: Path, competition: Competition, data: Path, members
                     started: float, validation: str, extra: dict | None = None,
                     member_extra: list[dict] | None = None) -> RunResult:
     """What a blend of any task ends with: its validated submission (from ``frame``), the log lines,
-    ``blend.json`` (``weights``: JSON), its members' ``folds.json``, ``metrics.json`` (with ``extra``, and ``member_extra`` beside each
-    member's scores) and its RunResult."""
+    ``blend.json`` (``weights``: JSON), its members' ``folds.json``, ``metrics.json`` (with ``extra``, and
+    ``member_extra`` beside each member's scores) and its RunResult."""
     submission = write_submission(frame, run_dir / "submission.csv")
     competition.validate(submission, data).raise_if_invalid()
     for member, scores in zip(members, member_scores):

@@ -53,11 +53,13 @@ def assert_same_results(resumed: Path, run_dir: Path, maps: tuple[str, ...]) -> 
     assert {k: v for k, v in again.items() if k not in ("seconds", "timing")} == \
         {k: v for k, v in own.items() if k not in ("seconds", "timing")}
     for name in maps:
-        np.testing.assert_array_equal(ProbabilityMaps.load(resumed / name).proba, ProbabilityMaps.load(run_dir / name).proba)
+        np.testing.assert_array_equal(ProbabilityMaps.load(resumed / name).proba,
+                                      ProbabilityMaps.load(run_dir / name).proba)
 
 
 @pytest.mark.slow
-def test_a_pascal_voc_run_killed_in_its_last_fold_trains_only_that_fold_again(voc_run, voc_small, tmp_path, monkeypatch):
+def test_a_pascal_voc_run_killed_in_its_last_fold_trains_only_that_fold_again(voc_run, voc_small, tmp_path,
+                                                                              monkeypatch):
     last = f"fold{scored_folds(voc_run) - 1}"
     copy = killed_copy(voc_run, tmp_path, [f"segmenter/{last}"])
     trained = segmenter_fits(monkeypatch)
