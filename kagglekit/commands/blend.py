@@ -36,7 +36,7 @@ def main(args) -> int:
     from kagglekit.pipelines import blend, blend_multilabel_segmentation, blend_segmentation
     from kagglekit.pipelines.blend import BlendConfig
     from kagglekit.pipelines.rebuild import run_competition
-    from kagglekit.runs.rundir import COMPETITION_FILE, new_run_dir
+    from kagglekit.runs.rundir import BLEND_CONFIG, COMPETITION_FILE, new_run_dir
 
     if len(set(p.resolve() for p in args.runs)) < 2:
         raise ConfigError("a blend needs two or more different run directories")
@@ -53,7 +53,7 @@ def main(args) -> int:
     config = BlendConfig(competition=first.config.competition, members=[str(m.run_dir) for m in members],
                          method=args.method, output_dir=str(output), data=str(data))
     run_dir = new_run_dir(config, competition.name)
-    atomic_write_text(run_dir / "blend_config.json", config.model_dump_json(indent=1) + "\n")
+    atomic_write_text(run_dir / BLEND_CONFIG, config.model_dump_json(indent=1) + "\n")
     if (first.run_dir / COMPETITION_FILE).is_file():  # the blend explains itself like its members
         (run_dir / COMPETITION_FILE).write_bytes((first.run_dir / COMPETITION_FILE).read_bytes())
     result = pipeline.run(competition, members, args.method, run_dir, data)

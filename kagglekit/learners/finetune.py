@@ -22,9 +22,7 @@ deterministic backend: TensorFlow on a CPU here).
 from __future__ import annotations
 
 import functools
-import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,12 +34,13 @@ from kagglekit.core.fileio import atomic_write_json
 from kagglekit.core.progress import progress
 from kagglekit.data.streams import steps_per_epoch, training_stream
 from kagglekit.data.views import apply_view, average_views
+from kagglekit.learners.checkpoints import (clear_checkpoints, load_checkpoint, read_checkpoint, reseed,
+                                            save_weights, write_checkpoint)
 from kagglekit.learners.devices import Devices
 from kagglekit.learners.usage import TrainingTime
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT = "checkpoint.json"
 #: Adam's first steps move every weight by about the learning rate whatever its gradient: a stage's
 #: warm-up spans at least this many steps (or half the stage), however few steps its epochs have.
 MIN_WARMUP_STEPS = 10
@@ -65,7 +64,7 @@ def epoch_hooks(learner: "FineTunedClassifier", stage: "Stage", steps: int):
 
     class EpochHooks(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
-            learner._reseed(epoch)
+            reseed(learner.model, learner.seed * 1000 + epoch)  # dropout's state is in no checkpoint
             self.began = time.perf_counter()
             self.bar = progress(steps, f"{learner.workdir.name} epoch {epoch + 1}/{learner.cfg.epochs} [{stage.name}]",
                                 unit="batch")
@@ -144,7 +143,7 @@ class FineTunedClassifier:
         keras.utils.set_random_seed(self.seed)
         self.model = self.build()
         stages = self.stages(self.model)
-        state = self._read_checkpoint()
+        state = read_checkpoint(self.workdir)
         start = state["epoch"] if state else 0
         self.history = state["history"] if state else {}
         if state is None and self.cfg.probe and get_backbone(self.backbone).pretrained:
@@ -158,7 +157,7 @@ class FineTunedClassifier:
         checkpointed = next(s for s in stages if s.name == state["stage"]) if state else None
         if state and start >= self.cfg.epochs:  # killed after the last epoch's checkpoint, before the final save
             self._compile(checkpointed, len(images))
-            self._load_checkpoint(state)
+            load_checkpoint(self.model, self.workdir, state)
         for stage in stages:
             first, last = max(start, stage.first_epoch), stage.first_epoch + stage.epochs
             if first >= last:
@@ -167,7 +166,7 @@ class FineTunedClassifier:
             written_in = checkpointed if resuming else stage
             self._compile(written_in, len(images))
             if resuming:
-                self._load_checkpoint(state)
+                load_checkpoint(self.model, self.workdir, state)
                 log.info("%s: resumed after epoch %d of %d", self.workdir.name, start, self.cfg.epochs)
             if written_in != stage:
                 self._compile(stage, len(images))
@@ -181,9 +180,9 @@ class FineTunedClassifier:
                            callbacks=[epoch_hooks(self, stage, steps)])
         if self.cfg.ema:
             self.model.optimizer.swap_in_ema(self.model.trainable_variables)
-        self._save_weights(self.weights_path)
+        save_weights(self.model, self.weights_path)
         atomic_write_json(self.workdir / "history.json", self.history)
-        self._clear_checkpoints()
+        clear_checkpoints(self.workdir)
         return self
 
     def _probe(self, images: np.ndarray, labels: np.ndarray, class_weight: dict[int, float] | None) -> None:
@@ -257,52 +256,9 @@ class FineTunedClassifier:
                 metrics=["accuracy"], jit_compile=self.devices.jit_compile)
             self.model.optimizer.build(self.model.trainable_variables)
 
-    def _reseed(self, epoch: int) -> None:
-        """Dropout's random state is not in a checkpoint: set it from ``(seed, epoch)`` instead."""
-        import keras
-
-        keras.utils.set_random_seed(self.seed * 1000 + epoch)
-        states = [v for v in self.model.variables if "seed_generator" in v.path]
-        for i, state in enumerate(states):
-            state.assign(np.array([self.seed * 1000 + epoch, i], dtype=state.dtype))
-
-    # --- checkpoints: the weights and optimizer state after each epoch, named by epoch ---------------
-
-    def _read_checkpoint(self) -> dict | None:
-        path = self.workdir / CHECKPOINT
-        if not path.exists():
-            return None
-        try:
-            state = json.loads(path.read_text())
-            if (self.workdir / state["file"]).exists():
-                return state
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.warning("checkpoint %s is unreadable (%s); %s starts from its first epoch", path, exc,
-                        self.workdir.name)
-        return None
-
-    def _load_checkpoint(self, state: dict) -> None:
-        self.model.load_weights(self.workdir / state["file"])
-
     def _write_checkpoint(self, epoch: int, stage: Stage) -> None:
-        name = f"checkpoint-{epoch:04d}.weights.h5"
-        self._save_weights(self.workdir / name)
-        atomic_write_json(self.workdir / CHECKPOINT, {"epoch": epoch, "stage": stage.name, "file": name,
-                                                      "history": self.history})
-        for old in self.workdir.glob("checkpoint-*.weights.h5"):
-            if old.name != name:
-                old.unlink(missing_ok=True)
-
-    def _save_weights(self, path: Path) -> None:
-        """Atomically: a kill mid-write must leave the previous file, never half of a new one."""
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.weights.h5")  # Keras wants the suffix
-        self.model.save_weights(tmp)
-        os.replace(tmp, path)
-
-    def _clear_checkpoints(self) -> None:
-        for old in self.workdir.glob("checkpoint-*.weights.h5"):
-            old.unlink(missing_ok=True)
-        (self.workdir / CHECKPOINT).unlink(missing_ok=True)
+        """After ``epoch`` finished epochs: weights, optimizer state, the stage it was written in, the history."""
+        write_checkpoint(self.model, self.workdir, epoch, stage=stage.name, history=self.history)
 
     # --- prediction --------------------------------------------------------------------------------
 

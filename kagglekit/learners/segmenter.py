@@ -8,6 +8,8 @@ size with nearest-neighbour interpolation, so a submission's masks line up with 
 
 from __future__ import annotations
 
+import json
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterator
@@ -18,13 +20,19 @@ from PIL import Image
 
 from kagglekit.core.config import RunConfig
 from kagglekit.core.errors import ConfigError
+from kagglekit.core.fileio import atomic_write_json
 from kagglekit.data.images import read_rgb
 from kagglekit.data.masks import read_label_map, resize_labels
 from kagglekit.data.views import apply_view
+from kagglekit.learners.checkpoints import (clear_checkpoints, load_checkpoint, read_checkpoint, reseed,
+                                            save_weights, write_checkpoint)
 from kagglekit.learners.usage import TrainingTime, epoch_timer
 from kagglekit.models.losses import SegmentationLoss
 from kagglekit.models.optimizers import make_optimizer
 
+log = logging.getLogger(__name__)
+
+HISTORY = "history.json"  # a finished fit's losses per epoch
 #: Views that undo themselves and keep a non-square input's shape: usable for dense predictions.
 SELF_INVERSE_VIEWS = ("identity", "hflip", "vflip", "rot180")
 
@@ -57,36 +65,43 @@ def label_maps(proba: np.ndarray, sizes: list[tuple[int, int]], allowed: np.ndar
 
 
 class AugmentedBatches(keras.utils.PyDataset):
-    """Batches of (image, mask) with the same random crop-and-rescale and flip applied to both."""
+    """Batches of (image, mask) with the same random crop-and-rescale and flip applied to both. Epoch
+    ``epoch``'s order is drawn from ``(seed, epoch)`` and each batch's augmentations from ``(seed, epoch,
+    batch)``, whatever was drawn before: a fit resumed at an epoch sees the batches an uninterrupted one saw."""
 
-    def __init__(self, images, masks, batch_size: int, hflip: bool, scale: float, seed: int, **kwargs):
+    def __init__(self, images, masks, batch_size: int, hflip: bool, scale: float, seed: int, epoch: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.images, self.masks, self.batch_size = images, masks, batch_size
-        self.hflip, self.scale = hflip, scale
-        self.rng = np.random.default_rng(seed)
-        self.order = self.rng.permutation(len(images))
+        self.hflip, self.scale, self.seed, self.epoch = hflip, scale, seed, epoch
+        self._order = (-1, None)
 
     def __len__(self) -> int:
         return int(np.ceil(len(self.images) / self.batch_size))
 
     def on_epoch_end(self):
-        self.order = self.rng.permutation(len(self.images))
+        self.epoch += 1
+
+    def order(self) -> np.ndarray:
+        if self._order[0] != self.epoch:
+            self._order = (self.epoch, np.random.default_rng([self.seed, self.epoch]).permutation(len(self.images)))
+        return self._order[1]
 
     def __getitem__(self, index):
-        batch = self.order[index * self.batch_size:(index + 1) * self.batch_size]
-        pairs = [self._augment(self.images[i], self.masks[i]) for i in batch]
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        batch = self.order()[index * self.batch_size:(index + 1) * self.batch_size]
+        pairs = [self._augment(self.images[i], self.masks[i], rng) for i in batch]
         return np.stack([p[0] for p in pairs]).astype(np.float32), np.stack([p[1] for p in pairs]).astype(np.int32)
 
-    def _augment(self, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _augment(self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         height, width = mask.shape
         if self.scale > 0:
-            fraction = self.rng.uniform(1 - self.scale, 1)
+            fraction = rng.uniform(1 - self.scale, 1)
             h, w = max(1, round(height * fraction)), max(1, round(width * fraction))
-            top, left = self.rng.integers(0, height - h + 1), self.rng.integers(0, width - w + 1)
+            top, left = rng.integers(0, height - h + 1), rng.integers(0, width - w + 1)
             box = (left, top, left + w, top + h)
             image = np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR, box=box))
             mask = np.asarray(Image.fromarray(mask).resize((width, height), Image.NEAREST, box=box))
-        if self.hflip and self.rng.random() < 0.5:
+        if self.hflip and rng.random() < 0.5:
             image, mask = image[:, ::-1], mask[:, ::-1]
         return image, mask
 
@@ -114,17 +129,27 @@ class Segmenter:
                                      self.config.weights_dir, self.cfg.freeze_encoder)
         return self.model
 
+    @property
+    def done(self) -> bool:
+        """A fit finished here: its final weights (and history) are saved."""
+        return self.weights_path.is_file()
+
     def fit(self, paths, masks, valid_paths=None, valid_masks=None) -> "Segmenter":
         """Train for ``segmentation.epochs`` on a cosine schedule with a short warm-up. The validation
         images, if given, are only watched (learning curves): nothing (epochs, learning rate, weights
-        kept) is chosen on them, so they can be scored honestly."""
+        kept) is chosen on them, so they can be scored honestly. Every epoch ends with a checkpoint
+        (``learners.checkpoints``): a fit killed mid-way resumes at its last finished epoch and ends with the
+        weights an uninterrupted one ends with."""
         from kagglekit.core.progress import epoch_bar
 
         keras.utils.set_random_seed(self.config.seed)
         self.workdir.mkdir(parents=True, exist_ok=True)
         cfg = self.cfg
+        state = read_checkpoint(self.workdir)
+        start = state["epoch"] if state else 0
+        self.history = state["history"] if state else {}
         x, y = load_resized(paths, self.size), load_resized(masks, self.size, masks=True)
-        batches = AugmentedBatches(x, y, cfg.batch_size, cfg.hflip, cfg.scale, self.config.seed)
+        batches = AugmentedBatches(x, y, cfg.batch_size, cfg.hflip, cfg.scale, self.config.seed, epoch=start)
         steps = len(batches) * cfg.epochs
         model = self.build()
         # an unfrozen encoder learns at encoder_lr_factor of the rate: its ImageNet features need less change
@@ -135,16 +160,48 @@ class Segmenter:
         model.compile(optimizer=make_optimizer(cfg.optimizer, cfg.lr, steps, min(len(batches), steps // 10),
                                                cfg.weight_decay, encoder),
                       loss=SegmentationLoss(self.n_classes, self.void_label, cfg.dice_weight))
+        if state:
+            model.optimizer.build(model.trainable_variables)  # so the checkpoint's optimizer state has a home
+            load_checkpoint(model, self.workdir, state)
+            log.info("%s: resumed after epoch %d of %d", self.workdir, start, cfg.epochs)
         validation = None
         if valid_paths:
             validation = (load_resized(valid_paths, self.size).astype(np.float32),
                           load_resized(valid_masks, self.size, masks=True).astype(np.int32))
-        callbacks = [keras.callbacks.CSVLogger(self.workdir / "log.csv"), epoch_bar(cfg.epochs, desc="segmenter"),
-                     epoch_timer(self.time, len(x))]
-        history = self.model.fit(batches, epochs=cfg.epochs, callbacks=callbacks, verbose=0,
-                                 validation_data=validation, validation_batch_size=cfg.batch_size)
-        self.history = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-        self.model.save_weights(self.weights_path)
+        callbacks = [keras.callbacks.CSVLogger(self.workdir / "log.csv", append=start > 0),
+                     epoch_bar(cfg.epochs - start, desc="segmenter"), epoch_timer(self.time, len(x)),
+                     self._epoch_checkpoints()]
+        if start < cfg.epochs:
+            self.model.fit(batches, initial_epoch=start, epochs=cfg.epochs, callbacks=callbacks, verbose=0,
+                           validation_data=validation, validation_batch_size=cfg.batch_size)
+        atomic_write_json(self.workdir / HISTORY, self.history)
+        save_weights(self.model, self.weights_path)  # last: ``done`` means weights and history are there
+        clear_checkpoints(self.workdir)
+        return self
+
+    def _epoch_checkpoints(self) -> keras.callbacks.Callback:
+        """Dropout reseeded from ``(seed, epoch)`` before each epoch; its losses kept and a checkpoint after it."""
+        segmenter = self
+
+        class EpochCheckpoints(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                reseed(segmenter.model, segmenter.config.seed * 1000 + epoch)
+
+            def on_epoch_end(self, epoch, logs=None):
+                for key, value in (logs or {}).items():
+                    segmenter.history.setdefault(key, []).append(float(value))
+                write_checkpoint(segmenter.model, segmenter.workdir, epoch + 1, history=segmenter.history)
+
+        return EpochCheckpoints()
+
+    def fit_once(self, paths, masks, valid_paths=None, valid_masks=None) -> "Segmenter":
+        """``fit``, unless a fit already finished here (a resumed run's finished fold): then its saved model."""
+        if not self.done:
+            return self.fit(paths, masks, valid_paths, valid_masks)
+        log.info("%s: trained before the run was resumed; its saved model is used", self.workdir)
+        self.load()
+        history = self.workdir / HISTORY
+        self.history = json.loads(history.read_text()) if history.is_file() else {}
         return self
 
     def load(self) -> "Segmenter":

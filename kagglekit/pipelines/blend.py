@@ -10,7 +10,8 @@
 4. fit the blend on all those rows, apply it to the members' test probabilities (multi-label: at
    thresholds tuned on the blend's out-of-fold probabilities), write and validate the submission;
 5. the new run directory explains itself: ``blend.json`` (members, method, weights), metrics, OOF and
-   test probabilities, provenance.
+   test probabilities, provenance; with the members' ``folds.json`` it holds what a member needs, so a
+   blend can be blended again (read with its first member's config: ``member_config``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from kagglekit.pipelines import multilabel_classification
 from kagglekit.pipelines.classification import FOLDS_FILE
 from kagglekit.pipelines.rebuild import load_run_config, run_competition
 from kagglekit.runs.result import RunResult
+from kagglekit.runs.rundir import BLEND_CONFIG
 from kagglekit.submission.writer import write_submission
 
 log = logging.getLogger(__name__)
@@ -87,11 +89,20 @@ def require_blend_files(run_dir: Path, files, kind: str, covered: str) -> None:
                           f"(no {', '.join(missing)}); run it again to blend it")
 
 
+def member_config(run_dir: Path) -> RunConfig:
+    """The run config a blend reads a member with (competition, data, thresholds, consistency): the run's own,
+    or for a blend of runs (a member too: it keeps what a run of its task keeps for blending) its first member's."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file() and (run_dir / BLEND_CONFIG).is_file():
+        return member_config(Path(json.loads((run_dir / BLEND_CONFIG).read_text())["members"][0]))
+    return load_run_config(run_dir)
+
+
 def read_member(run_dir: Path) -> Member:
     run_dir = Path(run_dir)
-    require_blend_files(run_dir, ["config.yaml", "classes.json", FOLDS_FILE, "oof.csv", "test_probabilities.csv"],
+    require_blend_files(run_dir, ["classes.json", FOLDS_FILE, "oof.csv", "test_probabilities.csv"],
                         "classification", "it")
-    return Member(run_dir, load_run_config(run_dir), json.loads((run_dir / "classes.json").read_text()),
+    return Member(run_dir, member_config(run_dir), json.loads((run_dir / "classes.json").read_text()),
                   json.loads((run_dir / FOLDS_FILE).read_text()),
                   pd.read_csv(run_dir / "oof.csv", dtype={"id": str}).set_index("id"),
                   pd.read_csv(run_dir / "test_probabilities.csv", dtype={"id": str}).set_index("id"))
@@ -199,8 +210,9 @@ def write_blend_run(run_dir: Path, competition: Competition, data: Path, members
                     started: float, validation: str, extra: dict | None = None,
                     member_extra: list[dict] | None = None) -> RunResult:
     """What a blend of any task ends with: its validated submission (from ``frame``), the log lines,
-    ``blend.json`` (``weights``: JSON), ``metrics.json`` (with ``extra``, ``member_extra`` beside each
-    member's scores, and the peak memory in ``timing`` as a run keeps it) and its RunResult."""
+    ``blend.json`` (``weights``: JSON), its members' ``folds.json``, ``metrics.json`` (with ``extra``,
+    ``member_extra`` beside each member's scores, and the peak memory in ``timing`` as a run keeps it) and
+    its RunResult."""
     submission = write_submission(frame, run_dir / "submission.csv")
     competition.validate(submission, data).raise_if_invalid()
     for member, scores in zip(members, member_scores):
@@ -209,6 +221,7 @@ def write_blend_run(run_dir: Path, competition: Competition, data: Path, members
              np.mean(fold_scores), np.std(fold_scores))
     atomic_write_json(run_dir / "blend.json", {
         "method": method, "members": [str(m.run_dir) for m in members], "weights": weights, "rows": rows})
+    atomic_write_json(run_dir / FOLDS_FILE, members[0].folds)  # alike in every member: what a blend of blends checks
     result = RunResult(
         run_dir=run_dir, competition=competition.name, metric=competition.metric,
         cv_mean=float(np.mean(fold_scores)), cv_std=float(np.std(fold_scores)), fold_scores=fold_scores,

@@ -19,7 +19,9 @@ A VOC run submits its classifier's labels and its segmenters' masks, the masks l
    segmentation rows (the leaderboard's estimate), the two kinds of row also apart; every member is
    scored on the same rows from what it saved, at its own nested thresholds and its own consistency;
 6. the test labels (thresholds tuned on the blend's OOF probabilities) and masks blended, combined,
-   encoded as the competition's rows and validated like any blend.
+   encoded as the competition's rows and validated like any blend;
+7. everything a VOC member keeps is kept (label probabilities, thresholds, the nested mask maps of the
+   scored images and the test maps): a blend is itself a member of another blend.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from kagglekit.pipelines.blend_segmentation import (
     blend_maps,
     blended_test_maps,
     check_maps_comparable,
+    keep_maps,
     refuse_stack,
     scored_truths,
 )
@@ -56,7 +59,7 @@ from kagglekit.pipelines.multilabel_segmentation import (
     mask_rows_dice,
     row_kinds_cv,
 )
-from kagglekit.runs.probability_maps import OOF_MAPS, TEST_MAPS, ProbabilityMaps, expand
+from kagglekit.runs.probability_maps import OOF_MAPS, TEST_MAPS, MapsCollector, ProbabilityMaps, expand
 from kagglekit.runs.result import RunResult
 
 
@@ -73,6 +76,10 @@ class VocMember:
     @property
     def config(self):
         return self.labels.config
+
+    @property
+    def folds(self) -> dict:
+        return self.labels.folds
 
 
 def read_member(run_dir: Path) -> VocMember:
@@ -142,8 +149,10 @@ def run(competition: Competition, members: list[VocMember], method: str, run_dir
 
     # --- test: blended labels, blended maps limited to them -----------------------------------------------
     sizes = competition.load_test(data).image_sizes()
+    kept = MapsCollector()
     test_maps = blended_test_maps(blend, [m.maps for m in members], sizes,
-                                  allowed_classes(labels.predicted) if use_consistency else None)
+                                  allowed_classes(labels.predicted) if use_consistency else None, kept)
+    keep_maps(run_dir, OOF_MAPS, scored, first.maps.classes, nested, test_ids, kept)
     write_probabilities(run_dir, classes, labels, rows, truth, test_ids, consistency=use_consistency)
 
     def parts(label: np.ndarray, mask: np.ndarray) -> dict:

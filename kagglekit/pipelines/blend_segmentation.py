@@ -9,7 +9,9 @@
    the score is the run's own hold-out Dice (each map's argmax resized to the image's original size);
 3. fit the blend on every hold-out image, apply it to the members' test maps, resize each argmax to
    its test image's size as the run's own prediction does (``learners.segmenter.label_maps``), and
-   write, validate and record the RLE submission like any blend (``pipelines.blend.write_blend_run``).
+   write, validate and record the RLE submission like any blend (``pipelines.blend.write_blend_run``);
+4. keep its maps as a run does (``keep_maps``: the nested hold-out maps and the test maps), so a blend is
+   itself a member of another blend.
 
 ``stack`` is refused: a per-pixel logistic regression would be fitted on millions of strongly
 correlated pixels of a handful of images (its inner CV could not be honest), and per-member weights
@@ -33,10 +35,9 @@ from kagglekit.evaluation import baseline
 from kagglekit.evaluation.reports import segmentation_report
 from kagglekit.learners.blending import BLENDS, make_blend, nested_proba
 from kagglekit.learners.segmenter import label_maps
-from kagglekit.pipelines.blend import check_comparable, require_blend_files, weights_of, write_blend_run
+from kagglekit.pipelines.blend import check_comparable, member_config, require_blend_files, weights_of, write_blend_run
 from kagglekit.pipelines.classification import FOLDS_FILE
-from kagglekit.pipelines.rebuild import load_run_config
-from kagglekit.runs.probability_maps import HOLDOUT_MAPS, TEST_MAPS, ProbabilityMaps, expand
+from kagglekit.runs.probability_maps import HOLDOUT_MAPS, TEST_MAPS, MapsCollector, ProbabilityMaps, compact, expand
 from kagglekit.runs.result import RunResult
 
 HOLDOUT_FOLDS = 5  # blocks of hold-out images for the nested CV (fewer if fewer images)
@@ -62,8 +63,8 @@ class MapsMember:
 
 def read_member(run_dir: Path) -> MapsMember:
     run_dir = Path(run_dir)
-    require_blend_files(run_dir, ["config.yaml", FOLDS_FILE, HOLDOUT_MAPS, TEST_MAPS], "segmentation", "segmentation")
-    return MapsMember(run_dir, load_run_config(run_dir), json.loads((run_dir / FOLDS_FILE).read_text()),
+    require_blend_files(run_dir, [FOLDS_FILE, HOLDOUT_MAPS, TEST_MAPS], "segmentation", "segmentation")
+    return MapsMember(run_dir, member_config(run_dir), json.loads((run_dir / FOLDS_FILE).read_text()),
                       ProbabilityMaps.load(run_dir / HOLDOUT_MAPS), ProbabilityMaps.load(run_dir / TEST_MAPS))
 
 
@@ -113,17 +114,29 @@ def blend_maps(method: str, maps: list[np.ndarray], block: np.ndarray, score) ->
     return nested_proba(method, maps, rows, block, score), make_blend(method).fit(maps, rows, score)
 
 
-def blended_test_maps(blend, members: list[MapsMember], sizes: dict, allowed: np.ndarray | None = None) -> list[np.ndarray]:
+def blended_test_maps(blend, members: list[MapsMember], sizes: dict, allowed: np.ndarray | None = None,
+                      kept: MapsCollector | None = None) -> list[np.ndarray]:
     """The blend's label map of each of the first member's test images at its size (``sizes`` by id),
-    ``CHUNK`` images at a time; ``allowed`` (rows in that order) limits each image's classes."""
+    ``CHUNK`` images at a time; ``allowed`` (rows in that order) limits each image's classes; ``kept``
+    collects the blended probabilities (float16, chunk by chunk) for the blend's own ``TEST_MAPS``."""
     test_ids = members[0].test_ids
     order = [{id_: k for k, id_ in enumerate(m.test_ids)} for m in members]
     maps = []
     for start in range(0, len(test_ids), CHUNK):
         part = test_ids[start:start + CHUNK]
         proba = blend.predict_proba([expand(m.test.proba[[o[i] for i in part]]) for m, o in zip(members, order)])
+        if kept is not None:
+            kept(proba)
         maps += label_maps(proba, [sizes[i] for i in part], None if allowed is None else allowed[start:start + CHUNK])
     return maps
+
+
+def keep_maps(run_dir: Path, scored_file: str, ids: list[str], classes: list[str], nested: np.ndarray,
+              test_ids: list[str], kept: MapsCollector) -> None:
+    """The blend's maps, kept as a run keeps its own (``runs.probability_maps``), so that it can be blended
+    again: the scored images' (``scored_file``), each from the blend that was not fitted on it, and the test images'."""
+    ProbabilityMaps(ids, classes, compact(nested)).save(run_dir / scored_file)
+    kept.maps(test_ids, classes).save(run_dir / TEST_MAPS)
 
 
 def run(competition: Competition, members: list[MapsMember], method: str, run_dir: Path, data: Path) -> RunResult:
@@ -149,7 +162,9 @@ def run(competition: Competition, members: list[MapsMember], method: str, run_di
     member_scores = [[score(rows[held], p[held]) for held in held_out] for p in holdout]
     nested, blend = blend_maps(method, holdout, block, score)
     fold_scores = [score(rows[held], nested[held]) for held in held_out]
-    maps = blended_test_maps(blend, members, competition.load_test(data).image_sizes())
+    kept = MapsCollector()
+    maps = blended_test_maps(blend, members, competition.load_test(data).image_sizes(), kept=kept)
+    keep_maps(run_dir, HOLDOUT_MAPS, ids, classes, nested, members[0].test_ids, kept)
     return write_blend_run(run_dir, competition, data, members, method, weights_of(blend),
                            competition.submission_frame(members[0].test_ids, maps), member_scores, fold_scores,
                            len(ids), started, f"nested: the blend fitted on the other {len(held_out) - 1} blocks of "

@@ -15,6 +15,10 @@
    and without consistency), OOF and test probabilities, learning curves, masks over images, and what
    ``kagglekit blend`` needs besides the label probabilities: the segmenters' class-probability maps of
    every scored fold's images (out of fold) and of the test images (``runs.probability_maps``).
+
+``kagglekit run --resume RUN_DIR`` continues a killed run: the classifier heads train again (seconds, on
+cached features), a finished fold's segmenter is loaded, an unfinished one resumes at its last finished
+epoch (``learners.checkpoints``), and everything after is recomputed from them as an uninterrupted run does.
 """
 
 from __future__ import annotations
@@ -59,7 +63,8 @@ log = logging.getLogger(__name__)
 def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: FoldHook | None = None) -> RunResult:
     started = time.time()
     data = Path(config.data)
-    config.save(run_dir / "config.yaml")
+    if not (run_dir / "config.yaml").exists():  # a resumed run keeps the config it started with
+        config.save(run_dir / "config.yaml")
     classes, void = competition.classes, competition.void_label
     train, skipped = usable_train(cap_images(competition.load_train(data), config.segmentation.max_train_images))
     test = checked_test(competition.load_test(data))
@@ -80,7 +85,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     for k, (tr, va) in enumerate(scored):
         fit, valid = train.subset(tr), train.subset(va)
         segmenter = Segmenter(len(classes) + 1, void, config, run_dir / "segmenter" / f"fold{k}")
-        segmenter.fit(fit.paths, fit.masks, valid.paths, valid.masks)  # valid only watched, never tuned on
+        segmenter.fit_once(fit.paths, fit.masks, valid.paths, valid.masks)  # valid only watched, never tuned on
         histories.append(segmenter.history)
         times.append(segmenter.time)
         fold_truths = [read_label_map(m) for m in valid.masks]

@@ -8,6 +8,9 @@
 5. config, metrics, learning curves and the worst hold-out images with their masks are saved in the run
    directory, and what ``kagglekit blend`` needs: the hold-out and test probability maps at the model's
    input size (``runs.probability_maps``) and which images were held out (``folds.json``).
+
+The segmenter checkpoints every epoch (``learners.checkpoints``): ``kagglekit run --resume RUN_DIR`` continues
+a killed run from its last finished epoch, or, if it was killed after training, from the saved segmenter.
 """
 
 from __future__ import annotations
@@ -45,7 +48,8 @@ log = logging.getLogger(__name__)
 def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: FoldHook | None = None) -> RunResult:
     started = time.time()
     data = Path(config.data)
-    config.save(run_dir / "config.yaml")
+    if not (run_dir / "config.yaml").exists():  # a resumed run keeps the config it started with
+        config.save(run_dir / "config.yaml")
     classes, void = competition.classes, competition.void_label
     train, skipped = usable_train(cap_images(competition.load_train(data), config.segmentation.max_train_images))
     test = checked_test(competition.load_test(data))
@@ -58,7 +62,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     })
 
     segmenter = Segmenter(len(classes), void, config, run_dir / "segmenter")
-    segmenter.fit(fit.paths, fit.masks, valid.paths, valid.masks)
+    segmenter.fit_once(fit.paths, fit.masks, valid.paths, valid.masks)
     truths = [read_label_map(m) for m in valid.masks]
     kept = MapsCollector()
     predicted = segmenter.predict(valid.paths, [t.shape for t in truths], config.tta, on_proba=kept)

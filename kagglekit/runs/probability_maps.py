@@ -12,7 +12,8 @@ Disk cost: 2 x height x width x classes bytes per image before compression (CamV
 about half that compressed for a weak run whose softmax is nearly flat (a 2-epoch CamVid run at 64 x 96:
 135 kB raw, 67 kB saved), far less for a confident one, whose near-zero probabilities are saved as 0
 (``compact``). A segmentation run keeps its hold-out and test images' maps; a PASCAL VOC run every
-scored fold's images' (out of fold) and the test images'.
+scored fold's images' (out of fold) and the test images'; a blend of either keeps the same files, its
+scored images' maps each from a blend not fitted on them, so it can be blended again.
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ from kagglekit.runs.provenance import write_provenance
 
 #: A copy of the competition's YAML file, for competitions passed by path (not found by name).
 COMPETITION_FILE = "competition.yaml"
+#: What makes a directory a blend of runs (``kagglekit blend``): its members, method and competition.
+BLEND_CONFIG = "blend_config.json"
 
 
 def new_run_dir(config: RunConfig, competition: str) -> Path:

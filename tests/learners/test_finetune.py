@@ -302,7 +302,8 @@ def test_a_run_killed_before_its_final_save_resumes_from_its_last_checkpoint(tmp
     are loaded and saved as final, never a freshly initialised network."""
     from kagglekit.core.config import AugmentConfig, DeviceConfig, FineTuneConfig
     from kagglekit.learners.devices import resolve_devices
-    from kagglekit.learners.finetune import CHECKPOINT, FineTunedClassifier
+    from kagglekit.learners.checkpoints import CHECKPOINT
+    from kagglekit.learners.finetune import FineTunedClassifier
 
     rng = np.random.default_rng(0)
     images, labels = rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8), rng.integers(0, 2, 16)

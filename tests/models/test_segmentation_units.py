@@ -1,5 +1,7 @@
 """Shared parts behind the VOC and CamVid pipelines: folds, thresholds, losses, metrics, the camvid kind."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -165,12 +167,19 @@ def test_multilabel_loss_weights_positives_and_focal_spares_easy_examples():
     assert focal == pytest.approx(-(0.4 ** 2 * np.log(0.6) + 0.1 ** 2 * np.log(0.9)) / 2, rel=1e-5)
 
 
-def test_segmenter_trains_a_fixed_budget_with_a_slower_unfrozen_encoder(tmp_path):
+class Killed(Exception):
+    """Stands for ``kill -9`` right after a checkpoint was written."""
+
+
+def test_segmenter_trains_a_fixed_budget_with_a_slower_unfrozen_encoder(tmp_path, monkeypatch):
     """An unfrozen encoder's layers step at ``encoder_lr_factor`` of the rate, the decoder at the full rate;
-    the schedule warms up and decays over exactly ``epochs``; validation images change nothing."""
+    the schedule warms up and decays over exactly ``epochs``; validation images change nothing; a fit killed
+    after its first epoch's checkpoint resumes there and ends with the uninterrupted fit's weights."""
     from PIL import Image
 
     from kagglekit.core.config import RunConfig
+    from kagglekit.learners import segmenter as module
+    from kagglekit.learners.checkpoints import CHECKPOINT
     from kagglekit.learners.segmenter import Segmenter
 
     rng = np.random.default_rng(0)
@@ -188,6 +197,20 @@ def test_segmenter_trains_a_fixed_budget_with_a_slower_unfrozen_encoder(tmp_path
     assert factors["stem_conv"] == 0.25 and "aspp_proj_conv" not in factors  # encoder slower, decoder not
     assert len(first.history["loss"]) == 2 and "val_loss" in first.history  # no early stop: the whole budget
     assert first.model.optimizer.iterations.numpy() == 4  # 2 batches x 2 epochs, one schedule
-    second = Segmenter(3, None, config, tmp_path / "b").fit(paths, masks)  # without validation images
+
+    write = module.write_checkpoint
+
+    def killed_after_epoch_1(model, workdir, epoch, **fields):
+        write(model, workdir, epoch, **fields)
+        raise Killed
+
+    monkeypatch.setattr(module, "write_checkpoint", killed_after_epoch_1)
+    with pytest.raises(Killed):
+        Segmenter(3, None, config, tmp_path / "b").fit(paths, masks)  # without validation images
+    monkeypatch.undo()
+    assert json.loads((tmp_path / "b" / CHECKPOINT).read_text())["epoch"] == 1
+    second = Segmenter(3, None, config, tmp_path / "b").fit(paths, masks)
+    assert second.time.epochs == 1 and second.history["loss"] == first.history["loss"]  # resumed at epoch 2
+    assert second.model.optimizer.iterations.numpy() == 4 and not (tmp_path / "b" / CHECKPOINT).exists()
     for a, b in zip(first.model.get_weights(), second.model.get_weights()):
         np.testing.assert_array_equal(a, b)

@@ -110,3 +110,21 @@ def test_members_that_differ_are_refused_by_name(two_voc_runs, tmp_path, capsys)
     assert run_cli(["blend", first, old, "--output-dir", tmp_path / "out"]) == 2
     err = capsys.readouterr().err
     assert f"{old}: not a finished PASCAL VOC run" in err and "run it again" in err
+
+
+@pytest.mark.slow
+def test_a_blend_keeps_labels_and_maps_and_is_blended_again(voc_run, voc_small, tmp_path):
+    """A blend keeps what a VOC run keeps for blending (here the run's own: a mean blend of the run with itself),
+    so a blend of that blend and the run is the run again."""
+    first = blend_with_itself(voc_run, "pascal-voc", tmp_path)
+    for name in (OOF_MAPS, TEST_MAPS):
+        kept, own = ProbabilityMaps.load(first / name), ProbabilityMaps.load(voc_run / name)
+        assert sorted(kept.ids) == sorted(own.ids) and kept.classes == own.classes  # the blend's in folds.json's order
+        at = {id_: k for k, id_ in enumerate(own.ids)}
+        assert (kept.proba == own.proba[[at[i] for i in kept.ids]]).all()
+
+    assert run_cli(["blend", first, voc_run, "--method", "hill", "--output-dir", tmp_path / "again"]) == 0
+    metrics = json.loads((blend_dir(tmp_path / "again") / "metrics.json").read_text())
+    assert metrics["members"][str(first)]["fold_scores"] == metrics["members"][str(voc_run)]["fold_scores"]
+    assert metrics["fold_scores"] == metrics["members"][str(voc_run)]["fold_scores"]
+    assert (blend_dir(tmp_path / "again") / "submission.csv").read_bytes() == (first / "submission.csv").read_bytes()

@@ -119,3 +119,29 @@ def test_members_that_differ_are_refused_by_name(two_camvid_runs, tmp_path, caps
     (voc / "config.yaml").write_text(yaml.safe_dump({**config, "competition": "pascal-voc"}))
     assert run_cli(["blend", voc, first, "--output-dir", tmp_path / "out"]) == 2
     assert f"{voc}: not a finished PASCAL VOC run" in capsys.readouterr().err  # a CamVid run renamed
+
+
+@pytest.mark.slow
+def test_a_blend_keeps_its_maps_is_blended_again_and_refuses_to_be_served(camvid_run, camvid_small, tmp_path, capsys):
+    """A blend keeps the maps a run keeps (here the run's own: a mean blend of the run with itself), so a blend of
+    that blend and the run is the run again; a blend has no models, and predicting from it says so."""
+    first = blend_with_itself(camvid_run, "camvid", tmp_path)
+    for name in (HOLDOUT_MAPS, TEST_MAPS):
+        kept, own = ProbabilityMaps.load(first / name), ProbabilityMaps.load(camvid_run / name)
+        assert kept.ids == own.ids and kept.classes == own.classes
+        np.testing.assert_array_equal(kept.proba, own.proba)
+    assert (first / "folds.json").read_bytes() == (camvid_run / "folds.json").read_bytes()
+
+    assert run_cli(["blend", first, camvid_run, "--method", "hill", "--output-dir", tmp_path / "again"]) == 0
+    again = blend_dir(tmp_path / "again")
+    metrics = json.loads((again / "metrics.json").read_text())
+    own = json.loads((camvid_run / "metrics.json").read_text())
+    assert metrics["members"][str(first)]["fold_scores"] == metrics["members"][str(camvid_run)]["fold_scores"]
+    assert metrics["fold_scores"] == metrics["members"][str(camvid_run)]["fold_scores"]
+    assert metrics["cv_mean"] == pytest.approx(own["cv_mean"], abs=2e-3)  # float16 maps: a rare flipped argmax
+    assert (again / "submission.csv").read_bytes() == (first / "submission.csv").read_bytes()
+    assert (again / HOLDOUT_MAPS).is_file() and (again / TEST_MAPS).is_file()
+
+    capsys.readouterr()
+    assert run_cli(["predict", first, "--data", camvid_small, "--out", tmp_path / "predicted.csv"]) == 2
+    assert f"{first}: a blend of runs" in capsys.readouterr().err

@@ -1,0 +1,81 @@
+"""``kagglekit run --resume`` of segmentation and PASCAL VOC runs: copies of the session's shared runs (conftest's
+``camvid_run`` and ``voc_run``) "killed" by removing what they had not finished, then resumed: only the unfinished
+part trains again, and the resumed run's results are the uninterrupted run's. (A fit killed mid-epoch resuming at
+its last checkpoint: ``tests/models/test_segmentation_units.py``.)"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import scored_folds
+
+from kagglekit.cli import main
+from kagglekit.runs.probability_maps import HOLDOUT_MAPS, OOF_MAPS, TEST_MAPS, ProbabilityMaps
+
+#: What a run writes once its segmenters are trained (the outputs a kill before the end leaves missing).
+AFTER_TRAINING = ("submission.csv", "metrics.json", HOLDOUT_MAPS, OOF_MAPS, TEST_MAPS, "postprocess.json", "oof.csv",
+                  "test_probabilities.csv")
+
+
+def segmenter_fits(monkeypatch) -> list[str]:
+    """The work folders of the segmenters trained from now on (a spy on ``Segmenter.fit``)."""
+    from kagglekit.learners.segmenter import Segmenter
+
+    trained, fit = [], Segmenter.fit
+
+    def spying(self, *args, **kwargs):
+        trained.append(self.workdir.name)
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(Segmenter, "fit", spying)
+    return trained
+
+
+def killed_copy(run_dir: Path, tmp_path: Path, unfinished: list[str]) -> Path:
+    """A copy of a finished run without what a run killed while training ``unfinished`` (folders) lacks."""
+    copy = tmp_path / run_dir.name
+    shutil.copytree(run_dir, copy)
+    for name in AFTER_TRAINING:
+        (copy / name).unlink(missing_ok=True)
+    for folder in unfinished:
+        shutil.rmtree(copy / folder)
+    return copy
+
+
+def assert_same_results(resumed: Path, run_dir: Path, maps: tuple[str, ...]) -> None:
+    """The same submission, scores and kept probability maps (only the time taken may differ)."""
+    assert (resumed / "submission.csv").read_bytes() == (run_dir / "submission.csv").read_bytes()
+    own, again = (json.loads((d / "metrics.json").read_text()) for d in (run_dir, resumed))
+    assert {k: v for k, v in again.items() if k not in ("seconds", "timing")} == \
+        {k: v for k, v in own.items() if k not in ("seconds", "timing")}
+    for name in maps:
+        np.testing.assert_array_equal(ProbabilityMaps.load(resumed / name).proba,
+                                      ProbabilityMaps.load(run_dir / name).proba)
+
+
+@pytest.mark.slow
+def test_a_pascal_voc_run_killed_in_its_last_fold_trains_only_that_fold_again(voc_run, voc_small, tmp_path,
+                                                                              monkeypatch):
+    last = f"fold{scored_folds(voc_run) - 1}"
+    copy = killed_copy(voc_run, tmp_path, [f"segmenter/{last}"])
+    trained = segmenter_fits(monkeypatch)
+    assert main(["run", "pascal-voc", "--resume", str(copy), "--data", str(voc_small)]) == 0
+    assert trained == [last]
+    assert_same_results(copy, voc_run, (OOF_MAPS, TEST_MAPS))
+    assert (copy / "config.yaml").read_bytes() == (voc_run / "config.yaml").read_bytes()
+
+
+@pytest.mark.slow
+def test_a_camvid_run_killed_after_training_is_finished_from_its_saved_segmenter(camvid_run, camvid_small, tmp_path,
+                                                                                monkeypatch, capsys):
+    copy = killed_copy(camvid_run, tmp_path, [])
+    assert main(["run", "camvid", "--resume", str(copy), "--folds", "3"]) == 2  # the saved config is the run's
+    assert "drop --folds" in capsys.readouterr().err
+    trained = segmenter_fits(monkeypatch)
+    assert main(["run", "camvid", "--resume", str(copy), "--data", str(camvid_small)]) == 0
+    assert trained == []
+    assert_same_results(copy, camvid_run, (HOLDOUT_MAPS, TEST_MAPS))
