@@ -100,7 +100,8 @@ def test_config_file_keeps_the_competitions_run_defaults(tmp_path):
                               image_size=None, seed=None, weights_dir=None, output_dir=None, preset=None)
     _, config = resolve_run(args)
     assert config.folds == 3 and config.segmentation.epochs == 2
-    assert config.train.views == ["identity", "hflip"] and config.segmentation.input_size == [192, 256]
+    assert config.train.views == ["identity", "hflip"] and config.segmentation.input_size == [320, 448]
+    assert not config.segmentation.freeze_encoder and config.segmentation.scored_folds == 1
 
 
 def test_local_kaggle_service_scores_voc_submissions(voc_small):
