@@ -17,7 +17,7 @@ def register(subparsers) -> None:
                         help="search space YAML: dotted config key -> {uniform|loguniform|int|logint: [low, high]} "
                              "or {choice: [...]}")
     parser.add_argument("--trials", type=count, default=20, help="trials to run (default 20)")
-    parser.add_argument("--address", help="an existing Ray cluster (e.g. ray://head:10001 or auto); "
+    parser.add_argument("--address", help="an existing Ray cluster (e.g. HEAD:6379, auto, or ray://HEAD:10001); "
                                           "default: a local Ray started in this process")
     parser.add_argument("--cpus-per-trial", type=number(0),
                         help="CPUs each trial reserves (default: all of them, one trial at a time; with GPUs, "

@@ -7,6 +7,8 @@
 - The trials: Ray Tune on a local Ray started in-process, or on an existing cluster (``address``), as many
   at once as their CPU/GPU reservations fit. TensorFlow ignores Ray's CPU reservation, so a trial sets
   its thread pools to it.
+- Where a trial ran: each result carries Ray's id of the node that ran it and the resources Ray gave it
+  (``node``, ``resources``, kept in ``trials.csv``), so a cluster's user sees where the work went.
 - Resuming: an interrupted study (Ctrl-C, a killed driver) continues with ``Tuner.restore`` when the same
   command is run again; a trial's unfinished run is resumed in its own run directory.
 
@@ -34,6 +36,7 @@ log = logging.getLogger(__name__)
 
 SPEC, STUDY, RAY_FOLDER, BEST = "tune.json", "study.db", "ray", "best.yaml"
 METRIC = "cv"  # the running mean of the fold scores reported so far; the CV once every fold is in
+FINISHED = "finished"  # set in a trial's last report only (Ray sets its own "done" on a pruned trial's last too)
 #: Passed on to the trial processes, which a Ray cluster does not start with the driver's environment.
 FORWARDED_ENV = ("KERAS_BACKEND", "KAGGLEKIT_CACHE", "KAGGLEKIT_LEDGER", "KAGGLEKIT_WEIGHTS_DIR",
                  "TF_CPP_MIN_LOG_LEVEL", "KAGGLE_CONFIG_DIR")
@@ -72,10 +75,12 @@ def trial(params: dict, study: Study, threads: int) -> None:
 
     output = study.folder / "trials" / tune.get_context().get_trial_id()
     config = study.config(params).model_copy(update={"output_dir": str(output)})
+    where = placement()
     run_dir, done = finished_run(output, study.competition)
     if done:  # finished before the study was interrupted: report it again
         metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
-        tune.report({METRIC: metrics["cv_mean"], "cv_std": metrics["cv_std"], "done": True, "run_dir": str(run_dir)})
+        tune.report({METRIC: metrics["cv_mean"], "cv_std": metrics["cv_std"], "folds": len(metrics["fold_scores"]),
+                     FINISHED: True, "run_dir": str(run_dir), **where})
         return
     run_dir = run_dir or new_run_dir(config, study.competition)  # an unfinished run resumes in its own folder
     competition = get_competition(study.competition_ref).resolve(Path(config.data))
@@ -83,14 +88,24 @@ def trial(params: dict, study: Study, threads: int) -> None:
 
     def on_fold(fold: int, score: float) -> None:
         scores.append(score)
-        tune.report({METRIC: sum(scores) / len(scores), "fold": fold, "fold_score": score})
+        tune.report({METRIC: sum(scores) / len(scores), "fold": fold, "fold_score": score, "folds": len(scores),
+                     "run_dir": str(run_dir), **where})
 
     result = get_pipeline(competition.task, config.train.learner)(competition, config, run_dir, on_fold=on_fold)
     try:
         Ledger(default_ledger_path()).record_run(result, config)
     except LedgerError as exc:
         log.warning("trial %s is not recorded in the ledger: %s", run_dir, exc)
-    tune.report({METRIC: result.cv_mean, "cv_std": result.cv_std, "done": True, "run_dir": str(run_dir)})
+    tune.report({METRIC: result.cv_mean, "cv_std": result.cv_std, "folds": len(result.fold_scores), FINISHED: True,
+                 "run_dir": str(run_dir), **where})
+
+
+def placement() -> dict:
+    """Where this trial runs: Ray's node id and the resources Ray gave it (e.g. ``{"CPU": 1.0}``, as JSON)."""
+    import ray
+
+    context = ray.get_runtime_context()
+    return {"node": context.get_node_id(), "resources": json.dumps(context.get_assigned_resources(), sort_keys=True)}
 
 
 def _limit_threads(threads: int) -> None:
@@ -171,14 +186,17 @@ def run_study(study: Study, address: str | None, cpus_per_trial: float | None, g
 
 
 def trials_table(study: Study, grid) -> pd.DataFrame:
-    """One row per trial: its parameters, state (done, pruned, error), CV and run directory; best first."""
+    """One row per trial: its parameters, state (done, pruned, error), CV, folds scored, where it ran (node,
+    resources) and run directory; best first."""
     rows = []
     for result in grid:
         metrics = result.metrics or {}
-        state = "error" if result.error else "done" if metrics.get("done") else "pruned"
+        state = "error" if result.error else "done" if metrics.get(FINISHED) else "pruned"
         params = {d.key: d.cast(result.config[d.key]) for d in study.space.dimensions if d.key in (result.config or {})}
         rows.append({"trial": metrics.get("trial_id", ""), "state": state, METRIC: metrics.get(METRIC),
-                     "cv_std": metrics.get("cv_std"), **params, "run_dir": metrics.get("run_dir")})
+                     "cv_std": metrics.get("cv_std"), "folds": metrics.get("folds"), **params,
+                     "node": metrics.get("node"), "resources": metrics.get("resources"),
+                     "run_dir": metrics.get("run_dir")})
     table = pd.DataFrame(rows)
     if table.empty:
         return table

@@ -3,16 +3,21 @@ the from-scratch CNN, and the time and resources every run records."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 import yaml
 
@@ -193,3 +198,93 @@ def test_tune_is_interrupted_resumes_and_its_best_config_reproduces(seedlings_ti
     assert rerun.returncode == 0, rerun.stderr
     (run_dir,) = (tmp_path / "rerun" / "seedlings").iterdir()
     assert json.loads((run_dir / "metrics.json").read_text())["cv_mean"] == pytest.approx(best["cv"], abs=1e-9)
+
+
+# --- tune on a real Ray cluster: two nodes on loopback, trials on both, ASHA pruning a bad one --------------
+
+@contextlib.contextmanager
+def two_node_ray_cluster(folder: Path):
+    """Two 1-CPU Ray nodes started with ``ray start`` (a head and a node joining it), every port on loopback.
+    Yields (the GCS address, the environment a client needs, {node id: "head" or "worker"}).
+
+    Ray rewrites 127.0.0.1 to the machine's network address (and then listens on every interface):
+    ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` keeps the head and the client on 127.0.0.1, so Ray binds to
+    loopback only; the joining node, which that variable would refuse, names the head ``127.1`` (the same
+    address, which Ray does not rewrite) and resolves it with the system's resolver (gRPC's own reads no
+    ``127.1``). A token of this cluster's own authenticates them. Each node is a ``ray start --block`` child
+    stopped with SIGTERM, which ends its own processes: ``ray stop`` would end every Ray on the machine."""
+    base = dict(env(), RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
+    loopback = dict(base, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
+    port, client_port = free_port(), free_port()
+    common = ["--block", "--num-cpus", "1", "--object-store-memory", str(100 * 2**20), "--disable-usage-stats"]
+    ray = str(Path(sys.executable).with_name("ray"))
+    nodes: list[subprocess.Popen] = []
+    try:
+        for name, args, node_env in [
+                ("head", ["--head", "--port", port, "--ray-client-server-port", client_port, "--include-dashboard",
+                          "false"], loopback),
+                ("worker", ["--address", f"127.1:{port}"], dict(base, GRPC_DNS_RESOLVER="native"))]:
+            with (folder / f"{name}.log").open("w") as log:
+                nodes.append(subprocess.Popen([ray, "start", *map(str, args), *common, "--temp-dir", folder / name],
+                                              env=node_env, stdout=log, stderr=subprocess.STDOUT))
+        # both nodes joined: their ids, the head's told by the resource only a head has
+        ask = ("import json, sys, time, ray; ray.init(address=sys.argv[1], log_to_driver=False)\n"
+               "while len([n for n in ray.nodes() if n['Alive']]) < 2: time.sleep(0.5)\n"
+               "print(json.dumps({n['NodeID']: 'head' if 'node:__internal_head__' in n['Resources'] else 'worker'"
+               " for n in ray.nodes() if n['Alive']}))")
+        joined = subprocess.run([sys.executable, "-c", ask, f"127.0.0.1:{port}"], env=loopback,
+                                capture_output=True, text=True, timeout=180)
+        assert joined.returncode == 0, joined.stderr[-3000:] + "".join(
+            (folder / f"{name}.log").read_text()[-2000:] for name in ("head", "worker"))
+        ids = json.loads(joined.stdout.strip().splitlines()[-1])
+        listening = {c.laddr.ip for n in nodes for p in [psutil.Process(n.pid), *psutil.Process(n.pid).children(True)]
+                     for c in p.net_connections("inet") if c.status == psutil.CONN_LISTEN}
+        assert listening <= {"127.0.0.1", "::ffff:127.0.0.1"}, listening
+        yield f"127.0.0.1:{port}", loopback, ids
+    finally:
+        for node in nodes:
+            node.terminate()
+        for node in nodes:
+            try:
+                node.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                node.kill()
+                node.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_tune_on_a_two_node_ray_cluster_runs_trials_on_both_and_asha_prunes_the_bad_one(seedlings_small, tmp_path):
+    import optuna
+
+    # Three trials of one CPU each on two 1-CPU nodes: the first two run at once, necessarily one on each node;
+    # the third starts only when one of them has ended, so ASHA (its first rung: the first fold) has a score to
+    # compare the third's first fold with. Seed 6 makes Optuna's seeded start-up draws give the hopeless learning
+    # rate (1e-7: the head stays at chance, 0.04 on the first fold against 0.31 at 1e-2) to the third trial only
+    # (asserted). The small seedlings: the tiny ones' 3 images per class learn nothing at all, so no learning rate
+    # would be certainly worse than another there.
+    config = write(tmp_path / "head.yaml", "backbones: [efficientnet_lite0]\nimage_size: 64\nfolds: 2\nseed: 6\n"
+                   "tta: [identity]\ntrain: {learner: head, head_epochs: 10, patience: 3, views: [identity], "
+                   "multiscale: false}\n")
+    space = write(tmp_path / "space.yaml", "train.head_lr: {choice: [1.0e-2, 1.0e-7]}\n")
+    out = tmp_path / "study"
+    with tempfile.TemporaryDirectory(prefix="kk-ray-") as ray_dir:  # short: Ray's socket paths have a length limit
+        with two_node_ray_cluster(Path(ray_dir)) as (address, client_env, nodes):
+            done = kagglekit("tune", "seedlings", "--data", seedlings_small, "--config", config, "--space", space,
+                             "--trials", "3", "--out", out, "--address", address, "--cpus-per-trial", "1",
+                             env=client_env, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    drawn = optuna.load_study(study_name="kagglekit", storage=f"sqlite:///{out / 'study.db'}").trials  # in order
+    assert [t.params["train.head_lr"] for t in drawn] == [1e-2, 1e-2, 1e-7], "seed 6 no longer draws the bad rate third"
+    trials = pd.read_csv(out / "trials.csv")
+    assert sorted(nodes.values()) == ["head", "worker"] and set(trials.node) == set(nodes)  # Ray's own node ids
+    assert all(json.loads(r) == {"CPU": 1.0} for r in trials.resources)  # what --cpus-per-trial declared
+    bad, good = trials[trials["train.head_lr"] == 1e-7].iloc[0], trials[trials["train.head_lr"] == 1e-2]
+    assert bad.state == "pruned" and bad.folds == 1 and Path(bad.run_dir).is_dir()  # stopped after its first fold
+    finished = good[good.state == "done"]
+    assert len(finished) >= 1 and (finished.folds == 2).all() and (finished.cv > bad.cv).all()
