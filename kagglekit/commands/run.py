@@ -45,6 +45,9 @@ def add_config_options(parser) -> None:
     parser.add_argument("--weights-dir", type=weights_folder,
                         help="folder with pretrained weight files (offline / Kaggle notebooks)")
     parser.add_argument("--output-dir", help="where run directories go (default: submissions/)")
+    parser.add_argument("--time-budget", metavar="DURATION",
+                        help="the run's wall time, e.g. 30m or 1.5h: fine-tuning and segmentation fit their epochs "
+                             "(at most the config's) and scored folds to it (default 30m; none: the config's epochs)")
 
 
 def register(subparsers) -> None:
@@ -70,10 +73,13 @@ def resolve_run(args) -> tuple[Competition, RunConfig]:
         else competition.name
     raw = merge(dict(competition.run_defaults), {"competition": reference})
     if args.preset:
-        raw = merge(raw, read_config_file(preset_file(args.preset)))
+        raw = merge(raw, read_config_file(preset_file(args.preset)), nulls=True)
     if args.config:
         # only the keys the file sets: its defaults must not undo the competition's run defaults
-        raw = merge(raw, read_config_file(args.config) | {"competition": reference})
+        raw = merge(raw, read_config_file(args.config) | {"competition": reference}, nulls=True)
+    budget = getattr(args, "time_budget", None)
+    if budget is not None:  # "none" must reach the config as null, which merge() would take for "not given"
+        raw["time_budget"] = None if budget.strip().lower() in ("none", "off") else budget
     raw = merge(raw, {
         "data": args.data, "backbones": getattr(args, "backbone", None), "folds": args.folds,
         "image_size": args.image_size, "seed": args.seed, "weights_dir": args.weights_dir, "output_dir": args.output_dir,
@@ -90,7 +96,8 @@ def resume_run(args) -> tuple[Competition, RunConfig, Path]:
     """A killed run's competition, saved config and directory; options that would change what it
     computes are refused (only where the data and weights are may differ)."""
     run_dir = args.resume
-    changes = [f"--{name.replace('_', '-')}" for name in ("preset", "config", "backbone", "folds", "image_size", "seed")
+    changes = [f"--{name.replace('_', '-')}" for name in ("preset", "config", "backbone", "folds", "image_size", "seed",
+                                                              "time_budget")
                if getattr(args, name) is not None]
     if changes:
         raise ConfigError(f"--resume continues {run_dir} with its saved config; drop {', '.join(changes)}")

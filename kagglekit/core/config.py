@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import reprlib
 from pathlib import Path
 from typing import Annotated, Literal
@@ -27,6 +28,18 @@ def _split_commas(value):
     return value
 
 
+def _seconds(value):
+    """``30m``, ``1.5h``, ``90s`` or a number: seconds (a duration as people write it)."""
+    if isinstance(value, str):
+        found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", value)
+        if not found:
+            raise ValueError(f"{value!r} is not a duration such as 30m, 1.5h, 90s or 1800 (seconds)")
+        return float(found[1]) * {"": 1, "s": 1, "m": 60, "h": 3600}[found[2]]
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+#: Seconds, given as a number or as ``30m`` / ``1.5h`` / ``90s``.
+Duration = Annotated[float, BeforeValidator(_seconds), Field(gt=0)]
 #: A non-empty list of names, given as a YAML list or a comma-separated string.
 Names = Annotated[list[str], BeforeValidator(_split_commas), Field(min_length=1)]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -168,6 +181,9 @@ class RunConfig(Section):
     seed: Annotated[int, Field(ge=0)] = 42
     weights_dir: str | None = None
     output_dir: str = "submissions"
+    # the whole run's wall time (kagglekit.learners.budget): fine-tuning and segmentation measure their step time
+    # here and fit the epochs (at most the configured ones) and scored folds to it; null: the fixed epoch budget
+    time_budget: Duration | None = 1800.0
     tta: Names = ["identity", "hflip", "vflip", "rot90"]
     augment: AugmentConfig = AugmentConfig()
     train: TrainConfig = TrainConfig()
@@ -232,14 +248,15 @@ def read_yaml(path: Path, what: str):
         raise ConfigError(f"{what} {path} is not valid YAML: {type(exc).__name__}: {exc}") from None
 
 
-def merge(base: dict, overrides: dict) -> dict:
-    """Deep-merge ``overrides`` (None values mean 'not given') into ``base``."""
+def merge(base: dict, overrides: dict, nulls: bool = False) -> dict:
+    """Deep-merge ``overrides`` into ``base``. None means 'not given' (command-line options), unless ``nulls``:
+    then it is a value (a config file's ``time_budget: null`` turns the budget off)."""
     out = dict(base)
     for key, value in overrides.items():
-        if value is None:
+        if value is None and not nulls:
             continue
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
+            out[key] = merge(out[key], value, nulls)
         else:
             out[key] = value
     return out

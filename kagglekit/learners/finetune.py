@@ -34,6 +34,7 @@ from kagglekit.core.fileio import atomic_write_json
 from kagglekit.core.progress import progress
 from kagglekit.data.streams import steps_per_epoch, training_stream
 from kagglekit.data.views import apply_view, average_views
+from kagglekit.learners import budget
 from kagglekit.learners.checkpoints import (clear_checkpoints, load_checkpoint, read_checkpoint, reseed,
                                             save_weights, write_checkpoint)
 from kagglekit.learners.devices import Devices
@@ -232,17 +233,38 @@ class FineTunedClassifier:
                  f", holdout accuracy {self.history['val_accuracy'][-1]:.3f}" if "val_accuracy" in logs else "",
                  per_epoch, per_epoch * (self.cfg.epochs - epoch - 1))
 
-    def _compile(self, stage: Stage, n_images: int) -> None:
+    def timings(self) -> tuple[float, float]:
+        """(seconds per training step, per image's forward pass) on this machine, of a throwaway copy of the
+        network with the last (dearest) stage's layers trainable: what ``learners.budget`` plans from."""
+        import keras
+
+        self.model = self.build()
+        self._set_trainable(self.stages(self.model)[-1])
+        pixels = np.random.default_rng(0).uniform(0, 255, (self.cfg.batch_size, self.image_size, self.image_size, 3))
+        targets = np.eye(self.n_classes, dtype=np.float32)[np.arange(self.cfg.batch_size) % self.n_classes]
+        try:
+            return budget.timings(self.model, pixels.astype(np.float32), targets,
+                                  keras.losses.CategoricalCrossentropy(), self.devices.scope)
+        finally:
+            self.model = None
+
+    def _set_trainable(self, stage: Stage) -> None:
         import keras
 
         from kagglekit.models.backbones import get_backbone
-        from kagglekit.models.optimizers import make_optimizer
 
         # pretrained BatchNorm statistics stay unless asked; an untrained network's must be learnt
         train_batchnorm = self.cfg.train_batchnorm or not get_backbone(self.backbone).pretrained
         for i, layer in enumerate(self.model.layers):
             layer.trainable = i >= stage.trainable_from and (
                 train_batchnorm or not isinstance(layer, keras.layers.BatchNormalization))
+
+    def _compile(self, stage: Stage, n_images: int) -> None:
+        import keras
+
+        from kagglekit.models.optimizers import make_optimizer
+
+        self._set_trainable(stage)
         steps = stage.epochs * steps_per_epoch(n_images, self.cfg.batch_size)
         warmup = max(int(steps * self.cfg.warmup_fraction), min(MIN_WARMUP_STEPS, steps // 2)) \
             if self.cfg.warmup_fraction else 0

@@ -24,6 +24,7 @@ from kagglekit.core.fileio import atomic_write_json
 from kagglekit.data.images import read_rgb
 from kagglekit.data.masks import read_label_map, resize_labels
 from kagglekit.data.views import apply_view
+from kagglekit.learners import budget
 from kagglekit.learners.checkpoints import (clear_checkpoints, load_checkpoint, read_checkpoint, reseed,
                                             save_weights, write_checkpoint)
 from kagglekit.learners.usage import TrainingTime, epoch_timer
@@ -54,6 +55,17 @@ def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """An (H, W, 3) uint8 image resized bilinearly to (height, width): the segmenter's input."""
     height, width = size
     return np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR))
+
+
+def segmentation_seconds(cfg, tta, n_fit: int, n_predicted: int):
+    """``budgeting.budgeted``'s estimate for segmenters each trained on ``n_fit`` images and predicting
+    ``n_predicted`` (hold-out and test) with the TTA views a segmenter uses: (step_s, image_s, segmenters, epochs)."""
+    views = len([v for v in tta if v in SELF_INVERSE_VIEWS]) or 1
+
+    def seconds(step_s: float, image_s: float, segmenters: int, epochs: int) -> float:
+        return segmenters * (epochs * -(-n_fit // cfg.batch_size) * step_s + n_predicted * views * image_s)
+
+    return seconds
 
 
 def label_maps(proba: np.ndarray, sizes: list[tuple[int, int]], allowed: np.ndarray | None = None) -> list[np.ndarray]:
@@ -128,6 +140,18 @@ class Segmenter:
         self.model = build_segmenter(self.cfg.head, self.config.backbones[0], self.size, self.n_classes,
                                      self.config.weights_dir, self.cfg.freeze_encoder)
         return self.model
+
+    def timings(self) -> tuple[float, float]:
+        """(seconds per training step, per image's forward pass) on this machine, of a throwaway copy of the
+        network as it trains (its loss included): what ``learners.budget`` plans from."""
+        rng = np.random.default_rng(0)
+        pixels = rng.uniform(0, 255, (self.cfg.batch_size, *self.size, 3)).astype(np.float32)
+        masks = rng.integers(0, self.n_classes, (self.cfg.batch_size, *self.size)).astype(np.int32)
+        try:
+            return budget.timings(self.build(), pixels, masks,
+                                  SegmentationLoss(self.n_classes, self.void_label, self.cfg.dice_weight))
+        finally:
+            self.model = None
 
     @property
     def done(self) -> bool:

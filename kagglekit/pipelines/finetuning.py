@@ -2,7 +2,9 @@
 
 1. read the competition's images and decode them once, resized, into memory;
 2. stratified K folds (duplicates grouped); ``finetune.scored_folds`` of them train a fine-tuned network
-   for a fixed epoch budget and are scored on their held-out images (TTA-averaged): the CV;
+   for a fixed epoch budget and are scored on their held-out images (TTA-averaged): the CV; with a
+   ``time_budget`` the epochs (at most ``finetune.epochs``) and scored folds are first fitted to it from this
+   machine's measured step time (``pipelines.budgeting``);
 3. with ``finetune.refit`` one more network trains on every labelled image with the same budget and
    predicts the test set; otherwise the scored folds' networks are averaged;
 4. the submission is written and validated; config, metrics, OOF predictions and plots are saved.
@@ -24,10 +26,11 @@ from kagglekit.competitions.contract import Competition, ImageTable
 from kagglekit.core.config import RunConfig
 from kagglekit.core.fileio import atomic_open, atomic_write_json
 from kagglekit.core.progress import Stopwatch
-from kagglekit.data.streams import decode_images
+from kagglekit.data.streams import decode_images, steps_per_epoch
 from kagglekit.evaluation import baseline
 from kagglekit.evaluation.folds import content_groups, stratified_folds
 from kagglekit.evaluation.metrics import METRICS
+from kagglekit.learners import budget
 from kagglekit.learners.devices import resolve_devices
 from kagglekit.learners.finetune import FineTunedClassifier
 from kagglekit.learners.usage import usage
@@ -35,6 +38,7 @@ from kagglekit.models.backbones import get_backbone
 from kagglekit.models.losses import balanced_class_weights
 from kagglekit.pipelines.classification import read_images, write_folds, write_outputs
 from kagglekit.pipelines import FoldHook
+from kagglekit.pipelines.budgeting import budgeted
 from kagglekit.pipelines.inputs import checked_test
 from kagglekit.runs.result import RunResult
 from kagglekit.submission.writer import write_submission
@@ -52,13 +56,17 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     groups, _ = content_groups(train.paths)
     folds = stratified_folds(train.labels, groups, config.folds, config.seed, competition.classes)
     write_folds(run_dir, train, folds)
-    scored = folds[:config.finetune.scored_folds]
     classes, metric = competition.classes, METRICS.get(competition.metric)
     images = decode_images(train.paths, config.image_size, "train images")
     weights = None
     if config.finetune.class_weights:
         weights = balanced_class_weights(train.labels)
     watch.lap("read and decode images")
+    config, time_plan = budgeted(config, run_dir, "finetune", started,
+                                 network(config, run_dir, "fold0", len(classes)).timings,
+                                 finetune_seconds(config, len(train), len(test)),
+                                 config.finetune.head_epochs + config.finetune.top_epochs + 1, config.finetune.scored_folds)
+    scored = folds[:config.finetune.scored_folds]
 
     oof = np.full((len(train), len(classes)), np.nan, dtype=np.float32)
     fold_scores, histories, trained = [], [], []
@@ -106,10 +114,28 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
                "oof_score": float(metric(train.labels[rows], oof[rows].argmax(1))), "train_images": len(train),
                "test_images": len(test), "scored_images": len(rows), "learner": "finetune",
                "epochs": [len(h.get("loss", [])) for h in histories],
-               "timing": usage([n.time for n in trained], len(test) * len(config.tta), predict_seconds), "stages": watch.laps},
+               "timing": usage([n.time for n in trained], len(test) * len(config.tta), predict_seconds), "stages": watch.laps,
+               "time_budget": budget.record(time_plan, time.time() - started)},
     )
     write_outputs(result, competition, train, test, oof, test_proba, histories, rows)
     return result
+
+
+def finetune_seconds(config: RunConfig, n_train: int, n_test: int):
+    """``budgeting.budgeted``'s estimate for fine-tuning ``n_train`` images: each scored fold's network (its
+    linear probe's forward pass, its epochs, its held-out images' TTA), the refit's, the test's TTA."""
+    ft, views, k = config.finetune, len(config.tta), config.folds
+
+    def seconds(step_s: float, image_s: float, scored: int, epochs: int) -> float:
+        def train(n: float) -> float:
+            return epochs * steps_per_epoch(int(n), ft.batch_size) * step_s + (n * image_s if ft.probe else 0.0)
+
+        total = scored * (train(n_train * (k - 1) / k) + n_train / k * views * image_s)
+        if ft.refit:
+            total += train(n_train)
+        return total + n_test * views * image_s * (1 if ft.refit else scored)
+
+    return seconds
 
 
 def network(config: RunConfig, run_dir: Path, name: str, n_classes: int) -> FineTunedClassifier:

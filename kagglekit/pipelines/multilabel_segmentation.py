@@ -37,9 +37,12 @@ from kagglekit.evaluation import baseline
 from kagglekit.evaluation.folds import content_groups, multilabel_folds
 from kagglekit.evaluation.reports import segmentation_report
 from kagglekit.evaluation.segmentation import stack_dice
-from kagglekit.learners.segmenter import Segmenter, label_maps, predict_label_maps, proba_chunks, saved_segmenters
+from kagglekit.learners import budget
+from kagglekit.learners.segmenter import (Segmenter, label_maps, predict_label_maps, proba_chunks, saved_segmenters,
+                                       segmentation_seconds)
 from kagglekit.learners.usage import usage
 from kagglekit.pipelines import FoldHook
+from kagglekit.pipelines.budgeting import budgeted
 from kagglekit.pipelines.inputs import checked_test, usable_train
 from kagglekit.pipelines.multilabel_classification import (
     fit_label_heads,
@@ -78,7 +81,13 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     oof, oof_labels, tuner, report = fitted.oof, fitted.oof_labels, fitted.tuner, fitted.report
 
     # --- segmentation: a segmenter per scored fold, trained on its training part, scored on the rest ---
-    scored = folds[:config.segmentation.scored_folds or len(folds)]
+    k = len(folds)
+    config, time_plan = budgeted(config, run_dir, "segmentation", started,
+                                 Segmenter(len(classes) + 1, void, config, run_dir / "segmenter" / "fold0").timings,
+                                 segmentation_seconds(config.segmentation, config.tta, len(train) * (k - 1) // k,
+                                                      len(train) // k + len(test)),
+                                 1, config.segmentation.scored_folds or k)
+    scored = folds[:config.segmentation.scored_folds or k]
     rows = np.concatenate([va for _, va in scored])
     truths, plain, consistent, histories, times = [], [], [], [], [h.time for h in fitted.heads]
     kept = MapsCollector()  # every scored image's maps, in the order of rows
@@ -137,6 +146,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
             "segmentation_dice_plain": dice_plain, "segmentation_dice_consistent": dice_consistent,
             "consistency_used": bool(use_consistency), "segmentation": seg_scores, "classification": report,
             "train_images": len(train), "test_images": len(test), "timing": timing,
+            "time_budget": budget.record(time_plan, time.time() - started),
         },
     )
     write_probabilities(run_dir, classes, train, oof, test, test_proba)

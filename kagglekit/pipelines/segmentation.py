@@ -32,9 +32,11 @@ from kagglekit.evaluation import baseline
 from kagglekit.evaluation.folds import grouped_holdout
 from kagglekit.evaluation.reports import segmentation_report
 from kagglekit.evaluation.segmentation import mask_dice
-from kagglekit.learners.segmenter import Segmenter
+from kagglekit.learners import budget
+from kagglekit.learners.segmenter import Segmenter, segmentation_seconds
 from kagglekit.learners.usage import usage
 from kagglekit.pipelines import FoldHook
+from kagglekit.pipelines.budgeting import budgeted
 from kagglekit.pipelines.classification import write_folds
 from kagglekit.pipelines.inputs import checked_test, usable_train
 from kagglekit.runs import plots
@@ -61,6 +63,10 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
         "valid_ids": valid.ids, "skipped_unreadable_train": skipped,
     })
 
+    config, time_plan = budgeted(config, run_dir, "segmentation", started,
+                                 Segmenter(len(classes), void, config, run_dir / "segmenter").timings,
+                                 segmentation_seconds(config.segmentation, config.tta, len(fit), len(valid) + len(test)),
+                                 1, 1)
     segmenter = Segmenter(len(classes), void, config, run_dir / "segmenter")
     segmenter.fit_once(fit.paths, fit.masks, valid.paths, valid.masks)
     truths = [read_label_map(m) for m in valid.masks]
@@ -85,7 +91,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
         extra={"baseline": baseline.record(baseline.per_class_masks(truths, [np.arange(len(truths))], classes),
                                            scores["dice"], competition.metric),
                "validation": "grouped hold-out", **scores, "epochs": len(segmenter.history.get("loss", [])),
-               "timing": timing},
+               "timing": timing, "time_budget": budget.record(time_plan, time.time() - started)},
     )
     write_outputs(result, competition, [segmenter.history], valid, truths, predicted)
     return result

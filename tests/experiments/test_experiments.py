@@ -109,7 +109,7 @@ def test_the_scratch_cnn_trains_whole_from_the_first_epoch_and_is_never_frozen(t
 def test_compare_runs_the_matrix_and_its_table_matches_the_run_directories(seedlings_tiny, tmp_path):
     from kagglekit.runs.ledger import Ledger, default_ledger_path
 
-    config = write(tmp_path / "cell.yaml", "image_size: 64\nfolds: 3\ntta: [identity]\ntrain: {learner: finetune}\n"
+    config = write(tmp_path / "cell.yaml", "time_budget: null\nimage_size: 64\nfolds: 3\ntta: [identity]\ntrain: {learner: finetune}\n"
                    "finetune: {epochs: 1, head_epochs: 1, top_epochs: 0, batch_size: 16, scored_folds: 1}\n")
     out = tmp_path / "matrix"
     args = ["compare", "seedlings", "--data", seedlings_tiny, "--config", config, "--backbones",

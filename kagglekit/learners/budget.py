@@ -1,0 +1,96 @@
+"""A time budget turned into an epoch count before any fold trains (as AutoGluon's ``time_limit``).
+
+A fixed epoch budget makes wall time a property of the machine: the same run took 24 minutes on one 2-core
+machine and 40 on another. So a run with ``time_budget`` measures, on this machine, the seconds of a training
+step of its network (random pixels through the real model, compiled with every layer it may unfreeze: the
+dearest stage) and of a forward pass per image, then picks the most epochs (up to the config's, as a maximum)
+and scored folds whose estimated time, prediction included, fits the budget. Everything is fixed before the
+first fold trains, from timings alone: nothing is chosen on a scored fold, so the CV stays honest.
+
+Epochs fall first, down to half the configured ones; below that a scored fold is dropped instead (fewer,
+better-trained networks); with one left, epochs fall to the minimum and the plan says the budget is exceeded.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+#: The share of the remaining budget a plan may fill: the estimate leaves out file writing and jitter.
+SAFETY = 0.9
+#: Timed training steps (after one untimed step that builds and traces the function).
+TIMED_STEPS = 3
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a budget allowed: ``epochs`` per network, ``scored_folds``, and the figures it was planned from."""
+
+    budget_s: float
+    spent_s: float  # before planning (reading, decoding, the classifier of a VOC run, the timing itself)
+    step_s: float  # one training step at the configured batch size
+    image_s: float  # one image's forward pass
+    epochs: int
+    scored_folds: int
+    estimated_s: float  # the whole run's estimated time, spent_s included
+    fits: bool  # False: even the smallest plan exceeds the budget
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> "Plan":
+        return cls(**saved)
+
+
+def timings(model, inputs: np.ndarray, targets: np.ndarray, loss, scope=None) -> tuple[float, float]:
+    """(seconds per training step, seconds per image's forward pass) of ``model`` on this machine, timed on
+    one batch of ``inputs`` / ``targets`` with ``loss`` and an Adam optimizer (the optimizer's own cost is
+    small beside the network's). The model is compiled here: pass a throwaway one."""
+    import contextlib
+
+    import keras
+
+    with scope() if scope else contextlib.nullcontext():
+        model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=loss)
+    model.train_on_batch(inputs, targets)  # builds the optimizer and traces the step
+    started = time.perf_counter()
+    for _ in range(TIMED_STEPS):
+        model.train_on_batch(inputs, targets)
+    step = (time.perf_counter() - started) / TIMED_STEPS
+    model.predict_on_batch(inputs)  # traces the forward function
+    started = time.perf_counter()
+    model.predict_on_batch(inputs)
+    return step, (time.perf_counter() - started) / len(inputs)
+
+
+def plan(budget_s: float, spent_s: float, step_s: float, image_s: float, max_epochs: int, min_epochs: int,
+         max_scored: int, estimate: Callable[[int, int], float]) -> Plan:
+    """The plan with the most scored folds, then the most epochs, whose ``spent_s + estimate(scored_folds,
+    epochs)`` (seconds) fits ``SAFETY`` of the budget; epochs never below ``min_epochs`` nor, while a fold can
+    be dropped instead, below half of ``max_epochs``."""
+    floor = max(min_epochs, math.ceil(max_epochs / 2))
+    candidates = [(scored, epochs) for scored in range(max_scored, 0, -1)
+                  for epochs in range(max_epochs, (floor if scored > 1 else min_epochs) - 1, -1)]
+    for scored, epochs in candidates:
+        total = spent_s + estimate(scored, epochs)
+        if total <= SAFETY * budget_s:
+            return Plan(budget_s, spent_s, step_s, image_s, epochs, scored, total, True)
+    scored, epochs = 1, min(min_epochs, max_epochs)
+    total = spent_s + estimate(scored, epochs)
+    log.warning("time budget %.0f s: even %d epoch(s) on %d fold need about %.0f s on this machine; running that "
+                "(raise time_budget, or lower image_size or the backbone's size)", budget_s, epochs, scored, total)
+    return Plan(budget_s, spent_s, step_s, image_s, epochs, scored, total, False)
+
+
+def record(plan_: Plan | None, seconds: float) -> dict | None:
+    """metrics.json's ``time_budget``: the plan beside the run's actual time."""
+    if plan_ is None:
+        return None
+    return {**plan_.to_dict(), "actual_s": round(seconds, 1), "kept": seconds <= plan_.budget_s}

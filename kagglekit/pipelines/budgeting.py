@@ -1,0 +1,46 @@
+"""A run's ``time_budget`` applied to its config: planned once from this machine's timings, saved, reused.
+
+The plan (``learners.budget``) lowers a section's ``epochs`` (and ``scored_folds``) before the first fold
+trains; the planned config is what the run saves as its ``config.yaml`` (what it computed), and the plan is
+kept in ``time_plan.json``. A resumed run finds both and plans nothing again, so it trains what it started.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Callable
+
+from kagglekit.core.config import RunConfig
+from kagglekit.core.fileio import atomic_write_json
+from kagglekit.learners import budget
+
+log = logging.getLogger(__name__)
+TIME_PLAN = "time_plan.json"
+
+
+def budgeted(config: RunConfig, run_dir: Path, section: str, started: float,
+             timings: Callable[[], tuple[float, float]], estimate: Callable[[float, float, int, int], float],
+             min_epochs: int, max_scored: int) -> tuple[RunConfig, budget.Plan | None]:
+    """``config`` with ``config.<section>``'s epochs (and, where ``max_scored`` > 1, scored folds) fitted to the
+    budget, and the plan (None without a budget). ``timings()`` measures (step, image) seconds;
+    ``estimate(step_s, image_s, scored_folds, epochs)`` is the rest of the run's seconds."""
+    path = Path(run_dir) / TIME_PLAN
+    if config.time_budget is None:
+        return config, None
+    if path.is_file():  # a resumed run: its config.yaml already holds the plan
+        return config, budget.Plan.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    step_s, image_s = timings()
+    cfg = getattr(config, section)
+    plan = budget.plan(config.time_budget, time.time() - started, step_s, image_s, cfg.epochs, min_epochs,
+                       max_scored, lambda scored, epochs: estimate(step_s, image_s, scored, epochs))
+    update = {"epochs": plan.epochs} | ({"scored_folds": plan.scored_folds} if max_scored > 1 else {})
+    config = config.model_copy(update={section: cfg.model_copy(update=update)})
+    config.save(Path(run_dir) / "config.yaml")
+    atomic_write_json(path, plan.to_dict())
+    log.info("time budget %.0f s: %.2f s a training step, %.3f s an image's forward pass here: %d epoch(s) (of at "
+             "most %d), %d scored fold(s), about %.0f s in all", plan.budget_s, step_s, image_s, plan.epochs,
+             cfg.epochs, plan.scored_folds, plan.estimated_s)
+    return config, plan
