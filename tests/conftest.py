@@ -139,7 +139,7 @@ def camvid_run(camvid_small, tmp_path_factory) -> Path:
     yield from read_only(run_dir)
 
 
-# -- the local Kaggle service (end_to_end/test_kaggle.py, end_to_end/test_publish.py) ---------------------------
+# -- the local Kaggle service (end_to_end/test_kaggle.py, end_to_end/test_publish.py) ---------------------
 #: The code competition: Plant Seedlings under another slug, declared in YAML as a user would.
 CODE_COMPETITION_YAML = """kind: class-folder
 name: seedlings-code
@@ -160,14 +160,16 @@ def code_competition_file(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def service(seedlings_small, code_competition_file, tmp_path_factory):
-    """Seedlings (file submissions) and its code-competition twin (a hidden test set), for alice."""
+    """Seedlings (file submissions) and its code-competition twin (a hidden test set), for alice, on a port of
+    its own (``KAGGLEKIT_LOCAL_KAGGLE_PORT`` in ``kaggle`` and ``env``): each xdist worker runs its own."""
     from helpers import KEY, OUTSIDER, OUTSIDER_KEY, USER
 
     from kagglekit.competitions.discovery import competition_from_yaml, get_competition
     from kagglekit.kaggle.local_service import LocalKaggleService
 
     work = tmp_path_factory.mktemp("kaggle-service")
-    svc = LocalKaggleService({USER: KEY, OUTSIDER: OUTSIDER_KEY}, scoring_delay=0.1, work_dir=work / "service")
+    svc = LocalKaggleService({USER: KEY, OUTSIDER: OUTSIDER_KEY}, port=0, scoring_delay=0.1,  # a free port
+                             work_dir=work / "service")
     svc.host(get_competition("seedlings"), seedlings_small, work, daily_limit=100, participants={USER})
     svc.host(competition_from_yaml(code_competition_file), seedlings_small, work, daily_limit=100,
              participants={USER}, code_competition=True)
@@ -184,6 +186,7 @@ def kaggle(service, monkeypatch):
     from kagglekit.kaggle.credentials import Credentials
 
     monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "TEST")
+    monkeypatch.setenv("KAGGLEKIT_LOCAL_KAGGLE_PORT", str(service.port))
     monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
     service.faults.clear()
     yield KaggleService(Credentials(USER, KEY, "test"), timeout=1.5, backoff=FAST)
@@ -191,12 +194,12 @@ def kaggle(service, monkeypatch):
 
 
 @pytest.fixture
-def env(tmp_path):
+def env(service, tmp_path):
     """The environment of a ``kagglekit`` child process that is alice, talking to the local service."""
     from helpers import client_env
 
     (tmp_path / "kaggle-config").mkdir()
-    return client_env(tmp_path / "cache", tmp_path / "kaggle-config")
+    return client_env(service.port, tmp_path / "cache", tmp_path / "kaggle-config")
 
 
 # -- a finished run ------------------------------------------------------------------------------
@@ -319,3 +322,4 @@ def seedlings_finetuned_run(seedlings_small, tmp_path_factory) -> Path:
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     run_dir = only_run_dir(work / "runs" / "seedlings")
     yield from read_only(run_dir)
+
