@@ -31,7 +31,7 @@ def seedlings_small(tmp_path_factory) -> Path:
 def no_process_outlives_the_session():
     """Servers, kernels, Ray nodes or ``kagglekit`` children still alive when a session's tests end would
     keep taking CPU from whatever runs next: name them, end them, and fail. (Set up first, so torn down
-    last, after every other fixture stopped what it started.)"""
+    last, after every other fixture stopped what it started; on each xdist worker, for its own tests.)"""
     yield
     import psutil
 
@@ -323,3 +323,41 @@ def seedlings_finetuned_run(seedlings_small, tmp_path_factory) -> Path:
     run_dir = only_run_dir(work / "runs" / "seedlings")
     yield from read_only(run_dir)
 
+
+
+# -- two xdist workers (scripts/test.sh: -n 2 --dist loadgroup --no-loadscope-reorder) -------------------------
+#: The session's trained runs. The tests that read one form a group, run by one worker, which alone trains it.
+SHARED_RUNS = ("seedlings_run", "seedlings_head_run", "seedlings_tags_run", "seedlings_finetuned_run", "voc_run",
+               "camvid_run")
+
+
+@pytest.hookimpl(tryfirst=True)  # xdist reads the marks in its own hook: before it, or they are ignored
+def pytest_collection_modifyitems(config, items):
+    """Each test joins a group (``xdist_group``) that one worker runs: the first shared run it reads, else its file
+    (its module-scoped fixtures are then built once). The groups that train a shared run come first, so that the
+    longest work is handed out first and the two workers end together."""
+    for item in items:
+        group = next((run for run in SHARED_RUNS if run in item.fixturenames), item.path.name)
+        item.add_marker(pytest.mark.xdist_group(group))
+        item.user_properties.append(("xdist_group", group))  # for the check below, whatever xdist does with it
+    items.sort(key=lambda item: dict(item.user_properties)["xdist_group"] not in SHARED_RUNS)
+
+
+#: On the xdist controller, with --dist loadgroup: group -> the workers that ran its tests.
+WORKERS_OF_GROUP: dict[str, set[str]] = {}
+
+
+def pytest_runtest_logreport(report):
+    node = getattr(report, "node", None)  # set by xdist's controller on its workers' reports
+    group = dict(report.user_properties).get("xdist_group")
+    if node is not None and group is not None and node.config.getoption("dist") == "loadgroup":
+        WORKERS_OF_GROUP.setdefault(group, set()).add(node.gateway.id)
+
+
+def pytest_sessionfinish(session):
+    """A group that two workers ran trained its shared run twice (or built its module's fixtures twice) and would
+    pass unnoticed, as with pytest 9 and xdist 3.8 where the marks never reached xdist's scheduler: fail the run."""
+    split = {group: sorted(workers) for group, workers in WORKERS_OF_GROUP.items() if len(workers) > 1}
+    if split:
+        print(f"\ntest groups run by more than one xdist worker: {split}", file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
