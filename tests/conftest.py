@@ -31,7 +31,7 @@ def seedlings_small(tmp_path_factory) -> Path:
 def no_process_outlives_the_session():
     """Servers, kernels, Ray nodes or ``kagglekit`` children still alive when a session's tests end would
     keep taking CPU from whatever runs next: name them, end them, and fail. (Set up first, so torn down
-    last, after every other fixture stopped what it started.)"""
+    last, after every other fixture stopped what it started; on each xdist worker, for its own tests.)"""
     yield
     import psutil
 
@@ -139,7 +139,7 @@ def camvid_run(camvid_small, tmp_path_factory) -> Path:
     yield from read_only(run_dir)
 
 
-# -- the local Kaggle service (end_to_end/test_kaggle.py, end_to_end/test_publish.py) ---------------------------
+# -- the local Kaggle service (end_to_end/test_kaggle.py, end_to_end/test_publish.py) ---------------------
 #: The code competition: Plant Seedlings under another slug, declared in YAML as a user would.
 CODE_COMPETITION_YAML = """kind: class-folder
 name: seedlings-code
@@ -160,14 +160,16 @@ def code_competition_file(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def service(seedlings_small, code_competition_file, tmp_path_factory):
-    """Seedlings (file submissions) and its code-competition twin (a hidden test set), for alice."""
+    """Seedlings (file submissions) and its code-competition twin (a hidden test set), for alice, on a port of
+    its own (``KAGGLEKIT_LOCAL_KAGGLE_PORT`` in ``kaggle`` and ``env``): each xdist worker runs its own."""
     from helpers import KEY, OUTSIDER, OUTSIDER_KEY, USER
 
     from kagglekit.competitions.discovery import competition_from_yaml, get_competition
     from kagglekit.kaggle.local_service import LocalKaggleService
 
     work = tmp_path_factory.mktemp("kaggle-service")
-    svc = LocalKaggleService({USER: KEY, OUTSIDER: OUTSIDER_KEY}, scoring_delay=0.1, work_dir=work / "service")
+    svc = LocalKaggleService({USER: KEY, OUTSIDER: OUTSIDER_KEY}, port=0, scoring_delay=0.1,  # a free port
+                             work_dir=work / "service")
     svc.host(get_competition("seedlings"), seedlings_small, work, daily_limit=100, participants={USER})
     svc.host(competition_from_yaml(code_competition_file), seedlings_small, work, daily_limit=100,
              participants={USER}, code_competition=True)
@@ -184,6 +186,7 @@ def kaggle(service, monkeypatch):
     from kagglekit.kaggle.credentials import Credentials
 
     monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "TEST")
+    monkeypatch.setenv("KAGGLEKIT_LOCAL_KAGGLE_PORT", str(service.port))
     monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
     service.faults.clear()
     yield KaggleService(Credentials(USER, KEY, "test"), timeout=1.5, backoff=FAST)
@@ -191,12 +194,12 @@ def kaggle(service, monkeypatch):
 
 
 @pytest.fixture
-def env(tmp_path):
+def env(service, tmp_path):
     """The environment of a ``kagglekit`` child process that is alice, talking to the local service."""
     from helpers import client_env
 
     (tmp_path / "kaggle-config").mkdir()
-    return client_env(tmp_path / "cache", tmp_path / "kaggle-config")
+    return client_env(service.port, tmp_path / "cache", tmp_path / "kaggle-config")
 
 
 # -- a finished run ------------------------------------------------------------------------------
@@ -319,3 +322,42 @@ def seedlings_finetuned_run(seedlings_small, tmp_path_factory) -> Path:
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     run_dir = only_run_dir(work / "runs" / "seedlings")
     yield from read_only(run_dir)
+
+
+
+# -- two xdist workers (scripts/test.sh: -n 2 --dist loadgroup --no-loadscope-reorder) -------------------------
+#: The session's trained runs. The tests that read one form a group, run by one worker, which alone trains it.
+SHARED_RUNS = ("seedlings_run", "seedlings_head_run", "seedlings_tags_run", "seedlings_finetuned_run", "voc_run",
+               "camvid_run")
+
+
+@pytest.hookimpl(tryfirst=True)  # xdist reads the marks in its own hook: before it, or they are ignored
+def pytest_collection_modifyitems(config, items):
+    """Each test joins a group (``xdist_group``) that one worker runs: the first shared run it reads, else its file
+    (its module-scoped fixtures are then built once). The groups that train a shared run come first, so that the
+    longest work is handed out first and the two workers end together."""
+    for item in items:
+        group = next((run for run in SHARED_RUNS if run in item.fixturenames), item.path.name)
+        item.add_marker(pytest.mark.xdist_group(group))
+        item.user_properties.append(("xdist_group", group))  # for the check below, whatever xdist does with it
+    items.sort(key=lambda item: dict(item.user_properties)["xdist_group"] not in SHARED_RUNS)
+
+
+#: On the xdist controller, with --dist loadgroup: group -> the workers that ran its tests.
+WORKERS_OF_GROUP: dict[str, set[str]] = {}
+
+
+def pytest_runtest_logreport(report):
+    node = getattr(report, "node", None)  # set by xdist's controller on its workers' reports
+    group = dict(report.user_properties).get("xdist_group")
+    if node is not None and group is not None and node.config.getoption("dist") == "loadgroup":
+        WORKERS_OF_GROUP.setdefault(group, set()).add(node.gateway.id)
+
+
+def pytest_sessionfinish(session):
+    """A group that two workers ran trained its shared run twice (or built its module's fixtures twice) and would
+    pass unnoticed, as with pytest 9 and xdist 3.8 where the marks never reached xdist's scheduler: fail the run."""
+    split = {group: sorted(workers) for group, workers in WORKERS_OF_GROUP.items() if len(workers) > 1}
+    if split:
+        print(f"\ntest groups run by more than one xdist worker: {split}", file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -26,14 +26,16 @@ OUTSIDER, OUTSIDER_KEY = "bob", "kk-bob-key-0a9b8c7d"  # has an account but did 
 FAST = Backoff(attempts=4, base=0.05, cap=0.2, deadline=10)  # retries of the in-process test client
 
 
-def client_env(cache: Path, config_dir: Path, username: str = USER, key: str = KEY) -> dict:
+def client_env(port: int, cache: Path, config_dir: Path, username: str = USER, key: str = KEY) -> dict:
+    """The environment of a ``kagglekit`` child process that is ``username``, talking to the local service on
+    ``port``."""
     env = dict(os.environ)
     for name in list(env):
         if name.startswith("KAGGLE_"):
             del env[name]
-    env.update(KAGGLE_API_ENVIRONMENT="TEST", KAGGLE_USERNAME=username, KAGGLE_KEY=key,
-               KAGGLE_CONFIG_DIR=str(config_dir), KAGGLEKIT_CACHE=str(cache), NO_PROXY="localhost,127.0.0.1",
-               KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
+    env.update(KAGGLE_API_ENVIRONMENT="TEST", KAGGLEKIT_LOCAL_KAGGLE_PORT=str(port), KAGGLE_USERNAME=username,
+               KAGGLE_KEY=key, KAGGLE_CONFIG_DIR=str(config_dir), KAGGLEKIT_CACHE=str(cache),
+               NO_PROXY="localhost,127.0.0.1", KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
     return env
 
 

@@ -3,6 +3,7 @@ library keeps to a handful of modules at its root."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -38,12 +39,11 @@ def test_the_root_holds_at_most_six_modules():
 
 
 def test_a_deliberate_upward_import_is_caught(tmp_path):
-    """The layer check is not vacuous: a core module importing a pipeline breaks it."""
-    probe = REPO / "kagglekit" / "core" / "_layer_probe.py"
-    probe.write_text("import kagglekit.pipelines.classification\n")
-    try:
-        lint = Path(sys.executable).with_name("lint-imports")
-        out = subprocess.run([str(lint), "--no-cache"], cwd=REPO, capture_output=True, text=True, timeout=300)
-    finally:
-        probe.unlink()
+    """The layer check is not vacuous: a core module importing a pipeline breaks it. (In a copy of the package:
+    a probe in the tree itself would break the lint and the cycle check that another xdist worker runs.)"""
+    shutil.copy(REPO / "pyproject.toml", tmp_path)
+    shutil.copytree(REPO / "kagglekit", tmp_path / "kagglekit", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "kagglekit" / "core" / "_layer_probe.py").write_text("import kagglekit.pipelines.classification\n")
+    lint = Path(sys.executable).with_name("lint-imports")
+    out = subprocess.run([str(lint), "--no-cache"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert out.returncode != 0 and "kagglekit.core._layer_probe" in out.stdout, out.stdout

@@ -1,7 +1,8 @@
 """``kagglekit serve COMPETITION --source DIR``: host a private local Kaggle competition.
 
 Participants point the ``kaggle`` client (and kagglekit) at it with ``KAGGLE_API_ENVIRONMENT=TEST``
-(http://localhost:7777) and their usual KAGGLE_USERNAME/KAGGLE_KEY. With ``--code-competition`` only part of
+(http://localhost:7777; kagglekit also reaches another ``--port`` with ``KAGGLEKIT_LOCAL_KAGGLE_PORT``) and their
+usual KAGGLE_USERNAME/KAGGLE_KEY. With ``--code-competition`` only part of
 the test set is downloadable; submissions are notebooks (``kagglekit publish RUN --submit``), rerun offline
 on the hidden rest of the test set, as on kaggle.com. The work folder (the built
 competition and the zip participants download) is claimed like any output folder: new, empty or an
@@ -14,7 +15,7 @@ import json
 import threading
 from pathlib import Path
 
-from kagglekit.commands.options import InputPath, competition_ref, count, fraction, port, seconds
+from kagglekit.commands.options import InputPath, competition_ref, count, fraction, integer, seconds
 from kagglekit.competitions.builders import build_class_folder_competition
 from kagglekit.competitions.class_folder import ClassFolderCompetition
 from kagglekit.competitions.discovery import get_competition
@@ -22,6 +23,7 @@ from kagglekit.core.errors import ConfigError
 from kagglekit.core.fileio import sha256_file
 from kagglekit.core.manifest import OwnedFolder
 from kagglekit.core.paths import cache_root
+from kagglekit.kaggle.credentials import LOCAL_PORT
 
 
 def register(subparsers) -> None:
@@ -46,7 +48,9 @@ def register(subparsers) -> None:
                         help="a code competition: notebooks are submitted and rerun on a hidden test set")
     parser.add_argument("--kernel-time-limit", type=seconds, default=3600.0,
                         help="seconds a notebook may run unless its push asks for less (default 3600)")
-    parser.add_argument("--port", type=port, default=7777, help="7777 is where KAGGLE_API_ENVIRONMENT=TEST looks")
+    parser.add_argument("--port", type=integer(0, 65535), default=7777,
+                        help="7777 is where KAGGLE_API_ENVIRONMENT=TEST looks; kagglekit clients find another one "
+                             "in KAGGLEKIT_LOCAL_KAGGLE_PORT; 0: any free port (printed)")
     parser.set_defaults(func=main)
 
 
@@ -89,5 +93,8 @@ def main(args) -> int:
         kind = "code competition " if args.code_competition else ""
         print(f"serving {kind}{competition.slug} on {service.base_url} for {len(users)} user(s); Ctrl-C stops",
               flush=True)
+        if service.port != 7777:
+            print(f"kagglekit clients reach it with KAGGLE_API_ENVIRONMENT=TEST {LOCAL_PORT}={service.port}",
+                  flush=True)
         threading.Event().wait()
     return 0

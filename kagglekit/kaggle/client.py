@@ -1,10 +1,11 @@
 """The Kaggle API as kagglekit uses it: the official ``kaggle`` client, plus clear errors and retries.
 
-Two things the ``kaggle`` 2.x client does not do that we need:
+Three things the ``kaggle`` 2.x client does not do that we need:
 - honour ``KAGGLE_API_ENVIRONMENT`` (its ``KaggleApi`` always talks to production; the underlying
   ``kagglesdk`` client does honour it, e.g. ``TEST`` = http://localhost:7777, the local service);
+- reach a local service on another port (``KAGGLEKIT_LOCAL_KAGGLE_PORT``; kagglesdk's ports are fixed);
 - time out: requests without a timeout can hang forever on a stalled connection.
-Both are fixed in one override of ``KaggleApi.build_kaggle_client``. Every HTTP request is still
+All are fixed in one override of ``KaggleApi.build_kaggle_client``. Every HTTP request is still
 made by the ``kaggle``/``kagglesdk`` code.
 """
 
@@ -23,6 +24,7 @@ from kagglekit.core.errors import KaggleError
 from kagglekit.kaggle.credentials import (
     HOW_TO_GET_A_KEY,
     Credentials,
+    api_endpoint,
     api_environment,
     load_credentials,
 )
@@ -42,21 +44,29 @@ def _kaggle_api_class():
     return KaggleApi
 
 
-class _TimeoutAdapter(HTTPAdapter):
-    def __init__(self, timeout: float):
+class _Transport(HTTPAdapter):
+    """Every request gets a timeout, and one for kagglesdk's fixed address of the environment (``fixed``)
+    goes to ``endpoint`` instead (the same unless KAGGLEKIT_LOCAL_KAGGLE_PORT moved it)."""
+
+    def __init__(self, timeout: float, fixed: str, endpoint: str):
         super().__init__()
         self.timeout = timeout
+        self.fixed, self.endpoint = fixed + "/", endpoint + "/"
 
     def send(self, request, **kwargs):
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
+        if request.url.startswith(self.fixed):
+            request.url = self.endpoint + request.url[len(self.fixed):]
         return super().send(request, **kwargs)
 
 
 def _make_api(credentials: Credentials, timeout: float):
     from kagglesdk.kaggle_client import KaggleClient
+    from kagglesdk.kaggle_env import get_endpoint
 
     env = api_environment()
+    fixed, wanted = get_endpoint(env), api_endpoint()
 
     class EnvironmentAwareKaggleApi(_kaggle_api_class()):
         def build_kaggle_client(self):
@@ -68,7 +78,7 @@ def _make_api(credentials: Credentials, timeout: float):
             )
             http = client.http_client()
             http._init_session()
-            adapter = _TimeoutAdapter(timeout)
+            adapter = _Transport(timeout, fixed, wanted)
             http._session.mount("http://", adapter)
             http._session.mount("https://", adapter)
             return client
@@ -77,12 +87,6 @@ def _make_api(credentials: Credentials, timeout: float):
     api.config_values = {api.CONFIG_NAME_USER: credentials.username, api.CONFIG_NAME_KEY: credentials.key}
     api._authenticated = True
     return api
-
-
-def endpoint() -> str:
-    from kagglesdk.kaggle_env import get_endpoint
-
-    return get_endpoint(api_environment())
 
 
 class KaggleService:
@@ -234,7 +238,7 @@ def translate(exc: Exception, action: str, slug: str, credentials: Credentials,
     where = f"cannot {action} for {slug!r}"
     if response is None:
         if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
-            return KaggleError(f"{where}: no answer from {endpoint()} ({type(exc).__name__}); the network or "
+            return KaggleError(f"{where}: no answer from {api_endpoint()} ({type(exc).__name__}); the network or "
                                "Kaggle is down, or the request timed out. Retry later.",
                                transient=True, ambiguous=True)
         return KaggleError(f"{where}: {type(exc).__name__}: {said}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,8 @@ class Credentials:
 
 #: The values of KAGGLE_API_ENVIRONMENT, as ``kagglesdk.kaggle_env.get_env`` names them (any case here).
 ENVIRONMENTS = ("PROD", "LOCALHOST", "ADMIN", "STAGING", "QA", "TEST")
+#: Moves ``KAGGLE_API_ENVIRONMENT=TEST`` off kagglesdk's fixed http://localhost:7777, which has no setting.
+LOCAL_PORT = "KAGGLEKIT_LOCAL_KAGGLE_PORT"
 
 
 def api_environment(environ=os.environ):
@@ -50,8 +53,24 @@ def api_environment(environ=os.environ):
     name = value.upper() or "PROD"
     if name not in ENVIRONMENTS:
         raise KaggleError(f"KAGGLE_API_ENVIRONMENT={value!r} is not one of {', '.join(ENVIRONMENTS)} (any case); "
-                          "unset it to use kaggle.com, or set TEST for a local service on port 7777")
+                          "unset it to use kaggle.com, or set TEST for a local service on port 7777 (another "
+                          f"port: {LOCAL_PORT})")
     return KaggleEnv.LOCAL if name == "LOCALHOST" else KaggleEnv[name]
+
+
+def api_endpoint(environ=os.environ) -> str:
+    """The Kaggle API's address: the one KAGGLE_API_ENVIRONMENT names, or with TEST a local service on the port
+    ``KAGGLEKIT_LOCAL_KAGGLE_PORT`` gives (``kagglekit serve --port``)."""
+    from kagglesdk.kaggle_env import KaggleEnv, get_endpoint
+
+    env = api_environment(environ)
+    value = environ.get(LOCAL_PORT, "").strip()
+    if env is not KaggleEnv.TEST or not value:
+        return get_endpoint(env)
+    if not re.fullmatch(r"[0-9]{1,5}", value) or not 0 < int(value) < 65536:
+        raise KaggleError(f"{LOCAL_PORT}={value!r} is not a port number (1 to 65535): set it to the port that "
+                          "`kagglekit serve` listens on, or unset it for 7777")
+    return f"http://localhost:{int(value)}"
 
 
 def config_dir(environ=os.environ) -> Path:

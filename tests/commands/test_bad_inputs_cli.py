@@ -62,12 +62,6 @@ def competition_file(tmp_path: Path, **extra) -> Path:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def cache(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("KAGGLEKIT_CACHE", str(tmp_path / "cache"))
@@ -175,7 +169,7 @@ NONSENSE = [
     ("prepare", "--test-fraction", "-0.2"), ("prepare", "--test-fraction", "nan"),
     ("prepare", "--test-fraction", "half"), ("prepare", "--per-class", "0"), ("prepare", "--per-class", "-3"),
     ("prepare", "--per-class", "2.5"),
-    ("serve", "--port", "0"), ("serve", "--port", "70000"), ("serve", "--port", "http"),
+    ("serve", "--port", "-1"), ("serve", "--port", "70000"), ("serve", "--port", "http"),
     ("serve", "--daily-limit", "0"), ("serve", "--public-fraction", "1"), ("serve", "--public-fraction", "0"),
     ("serve", "--test-fraction", "2"), ("serve", "--per-class", "0"),
     ("download", "--timeout", "0"), ("download", "--timeout", "-5"), ("download", "--timeout", "inf"),
@@ -406,33 +400,32 @@ def test_serve_refuses_a_work_folder_it_did_not_make(capsys, tmp_path, pets):
     work.mkdir()
     (work / "thesis.tex").write_text("keep me")
     code, _, err = cli(capsys, "serve", spec, "--source", source, "--users", users, "--work", work,
-                       "--port", free_port())
+                       "--port", 0)
     assert code == 2 and str(work) in one_error_line(err) and (work / "thesis.tex").read_text() == "keep me"
     assert sorted(p.name for p in work.iterdir()) == ["thesis.tex"]
     users.write_text('["not", "a", "mapping"]')
-    code, _, err = cli(capsys, "serve", spec, "--source", source, "--users", users, "--port", free_port())
+    code, _, err = cli(capsys, "serve", spec, "--source", source, "--users", users, "--port", 0)
     assert code == 2 and str(users) in one_error_line(err)
 
 
 # -- against a local Kaggle service: the environment variable, download --force ------------------------
 @pytest.fixture
 def local_kaggle(tmp_path, monkeypatch, cache, pets):
-    """A local Kaggle service hosting the pets competition, what KAGGLE_API_ENVIRONMENT=TEST reaches."""
-    from kagglesdk import kaggle_env
-
+    """A local Kaggle service hosting the pets competition on a free port: what KAGGLE_API_ENVIRONMENT=TEST and
+    KAGGLEKIT_LOCAL_KAGGLE_PORT reach."""
     from kagglekit.competitions.builders import build_class_folder_competition
     from kagglekit.kaggle.local_service import LocalKaggleService
 
     spec, source = pets
     data = build_class_folder_competition(source, tmp_path / "hosted", id_column="file", label_column="label")
-    service = LocalKaggleService({USER: KEY}, port=free_port(), scoring_delay=0.05)
+    service = LocalKaggleService({USER: KEY}, port=0, scoring_delay=0.05)
     service.host(get_competition(str(spec)), data, tmp_path / "service-work")
-    monkeypatch.setitem(kaggle_env._env_to_endpoint, kaggle_env.KaggleEnv.TEST, service.base_url)
     monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "TEST")
     monkeypatch.setenv("KAGGLE_USERNAME", USER)
     monkeypatch.setenv("KAGGLE_KEY", KEY)
     monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
     with service:
+        monkeypatch.setenv("KAGGLEKIT_LOCAL_KAGGLE_PORT", str(service.port))
         yield spec, data
 
 
@@ -445,6 +438,10 @@ def test_api_environment_in_any_case_and_unknown_values(capsys, monkeypatch, loc
     code, _, err = cli(capsys, "leaderboard", spec)
     line = one_error_line(err)
     assert code == 5 and "KAGGLE_API_ENVIRONMENT='testing'" in line and "TEST" in line and "PROD" in line
+    monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "TEST")
+    monkeypatch.setenv("KAGGLEKIT_LOCAL_KAGGLE_PORT", "77777")
+    code, _, err = cli(capsys, "leaderboard", spec)
+    assert code == 5 and "KAGGLEKIT_LOCAL_KAGGLE_PORT='77777' is not a port number" in one_error_line(err)
 
 
 def test_download_force_keeps_the_users_files(capsys, tmp_path, local_kaggle):

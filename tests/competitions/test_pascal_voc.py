@@ -93,6 +93,7 @@ def test_config_file_keeps_the_competitions_run_defaults(tmp_path):
     import argparse
 
     from kagglekit.commands.run import resolve_run
+    from kagglekit.core.config import SegmentationConfig
 
     path = tmp_path / "c.yaml"
     path.write_text("folds: 3\nsegmentation: {epochs: 2}\n")
@@ -100,8 +101,10 @@ def test_config_file_keeps_the_competitions_run_defaults(tmp_path):
                               image_size=None, seed=None, weights_dir=None, output_dir=None, preset=None)
     _, config = resolve_run(args)
     assert config.folds == 3 and config.segmentation.epochs == 2
-    assert config.train.views == ["identity", "hflip"] and config.segmentation.input_size == [320, 448]
-    assert not config.segmentation.freeze_encoder and config.segmentation.scored_folds == 1
+    chosen = get_competition("pascal-voc").run_defaults["segmentation"]  # not the generic defaults
+    assert chosen["input_size"] != SegmentationConfig().input_size
+    assert config.train.views == ["identity", "hflip"] and config.segmentation.input_size == chosen["input_size"]
+    assert config.segmentation.freeze_encoder is chosen["freeze_encoder"] is False
 
 
 def test_local_kaggle_service_scores_voc_submissions(voc_small):

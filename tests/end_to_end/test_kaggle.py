@@ -1,4 +1,4 @@
-"""Kaggle service: the real ``kaggle`` client against the local Kaggle service (loopback :7777)."""
+"""Kaggle service: the real ``kaggle`` client against the local Kaggle service (on a free loopback port)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import base64
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -413,19 +414,23 @@ def test_killed_during_upload_submits_once_on_rerun(service, env, seedlings_smal
 
 
 def test_serve_hosts_a_competition_for_the_real_client(seedlings_small, tmp_path, monkeypatch):
-    """``python -m kagglekit.kaggle.local_service`` on another port, reached by the kaggle client."""
-    from kagglesdk import kaggle_env
-
+    """``kagglekit serve`` on a free port (``--port 0``), reached by the kaggle client through the variable it
+    names."""
     users = tmp_path / "users.json"
     users.write_text(json.dumps({"carol": "carol-key"}))
     proc = subprocess.Popen([sys.executable, "-m", "kagglekit", "serve", "seedlings", "--source",
-                             seedlings_small, "--users", users, "--port", "7788", "--work", tmp_path / "work"],
+                             seedlings_small, "--users", users, "--port", "0", "--work", tmp_path / "work"],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=ctrl_c_reaches_it)
     try:
-        assert "serving plant-seedlings-classification on http://localhost:7788" in proc.stdout.readline()
-        monkeypatch.setitem(kaggle_env._env_to_endpoint, kaggle_env.KaggleEnv.TEST, "http://localhost:7788")
+        served = re.fullmatch(r"serving plant-seedlings-classification on http://localhost:(\d+) for 1 user\(s\); "
+                              r"Ctrl-C stops", proc.stdout.readline().strip())
+        assert served, "no 'serving ... on' line"
+        port = served.group(1)
+        hint = proc.stdout.readline().strip()
+        assert hint.endswith(f"KAGGLE_API_ENVIRONMENT=TEST KAGGLEKIT_LOCAL_KAGGLE_PORT={port}"), hint
         monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "TEST")
+        monkeypatch.setenv("KAGGLEKIT_LOCAL_KAGGLE_PORT", port)
         client = KaggleService(Credentials("carol", "carol-key", "test"), timeout=5, backoff=FAST)
         names = {f.name for f in client.list_files(SLUG)}
         assert "sample_submission.csv" in names and "solution.csv" not in names

@@ -6,7 +6,8 @@ from the very ``kagglesdk`` types the client parses), serves competition data as
 asynchronously against a hidden solution split into public and private rows, enforces a daily
 limit, and injects faults on demand. It also keeps datasets (datasets.py) and runs pushed notebooks
 offline in a sandbox (kernels.py), which is what a code competition (hidden_test.py) scores.
-``KAGGLE_API_ENVIRONMENT=TEST`` points the client at http://localhost:7777.
+``KAGGLE_API_ENVIRONMENT=TEST`` points the client at http://localhost:7777 (another port, as port 0 gives:
+``KAGGLEKIT_LOCAL_KAGGLE_PORT``).
 """
 
 from kagglekit.kaggle.local_service.faults import Fault, Faults

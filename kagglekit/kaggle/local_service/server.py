@@ -59,10 +59,17 @@ class LocalKaggleService:
         self.faults = Faults()
         self.calls: dict[str, int] = {}  # requests received per operation (tests count uploads, resumes)
         self.scoring_delay = scoring_delay
-        self.address = (host, port)
+        self.address = (host, port)  # port 0: a free one, chosen as it starts
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
-        self.base_url = f"http://localhost:{port}"
+
+    @property
+    def port(self) -> int:
+        return self.address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://localhost:{self.port}"
 
     def host(self, competition: Competition, data_dir: Path, work_dir: Path, **options) -> HostedCompetition:
         hosted = host_competition(competition, data_dir, work_dir, **options)
@@ -84,6 +91,7 @@ class LocalKaggleService:
             raise ConfigError(f"cannot listen on port {self.address[1]} of {self.address[0]} ({exc.strerror}): "
                               "is another local Kaggle service or program using it? Choose another port "
                               "with --port") from exc
+        self.address = server.server_address[:2]
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
                                         name="local-kaggle", daemon=True)
