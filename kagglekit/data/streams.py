@@ -168,6 +168,35 @@ def _table(images: ImageRows, targets: np.ndarray):
     return tf.constant(table)
 
 
+def scaled_box(record, seed, scale: float):
+    """A random crop's box keeping the image's shape: each side a fraction in [1 - ``scale``, 1] of the image's."""
+    import tensorflow as tf
+
+    height, width = tf.cast(record["height"], tf.float32), tf.cast(record["width"], tf.float32)
+    fraction, top, left = tf.unstack(tf.random.stateless_uniform([3], seed))
+    fraction = 1.0 - scale * fraction
+    rows = tf.maximum(1.0, tf.round(height * fraction))
+    cols = tf.maximum(1.0, tf.round(width * fraction))
+    return tf.cast(tf.stack([tf.floor(top * (height - rows + 1)), tf.floor(left * (width - cols + 1)), rows, cols]),
+                   tf.int32)
+
+
+def epoch_records(images: ImageRows, batch_size: int, seed: int, epoch: int, draw: int):
+    """``(position, record)`` of one training epoch's images: the shards in an order drawn from ``(seed,
+    epoch)``, ``CYCLE`` of them interleaved, the fold's rows kept, windows of ``WINDOW`` shuffled (``draw``),
+    cut to ``steps_per_epoch`` whole batches (fewer images than a batch repeated to fill one)."""
+    import tensorflow as tf
+
+    def shuffle_window(k, window):
+        order = tf.argsort(tf.random.stateless_uniform([tf.shape(window["index"])[0]], seed=tf.stack([draw, k])))
+        return {key: tf.gather(value, order) for key, value in window.items()}
+
+    files = [images.shards.files[i] for i in np.random.default_rng([seed, epoch]).permutation(len(images.shards.files))]
+    return (_selected(images, records(images.shards, files, CYCLE))
+            .batch(WINDOW).enumerate().map(shuffle_window).unbatch()
+            .repeat().take(steps_per_epoch(len(images), batch_size) * batch_size).enumerate())
+
+
 def training_stream(images: ImageRows, targets: np.ndarray, image_size: int, batch_size: int, seed: int, epoch: int,
                     augment: AugmentConfig):
     """One epoch of ``(float32 images in [0, 255], float32 targets)`` batches of ``images``, augmented:
@@ -184,10 +213,6 @@ def training_stream(images: ImageRows, targets: np.ndarray, image_size: int, bat
     table = _table(images, targets)
     size = (image_size, image_size)
 
-    def shuffle_window(k, window):
-        order = tf.argsort(tf.random.stateless_uniform([tf.shape(window["index"])[0]], seed=tf.stack([draw, k])))
-        return {key: tf.gather(value, order) for key, value in window.items()}
-
     def decode(i, record):
         box = crop_box(record, tf.stack([tf.cast(draw, tf.int64) + 1, i]), augment)
         return finish(decode_region(record["image"], record["format"], box, size)), tf.gather(table, record["index"])
@@ -202,33 +227,61 @@ def training_stream(images: ImageRows, targets: np.ndarray, image_size: int, bat
             x, y = mixed["images"], mixed["labels"]
         return x, y
 
-    files = [images.shards.files[i] for i in np.random.default_rng([seed, epoch]).permutation(len(images.shards.files))]
-    steps = steps_per_epoch(len(images), batch_size)
-    return (_selected(images, records(images.shards, files, CYCLE))
-            .batch(WINDOW).enumerate().map(shuffle_window).unbatch()
-            .repeat().take(steps * batch_size).enumerate()
+    return (epoch_records(images, batch_size, seed, epoch, draw)
             .map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             .batch(batch_size, drop_remainder=True)
             .map(batch)  # sequential: parallel calls would consume the layers' random draws in a racy order
-            .apply(tf.data.experimental.assert_cardinality(steps))  # Keras must know an epoch's end (filter hides it)
+            .apply(tf.data.experimental.assert_cardinality(steps_per_epoch(len(images), batch_size)))
             .prefetch(tf.data.AUTOTUNE))
 
 
-def eval_stream(images: ImageRows, image_size: int, batch_size: int, targets: np.ndarray | None = None):
-    """Batches of ``images`` in order, whole and unaugmented (float32 in [0, 255], as ``finish`` rounds
-    them); ``(images, targets)`` pairs when ``targets`` (one row per image) are given."""
+def segmentation_stream(images: ImageRows, size: tuple[int, int], batch_size: int, seed: int, epoch: int,
+                        scale: float, hflip: bool):
+    """One epoch of ``(float32 images, int32 label maps)`` batches at ``size`` (height, width): each image and
+    its mask cut by the same random crop (each side [1 - ``scale``, 1] of the full decode's) and flipped
+    together, the image resized bilinearly, the mask by nearest neighbour."""
     import tensorflow as tf
 
-    size = (image_size, image_size)
+    draw = seed * 1009 + epoch * 7919
+
+    def decode(i, record):
+        box = scaled_box(record, tf.stack([tf.cast(draw, tf.int64) + 1, i]), scale) if scale > 0 else full_box(record)
+        x = finish(decode_region(record["image"], record["format"], box, size))
+        y = tf.cast(decode_mask(record["mask"], box, size)[..., 0], tf.int32)
+        if hflip:
+            flip = tf.random.stateless_uniform([], tf.stack([tf.cast(draw, tf.int64) + 2, i])) < 0.5
+            x, y = tf.cond(flip, lambda: (x[:, ::-1], y[:, ::-1]), lambda: (x, y))
+        return x, y
+
+    return (epoch_records(images, batch_size, seed, epoch, draw)
+            .map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .batch(batch_size, drop_remainder=True)
+            .apply(tf.data.experimental.assert_cardinality(steps_per_epoch(len(images), batch_size)))
+            .prefetch(tf.data.AUTOTUNE))
+
+
+def eval_stream(images: ImageRows, image_size: int | tuple[int, int], batch_size: int,
+                targets: np.ndarray | None = None, masks: bool = False):
+    """Batches of ``images`` in order, whole and unaugmented (float32 in [0, 255], as ``finish`` rounds
+    them) at ``image_size`` (a side, or (height, width)); ``(images, targets)`` pairs when ``targets`` (one
+    row per image) are given, ``(images, int32 label maps)`` with ``masks``."""
+    import tensorflow as tf
+
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     table = None if targets is None else _table(images, targets)
 
     def decode(record):
-        x = finish(decode_region(record["image"], record["format"], full_box(record), size))
+        box = full_box(record)
+        x = finish(decode_region(record["image"], record["format"], box, size))
+        if masks:
+            return x, tf.cast(decode_mask(record["mask"], box, size)[..., 0], tf.int32)
         return x if table is None else (x, tf.gather(table, record["index"]))
 
     return (_selected(images, records(images.shards, list(images.shards.files)))
             .map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            .batch(batch_size).prefetch(tf.data.AUTOTUNE))
+            .batch(batch_size)
+            .apply(tf.data.experimental.assert_cardinality(-(-len(images) // batch_size)))  # Keras reads its end
+            .prefetch(tf.data.AUTOTUNE))
 
 
 def decode_images(paths: list[Path], image_size: int, cfg: StreamConfig) -> np.ndarray:

@@ -1,13 +1,15 @@
 """Train and apply a segmentation model: images and masks in, label maps at each image's own size out.
 
-Images are resized once to the model's input size and kept in memory (a few hundred small arrays);
-each epoch draws augmentations that move image and mask together (a random crop rescaled back, a
-horizontal flip). Predictions are made at the input size and resized back to every image's original
-size with nearest-neighbour interpolation, so a submission's masks line up with the test images.
+Training images and masks are streamed from shards (``data.streams.segmentation_stream``): each epoch
+draws augmentations that move image and mask together (a random crop of the full-resolution decode,
+rescaled, a horizontal flip), and memory does not grow with the number of images. Predictions are made
+at the input size, a chunk of images at a time, and resized back to every image's original size with
+nearest-neighbour interpolation, so a submission's masks line up with the test images.
 """
 
 from __future__ import annotations
 
+import functools
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterator
@@ -20,6 +22,8 @@ from kagglekit.core.config import RunConfig
 from kagglekit.core.errors import ConfigError
 from kagglekit.data.images import read_rgb
 from kagglekit.data.masks import read_label_map, resize_labels
+from kagglekit.data.shards import build_shards
+from kagglekit.data.streams import ImageRows, eval_stream, segmentation_stream, steps_per_epoch
 from kagglekit.data.views import apply_view
 from kagglekit.learners.usage import TrainingTime, epoch_timer
 from kagglekit.models.losses import SegmentationLoss
@@ -56,41 +60,6 @@ def label_maps(proba: np.ndarray, sizes: list[tuple[int, int]], allowed: np.ndar
     return [resize_labels(m, size) for m, size in zip(proba.argmax(-1).astype(np.uint8), sizes)]
 
 
-class AugmentedBatches(keras.utils.PyDataset):
-    """Batches of (image, mask) with the same random crop-and-rescale and flip applied to both."""
-
-    def __init__(self, images, masks, batch_size: int, hflip: bool, scale: float, seed: int, **kwargs):
-        super().__init__(**kwargs)
-        self.images, self.masks, self.batch_size = images, masks, batch_size
-        self.hflip, self.scale = hflip, scale
-        self.rng = np.random.default_rng(seed)
-        self.order = self.rng.permutation(len(images))
-
-    def __len__(self) -> int:
-        return int(np.ceil(len(self.images) / self.batch_size))
-
-    def on_epoch_end(self):
-        self.order = self.rng.permutation(len(self.images))
-
-    def __getitem__(self, index):
-        batch = self.order[index * self.batch_size:(index + 1) * self.batch_size]
-        pairs = [self._augment(self.images[i], self.masks[i]) for i in batch]
-        return np.stack([p[0] for p in pairs]).astype(np.float32), np.stack([p[1] for p in pairs]).astype(np.int32)
-
-    def _augment(self, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        height, width = mask.shape
-        if self.scale > 0:
-            fraction = self.rng.uniform(1 - self.scale, 1)
-            h, w = max(1, round(height * fraction)), max(1, round(width * fraction))
-            top, left = self.rng.integers(0, height - h + 1), self.rng.integers(0, width - w + 1)
-            box = (left, top, left + w, top + h)
-            image = np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR, box=box))
-            mask = np.asarray(Image.fromarray(mask).resize((width, height), Image.NEAREST, box=box))
-        if self.hflip and self.rng.random() < 0.5:
-            image, mask = image[:, ::-1], mask[:, ::-1]
-        return image, mask
-
-
 class Segmenter:
     """scikit-learn shaped: ``fit(paths, masks, valid_paths, valid_masks)``, ``predict(paths)``."""
 
@@ -123,26 +92,29 @@ class Segmenter:
         keras.utils.set_random_seed(self.config.seed)
         self.workdir.mkdir(parents=True, exist_ok=True)
         cfg = self.cfg
-        x, y = load_resized(paths, self.size), load_resized(masks, self.size, masks=True)
-        batches = AugmentedBatches(x, y, cfg.batch_size, cfg.hflip, cfg.scale, self.config.seed)
-        steps = len(batches) * cfg.epochs
+        images = ImageRows.every(build_shards(paths, self.config.stream, masks=masks, what="segmentation"))
+        per_epoch = steps_per_epoch(len(images), cfg.batch_size)
+        stream = functools.reduce(lambda a, b: a.concatenate(b), [
+            segmentation_stream(images, self.size, cfg.batch_size, self.config.seed, epoch, cfg.scale, cfg.hflip)
+            for epoch in range(cfg.epochs)])
+        steps = per_epoch * cfg.epochs
         model = self.build()
         # an unfrozen encoder learns at encoder_lr_factor of the rate: its ImageNet features need less change
         # than the randomly initialised decoder (the encoder is a nested model; its variables carry its layers' names)
         encoder = {inner.name: cfg.encoder_lr_factor
                    for layer in model.layers if isinstance(layer, keras.Model) for inner in layer.layers}
         # warm-up: the decoder starts random
-        model.compile(optimizer=make_optimizer(cfg.optimizer, cfg.lr, steps, min(len(batches), steps // 10),
+        model.compile(optimizer=make_optimizer(cfg.optimizer, cfg.lr, steps, min(per_epoch, steps // 10),
                                                cfg.weight_decay, encoder),
                       loss=SegmentationLoss(self.n_classes, self.void_label, cfg.dice_weight))
         validation = None
         if valid_paths:
-            validation = (load_resized(valid_paths, self.size).astype(np.float32),
-                          load_resized(valid_masks, self.size, masks=True).astype(np.int32))
+            held_out = build_shards(valid_paths, self.config.stream, masks=valid_masks, what="segmentation")
+            validation = eval_stream(ImageRows.every(held_out), self.size, cfg.batch_size, masks=True)
         callbacks = [keras.callbacks.CSVLogger(self.workdir / "log.csv"), epoch_bar(cfg.epochs, desc="segmenter"),
-                     epoch_timer(self.time, len(x))]
-        history = self.model.fit(batches, epochs=cfg.epochs, callbacks=callbacks, verbose=0,
-                                 validation_data=validation, validation_batch_size=cfg.batch_size)
+                     epoch_timer(self.time, len(images))]
+        history = self.model.fit(stream, epochs=cfg.epochs, steps_per_epoch=per_epoch, callbacks=callbacks, verbose=0,
+                                 shuffle=False, validation_data=validation)
         self.history = {k: [float(v) for v in vals] for k, vals in history.history.items()}
         self.model.save_weights(self.weights_path)
         return self
