@@ -197,6 +197,17 @@ def epoch_records(images: ImageRows, batch_size: int, seed: int, epoch: int, dra
             .repeat().take(steps_per_epoch(len(images), batch_size) * batch_size).enumerate())
 
 
+def epoch_indices(images: ImageRows, batch_size: int, seed: int, epoch: int) -> np.ndarray:
+    """The record indices a training epoch's batches hold, in order (before MixUp or CutMix mix them)."""
+    records_ = epoch_records(images, batch_size, seed, epoch, epoch_draw(seed, epoch))
+    return np.fromiter(records_.map(lambda i, record: record["index"]).as_numpy_iterator(), dtype=np.int64)
+
+
+def epoch_draw(seed: int, epoch: int) -> int:
+    """The seed of one epoch's random draws: distinct and reproducible per (run, epoch)."""
+    return seed * 1009 + epoch * 7919
+
+
 def training_stream(images: ImageRows, targets: np.ndarray, image_size: int, batch_size: int, seed: int, epoch: int,
                     augment: AugmentConfig):
     """One epoch of ``(float32 images in [0, 255], float32 targets)`` batches of ``images``, augmented:
@@ -205,7 +216,7 @@ def training_stream(images: ImageRows, targets: np.ndarray, image_size: int, bat
     import keras
     import tensorflow as tf
 
-    draw = seed * 1009 + epoch * 7919  # distinct, reproducible seeds per (run, epoch)
+    draw = epoch_draw(seed, epoch)
     layers = build_augmenter(augment, draw)
     randaugment = keras.layers.RandAugment(value_range=(0, 255), seed=draw + 11) if augment.randaugment else None
     mixers = [mixer(alpha, seed=draw + 13 + i) for i, (mixer, alpha) in
@@ -242,7 +253,7 @@ def segmentation_stream(images: ImageRows, size: tuple[int, int], batch_size: in
     together, the image resized bilinearly, the mask by nearest neighbour."""
     import tensorflow as tf
 
-    draw = seed * 1009 + epoch * 7919
+    draw = epoch_draw(seed, epoch)
 
     def decode(i, record):
         box = scaled_box(record, tf.stack([tf.cast(draw, tf.int64) + 1, i]), scale) if scale > 0 else full_box(record)
