@@ -153,7 +153,7 @@ def build_shards(paths: list[Path], cfg: StreamConfig, ids: list[str] | None = N
                          0 if targets is None else targets.shape[1], masks is not None)
     sizes = _manifest_sizes(folder, names)
     todo = [i for i, chunk in enumerate(chunks) if not _intact(shards.files[i], len(chunk), sizes.get(names[i]))]
-    if not todo:
+    if not todo and sizes:
         return shards
     folder.mkdir(parents=True, exist_ok=True)
     workers = workers or os.cpu_count() or 1
