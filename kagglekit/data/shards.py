@@ -54,8 +54,9 @@ class Stored:
 
 def stored_image(path: str | Path, cfg: StreamConfig) -> Stored:
     """``path`` as a shard stores it: its own bytes when TensorFlow decodes them as ``read_rgb`` does and its
-    longer side is at most ``cfg.max_side``, else re-encoded. Fully decoded either way, so a truncated or
-    corrupt file is an UnreadableImage naming it here, never an op error mid-epoch."""
+    longer side is at most ``cfg.max_side``, else re-encoded from PIL's decode. Fully decoded either way (by
+    TensorFlow too where the bytes are kept), so a truncated or corrupt file is an UnreadableImage naming it
+    here, and a file PIL reads but TensorFlow cannot is re-encoded: never an op error mid-epoch."""
     path = Path(path)
     with decoding(path, "image"):
         if path.suffix.lower() == ".npy":
@@ -65,10 +66,22 @@ def stored_image(path: str | Path, cfg: StreamConfig) -> Stored:
             check_pixels(path, image.width, image.height)
             image.load()
             if (image.mode in KEPT.get(image.format, ()) and "transparency" not in image.info
-                    and max(image.size) <= cfg.max_side):
+                    and max(image.size) <= cfg.max_side and _tensorflow_decodes(raw, image.height, image.width)):
                 return Stored(raw, image.format.lower(), image.height, image.width)
             rgb = to_rgb(image)
         return encode_rgb(rgb, cfg)
+
+
+def _tensorflow_decodes(data: bytes, height: int, width: int) -> bool:
+    """Whether TensorFlow decodes ``data`` to an RGB image of that size (libpng and libjpeg refuse some
+    files PIL reads)."""
+    import tensorflow as tf
+
+    try:
+        shape = tf.io.decode_image(data, channels=3, expand_animations=False).shape
+    except tf.errors.OpError:
+        return False
+    return tuple(shape) == (height, width, 3)
 
 
 def encode_rgb(rgb: np.ndarray, cfg: StreamConfig) -> Stored:

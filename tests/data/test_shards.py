@@ -94,3 +94,11 @@ def test_an_unreadable_file_is_named_when_its_shard_is_built(images, tmp_path):
     with pytest.raises(UnreadableImage, match="truncated.jpg"):
         build_shards([*images, bad], CFG, root=tmp_path / "cache")
     assert not list((tmp_path / "cache").rglob("*.tfrecord.*"))  # no half shard left behind
+
+
+def test_a_file_tensorflow_cannot_decode_is_stored_as_pil_reads_it(images, monkeypatch):
+    """PIL reads some files libjpeg or libpng refuse: those are re-encoded from PIL's pixels, not kept."""
+    monkeypatch.setattr("kagglekit.data.shards._tensorflow_decodes", lambda data, height, width: False)
+    stored = stored_image(images[0], CFG)
+    assert stored.format == "png"
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(stored.data))), read_rgb(images[0]))
