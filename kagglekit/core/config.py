@@ -59,7 +59,7 @@ class AugmentConfig(Section):
     # a random resized crop of the full-resolution decode, drawn per image and epoch (streamed learners):
     # the crop's share of the image's area and its width / height, each drawn from [low, high]
     crop: bool = True
-    crop_scale: Annotated[list[Annotated[float, Field(gt=0, le=1)]], Field(min_length=2, max_length=2)] = [0.25, 1.0]
+    crop_scale: Annotated[list[Annotated[float, Field(gt=0, le=1)]], Field(min_length=2, max_length=2)] = [0.5, 1.0]
     crop_ratio: Annotated[list[PositiveFloat], Field(min_length=2, max_length=2)] = [0.75, 1.3333]
 
     @field_validator("crop_scale", "crop_ratio")
