@@ -21,7 +21,7 @@ import json
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -110,13 +110,15 @@ def stored_mask(path: Path, height: int, width: int) -> bytes:
 
 @dataclass(frozen=True)
 class ImageShards:
-    """A built shard set: record ``i`` holds image ``i`` of the list it was built from."""
+    """A built shard set: record ``index`` ``i`` holds image ``i`` of the list it was built from; ``order``
+    lists the indices as the shards store them (each shard a fixed random sample: ``placement``)."""
 
     folder: Path
     files: tuple[Path, ...]
     count: int
     target_width: int  # 0: no targets stored
     masks: bool
+    order: np.ndarray = field(compare=False, repr=False)
 
     def features(self) -> dict:
         """What ``tf.io.parse_single_example`` reads from a record."""
@@ -159,11 +161,11 @@ def build_shards(paths: list[Path], cfg: StreamConfig, ids: list[str] | None = N
         targets = np.asarray(targets, dtype=np.float32).reshape(len(paths), -1)
     key = shard_key(paths, cfg, ids, targets, masks)
     folder = (root or shards_cache_dir()) / f"{what}-{len(paths)}-{key}"
-    per = cfg.images_per_shard
-    chunks = [range(start, min(start + per, len(paths))) for start in range(0, len(paths), per)]
+    chunks = placement(len(paths), cfg.images_per_shard)
     names = [f"{what}-{i:05d}-of-{len(chunks):05d}.tfrecord" for i in range(len(chunks))]
     shards = ImageShards(folder, tuple(folder / n for n in names), len(paths),
-                         0 if targets is None else targets.shape[1], masks is not None)
+                         0 if targets is None else targets.shape[1], masks is not None,
+                         np.concatenate(chunks) if chunks else np.zeros(0, np.int64))
     sizes = _manifest_sizes(folder, names)
     todo = [i for i, chunk in enumerate(chunks) if not _intact(shards.files[i], len(chunk), sizes.get(names[i]))]
     if not todo and sizes:
@@ -182,6 +184,14 @@ def build_shards(paths: list[Path], cfg: StreamConfig, ids: list[str] | None = N
     atomic_write_json(folder / MANIFEST, {"format": SHARD_FORMAT, "count": len(paths), "shards": [
         {"file": n, "records": len(c), "bytes": (folder / n).stat().st_size} for n, c in zip(names, chunks)]})
     return shards
+
+
+def placement(n: int, per: int) -> list[np.ndarray]:
+    """The images (indices, ascending) each shard holds: a fixed random sample of ``per``, so that the
+    few shards a training epoch interleaves mix every class (a class-folder competition lists its
+    images class by class, and a shard of consecutive ones would hold one or two classes)."""
+    scattered = np.random.default_rng(0).permutation(n)
+    return [np.sort(scattered[start:start + per]) for start in range(0, n, per)]
 
 
 def _record(index: int, paths: list[Path], ids: list[str], targets: np.ndarray | None,

@@ -55,6 +55,12 @@ class ImageRows:
         """The rows at ``positions`` (ascending) of these rows."""
         return ImageRows(self.shards, self.rows[np.asarray(positions, dtype=np.int64)])
 
+    def stream_order(self) -> np.ndarray:
+        """The position (in ``rows``) of each image ``eval_stream`` yields, in the order it yields them:
+        the shards' storage order."""
+        stored = self.shards.order[np.isin(self.shards.order, self.rows)]
+        return np.searchsorted(self.rows, stored)
+
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
     """Whole batches per epoch (at least one): what every epoch's stream yields."""
@@ -273,9 +279,10 @@ def segmentation_stream(images: ImageRows, size: tuple[int, int], batch_size: in
 
 def eval_stream(images: ImageRows, image_size: int | tuple[int, int], batch_size: int,
                 targets: np.ndarray | None = None, masks: bool = False):
-    """Batches of ``images`` in order, whole and unaugmented (float32 in [0, 255], as ``finish`` rounds
-    them) at ``image_size`` (a side, or (height, width)); ``(images, targets)`` pairs when ``targets`` (one
-    row per image) are given, ``(images, int32 label maps)`` with ``masks``."""
+    """Batches of ``images`` in the shards' order (``ImageRows.stream_order``), whole and unaugmented
+    (float32 in [0, 255], as ``finish`` rounds them) at ``image_size`` (a side, or (height, width));
+    ``(images, targets)`` pairs when ``targets`` (one row per image) are given, ``(images, int32 label
+    maps)`` with ``masks``."""
     import tensorflow as tf
 
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)

@@ -203,6 +203,7 @@ class FineTunedClassifier:
             return
         pooled = keras.Model(self.model.input, self.model.get_layer("head_dropout").input)
         x = pooled.predict(eval_stream(images, self.image_size, 64), verbose=0).astype(np.float64)
+        labels = labels[images.stream_order()]  # the rows of x
         mean, var = x.mean(0), x.var(0)
         scale = np.sqrt(np.maximum(var, max(np.median(var), 1e-6)))  # small images: most features constant
         weights = {int(c): w for c, w in class_weight.items() if c in present} if class_weight else None
@@ -313,11 +314,15 @@ class FineTunedClassifier:
         return self
 
     def predict_proba(self, images: ImageRows, views: list[str], batch_size: int = 64) -> np.ndarray:
-        """Probabilities of streamed images, in order, averaged over the test-time ``views``; the stream is
-        read in chunks of ``PREDICT_CHUNK`` images (a view of a chunk at a time: memory bounded)."""
+        """Probabilities of streamed images, in the order of their rows, averaged over the test-time
+        ``views``; the stream is read in chunks of ``PREDICT_CHUNK`` images (a view of a chunk at a time:
+        memory bounded)."""
         chunks = eval_stream(images, self.image_size, PREDICT_CHUNK).as_numpy_iterator()
-        return np.concatenate([self.predict_pixels(chunk, views, batch_size) for chunk in chunks]
-                              or [np.zeros((0, self.n_classes), np.float32)])
+        streamed = np.concatenate([self.predict_pixels(chunk, views, batch_size) for chunk in chunks]
+                                  or [np.zeros((0, self.n_classes), np.float32)])
+        proba = np.empty_like(streamed)
+        proba[images.stream_order()] = streamed
+        return proba
 
     def predict_pixels(self, pixels: np.ndarray, views: list[str], batch_size: int = 64) -> np.ndarray:
         """Probabilities of (n, S, S, 3) pixels (``streams.finish`` rounded), averaged over the test-time

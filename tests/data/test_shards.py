@@ -10,7 +10,7 @@ from PIL import Image
 
 from kagglekit.core.config import StreamConfig
 from kagglekit.data.images import UnreadableImage, read_rgb
-from kagglekit.data.shards import build_shards, stored_image
+from kagglekit.data.shards import build_shards, placement, stored_image
 
 CFG = StreamConfig(max_side=256, images_per_shard=2)
 
@@ -57,9 +57,10 @@ def test_shards_are_built_once_and_reused_until_a_file_changes(images, tmp_path,
     assert len(shards.files) == 3 and shards.count == 5  # 2 images per shard
     records = [tf.io.parse_single_example(r, shards.features())
                for r in tf.data.TFRecordDataset([str(f) for f in shards.files])]
-    assert [int(r["index"]) for r in records] == list(range(5))
-    assert [r["id"].numpy().decode() for r in records] == [p.name for p in images]
-    assert np.array_equal(np.stack([r["target"].numpy() for r in records]), targets)
+    stored = [int(r["index"]) for r in records]
+    assert stored == list(shards.order) and sorted(stored) == list(range(5))
+    assert [r["id"].numpy().decode() for r in records] == [images[i].name for i in stored]
+    assert np.array_equal(np.stack([r["target"].numpy() for r in records]), targets[stored])
 
     built = [f.stat().st_mtime_ns for f in shards.files]
     monkeypatch.setattr("kagglekit.data.shards._record", lambda *a: pytest.fail("rebuilt intact shards"))
@@ -102,3 +103,13 @@ def test_a_file_tensorflow_cannot_decode_is_stored_as_pil_reads_it(images, monke
     stored = stored_image(images[0], CFG)
     assert stored.format == "png"
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(stored.data))), read_rgb(images[0]))
+
+
+def test_every_shard_is_a_sample_of_the_whole_list():
+    """Class-folder competitions list their images class by class: a shard of consecutive images would
+    hold one class, and an epoch interleaving a few shards would train on a few classes at a time."""
+    shards = placement(1000, 100)
+    assert sorted(np.concatenate(shards).tolist()) == list(range(1000))
+    for held in shards:
+        assert len(held) == 100 and np.all(np.diff(held) > 0)
+        assert np.histogram(held, bins=10, range=(0, 1000))[0].min() >= 2  # every tenth of the list
