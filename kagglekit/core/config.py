@@ -56,8 +56,9 @@ class AugmentConfig(Section):
     randaugment: bool = False  # keras.layers.RandAugment: two random ops per image
     mixup: Annotated[float, Field(ge=0)] = 0.0  # keras.layers.MixUp alpha; 0: off
     cutmix: Annotated[float, Field(ge=0)] = 0.0  # keras.layers.CutMix alpha; 0: off
-    # a random resized crop of the full-resolution decode, drawn per image and epoch (streamed learners):
-    # the crop's share of the image's area and its width / height, each drawn from [low, high]
+    # a random resized crop of the full-resolution decode, drawn per image and epoch (streamed learners, where
+    # it replaces shift and zoom): the crop's share of the image's area and its width / height, each drawn
+    # from [low, high]
     crop: bool = True
     crop_scale: Annotated[list[Annotated[float, Field(gt=0, le=1)]], Field(min_length=2, max_length=2)] = [0.5, 1.0]
     crop_ratio: Annotated[list[PositiveFloat], Field(min_length=2, max_length=2)] = [0.75, 1.3333]

@@ -55,8 +55,8 @@ class Stored:
 def stored_image(path: str | Path, cfg: StreamConfig) -> Stored:
     """``path`` as a shard stores it: its own bytes when TensorFlow decodes them as ``read_rgb`` does and its
     longer side is at most ``cfg.max_side``, else re-encoded from PIL's decode. Fully decoded either way (by
-    TensorFlow too where the bytes are kept), so a truncated or corrupt file is an UnreadableImage naming it
-    here, and a file PIL reads but TensorFlow cannot is re-encoded: never an op error mid-epoch."""
+    TensorFlow where the bytes are kept, else by PIL), so a truncated or corrupt file is an UnreadableImage
+    naming it here, and a file PIL reads but TensorFlow cannot is re-encoded: never an op error mid-epoch."""
     path = Path(path)
     with decoding(path, "image"):
         if path.suffix.lower() == ".npy":
@@ -64,10 +64,10 @@ def stored_image(path: str | Path, cfg: StreamConfig) -> Stored:
         raw = path.read_bytes()
         with Image.open(io.BytesIO(raw)) as image:
             check_pixels(path, image.width, image.height)
-            image.load()
-            if (image.mode in KEPT.get(image.format, ()) and "transparency" not in image.info
+            if (image.mode in KEPT.get(image.format, ()) and "transparency" not in image.info  # from the header
                     and max(image.size) <= cfg.max_side and _tensorflow_decodes(raw, image.height, image.width)):
                 return Stored(raw, image.format.lower(), image.height, image.width)
+            image.load()  # a file TensorFlow could not decode fails here, named, if PIL cannot either
             rgb = to_rgb(image)
         return encode_rgb(rgb, cfg)
 
