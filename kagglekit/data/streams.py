@@ -63,8 +63,14 @@ class ImageRows:
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
-    """Whole batches per epoch (at least one): what every epoch's stream yields."""
+    """Whole batches per fine-tuning epoch (at least one): the tail of one epoch's shuffle is left out."""
     return max(1, n // batch_size)
+
+
+def covering_steps(n: int, batch_size: int) -> int:
+    """Batches per segmentation epoch: every image at least once, the last batch filled from the epoch's
+    start (a few images per batch: dropping the tail would cost a tiny run a third of its steps)."""
+    return max(1, -(-n // batch_size))
 
 
 def finish(pixels):
@@ -187,10 +193,10 @@ def scaled_box(record, seed, scale: float):
                    tf.int32)
 
 
-def epoch_records(images: ImageRows, batch_size: int, seed: int, epoch: int, draw: int):
+def epoch_records(images: ImageRows, steps: int, batch_size: int, seed: int, epoch: int, draw: int):
     """``(position, record)`` of one training epoch's images: the shards in an order drawn from ``(seed,
     epoch)``, ``CYCLE`` of them interleaved, the fold's rows kept, windows of ``WINDOW`` shuffled (``draw``),
-    cut to ``steps_per_epoch`` whole batches (fewer images than a batch repeated to fill one)."""
+    cut (or repeated) to ``steps`` whole batches."""
     import tensorflow as tf
 
     def shuffle_window(k, window):
@@ -200,12 +206,13 @@ def epoch_records(images: ImageRows, batch_size: int, seed: int, epoch: int, dra
     files = [images.shards.files[i] for i in np.random.default_rng([seed, epoch]).permutation(len(images.shards.files))]
     return (_selected(images, records(images.shards, files, CYCLE))
             .batch(WINDOW).enumerate().map(shuffle_window).unbatch()
-            .repeat().take(steps_per_epoch(len(images), batch_size) * batch_size).enumerate())
+            .repeat().take(steps * batch_size).enumerate())
 
 
 def epoch_indices(images: ImageRows, batch_size: int, seed: int, epoch: int) -> np.ndarray:
     """The record indices a training epoch's batches hold, in order (before MixUp or CutMix mix them)."""
-    records_ = epoch_records(images, batch_size, seed, epoch, epoch_draw(seed, epoch))
+    records_ = epoch_records(images, steps_per_epoch(len(images), batch_size), batch_size, seed, epoch,
+                             epoch_draw(seed, epoch))
     return np.fromiter(records_.map(lambda i, record: record["index"]).as_numpy_iterator(), dtype=np.int64)
 
 
@@ -245,19 +252,20 @@ def training_stream(images: ImageRows, targets: np.ndarray, image_size: int, bat
             x, y = mixed["images"], mixed["labels"]
         return x, y
 
-    return (epoch_records(images, batch_size, seed, epoch, draw)
+    steps = steps_per_epoch(len(images), batch_size)
+    return (epoch_records(images, steps, batch_size, seed, epoch, draw)
             .map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             .batch(batch_size, drop_remainder=True)
             .map(batch)  # sequential: parallel calls would consume the layers' random draws in a racy order
-            .apply(tf.data.experimental.assert_cardinality(steps_per_epoch(len(images), batch_size)))
+            .apply(tf.data.experimental.assert_cardinality(steps))
             .prefetch(tf.data.AUTOTUNE))
 
 
 def segmentation_stream(images: ImageRows, size: tuple[int, int], batch_size: int, seed: int, epoch: int,
                         scale: float, hflip: bool):
-    """One epoch of ``(float32 images, int32 label maps)`` batches at ``size`` (height, width): each image and
-    its mask cut by the same random crop (each side [1 - ``scale``, 1] of the full decode's) and flipped
-    together, the image resized bilinearly, the mask by nearest neighbour."""
+    """One epoch (``covering_steps``) of ``(float32 images, int32 label maps)`` batches at ``size`` (height,
+    width): each image and its mask cut by the same random crop (each side [1 - ``scale``, 1] of the full
+    decode's) and flipped together, the image resized bilinearly, the mask by nearest neighbour."""
     import tensorflow as tf
 
     draw = epoch_draw(seed, epoch)
@@ -271,10 +279,11 @@ def segmentation_stream(images: ImageRows, size: tuple[int, int], batch_size: in
             x, y = tf.cond(flip, lambda: (x[:, ::-1], y[:, ::-1]), lambda: (x, y))
         return x, y
 
-    return (epoch_records(images, batch_size, seed, epoch, draw)
+    steps = covering_steps(len(images), batch_size)
+    return (epoch_records(images, steps, batch_size, seed, epoch, draw)
             .map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             .batch(batch_size, drop_remainder=True)
-            .apply(tf.data.experimental.assert_cardinality(steps_per_epoch(len(images), batch_size)))
+            .apply(tf.data.experimental.assert_cardinality(steps))
             .prefetch(tf.data.AUTOTUNE))
 
 

@@ -23,7 +23,7 @@ from kagglekit.core.errors import ConfigError
 from kagglekit.data.images import read_rgb
 from kagglekit.data.masks import read_label_map, resize_labels
 from kagglekit.data.shards import build_shards
-from kagglekit.data.streams import ImageRows, eval_stream, segmentation_stream, steps_per_epoch
+from kagglekit.data.streams import ImageRows, covering_steps, eval_stream, segmentation_stream
 from kagglekit.data.views import apply_view
 from kagglekit.learners.usage import TrainingTime, epoch_timer
 from kagglekit.models.losses import SegmentationLoss
@@ -93,7 +93,7 @@ class Segmenter:
         self.workdir.mkdir(parents=True, exist_ok=True)
         cfg = self.cfg
         images = ImageRows.every(build_shards(paths, self.config.stream, masks=masks, what="segmentation"))
-        per_epoch = steps_per_epoch(len(images), cfg.batch_size)
+        per_epoch = covering_steps(len(images), cfg.batch_size)
         stream = functools.reduce(lambda a, b: a.concatenate(b), [
             segmentation_stream(images, self.size, cfg.batch_size, self.config.seed, epoch, cfg.scale, cfg.hflip)
             for epoch in range(cfg.epochs)])
