@@ -2,8 +2,8 @@
 whether kagglekit's input pipeline keeps the device fed.
 
 For each precision it times training steps on a batch already on the device (the model's ceiling) and
-on ``data.streams.training_stream`` (decode-once images, augmented per batch on the CPU): if the stream
-is much slower than the ceiling, the input pipeline, not the GPU, sets the pace.
+on ``data.streams.training_stream`` (640x480 JPEGs streamed from shards, decoded, cropped and augmented on
+the CPU): if the stream is much slower than the ceiling, the input pipeline, not the GPU, sets the pace.
 
     python bench/gpu_throughput.py                 # H200-class GPU: batch 128, 30 timed steps
     python bench/gpu_throughput.py --tiny          # any CPU: tiny sizes, the same code paths
@@ -13,12 +13,33 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 
 
-def measure(precision: str, size: int, batch: int, steps: int, backbone: str) -> dict:
+def photos(folder: Path, n: int) -> list[Path]:
+    """``n`` 640x480 JPEGs (smooth colour fields with noise: about a photo's size on disk)."""
+    from PIL import Image
+
+    def write(i: int) -> Path:
+        rng = np.random.default_rng(i)
+        rows, cols = np.mgrid[0:480, 0:640]
+        fields = np.stack([rows / 4, cols / 5, (rows + cols) / 9], -1)
+        base = rng.uniform(0, 255, 3) * 0.5 + fields * rng.uniform(0.2, 1)
+        pixels = np.clip(base + rng.normal(0, 6, base.shape), 0, 255).astype(np.uint8)
+        path = folder / f"{i:05d}.jpg"
+        Image.fromarray(pixels).save(path, quality=90)
+        return path
+
+    with ThreadPoolExecutor() as pool:
+        return list(pool.map(write, range(n)))
+
+
+def measure(precision: str, size: int, batch: int, steps: int, backbone: str, rows) -> dict:
     import keras
     import tensorflow as tf
 
@@ -38,7 +59,7 @@ def measure(precision: str, size: int, batch: int, steps: int, backbone: str) ->
     images = rng.integers(0, 256, (batch * steps, size, size, 3), dtype=np.uint8)
     targets = np.eye(12, dtype=np.float32)[rng.integers(0, 12, batch * steps)]
     on_device = tf.data.Dataset.from_tensors((tf.constant(images[:batch], tf.float32), targets[:batch])).repeat(steps)
-    stream = training_stream(tf.constant(images), targets, batch, 0, 0, AugmentConfig())
+    stream = training_stream(rows, targets, size, batch, 0, 0, AugmentConfig())
     out = {"precision": devices.precision, "xla": devices.jit_compile}
     for name, data in (("device_batch", on_device), ("kagglekit_stream", stream)):
         learner.model.fit(data.take(3), verbose=0, shuffle=False)  # build, trace, warm up
@@ -62,7 +83,14 @@ def main() -> None:
 
     kind, count = accelerators()
     print(f"device: {count} x {kind}; {args.backbone} at {size} px, batch {batch}, {steps} timed steps")
-    results = [measure(p, size, batch, steps, args.backbone) for p in ("float32", "auto")]
+    from kagglekit.core.config import StreamConfig
+    from kagglekit.data.shards import build_shards
+    from kagglekit.data.streams import ImageRows
+
+    with tempfile.TemporaryDirectory() as work:
+        files = photos(Path(work), batch * steps)
+        rows = ImageRows.every(build_shards(files, StreamConfig(), root=Path(work) / "shards"))
+        results = [measure(p, size, batch, steps, args.backbone, rows) for p in ("float32", "auto")]
     for r in results:
         fed = r["kagglekit_stream_images_per_s"] / r["device_batch_images_per_s"]
         print(f"{r['precision']:>15} (XLA {'on' if r['xla'] else 'off'}): train {r['device_batch_images_per_s']:8.1f} img/s "

@@ -383,3 +383,24 @@ def assert_label_blends_nested(spy: BlendSpy, runs: list[Path], found: Path, cla
         assert held == [i for i, f in zip(ids, fold_of) if f == k], (k, held)
         assert sorted(fitted) == sorted(set(ids) - set(held)), (k, sorted(set(fitted) & set(held)))  # the others only
         np.testing.assert_allclose(blended.loc[held, classes].to_numpy(), proba, atol=1e-6)
+
+
+def shard_rows(folder: Path, pixels, cache: Path, masks=None, images_per_shard: int = 1024):
+    """``ImageRows`` of every image in ``pixels`` ((n, H, W, 3) uint8), saved as PNG files in ``folder``
+    (with their ``masks``, (n, H, W) uint8, as PNG label maps) and built into shards under ``cache``."""
+    from PIL import Image
+
+    from kagglekit.core.config import StreamConfig
+    from kagglekit.data.shards import build_shards
+    from kagglekit.data.streams import ImageRows
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths, labels = [], None if masks is None else []
+    for i, image in enumerate(pixels):
+        paths.append(folder / f"{i}.png")
+        Image.fromarray(image).save(paths[-1])
+        if masks is not None:
+            labels.append(folder / f"{i}-mask.png")
+            Image.fromarray(masks[i]).save(labels[-1])
+    return ImageRows.every(build_shards(paths, StreamConfig(images_per_shard=images_per_shard), masks=labels,
+                                       root=cache))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from kagglekit.core.errors import ConfigError
 from kagglekit.core.fileio import atomic_write_text
@@ -69,6 +69,28 @@ class AugmentConfig(Section):
     randaugment: bool = False  # keras.layers.RandAugment: two random ops per image
     mixup: Annotated[float, Field(ge=0)] = 0.0  # keras.layers.MixUp alpha; 0: off
     cutmix: Annotated[float, Field(ge=0)] = 0.0  # keras.layers.CutMix alpha; 0: off
+    # a random resized crop of the full-resolution decode, drawn per image and epoch (streamed learners, where
+    # it replaces shift and zoom): the crop's share of the image's area and its width / height, each drawn
+    # from [low, high]
+    crop: bool = True
+    crop_scale: Annotated[list[Annotated[float, Field(gt=0, le=1)]], Field(min_length=2, max_length=2)] = [0.5, 1.0]
+    crop_ratio: Annotated[list[PositiveFloat], Field(min_length=2, max_length=2)] = [0.75, 1.3333]
+
+    @field_validator("crop_scale", "crop_ratio")
+    @classmethod
+    def _low_then_high(cls, value: list[float]) -> list[float]:
+        if value[0] > value[1]:
+            raise ValueError(f"expected [low, high], got {value}")
+        return value
+
+
+class StreamConfig(Section):
+    """How images reach the streamed learners: encoded once into TFRecord shards in the cache
+    (``kagglekit.data.shards``), shared by folds and runs, and decoded in the tf.data graph every epoch."""
+
+    max_side: Annotated[int, Field(ge=32, le=8192)] = 512  # a longer side is re-encoded (JPEG) to this
+    jpeg_quality: Annotated[int, Field(ge=50, le=100)] = 95  # of the re-encoded images
+    images_per_shard: PositiveInt = 1024
 
 
 class TrainConfig(Section):
@@ -186,6 +208,7 @@ class RunConfig(Section):
     time_budget: Duration | None = 1800.0
     tta: Names = ["identity", "hflip", "vflip", "rot90"]
     augment: AugmentConfig = AugmentConfig()
+    stream: StreamConfig = StreamConfig()
     train: TrainConfig = TrainConfig()
     finetune: FineTuneConfig = FineTuneConfig()
     device: DeviceConfig = DeviceConfig()

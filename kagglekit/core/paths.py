@@ -1,8 +1,8 @@
 """Where kagglekit keeps things between runs: ``$KAGGLEKIT_CACHE`` (default ``~/.cache/kagglekit``).
 
 It holds competition data (``data/<slug>``), converted pretrained weights (``weights/``), cached features
-(``features/``) and partial downloads (``downloads/``): everything expensive to make again, and
-nothing that cannot be made again.
+(``features/``), image shards (``shards/``) and partial downloads (``downloads/``): everything expensive to make
+again, and nothing that cannot be made again.
 """
 
 from __future__ import annotations
@@ -27,6 +27,11 @@ def weights_cache_dir() -> Path:
 
 def features_cache_dir() -> Path:
     return cache_root() / "features"
+
+
+def shards_cache_dir() -> Path:
+    """Encoded images in TFRecord shards, streamed by training and prediction (``kagglekit.data.shards``)."""
+    return cache_root() / "shards"
 
 
 def downloads_dir() -> Path:

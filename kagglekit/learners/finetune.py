@@ -32,7 +32,7 @@ import numpy as np
 from kagglekit.core.config import AugmentConfig, FineTuneConfig
 from kagglekit.core.fileio import atomic_write_json
 from kagglekit.core.progress import progress
-from kagglekit.data.streams import steps_per_epoch, training_stream
+from kagglekit.data.streams import ImageRows, eval_stream, steps_per_epoch, training_stream
 from kagglekit.data.views import apply_view, average_views
 from kagglekit.learners import budget
 from kagglekit.learners.checkpoints import (clear_checkpoints, load_checkpoint, read_checkpoint, reseed,
@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 MIN_WARMUP_STEPS = 10
 #: Inverse L2 strength of the linear probe on standardised features.
 PROBE_C = 0.1
+#: Images decoded at once for prediction.
+PREDICT_CHUNK = 256
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,8 @@ def epoch_hooks(learner: "FineTunedClassifier", stage: "Stage", steps: int):
 
 
 class FineTunedClassifier:
-    """Backbone + dropout + softmax, fine-tuned on images (uint8 ``(n, S, S, 3)``); scikit-learn shaped."""
+    """Backbone + dropout + softmax, fine-tuned on streamed images (``ImageRows`` of a shard set); scikit-learn
+    shaped."""
 
     def __init__(self, backbone: str, image_size: int, n_classes: int, cfg: FineTuneConfig, augment: AugmentConfig,
                  label_smoothing: float, seed: int, workdir: Path, devices: Devices, weights_dir: str | None = None):
@@ -132,11 +135,10 @@ class FineTunedClassifier:
                 first += epochs
         return stages
 
-    def fit(self, images: np.ndarray, labels: np.ndarray, valid: tuple[np.ndarray, np.ndarray] | None = None,
+    def fit(self, images: ImageRows, labels: np.ndarray, valid: tuple[ImageRows, np.ndarray] | None = None,
             class_weight: dict[int, float] | None = None) -> "FineTunedClassifier":
         """Train (or resume) for the whole budget; the final weights (EMA when on) are saved."""
         import keras
-        import tensorflow as tf
 
         from kagglekit.models.backbones import get_backbone
 
@@ -149,9 +151,9 @@ class FineTunedClassifier:
         self.history = state["history"] if state else {}
         if state is None and self.cfg.probe and get_backbone(self.backbone).pretrained:
             self._probe(images, labels, class_weight)
-        stream_images = tf.constant(images)
         targets = np.eye(self.n_classes, dtype=np.float32)[labels]
-        valid_data = (valid[0].astype(np.float32), np.eye(self.n_classes, dtype=np.float32)[valid[1]]) if valid else None
+        valid_data = eval_stream(valid[0], self.image_size, 64, np.eye(self.n_classes, dtype=np.float32)[valid[1]]) \
+            if valid else None
         steps = steps_per_epoch(len(images), self.cfg.batch_size)
         self._started, self._start_epoch = time.perf_counter(), start
         # a checkpoint holds the optimizer state of the stage it was written in (maybe the one before)
@@ -173,8 +175,8 @@ class FineTunedClassifier:
                 self._compile(stage, len(images))
             # one fit per stage over one stream of its epochs (a fit per epoch paid seconds of tf.data
             # teardown each time); epoch k of the stream is still a function of (seed, k) alone
-            streams = [training_stream(stream_images, targets, self.cfg.batch_size, self.seed, epoch, self.augment)
-                       for epoch in range(first, last)]
+            streams = [training_stream(images, targets, self.image_size, self.cfg.batch_size, self.seed, epoch,
+                                       self.augment) for epoch in range(first, last)]
             stream = functools.reduce(lambda a, b: a.concatenate(b), streams)
             self.model.fit(stream, initial_epoch=first, epochs=last, steps_per_epoch=steps, verbose=0, shuffle=False,
                            validation_data=valid_data, class_weight=class_weight,
@@ -186,7 +188,7 @@ class FineTunedClassifier:
         clear_checkpoints(self.workdir)
         return self
 
-    def _probe(self, images: np.ndarray, labels: np.ndarray, class_weight: dict[int, float] | None) -> None:
+    def _probe(self, images: ImageRows, labels: np.ndarray, class_weight: dict[int, float] | None) -> None:
         """Set the head to a multinomial logistic regression on the frozen pooled features of the
         training images (standardised as ``learners.head`` does, the variance floored at its median, then
         folded into the head's kernel and bias): fine-tuning starts from the frozen-feature classifier."""
@@ -200,8 +202,8 @@ class FineTunedClassifier:
         if len(present) < 2:
             return
         pooled = keras.Model(self.model.input, self.model.get_layer("head_dropout").input)
-        x = np.concatenate([pooled.predict(images[i:i + 256].astype(np.float32), batch_size=64, verbose=0)
-                            for i in range(0, len(images), 256)]).astype(np.float64)
+        x = pooled.predict(eval_stream(images, self.image_size, 64), verbose=0).astype(np.float64)
+        labels = labels[images.stream_order()]  # the rows of x
         mean, var = x.mean(0), x.var(0)
         scale = np.sqrt(np.maximum(var, max(np.median(var), 1e-6)))  # small images: most features constant
         weights = {int(c): w for c, w in class_weight.items() if c in present} if class_weight else None
@@ -289,10 +291,22 @@ class FineTunedClassifier:
         self.model.load_weights(self.weights_path)
         return self
 
-    def predict_proba(self, images: np.ndarray, views: list[str], batch_size: int = 64) -> np.ndarray:
-        """Probabilities averaged over the test-time ``views`` (``predict``, not ``predict_on_batch``:
-        under a distribution strategy only ``predict`` splits a batch across the replicas correctly)."""
-        if len(images) == 0:
+    def predict_proba(self, images: ImageRows, views: list[str], batch_size: int = 64) -> np.ndarray:
+        """Probabilities of streamed images, in the order of their rows, averaged over the test-time
+        ``views``; the stream is read in chunks of ``PREDICT_CHUNK`` images (a view of a chunk at a time:
+        memory bounded)."""
+        chunks = eval_stream(images, self.image_size, PREDICT_CHUNK).as_numpy_iterator()
+        streamed = np.concatenate([self.predict_pixels(chunk, views, batch_size) for chunk in chunks]
+                                  or [np.zeros((0, self.n_classes), np.float32)])
+        proba = np.empty_like(streamed)
+        proba[images.stream_order()] = streamed
+        return proba
+
+    def predict_pixels(self, pixels: np.ndarray, views: list[str], batch_size: int = 64) -> np.ndarray:
+        """Probabilities of (n, S, S, 3) pixels (``streams.finish`` rounded), averaged over the test-time
+        ``views`` (``predict``, not ``predict_on_batch``: under a distribution strategy only ``predict``
+        splits a batch across the replicas correctly)."""
+        if len(pixels) == 0:
             return np.zeros((0, self.n_classes), np.float32)
-        return average_views([self.model.predict(apply_view(view, images).astype(np.float32), batch_size=batch_size,
+        return average_views([self.model.predict(apply_view(view, pixels).astype(np.float32), batch_size=batch_size,
                                                  verbose=0) for view in views])

@@ -1,13 +1,15 @@
 """Train and apply a segmentation model: images and masks in, label maps at each image's own size out.
 
-Images are resized once to the model's input size and kept in memory (a few hundred small arrays);
-each epoch draws augmentations that move image and mask together (a random crop rescaled back, a
-horizontal flip). Predictions are made at the input size and resized back to every image's original
-size with nearest-neighbour interpolation, so a submission's masks line up with the test images.
+Training images and masks are streamed from shards (``data.streams.segmentation_stream``): each epoch
+draws augmentations that move image and mask together (a random crop of the full-resolution decode,
+rescaled, a horizontal flip), and memory does not grow with the number of images. Predictions are made
+at the input size, a chunk of images at a time, and resized back to every image's original size with
+nearest-neighbour interpolation, so a submission's masks line up with the test images.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +25,8 @@ from kagglekit.core.errors import ConfigError
 from kagglekit.core.fileio import atomic_write_json
 from kagglekit.data.images import read_rgb
 from kagglekit.data.masks import read_label_map, resize_labels
+from kagglekit.data.shards import build_shards
+from kagglekit.data.streams import ImageRows, covering_steps, eval_stream, segmentation_stream
 from kagglekit.data.views import apply_view
 from kagglekit.learners import budget
 from kagglekit.learners.checkpoints import (clear_checkpoints, load_checkpoint, read_checkpoint, reseed,
@@ -74,48 +78,6 @@ def label_maps(proba: np.ndarray, sizes: list[tuple[int, int]], allowed: np.ndar
     if allowed is not None:
         proba = np.where(allowed[:, None, None, :], proba, -1.0)
     return [resize_labels(m, size) for m, size in zip(proba.argmax(-1).astype(np.uint8), sizes)]
-
-
-class AugmentedBatches(keras.utils.PyDataset):
-    """Batches of (image, mask) with the same random crop-and-rescale and flip applied to both. Epoch
-    ``epoch``'s order is drawn from ``(seed, epoch)`` and each batch's augmentations from ``(seed, epoch,
-    batch)``, whatever was drawn before: a fit resumed at an epoch sees the batches an uninterrupted one saw."""
-
-    def __init__(self, images, masks, batch_size: int, hflip: bool, scale: float, seed: int, epoch: int = 0, **kwargs):
-        super().__init__(**kwargs)
-        self.images, self.masks, self.batch_size = images, masks, batch_size
-        self.hflip, self.scale, self.seed, self.epoch = hflip, scale, seed, epoch
-        self._order = (-1, None)
-
-    def __len__(self) -> int:
-        return int(np.ceil(len(self.images) / self.batch_size))
-
-    def on_epoch_end(self):
-        self.epoch += 1
-
-    def order(self) -> np.ndarray:
-        if self._order[0] != self.epoch:
-            self._order = (self.epoch, np.random.default_rng([self.seed, self.epoch]).permutation(len(self.images)))
-        return self._order[1]
-
-    def __getitem__(self, index):
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        batch = self.order()[index * self.batch_size:(index + 1) * self.batch_size]
-        pairs = [self._augment(self.images[i], self.masks[i], rng) for i in batch]
-        return np.stack([p[0] for p in pairs]).astype(np.float32), np.stack([p[1] for p in pairs]).astype(np.int32)
-
-    def _augment(self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        height, width = mask.shape
-        if self.scale > 0:
-            fraction = rng.uniform(1 - self.scale, 1)
-            h, w = max(1, round(height * fraction)), max(1, round(width * fraction))
-            top, left = rng.integers(0, height - h + 1), rng.integers(0, width - w + 1)
-            box = (left, top, left + w, top + h)
-            image = np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR, box=box))
-            mask = np.asarray(Image.fromarray(mask).resize((width, height), Image.NEAREST, box=box))
-        if self.hflip and rng.random() < 0.5:
-            image, mask = image[:, ::-1], mask[:, ::-1]
-        return image, mask
 
 
 class Segmenter:
@@ -172,16 +134,20 @@ class Segmenter:
         state = read_checkpoint(self.workdir)
         start = state["epoch"] if state else 0
         self.history = state["history"] if state else {}
-        x, y = load_resized(paths, self.size), load_resized(masks, self.size, masks=True)
-        batches = AugmentedBatches(x, y, cfg.batch_size, cfg.hflip, cfg.scale, self.config.seed, epoch=start)
-        steps = len(batches) * cfg.epochs
+        images = ImageRows.every(build_shards(paths, self.config.stream, masks=masks, what="segmentation"))
+        per_epoch = covering_steps(len(images), cfg.batch_size)
+        # epoch k's batches are a function of (seed, k) alone: a fit resumed at an epoch sees what an uninterrupted one saw
+        stream = functools.reduce(lambda a, b: a.concatenate(b), [
+            segmentation_stream(images, self.size, cfg.batch_size, self.config.seed, epoch, cfg.scale, cfg.hflip)
+            for epoch in range(start, max(start + 1, cfg.epochs))])
+        steps = per_epoch * cfg.epochs
         model = self.build()
         # an unfrozen encoder learns at encoder_lr_factor of the rate: its ImageNet features need less change
         # than the randomly initialised decoder (the encoder is a nested model; its variables carry its layers' names)
         encoder = {inner.name: cfg.encoder_lr_factor
                    for layer in model.layers if isinstance(layer, keras.Model) for inner in layer.layers}
         # warm-up: the decoder starts random
-        model.compile(optimizer=make_optimizer(cfg.optimizer, cfg.lr, steps, min(len(batches), steps // 10),
+        model.compile(optimizer=make_optimizer(cfg.optimizer, cfg.lr, steps, min(per_epoch, steps // 10),
                                                cfg.weight_decay, encoder),
                       loss=SegmentationLoss(self.n_classes, self.void_label, cfg.dice_weight))
         if state:
@@ -190,14 +156,14 @@ class Segmenter:
             log.info("%s: resumed after epoch %d of %d", self.workdir, start, cfg.epochs)
         validation = None
         if valid_paths:
-            validation = (load_resized(valid_paths, self.size).astype(np.float32),
-                          load_resized(valid_masks, self.size, masks=True).astype(np.int32))
+            held_out = build_shards(valid_paths, self.config.stream, masks=valid_masks, what="segmentation")
+            validation = eval_stream(ImageRows.every(held_out), self.size, cfg.batch_size, masks=True)
         callbacks = [keras.callbacks.CSVLogger(self.workdir / "log.csv", append=start > 0),
-                     epoch_bar(cfg.epochs - start, desc="segmenter"), epoch_timer(self.time, len(x)),
+                     epoch_bar(cfg.epochs - start, desc="segmenter"), epoch_timer(self.time, len(images)),
                      self._epoch_checkpoints()]
         if start < cfg.epochs:
-            self.model.fit(batches, initial_epoch=start, epochs=cfg.epochs, callbacks=callbacks, verbose=0,
-                           validation_data=validation, validation_batch_size=cfg.batch_size)
+            self.model.fit(stream, initial_epoch=start, epochs=cfg.epochs, steps_per_epoch=per_epoch,
+                           callbacks=callbacks, verbose=0, shuffle=False, validation_data=validation)
         atomic_write_json(self.workdir / HISTORY, self.history)
         save_weights(self.model, self.weights_path)  # last: ``done`` means weights and history are there
         clear_checkpoints(self.workdir)

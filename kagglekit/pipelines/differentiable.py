@@ -54,7 +54,7 @@ class RunClassifier:
         """(n, S, S, 3) float32 images resized as the run resized them (fine-tuned networks saw bytes)."""
         size = self.config.image_size
         if not self.extractors:
-            return decode_images(paths, size, "pixels").astype(np.float32)
+            return decode_images(paths, size, self.config.stream)
         return np.concatenate(list(image_batches(paths, size)) or [np.zeros((0, size, size, 3), np.float32)])
 
     def model(self, members: list[str] | None = None) -> keras.Model:

@@ -1,6 +1,7 @@
 """Single-label classification by whole-network fine-tuning (``train.learner: finetune``), top to bottom.
 
-1. read the competition's images and decode them once, resized, into memory;
+1. read the competition's images and encode them once into TFRecord shards in the cache (reused by
+   later runs over the same files), streamed from there by every epoch and prediction;
 2. stratified K folds (duplicates grouped); ``finetune.scored_folds`` of them train a fine-tuned network
    for a fixed epoch budget and are scored on their held-out images (TTA-averaged): the CV; with a
    ``time_budget`` the epochs (at most ``finetune.epochs``) and scored folds are first fitted to it from this
@@ -26,7 +27,8 @@ from kagglekit.competitions.contract import Competition, ImageTable
 from kagglekit.core.config import RunConfig
 from kagglekit.core.fileio import atomic_open, atomic_write_json
 from kagglekit.core.progress import Stopwatch
-from kagglekit.data.streams import decode_images, steps_per_epoch
+from kagglekit.data.shards import build_shards
+from kagglekit.data.streams import ImageRows, steps_per_epoch
 from kagglekit.evaluation import baseline
 from kagglekit.evaluation.folds import content_groups, stratified_folds
 from kagglekit.evaluation.metrics import METRICS
@@ -57,11 +59,12 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     folds = stratified_folds(train.labels, groups, config.folds, config.seed, competition.classes)
     write_folds(run_dir, train, folds)
     classes, metric = competition.classes, METRICS.get(competition.metric)
-    images = decode_images(train.paths, config.image_size, "train images")
+    images = ImageRows.every(build_shards(train.paths, config.stream, train.ids,
+                                          np.eye(len(classes), dtype=np.float32)[train.labels], what="train"))
     weights = None
     if config.finetune.class_weights:
         weights = balanced_class_weights(train.labels)
-    watch.lap("read and decode images")
+    watch.lap("read images into shards")
     config, time_plan = budgeted(config, run_dir, "finetune", started,
                                  network(config, run_dir, "fold0", len(classes)).timings,
                                  finetune_seconds(config, len(train), len(test)),
@@ -77,9 +80,9 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
         if saved.exists():  # finished before a resume
             oof[va] = np.load(saved)
         else:
-            curve = (images[va], train.labels[va]) if config.finetune.holdout_curve else None
-            model.fit(images[tr], train.labels[tr], valid=curve, class_weight=weights)
-            oof[va] = model.predict_proba(images[va], config.tta)
+            curve = (images.subset(va), train.labels[va]) if config.finetune.holdout_curve else None
+            model.fit(images.subset(tr), train.labels[tr], valid=curve, class_weight=weights)
+            oof[va] = model.predict_proba(images.subset(va), config.tta)
             with atomic_open(saved, "wb") as out:  # a kill mid-write must not leave half a file to resume from
                 np.save(out, oof[va])
         histories.append(model.history or _saved_history(model))
@@ -94,7 +97,6 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
         if not full.done:
             full.fit(images, train.labels, class_weight=weights)
         watch.lap("refit on all images")
-    del images
     atomic_write_json(run_dir / "classes.json", classes)
 
     predicting = time.perf_counter()
@@ -155,8 +157,8 @@ def predictors(config: RunConfig, run_dir: Path, n_classes: int) -> list[FineTun
 def predict_proba(config: RunConfig, run_dir: Path, images: ImageTable, n_classes: int) -> np.ndarray:
     """Class probabilities from a finished run's saved networks, TTA-averaged: the run's and
     ``kagglekit predict``'s one path."""
-    pixels = decode_images(images.paths, config.image_size, "predict")
-    return np.mean([m.predict_proba(pixels, config.tta) for m in predictors(config, run_dir, n_classes)], axis=0)
+    rows = ImageRows.every(build_shards(images.paths, config.stream, images.ids, what="test"))
+    return np.mean([m.predict_proba(rows, config.tta) for m in predictors(config, run_dir, n_classes)], axis=0)
 
 
 def predict(competition: Competition, config: RunConfig, run_dir: Path, data: Path):

@@ -30,7 +30,7 @@ from kagglekit.core.errors import ConfigError
 from kagglekit.data.images import read_rgb
 from kagglekit.data.loaders import image_batches, resized_batch
 from kagglekit.data.masks import label_png
-from kagglekit.data.streams import to_uint8
+from kagglekit.data.streams import decode_images, to_uint8
 from kagglekit.learners.segmenter import label_maps, resize_image, saved_segmenters
 from kagglekit.pipelines import finetuning, resolve_learner
 from kagglekit.pipelines.classification import (
@@ -131,8 +131,12 @@ class ImageLevelPredictor(RunPredictor):
     def predict_files(self, paths: list[Path]) -> np.ndarray:
         """(n, classes) probabilities for image files, decoded and resized as the run's own loader does."""
         require_readable(paths, "image(s)")
-        batches = [self.predict_batch(b) for b in image_batches(paths, self.config.image_size, BATCH)]
+        batches = [self.predict_batch(b) for b in self.file_batches(paths)]
         return np.concatenate(batches) if batches else np.zeros((0, len(self.classes)), dtype=np.float32)
+
+    def file_batches(self, paths: list[Path]):
+        """(b, S, S, 3) float32 batches of image files, decoded and resized as the run's own loader does."""
+        return image_batches(paths, self.config.image_size, BATCH)
 
     def predict_images(self, images: list[np.ndarray]) -> np.ndarray:
         """(n, classes) probabilities for decoded (H, W, 3) uint8 images of any sizes."""
@@ -154,12 +158,20 @@ class ClassifierPredictor(ImageLevelPredictor):
             self.networks, self.extractors = [], input_extractors(self.config)
             self.folds = load_fold_models(self.config, self.run_dir, feature_width(self.extractors[0]), len(self.classes))
 
+    def file_batches(self, paths: list[Path]):
+        """Fine-tuned networks read streamed shards: the same decode, without the shards."""
+        if not self.networks:
+            return super().file_batches(paths)
+        return (decode_images(paths[i:i + BATCH], self.config.image_size, self.config.stream)
+                for i in range(0, len(paths), BATCH))
+
     def predict_batch(self, batch: np.ndarray) -> np.ndarray:
         """(n, classes) probabilities for (n, S, S, 3) float32 RGB in [0, 255] at the run's image size."""
         with self._lock:
             if self.networks:  # fine-tuned networks see the pixels themselves, as bytes (like the run)
                 pixels = to_uint8(batch)
-                return np.mean([m.predict_proba(pixels, self.config.tta) for m in self.networks], axis=0).astype(np.float32)
+                proba = [m.predict_pixels(pixels, self.config.tta) for m in self.networks]
+                return np.mean(proba, axis=0).astype(np.float32)
             inputs = [view_features(group, self.config.tta, batch) for group in self.extractors]
             return ensemble_proba(self.folds, inputs).astype(np.float32)
 

@@ -1,12 +1,14 @@
 """What kagglekit's cache holds, and pruning it without ever touching anything else.
 
-The cache (``kagglekit.core.paths``) has five parts, each of which a run can make again:
+The cache (``kagglekit.core.paths``) has six parts, each of which a run can make again:
 
 - ``data/<slug>``: competition folders (downloaded or built by ``prepare``); one per competition;
 - ``downloads/<slug>.zip``: archives being downloaded (a finished download removes its archive);
 - ``weights/<file>``: converted pretrained weights;
 - ``features/<backbone>-<size>-<hash>``: cached backbone features, keyed by backbone, weights and image
   size and shared by every competition (so pruning "a competition" leaves them alone);
+- ``shards/<what>-<n>-<hash>``: images encoded into TFRecord shards, keyed by the files and encoding
+  options (``kagglekit.data.shards``);
 - ``crash-logs/<time>-<pid>.log``: tracebacks of internal errors.
 
 Pruning deletes whole entries of these parts and nothing else: other files at the cache root are listed
@@ -28,7 +30,7 @@ from kagglekit.core.manifest import MANIFEST, read_manifest
 from kagglekit.core.paths import cache_root
 
 #: The cache's parts, in the order they are shown.
-PARTS = ("data", "downloads", "weights", "features", "crash-logs")
+PARTS = ("data", "downloads", "weights", "features", "shards", "crash-logs")
 DAY = 86400
 
 

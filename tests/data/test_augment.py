@@ -6,57 +6,70 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import shard_rows
 
 from kagglekit.core.config import AugmentConfig
 from kagglekit.data import streams
 
 BATCH = 4
-#: every augmentation switched off: the stream only gathers, shuffles and casts
-OFF = AugmentConfig(horizontal_flip=False, vertical_flip=False, rotation=0.0, shift=0.0, zoom=0.0, channel_shift=0.0)
+#: every augmentation switched off: the stream only reads, shuffles and casts
+OFF = AugmentConfig(horizontal_flip=False, vertical_flip=False, rotation=0.0, shift=0.0, zoom=0.0, channel_shift=0.0,
+                    crop=False)
 
 
-def epoch(images: np.ndarray, targets: np.ndarray, seed: int, epoch_: int, augment: AugmentConfig):
-    """One epoch of ``training_stream``: (images, targets), every batch concatenated, in stream order."""
-    import tensorflow as tf
+@pytest.fixture
+def epoch(tmp_path):
+    """One epoch of ``training_stream`` over images given as an array: (images, targets, the image each row
+    shows), every batch concatenated, in stream order."""
+    sharded = {}
 
-    batches = list(streams.training_stream(tf.constant(images), targets, BATCH, seed, epoch_, augment)
-                   .as_numpy_iterator())
-    return np.concatenate([x for x, _ in batches]), np.concatenate([y for _, y in batches])
+    def stream(images: np.ndarray, targets: np.ndarray, seed: int, epoch_: int, augment: AugmentConfig):
+        key = images.tobytes()
+        if key not in sharded:
+            sharded[key] = shard_rows(tmp_path / f"images{len(sharded)}", images, tmp_path / "cache")
+        rows = sharded[key]
+        batches = list(streams.training_stream(rows, targets, images.shape[1], BATCH, seed, epoch_, augment)
+                       .as_numpy_iterator())
+        order = streams.epoch_indices(rows, BATCH, seed, epoch_)
+        return np.concatenate([x for x, _ in batches]), np.concatenate([y for _, y in batches]), order
+
+    return stream
 
 
 def noise(n: int, size: int = 16) -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
 
 
-def test_each_epoch_draws_new_augmentations_even_with_the_order_held_fixed(monkeypatch):
-    """A new shuffle alone would move each image to another batch position, hence another draw; with the
-    order pinned, image i must still look different in epochs 3 and 4 (and under another run seed),
-    and identical when (seed, epoch) repeat."""
+def test_each_epoch_draws_new_augmentations_for_every_image(epoch):
+    """Image i, wherever each epoch's shuffle puts it, looks different in epochs 3 and 4 (and under another
+    run seed), and identical when (seed, epoch) repeat; with every augmentation off it is itself."""
     images = noise(8)
     targets = np.eye(2, dtype=np.float32)[np.arange(8) % 2]
-    monkeypatch.setattr(streams, "epoch_order", lambda n, batch_size, seed, epoch_: np.arange(n))  # held fixed
+    for e in (3, 4):
+        plain, _, order = epoch(images, targets, 1, e, OFF)
+        np.testing.assert_array_equal(plain, images[order])  # ``epoch_indices`` is the stream's order
 
-    plain = [epoch(images, targets, 1, e, OFF)[0] for e in (3, 4)]
-    assert all(np.array_equal(p, images) for p in plain)  # the pinned order is the stream's order, image i at row i
+    def by_image(seed, epoch_):
+        x, _, order = epoch(images, targets, seed, epoch_, AugmentConfig())
+        assert sorted(order) == list(range(8))
+        return x[np.argsort(order)]
 
-    first, again = epoch(images, targets, 1, 3, AugmentConfig())[0], epoch(images, targets, 1, 3, AugmentConfig())[0]
+    first, again = by_image(1, 3), by_image(1, 3)
     np.testing.assert_array_equal(first, again)
-    next_epoch = epoch(images, targets, 1, 4, AugmentConfig())[0]
-    other_run = epoch(images, targets, 2, 3, AugmentConfig())[0]
+    next_epoch, other_run = by_image(1, 4), by_image(2, 3)
     for i in range(len(images)):
         assert not np.allclose(first[i], images[i]), f"image {i} not augmented"
         assert not np.allclose(first[i], next_epoch[i]), f"image {i}: epochs 3 and 4 drew the same augmentation"
         assert not np.allclose(first[i], other_run[i]), f"image {i}: seeds 1 and 2 drew the same augmentation"
 
 
-def test_mixup_labels_weigh_each_image_as_much_as_its_pixels_do():
+def test_mixup_labels_weigh_each_image_as_much_as_its_pixels_do(epoch):
     """Every image is its own class (one-hot ``eye``), so a label row reads as "how much of each image".
     Random images are linearly independent, so the pixels alone determine those weights: they must be
     the label's, one of them the row's own image, summing to 1."""
     n = 8
     images = noise(n)
-    x, y = epoch(images, np.eye(n, dtype=np.float32), 5, 0, OFF.model_copy(update={"mixup": 1.0}))
-    order = streams.epoch_order(n, BATCH, 5, 0)
+    x, y, order = epoch(images, np.eye(n, dtype=np.float32), 5, 0, OFF.model_copy(update={"mixup": 1.0}))
     sources = images.reshape(n, -1).T.astype(np.float64)  # (pixels, images)
     for row in range(len(x)):
         weights = np.linalg.lstsq(sources, x[row].ravel().astype(np.float64), rcond=None)[0]
@@ -66,15 +79,14 @@ def test_mixup_labels_weigh_each_image_as_much_as_its_pixels_do():
     assert (y.max(axis=1) < 0.9).sum() >= 2  # some rows truly mixed (a row paired with itself stays one-hot)
 
 
-def test_cutmix_labels_carry_the_pasted_area():
+def test_cutmix_labels_carry_the_pasted_area(epoch):
     """Each image one constant colour (its own class): the pixels that changed colour are the pasted
     patch, whose colour names its source. The label's mass on that source is the patch's area fraction,
     up to the patch's rounding to whole pixels: (H + W + 1) / (H W)."""
     n, size = 8, 64
     colours = np.stack([np.arange(n) * 30 + 10, 250 - np.arange(n) * 25, (np.arange(n) * 77) % 256], axis=1)
     images = np.broadcast_to(colours[:, None, None, :], (n, size, size, 3)).astype(np.uint8)
-    x, y = epoch(images, np.eye(n, dtype=np.float32), 5, 0, OFF.model_copy(update={"cutmix": 1.0}))
-    order = streams.epoch_order(n, BATCH, 5, 0)
+    x, y, order = epoch(images, np.eye(n, dtype=np.float32), 5, 0, OFF.model_copy(update={"cutmix": 1.0}))
     rounding = (2 * size + 1) / size ** 2
     fractions = []
     for row in range(len(x)):
@@ -90,12 +102,11 @@ def test_cutmix_labels_carry_the_pasted_area():
     assert max(fractions) > 0.2  # patches of real size were pasted, so the mass check had something to check
 
 
-def test_randaugment_changes_pixels_keeps_shape_type_range_and_repeats_for_a_seed():
+def test_randaugment_changes_pixels_keeps_shape_type_range_and_repeats_for_a_seed(epoch):
     images = noise(8)
     targets = np.eye(2, dtype=np.float32)[np.arange(8) % 2]
     config = OFF.model_copy(update={"randaugment": True})
-    x, y = epoch(images, targets, 3, 0, config)
-    order = streams.epoch_order(8, BATCH, 3, 0)
+    x, y, order = epoch(images, targets, 3, 0, config)
     assert x.shape == images.shape and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 255
     np.testing.assert_array_equal(y, targets[order])  # RandAugment leaves labels alone
     changed = [not np.allclose(x[row], images[order[row]]) for row in range(len(x))]

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import REPO, TINY_FINETUNE
+from helpers import REPO, TINY_FINETUNE, shard_rows
 
 from kagglekit.cli import main
 
@@ -132,7 +132,7 @@ def test_refit_trains_one_more_network_on_every_image_and_predicts_with_it(tmp_p
     fit, predict = FineTunedClassifier.fit, FineTunedClassifier.predict_proba
 
     def rows(images) -> Counter:
-        return Counter(image.tobytes() for image in np.asarray(images))
+        return Counter(images.rows.tolist())
 
     def spy_fit(self, images, labels, *args, **kwargs):
         fitted[self.workdir.name] = (rows(images), np.array(labels))
@@ -262,39 +262,40 @@ def test_unfreezing_plan_covers_the_budget_and_leaves_the_stem_frozen(tmp_path):
     assert [(s.name, s.epochs) for s in short] == [("head", 1), ("top", 1)]
 
 
-def test_an_epoch_stream_depends_only_on_seed_and_epoch():
+def test_an_epoch_stream_depends_only_on_seed_and_epoch(tmp_path):
     """Same (seed, epoch): the same batches, whatever was drawn in between. The next epoch is a reshuffle
     and fresh augmentation draws: every image seen in both comes out with other pixels, and so do ten
     copies of one image, where a reshuffle alone could change nothing."""
-    import tensorflow as tf
-
     from kagglekit.core.config import AugmentConfig
-    from kagglekit.data.streams import epoch_order, training_stream
+    from kagglekit.data.streams import training_stream
 
     pixels = np.random.default_rng(0).integers(0, 256, (10, 16, 16, 3), dtype=np.uint8)
+    streamed = {"noise": shard_rows(tmp_path / "noise", pixels, tmp_path / "cache", images_per_shard=3),
+                "copies": shard_rows(tmp_path / "copies", np.repeat(pixels[:1], 10, axis=0), tmp_path / "cache")}
 
-    def draw(images, seed, epoch):
+    def draw(images, seed, epoch, batch_size=4):
         """(augmented pixels, the id of each one's image): each target is its image's one-hot id."""
-        batches = list(training_stream(tf.constant(images), np.eye(10, dtype=np.float32), 4, seed, epoch,
+        batches = list(training_stream(streamed[images], np.eye(10, dtype=np.float32), 16, batch_size, seed, epoch,
                                        AugmentConfig()).as_numpy_iterator())
         return np.concatenate([x for x, _ in batches]), np.concatenate([y for _, y in batches]).argmax(1)
 
-    x, ids = draw(pixels, 1, 3)
-    other, _ = draw(pixels, 2, 3)  # drawn in between, and another seed's epoch differs
-    again, again_ids = draw(pixels, 1, 3)
+    x, ids = draw("noise", 1, 3)
+    other, _ = draw("noise", 2, 3)  # drawn in between, and another seed's epoch differs
+    again, again_ids = draw("noise", 1, 3)
     assert np.array_equal(x, again) and np.array_equal(ids, again_ids) and not np.array_equal(x, other)
-    later, later_ids = draw(pixels, 1, 4)
+    later, later_ids = draw("noise", 1, 4)
     assert not np.array_equal(ids, later_ids)  # reshuffled
     both = sorted(set(ids) & set(later_ids))
     assert len(both) >= 6  # 8 of the 10 images per epoch
     for image in both:  # redrawn: the same image's pixels differ from one epoch to the next
         gap = float(np.abs(x[list(ids).index(image)] - later[list(later_ids).index(image)]).mean())
         assert gap > 1, f"image {image} has the same pixels in epochs 3 and 4 (mean difference {gap})"
-    copies = np.repeat(pixels[:1], 10, axis=0)  # order cannot matter here: only new draws change the pixels
-    gaps = np.abs(draw(copies, 1, 3)[0] - draw(copies, 1, 4)[0]).mean(axis=(1, 2, 3))
+    # order cannot matter here: only new draws change the pixels
+    gaps = np.abs(draw("copies", 1, 3)[0] - draw("copies", 1, 4)[0]).mean(axis=(1, 2, 3))
     assert gaps.min() > 1, f"epoch 4 repeats epoch 3's draws: mean differences {gaps.round(2)}"
-    assert len(epoch_order(10, 4, 1, 0)) == 8 and len(set(epoch_order(10, 4, 1, 0))) == 8
-    assert len(epoch_order(3, 4, 1, 0)) == 4  # fewer images than a batch: one full batch, repeated
+    assert len(ids) == 8 and len(set(ids)) == 8  # whole batches, each image at most once
+    few, few_ids = draw("noise", 1, 0, batch_size=16)  # fewer images than a batch: one full batch, repeated
+    assert len(few) == 16 and set(few_ids) == set(range(10))
 
 
 def test_a_run_killed_before_its_final_save_resumes_from_its_last_checkpoint(tmp_path):
@@ -306,17 +307,18 @@ def test_a_run_killed_before_its_final_save_resumes_from_its_last_checkpoint(tmp
     from kagglekit.learners.finetune import FineTunedClassifier
 
     rng = np.random.default_rng(0)
-    images, labels = rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8), rng.integers(0, 2, 16)
+    pixels, labels = rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8), rng.integers(0, 2, 16)
+    images = shard_rows(tmp_path / "images", pixels, tmp_path / "cache")
     cfg = FineTuneConfig(epochs=1, head_epochs=1, top_epochs=0, batch_size=8)
 
     def learner():
-        return FineTunedClassifier("efficientnet_lite0", 32, 2, cfg, AugmentConfig(), 0.1, 0, tmp_path,
+        return FineTunedClassifier("efficientnet_lite0", 32, 2, cfg, AugmentConfig(), 0.1, 0, tmp_path / "net",
                                    resolve_devices(DeviceConfig()))
 
     trained = learner().fit(images, labels)
     expected = trained.predict_proba(images, ["identity"])
     trained._write_checkpoint(1, trained.stages(trained.model)[0])  # as if killed right after this
     trained.weights_path.unlink()
-    assert (tmp_path / CHECKPOINT).exists()
+    assert (tmp_path / "net" / CHECKPOINT).exists()
     resumed = learner().fit(images, labels)
     assert np.allclose(resumed.predict_proba(images, ["identity"]), expected, atol=1e-6)
