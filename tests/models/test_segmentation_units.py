@@ -120,26 +120,6 @@ def test_camvid_is_a_config_only_competition(camvid, camvid_small):
     assert competition.score(solution, solution) == 1.0
 
 
-def test_augmentations_move_image_and_mask_together():
-    from kagglekit.learners.segmenter import AugmentedBatches
-
-    rng = np.random.default_rng(3)
-    masks = np.zeros((6, 32, 48), np.uint8)
-    for m in masks:  # a few blocks per mask, so flips and crops show
-        for _ in range(3):
-            y, x = rng.integers(0, 24), rng.integers(0, 40)
-            m[y:y + 8, x:x + 8] = rng.integers(1, 5)
-    images = np.repeat(masks[..., None] * 50, 3, axis=-1)  # the image *is* the mask, scaled
-    batches = AugmentedBatches(images, masks, batch_size=3, hflip=True, scale=0.3, seed=0)
-    for epoch in range(3):
-        for i in range(len(batches)):
-            x, y = batches[i]
-            assert x.shape == (3, 32, 48, 3) and y.shape == (3, 32, 48)
-            agree = np.isclose(x[..., 0], y * 50.0, atol=1).mean()
-            assert agree > 0.9  # only pixels at block edges, blended by bilinear resizing, may differ
-        batches.on_epoch_end()
-
-
 @pytest.mark.parametrize("head", ["unet", "deeplabv3plus"])
 def test_segmentation_heads_give_per_pixel_probabilities_at_input_size(head):
     from kagglekit.models.segmentation import build_segmenter
