@@ -223,7 +223,7 @@ class Segmenter:
     def predict(self, paths: list[Path], sizes: list[tuple[int, int]], tta=("identity",),
                 allowed: np.ndarray | None = None, on_proba: Callable[[np.ndarray], None] | None = None) -> list[np.ndarray]:
         """One uint8 label map per image, at its original (height, width) (``predict_label_maps``)."""
-        return predict_label_maps([self], paths, sizes, tta, allowed, on_proba)
+        return list(predict_label_maps([self], paths, sizes, tta, allowed, on_proba))
 
 
 def proba_chunks(segmenters: list[Segmenter], paths: list[Path], tta=("identity",),
@@ -238,16 +238,15 @@ def proba_chunks(segmenters: list[Segmenter], paths: list[Path], tta=("identity"
 
 def predict_label_maps(segmenters: list[Segmenter], paths: list[Path], sizes: list[tuple[int, int]], tta=("identity",),
                        allowed: np.ndarray | None = None,
-                       on_proba: Callable[[np.ndarray], None] | None = None) -> list[np.ndarray]:
+                       on_proba: Callable[[np.ndarray], None] | None = None) -> Iterator[np.ndarray]:
     """Label maps at each image's original size from the mean probabilities of ``segmenters`` (a fold
-    ensemble; ``label_maps``); ``on_proba`` sees each chunk's probabilities at the input size, in order
-    (a run keeps them for blending: ``runs.probability_maps``)."""
-    out = []
+    ensemble; ``label_maps``), one at a time as their chunk is predicted, so a consumer that encodes each
+    (``submission_frame``) never holds them all; ``on_proba`` sees each chunk's probabilities at the input
+    size, in order (a run keeps them for blending: ``runs.probability_maps``)."""
     for part, proba in proba_chunks(segmenters, paths, tta):
         if on_proba is not None:
             on_proba(proba)
-        out += label_maps(proba, sizes[part], None if allowed is None else allowed[part])
-    return out
+        yield from label_maps(proba, sizes[part], None if allowed is None else allowed[part])
 
 
 def saved_segmenters(n_classes: int, void_label: int | None, config: RunConfig, folder: Path) -> list[Segmenter]:
