@@ -63,13 +63,12 @@ class Chunked:
 
 
 def weighted_sum(weights: np.ndarray, members: list[np.ndarray]) -> np.ndarray:
-    """The sum of each member times its weight, added one member at a time (a stack of every member would
-    hold them all twice); float16 members (saved maps) are summed as float32."""
-    dtype = np.result_type(members[0], np.float32)
-    total = np.zeros(np.shape(members[0]), dtype)
+    """The sum of each member times its weight, in float64 as a product with a stack of them all was, but
+    added one member at a time (a stack would hold every member twice; float16 saved maps, four times)."""
+    total = np.zeros(np.shape(members[0]), np.float64)
     for weight, member in zip(weights, members):
         if weight:
-            total += np.multiply(member, float(weight), dtype=dtype)
+            total += np.multiply(member, float(weight), dtype=np.float64)
     return total
 
 

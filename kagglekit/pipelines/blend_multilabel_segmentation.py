@@ -137,6 +137,7 @@ def run(competition: Competition, members: list[VocMember], method: str, run_dir
 
         def on_held(images: np.ndarray, proba: np.ndarray) -> None:
             nested.put(images, proba)
+            proba = proba.astype(np.float32)  # scored as nested_proba kept them
             plain[images], consistent[images] = mask_dice(images, proba), mask_dice(images, proba,
                                                                                      labels.oof_labels[at])
 

@@ -48,6 +48,6 @@ def test_the_weighted_sum_is_the_stacked_one_without_the_stack():
     _, members = noisy_maps(1)
     weights = np.array([0.5, 0.25, 0.25])
     summed = weighted_sum(weights, members)
-    assert summed.dtype == np.float32  # float16 maps mixed as float32
-    np.testing.assert_allclose(summed, np.tensordot(weights, np.stack(members).astype(np.float32), axes=1), rtol=1e-6)
-    np.testing.assert_array_equal(weighted_sum(np.array([0.0, 1.0, 0.0]), members), members[1].astype(np.float32))
+    assert summed.dtype == np.float64  # float16 maps mixed as float64, as the stacked product was
+    np.testing.assert_allclose(summed, np.tensordot(weights, np.stack(members), axes=1), rtol=1e-12)
+    np.testing.assert_array_equal(weighted_sum(np.array([0.0, 1.0, 0.0]), members), members[1].astype(np.float64))
