@@ -14,6 +14,7 @@ Each row is scored with the Dice coefficient (empty vs empty = 1) and the rows a
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -104,7 +105,7 @@ class PascalVOCCompetition(MultiLabelSegmentationCompetition):
             raise DataError(f"{len(missing)} file(s) missing: {', '.join(missing[:5])}")
         return paths
 
-    def submission_frame(self, ids: list[str], labels: np.ndarray, label_maps: list[np.ndarray]) -> pd.DataFrame:
+    def submission_frame(self, ids: list[str], labels: np.ndarray, label_maps: Iterable[np.ndarray]) -> pd.DataFrame:
         """Two rows per image: its 0/1 class vector and its label map (original size) as 20 masks."""
         classes = np.arange(1, len(VOC_CLASSES) + 1)
         rows = []

@@ -140,7 +140,7 @@ def assert_blend_refuses_unlike_members(first: Path, second: Path, maps: tuple[s
     import shutil
 
     from kagglekit.cli import main as run_cli
-    from kagglekit.runs.probability_maps import ProbabilityMaps
+    from kagglekit.runs.probability_maps import ProbabilityMaps, save_maps
 
     other = tmp_path / "other-data"
     shutil.copytree(second, other)
@@ -153,10 +153,10 @@ def assert_blend_refuses_unlike_members(first: Path, second: Path, maps: tuple[s
     smaller = tmp_path / "smaller"
     shutil.copytree(second, smaller)
     for name in maps:
-        saved = ProbabilityMaps.load(smaller / name)
-        ProbabilityMaps(saved.ids, saved.classes, saved.proba[:, ::2, ::2]).save(smaller / name)
+        saved = ProbabilityMaps(smaller / name)
+        save_maps(smaller / name, saved.ids, saved.classes, saved.rows()[:, ::2, ::2])
     assert run_cli(["blend", first, smaller, "--output-dir", tmp_path / "out"]) == 2
-    height, width = ProbabilityMaps.load(smaller / maps[0]).size
+    height, width = ProbabilityMaps(smaller / maps[0]).size
     assert f"{smaller} predicted at ({height}, {width})" in capsys.readouterr().err
     assert run_cli(["blend", first, second, "--method", "stack", "--output-dir", tmp_path / "out"]) == 2
     assert stack_refusal in capsys.readouterr().err
@@ -305,12 +305,11 @@ def row_keys(members: list) -> list[bytes]:
 class BlendSpy:
     """What each blend fitted inside a ``kagglekit blend`` call saw, in the order they were made: the rows
     it was fitted on and every prediction it made (rows and output). ``maps``: blends of (n, H, W, classes)
-    probability maps, whose fit ``labels`` are the images' row numbers; ``labels``: multi-label
-    (per-class) blends. Rows are known by ``row_keys``, so the spy changes nothing it watches."""
+    probability maps, fitted on maps read a chunk at a time (``fit_chunked``) whose rows are the images' row
+    numbers; ``labels``: multi-label (per-class) blends. Rows are known by ``row_keys``, so the spy changes
+    nothing it watches."""
 
     def __init__(self, monkeypatch):
-        import numpy as np
-
         from kagglekit.learners.blending import HillClimbBlend, MeanBlend, PerClassBlend
 
         self.seen: dict[str, list[dict]] = {"maps": [], "labels": []}
@@ -322,11 +321,19 @@ class BlendSpy:
         def spy_fit(fit):
             def fitting(blend, members, labels, *args, **kwargs):
                 if kind(blend, members):
-                    keys = row_keys(members)
-                    if kind(blend, members) == "maps":
-                        self.row_of.update(zip(keys, np.asarray(labels).tolist()))
-                    self.seen[kind(blend, members)].append({"blend": blend, "fitted": keys, "predicted": []})
+                    self.seen[kind(blend, members)].append({"blend": blend, "fitted": row_keys(members),
+                                                            "predicted": []})
                 return fit(blend, members, labels, *args, **kwargs)
+            return fitting
+
+        def spy_fit_chunked(fit_chunked):
+            def fitting(blend, members, row_score):
+                keys = []
+                for rows, chunk in members:
+                    keys += row_keys(chunk)
+                    self.row_of.update(zip(keys[-len(rows):], rows.tolist()))
+                self.seen["maps"].append({"blend": blend, "fitted": keys, "predicted": []})
+                return fit_chunked(blend, members, row_score)
             return fitting
 
         def spy_predict(predict):
@@ -340,12 +347,19 @@ class BlendSpy:
 
         for cls in (MeanBlend, HillClimbBlend, PerClassBlend):
             monkeypatch.setattr(cls, "fit", spy_fit(cls.fit))
+        monkeypatch.setattr(MeanBlend, "fit_chunked", spy_fit_chunked(MeanBlend.fit_chunked))
         for cls in (MeanBlend, PerClassBlend):
             monkeypatch.setattr(cls, "predict_proba", spy_predict(cls.predict_proba))
 
     def nested(self, kind: str) -> list[tuple[list[bytes], list[bytes], object]]:
         """Per nested blend of ``kind`` (all but the last, the blend fitted on every row), in fold order:
-        (keys of the rows fitted, keys of the rows of its last prediction, that prediction)."""
+        (keys of the rows fitted, keys of the rows of its last prediction, that prediction); a blend of maps
+        predicts its held rows a chunk at a time: all its predictions, joined."""
+        import numpy as np
+
+        if kind == "maps":
+            return [(record["fitted"], [k for keys, _ in record["predicted"] for k in keys],
+                     np.concatenate([output for _, output in record["predicted"]])) for record in self.seen[kind][:-1]]
         return [(record["fitted"], *record["predicted"][-1]) for record in self.seen[kind][:-1]]
 
     def nested_maps(self) -> list[tuple[set[int], set[int], object]]:

@@ -13,7 +13,7 @@ import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Mapping
+from typing import ClassVar, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -208,8 +208,9 @@ class SegmentationCompetition(RLEMasksCompetition):
     task: ClassVar[str] = "segmentation"
 
     @abstractmethod
-    def submission_frame(self, ids: list[str], label_maps: list[np.ndarray]) -> pd.DataFrame:
-        """The submission for test ``ids`` given one label map per image at its original size."""
+    def submission_frame(self, ids: list[str], label_maps: Iterable[np.ndarray]) -> pd.DataFrame:
+        """The submission for test ``ids`` given one label map per image at its original size, encoded one
+        at a time as ``label_maps`` yields them (a generator: only the rows are kept, never every map)."""
 
 
 class MultiLabelSegmentationCompetition(RLEMasksCompetition):
@@ -218,8 +219,9 @@ class MultiLabelSegmentationCompetition(RLEMasksCompetition):
     task: ClassVar[str] = "multilabel-segmentation"
 
     @abstractmethod
-    def submission_frame(self, ids: list[str], labels: np.ndarray, label_maps: list[np.ndarray]) -> pd.DataFrame:
-        """The submission for test ``ids`` given their 0/1 label vectors and label maps (original size)."""
+    def submission_frame(self, ids: list[str], labels: np.ndarray, label_maps: Iterable[np.ndarray]) -> pd.DataFrame:
+        """The submission for test ``ids`` given their 0/1 label vectors and label maps (original size; encoded
+        one at a time as ``label_maps`` yields them)."""
 
 
 #: The contract each task's pipeline expects of its competition.

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -106,7 +107,7 @@ class SegmentationFolderCompetition(Named, SegmentationCompetition):
             keys.append(match.group(1) if match else id_)
         return np.unique(keys, return_inverse=True)[1]
 
-    def submission_frame(self, ids: list[str], label_maps: list[np.ndarray]) -> pd.DataFrame:
+    def submission_frame(self, ids: list[str], label_maps: Iterable[np.ndarray]) -> pd.DataFrame:
         rows = [(self.row_id(id_, k), rle.encode(label_map == k, self.rle_format))
                 for id_, label_map in zip(ids, label_maps) for k in range(len(self.classes))]
         return pd.DataFrame(rows, columns=[self.id_column, self.value_column])

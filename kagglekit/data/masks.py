@@ -7,6 +7,7 @@ never convert to RGB), grayscale PNGs (CamVid) or NumPy arrays (the VOC course c
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from PIL import Image
@@ -39,6 +40,21 @@ def read_label_map(path: str | Path) -> np.ndarray:
     if array.size and (array.min() < 0 or array.max() > 255):
         raise UnreadableImage(f"{path}: label values must lie in 0..255, found {array.min()}..{array.max()}")
     return array.astype(np.uint8, copy=False)
+
+
+class LabelMapFiles(Sequence):
+    """The label maps of ``paths``, each read when indexed, none held: a split's masks at full size can
+    outgrow memory (CamVid's are 0.7 MB each). ``sizes`` are read from the headers."""
+
+    def __init__(self, paths: list[Path]):
+        self.paths = list(paths)
+        self.sizes = [image_size(p) for p in self.paths]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return read_label_map(self.paths[index])
 
 
 def image_size(path: str | Path) -> tuple[int, int]:

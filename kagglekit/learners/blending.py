@@ -14,6 +14,11 @@ Multi-label runs are blended per class (``PerClassBlend``): each class's blend s
 probabilities of that class, as a two-class problem (absent, present), hill climbing scored by that
 class's F1 at its best threshold, stacking as one logistic regression per class.
 
+Members too large to hold at once (segmentation maps: megabytes per image) are ``Chunked``: read a chunk of
+rows at a time, fitted by ``fit_chunked`` on a score that is a mean over rows, summed chunk by chunk (equal
+to scoring every row at once). Every blend mixes its members one at a time (``weighted_sum``), never a stack
+of them all.
+
 A fitted blend must be scored on rows it was not fitted on: ``nested_proba`` predicts each fold with a
 blend fitted on the other folds' out-of-fold rows (``nested_multilabel``: and, for a multi-label blend,
 labels them with thresholds tuned on those other rows only).
@@ -21,7 +26,8 @@ labels them with thresholds tuned on those other rows only).
 
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -33,25 +39,73 @@ BLENDS: Registry = Registry("blend method")
 HILL_STEPS = 40  # additions; with a handful of runs the weights settle long before
 
 
+RowScore = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (rows, their probabilities) -> each row's score(s)
+Evaluate = Callable[[list[np.ndarray]], list[float]]  # weightings (member counts) -> the score of each one's mix
+
+
+@dataclass
+class Chunked:
+    """Members' probabilities of ``rows``, read ``chunk`` rows at a time: ``read(rows)`` gives each of the
+    ``count`` members' probabilities of those rows."""
+
+    read: Callable[[np.ndarray], list[np.ndarray]]
+    count: int
+    rows: np.ndarray
+    chunk: int
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, list[np.ndarray]]]:
+        for start in range(0, len(self.rows), self.chunk):
+            part = self.rows[start:start + self.chunk]
+            yield part, self.read(part)
+
+    def subset(self, keep: np.ndarray) -> "Chunked":
+        return Chunked(self.read, self.count, self.rows[keep], self.chunk)
+
+
+def weighted_sum(weights: np.ndarray, members: list[np.ndarray]) -> np.ndarray:
+    """The sum of each member times its weight, in float64 as a product with a stack of them all was, but
+    added one member at a time (a stack would hold every member twice; float16 saved maps, four times)."""
+    total = np.zeros(np.shape(members[0]), np.float64)
+    for weight, member in zip(weights, members):
+        if weight:
+            total += np.multiply(member, float(weight), dtype=np.float64)
+    return total
+
+
 class MeanBlend:
     def fit(self, members: list[np.ndarray], labels: np.ndarray, score: Score) -> "MeanBlend":
-        self.weights_ = np.full(len(members), 1 / len(members))
+        return self.fit_weightings(len(members), lambda weightings: [
+            score(labels, weighted_sum(w, members) / w.sum()) for w in weightings])
+
+    def fit_chunked(self, members: Chunked, row_score: RowScore) -> "MeanBlend":
+        """``fit`` on members read a chunk at a time, the score of a mix being the mean of ``row_score`` over
+        every row (each chunk is read once per round of weightings)."""
+        def evaluate(weightings: list[np.ndarray]) -> list[float]:
+            scores = [[] for _ in weightings]
+            for rows, chunk in members:
+                for kept, w in zip(scores, weightings):
+                    kept.append(row_score(rows, weighted_sum(w, chunk) / w.sum()))
+            return [float(np.mean(np.concatenate(s))) for s in scores]
+
+        return self.fit_weightings(members.count, evaluate)
+
+    def fit_weightings(self, count: int, evaluate: Evaluate) -> "MeanBlend":
+        self.weights_ = np.full(count, 1 / count)
         return self
 
     def predict_proba(self, members: list[np.ndarray]) -> np.ndarray:
-        return np.tensordot(self.weights_, np.stack(members), axes=1)
+        return weighted_sum(self.weights_, members)
 
 
 class HillClimbBlend(MeanBlend):
-    def fit(self, members: list[np.ndarray], labels: np.ndarray, score: Score) -> "HillClimbBlend":
-        stacked = np.stack(members)
-        single = [score(labels, m) for m in members]
-        counts = np.zeros(len(members))
+    def fit_weightings(self, count: int, evaluate: Evaluate) -> "HillClimbBlend":
+        step = list(np.eye(count))
+        single = evaluate(step)
+        counts = np.zeros(count)
         counts[int(np.argmax(single))] = 1
         best = max(single)
         for _ in range(HILL_STEPS):
-            trials = [score(labels, np.tensordot(counts + np.eye(len(members))[j], stacked, axes=1) / (counts.sum() + 1))
-                      for j in range(len(members))]
+            trials = evaluate([counts + e for e in step])
             j = int(np.argmax(trials))
             if trials[j] < best:  # ties are taken: a flatter mix generalises better than a lone run
                 break

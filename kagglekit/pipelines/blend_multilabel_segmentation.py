@@ -26,6 +26,7 @@ A VOC run submits its classifier's labels and its segmenters' masks, the masks l
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass
@@ -45,8 +46,9 @@ from kagglekit.pipelines.blend_segmentation import (
     blend_maps,
     blended_test_maps,
     check_maps_comparable,
-    keep_maps,
+    member_rows,
     refuse_stack,
+    scored_maps,
     scored_truths,
 )
 from kagglekit.pipelines.multilabel_classification import POSTPROCESS, label_tuner
@@ -59,7 +61,7 @@ from kagglekit.pipelines.multilabel_segmentation import (
     mask_rows_dice,
     row_kinds_cv,
 )
-from kagglekit.runs.probability_maps import OOF_MAPS, TEST_MAPS, MapsCollector, ProbabilityMaps, expand
+from kagglekit.runs.probability_maps import OOF_MAPS, TEST_MAPS, ProbabilityMaps, maps_writer
 from kagglekit.runs.result import RunResult
 
 
@@ -86,8 +88,8 @@ def read_member(run_dir: Path) -> VocMember:
     run_dir = Path(run_dir)
     require_blend_files(run_dir, (OOF_MAPS, TEST_MAPS, POSTPROCESS), "PASCAL VOC", "its masks")
     labels = read_labels(run_dir)
-    maps = MapsMember(run_dir, labels.config, labels.folds, ProbabilityMaps.load(run_dir / OOF_MAPS),
-                      ProbabilityMaps.load(run_dir / TEST_MAPS))
+    maps = MapsMember(run_dir, labels.config, labels.folds, ProbabilityMaps(run_dir / OOF_MAPS),
+                      ProbabilityMaps(run_dir / TEST_MAPS))
     return VocMember(labels, maps, bool(json.loads((run_dir / POSTPROCESS).read_text())["consistency"]))
 
 
@@ -120,23 +122,26 @@ def run(competition: Competition, members: list[VocMember], method: str, run_dir
                           "fitted on some folds and scored on others; run the members with segmentation.scored_folds "
                           "0 (all) or 2 or more")
     truths = scored_truths(competition, data, scored)
-    shapes = [t.shape for t in truths]
-    maps = []
-    for member in members:
-        index = {id_: k for k, id_ in enumerate(member.maps.holdout.ids)}
-        maps.append(expand(member.maps.holdout.proba[[index[i] for i in scored]]))
+    maps = scored_maps([m.maps for m in members], scored)
 
     def mask_dice(images: np.ndarray, proba: np.ndarray, predicted: np.ndarray | None = None) -> np.ndarray:
         """Segmentation rows' Dice of ``images`` (indices into ``scored``), limited to ``predicted`` labels."""
         allowed = None if predicted is None else allowed_classes(predicted[images])
-        return mask_rows_dice([truths[i] for i in images], label_maps(proba, [shapes[i] for i in images], allowed),
-                              len(classes), void)
+        return mask_rows_dice([truths[i] for i in images], label_maps(proba, [truths.sizes[i] for i in images],
+                                                                      allowed), len(classes), void)
 
-    every = np.arange(len(scored))
-    member_masks = [mask_dice(every, p, labels.member_labels[j][at] if m.consistency else None)
-                    for j, (m, p) in enumerate(zip(members, maps))]
-    nested, blend = blend_maps(method, maps, block, lambda images, proba: float(mask_dice(images, proba).mean()))
-    plain, consistent = mask_dice(every, nested), mask_dice(every, nested, labels.oof_labels[at])
+    limits = [labels.member_labels[j][at] if m.consistency else None for j, m in enumerate(members)]
+    member_masks = member_rows(maps, [functools.partial(mask_dice, predicted=limit) for limit in limits])
+    plain, consistent = np.zeros(len(scored)), np.zeros(len(scored))
+    with maps_writer(run_dir / OOF_MAPS, scored, first.maps.classes) as nested:  # each from a blend not fitted on it
+
+        def on_held(images: np.ndarray, proba: np.ndarray) -> None:
+            nested.put(images, proba)
+            proba = proba.astype(np.float32)  # scored as nested_proba kept them
+            plain[images], consistent[images] = mask_dice(images, proba), mask_dice(images, proba,
+                                                                                     labels.oof_labels[at])
+
+        blend = blend_maps(method, maps, block, mask_dice, on_held)
     use_consistency = keeps_consistency(first.config.segmentation.consistency, plain.mean(), consistent.mean())
     blend_masks = consistent if use_consistency else plain
 
@@ -148,11 +153,10 @@ def run(competition: Competition, members: list[VocMember], method: str, run_dir
     fold_scores = leaderboard_folds(label_dice, blend_masks, folds)
 
     # --- test: blended labels, blended maps limited to them -----------------------------------------------
-    sizes = competition.load_test(data).image_sizes()
-    kept = MapsCollector()
-    test_maps = blended_test_maps(blend, [m.maps for m in members], sizes,
-                                  allowed_classes(labels.predicted) if use_consistency else None, kept)
-    keep_maps(run_dir, OOF_MAPS, scored, first.maps.classes, nested, test_ids, kept)
+    with maps_writer(run_dir / TEST_MAPS, test_ids, first.maps.classes) as kept:
+        submission = competition.submission_frame(test_ids, labels.predicted, blended_test_maps(
+            blend, [m.maps for m in members], competition.load_test(data).image_sizes(),
+            allowed_classes(labels.predicted) if use_consistency else None, kept))
     write_probabilities(run_dir, classes, labels, rows, truth, test_ids, consistency=use_consistency)
 
     def parts(label: np.ndarray, mask: np.ndarray) -> dict:
@@ -162,7 +166,7 @@ def run(competition: Competition, members: list[VocMember], method: str, run_dir
     return write_blend_run(
         run_dir, competition, data, members, method,
         {"labels": weights_of(labels.blend), "masks": weights_of(blend)},
-        competition.submission_frame(test_ids, labels.predicted, test_maps), member_scores, fold_scores, len(scored),
+        submission, member_scores, fold_scores, len(scored),
         started, f"nested: labels and masks of each of {len(folds)} folds' {len(scored)} images from blends fitted on "
                  f"the other folds' out-of-fold rows (labels: thresholds too, on {len(rows)} rows)",
         extra={"baseline": baseline.record(constant_answer(true_labels[at], truths, folds, classes, void),

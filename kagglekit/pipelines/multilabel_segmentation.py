@@ -56,7 +56,7 @@ from kagglekit.pipelines.multilabel_classification import (
 from kagglekit.pipelines.classification import write_folds
 from kagglekit.pipelines.segmentation import cap_images, write_outputs
 from kagglekit.runs import plots
-from kagglekit.runs.probability_maps import OOF_MAPS, TEST_MAPS, MapsCollector
+from kagglekit.runs.probability_maps import OOF_MAPS, TEST_MAPS, MapsWriter, maps_writer
 from kagglekit.runs.result import RunResult
 from kagglekit.submission.writer import write_submission
 
@@ -90,22 +90,21 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     scored = folds[:config.segmentation.scored_folds or k]
     rows = np.concatenate([va for _, va in scored])
     truths, plain, consistent, histories, times = [], [], [], [], [h.time for h in fitted.heads]
-    kept = MapsCollector()  # every scored image's maps, in the order of rows
-    for k, (tr, va) in enumerate(scored):
-        fit, valid = train.subset(tr), train.subset(va)
-        segmenter = Segmenter(len(classes) + 1, void, config, run_dir / "segmenter" / f"fold{k}")
-        segmenter.fit_once(fit.paths, fit.masks, valid.paths, valid.masks)  # valid only watched, never tuned on
-        histories.append(segmenter.history)
-        times.append(segmenter.time)
-        fold_truths = [read_label_map(m) for m in valid.masks]
-        allowed = allowed_classes(oof_labels[va])
-        for part, proba in proba_chunks([segmenter], valid.paths, config.tta):  # one pass serves both variants
-            kept(proba)
-            sizes = [t.shape for t in fold_truths[part]]
-            plain += label_maps(proba, sizes)
-            consistent += label_maps(proba, sizes, allowed[part])
-        truths += fold_truths
-    kept.maps([train.ids[i] for i in rows], mask_classes(classes)).save(run_dir / OOF_MAPS)
+    with maps_writer(run_dir / OOF_MAPS, [train.ids[i] for i in rows], mask_classes(classes)) as kept:
+        for k, (tr, va) in enumerate(scored):  # every scored image's maps kept, in the order of rows
+            fit, valid = train.subset(tr), train.subset(va)
+            segmenter = Segmenter(len(classes) + 1, void, config, run_dir / "segmenter" / f"fold{k}")
+            segmenter.fit_once(fit.paths, fit.masks, valid.paths, valid.masks)  # valid only watched, never tuned on
+            histories.append(segmenter.history)
+            times.append(segmenter.time)
+            fold_truths = [read_label_map(m) for m in valid.masks]
+            allowed = allowed_classes(oof_labels[va])
+            for part, proba in proba_chunks([segmenter], valid.paths, config.tta):  # one pass serves both variants
+                kept(proba)
+                sizes = [t.shape for t in fold_truths[part]]
+                plain += label_maps(proba, sizes)
+                consistent += label_maps(proba, sizes, allowed[part])
+            truths += fold_truths
     dice_plain = float(np.mean(mask_rows_dice(truths, plain, len(classes), void)))
     dice_consistent = float(np.mean(mask_rows_dice(truths, consistent, len(classes), void)))
     use_consistency = keeps_consistency(config.segmentation.consistency, dice_plain, dice_consistent)
@@ -126,9 +125,9 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     write_postprocess(run_dir, tuner, config.multilabel.top1_fallback, consistency=use_consistency)
     for k, score in enumerate(fold_scores) if on_fold else ():  # known only once every fold is out of fold
         on_fold(k, score)
-    predicting, kept = time.perf_counter(), MapsCollector()
-    frame, test_proba = predict_with_proba(competition, config, run_dir, test, kept)
-    kept.maps(test.ids, mask_classes(classes)).save(run_dir / TEST_MAPS)
+    predicting = time.perf_counter()
+    with maps_writer(run_dir / TEST_MAPS, test.ids, mask_classes(classes)) as kept:
+        frame, test_proba = predict_with_proba(competition, config, run_dir, test, kept)
     timing = usage(times, len(test), time.perf_counter() - predicting)
     submission = write_submission(frame, run_dir / "submission.csv")
     competition.validate(submission, data).raise_if_invalid()
@@ -162,9 +161,10 @@ def predict(competition: Competition, config: RunConfig, run_dir: Path, data: Pa
 
 
 def predict_with_proba(competition: Competition, config: RunConfig, run_dir: Path, test: ImageTable,
-                       on_proba: MapsCollector | None = None):
+                       on_proba: MapsWriter | None = None):
     """(submission frame, test class probabilities) of checked test images, from what the run directory
-    holds (``on_proba`` keeps the segmenters' probability maps)."""
+    holds (``on_proba`` keeps the segmenters' probability maps); each image's label map is encoded as its
+    rows as it is predicted, never all held."""
     n_classes = len(competition.classes)
     proba = label_proba(config, run_dir, test, n_classes)
     post = read_postprocess(run_dir)

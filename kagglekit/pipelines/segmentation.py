@@ -33,14 +33,14 @@ from kagglekit.evaluation.folds import grouped_holdout
 from kagglekit.evaluation.reports import segmentation_report
 from kagglekit.evaluation.segmentation import mask_dice
 from kagglekit.learners import budget
-from kagglekit.learners.segmenter import Segmenter, segmentation_seconds
+from kagglekit.learners.segmenter import Segmenter, predict_label_maps, segmentation_seconds
 from kagglekit.learners.usage import usage
 from kagglekit.pipelines import FoldHook
 from kagglekit.pipelines.budgeting import budgeted
 from kagglekit.pipelines.classification import write_folds
 from kagglekit.pipelines.inputs import checked_test, usable_train
 from kagglekit.runs import plots
-from kagglekit.runs.probability_maps import HOLDOUT_MAPS, TEST_MAPS, MapsCollector
+from kagglekit.runs.probability_maps import HOLDOUT_MAPS, TEST_MAPS, MapsWriter, maps_writer
 from kagglekit.runs.result import RunResult
 from kagglekit.submission.writer import write_submission
 
@@ -70,17 +70,17 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     segmenter = Segmenter(len(classes), void, config, run_dir / "segmenter")
     segmenter.fit_once(fit.paths, fit.masks, valid.paths, valid.masks)
     truths = [read_label_map(m) for m in valid.masks]
-    kept = MapsCollector()
-    predicted = segmenter.predict(valid.paths, [t.shape for t in truths], config.tta, on_proba=kept)
-    kept.maps(valid.ids, classes).save(run_dir / HOLDOUT_MAPS)
+    with maps_writer(run_dir / HOLDOUT_MAPS, valid.ids, classes) as kept:
+        predicted = segmenter.predict(valid.paths, [t.shape for t in truths], config.tta, on_proba=kept)
     scores = segmentation_report(truths, predicted, classes, void)
     log.info("hold-out (%d images): mIoU %.4f, Dice %.4f", len(valid), scores["miou"], scores["dice"])
     if on_fold:  # the hold-out is the one "fold"
         on_fold(0, scores["dice"])
 
-    predicting, kept = time.perf_counter(), MapsCollector()
-    submission = write_submission(predict_images(competition, config, run_dir, test, kept), run_dir / "submission.csv")
-    kept.maps(test.ids, classes).save(run_dir / TEST_MAPS)
+    predicting = time.perf_counter()
+    with maps_writer(run_dir / TEST_MAPS, test.ids, classes) as kept:
+        frame = predict_images(competition, config, run_dir, test, kept)
+    submission = write_submission(frame, run_dir / "submission.csv")
     timing = usage([segmenter.time], len(test), time.perf_counter() - predicting)
     competition.validate(submission, data).raise_if_invalid()
 
@@ -103,12 +103,12 @@ def predict(competition: Competition, config: RunConfig, run_dir: Path, data: Pa
 
 
 def predict_images(competition: Competition, config: RunConfig, run_dir: Path, test: ImageTable,
-                   on_proba: MapsCollector | None = None) -> pd.DataFrame:
+                   on_proba: MapsWriter | None = None) -> pd.DataFrame:
     """The submission for checked test images, from the run's saved segmenter (``on_proba`` keeps the
-    probability maps)."""
+    probability maps): each image's label map is encoded as its rows as it is predicted, never all held."""
     segmenter = Segmenter(len(competition.classes), competition.void_label, config, run_dir / "segmenter").load()
-    maps = segmenter.predict(test.paths, [image_size(p) for p in test.paths], config.tta, on_proba=on_proba)
-    return competition.submission_frame(test.ids, maps)
+    return competition.submission_frame(test.ids, predict_label_maps(
+        [segmenter], test.paths, [image_size(p) for p in test.paths], config.tta, on_proba=on_proba))
 
 
 def cap_images(table: ImageTable, limit: int) -> ImageTable:

@@ -3,7 +3,8 @@
 A blend needs each member's probabilities, not its label maps (argmax throws away how sure it was), for
 the images it scored (the hold-out) and the test images. They are kept at the model's input size, where
 the run predicted them (the run itself resizes only the argmax to each image's size, and so does a blend),
-as float16 in one compressed ``.npz`` per split with the ids and classes. Not uint8: a weak run's
+as float16, one ``.npz`` per split holding each image's map compressed on its own (a member per image,
+named by its position in ``ids``) with the ids, classes and size. Not uint8: a weak run's
 softmax is nearly flat, and 1/255 steps tied the top two classes in a third of a 2-epoch CamVid run's
 pixels, moving its hold-out Dice by 0.01; float16 keeps the argmax and the score.
 
@@ -14,17 +15,24 @@ about half that compressed for a weak run whose softmax is nearly flat (a 2-epoc
 (``compact``). A segmentation run keeps its hold-out and test images' maps; a PASCAL VOC run every
 scored fold's images' (out of fold) and the test images'; a blend of either keeps the same files, its
 scored images' maps each from a blend not fitted on them, so it can be blended again.
+
+A split is never held whole: a run writes each chunk's maps as it is predicted (``maps_writer``) and a blend
+reads a chunk of images at a time (``ProbabilityMaps.rows``), so memory holds a chunk whatever the number
+of images. Runs saved before (one ``proba`` array of every image in the ``.npz``) are still read, whole,
+as they were then.
 """
 
 from __future__ import annotations
 
-import io
-from dataclasses import dataclass
+import contextlib
+import zipfile
 from pathlib import Path
+from typing import Iterator, Sequence
 
 import numpy as np
 
-from kagglekit.core.fileio import atomic_write_bytes
+from kagglekit.core.errors import DataError
+from kagglekit.core.fileio import atomic_open
 
 HOLDOUT_MAPS = "holdout_maps.npz"  # the images a segmentation run scored (its hold-out)
 OOF_MAPS = "oof_maps.npz"  # a PASCAL VOC run's: every scored fold's images, each by its fold's segmenter
@@ -48,38 +56,73 @@ def expand(maps: np.ndarray) -> np.ndarray:
     return np.asarray(maps, dtype=np.float32)
 
 
-@dataclass
 class ProbabilityMaps:
-    """(n, height, width, classes) float16 probabilities of images ``ids``."""
+    """The saved (height, width, classes) float16 maps of images ``ids``, read ``rows`` at a time."""
 
-    ids: list[str]
-    classes: list[str]
-    proba: np.ndarray
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        try:
+            self._saved = np.load(self.path, allow_pickle=False)
+            self.ids = [str(i) for i in self._saved["ids"]]
+            self.classes = [str(c) for c in self._saved["classes"]]
+            # a run saved before maps were kept per image: one array of them all, read whole as then
+            self._whole = self._saved["proba"] if "proba" in self._saved.files else None
+            self.size = tuple(int(v) for v in (self._saved["size"] if self._whole is None else self._whole.shape[1:3]))
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            raise DataError(f"{self.path}: not a readable probability maps file ({exc}); run the run again "
+                            "(kagglekit run --resume RUN_DIR recomputes it from the saved models)") from None
 
-    @property
-    def size(self) -> tuple[int, int]:
-        return tuple(self.proba.shape[1:3])
-
-    def save(self, path: Path) -> None:
-        buffer = io.BytesIO()
-        np.savez_compressed(buffer, ids=np.array(self.ids), classes=np.array(self.classes), proba=self.proba)
-        atomic_write_bytes(path, buffer.getvalue())
-
-    @classmethod
-    def load(cls, path: Path) -> "ProbabilityMaps":
-        with np.load(path) as saved:
-            return cls([str(i) for i in saved["ids"]], [str(c) for c in saved["classes"]], saved["proba"])
+    def rows(self, index: Sequence[int] | None = None) -> np.ndarray:
+        """(len(index), height, width, classes) float16 maps of the images at positions ``index`` (None: every
+        image, for a few images only)."""
+        index = np.arange(len(self.ids)) if index is None else np.asarray(index, dtype=int)
+        if self._whole is not None:
+            return self._whole[index]
+        out = np.empty((len(index), *self.size, len(self.classes)), dtype=np.float16)
+        for k, i in enumerate(index):
+            out[k] = self._saved[str(i)]
+        return out
 
 
-class MapsCollector:
-    """Collects chunks of float probabilities as they are predicted (``predict_label_maps``'s
-    ``on_proba``), made float16 at once so memory holds two bytes per value."""
+class MapsWriter:
+    """Writes a split's maps into an open archive image by image: ``writer(proba)`` the next chunk of
+    images in the order of ``ids`` (``predict_label_maps``' ``on_proba``), ``writer.put(rows, proba)``
+    a chunk at positions ``rows``; each made float16 (``compact``) and compressed at once."""
 
-    def __init__(self):
-        self.chunks: list[np.ndarray] = []
+    def __init__(self, archive: zipfile.ZipFile, count: int):
+        self.archive, self.written, self.size = archive, np.zeros(count, dtype=bool), (0, 0)
+        self.next = 0
 
     def __call__(self, proba: np.ndarray) -> None:
-        self.chunks.append(compact(proba))
+        self.put(range(self.next, self.next + len(proba)), proba)
+        self.next += len(proba)
 
-    def maps(self, ids: list[str], classes: list[str]) -> ProbabilityMaps:
-        return ProbabilityMaps(list(ids), list(classes), np.concatenate(self.chunks))
+    def put(self, rows: Sequence[int], proba: np.ndarray) -> None:
+        for row, maps in zip(rows, proba):
+            self.member(str(row), compact(maps))
+            self.written[row] = True
+            self.size = maps.shape[:2]
+
+    def member(self, name: str, array: np.ndarray) -> None:
+        with self.archive.open(f"{name}.npy", "w", force_zip64=True) as handle:
+            np.lib.format.write_array(handle, np.asanyarray(array), allow_pickle=False)
+
+
+@contextlib.contextmanager
+def maps_writer(path: Path, ids: list[str], classes: list[str]) -> Iterator[MapsWriter]:
+    """A ``MapsWriter`` for images ``ids``; ``path`` appears, complete, when the block ends without error
+    and every image was written."""
+    with atomic_open(path, "wb") as handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as archive:
+        writer = MapsWriter(archive, len(ids))
+        yield writer
+        if not writer.written.all():
+            raise ValueError(f"{path}: the maps of {int((~writer.written).sum())} of {len(ids)} images were not "
+                             "written")
+        for name, array in (("ids", np.array(ids)), ("classes", np.array(classes)), ("size", np.array(writer.size))):
+            writer.member(name, array)
+
+
+def save_maps(path: Path, ids: list[str], classes: list[str], proba: np.ndarray) -> None:
+    """Every image's maps at once (a few images' only: a blend's nested maps are written chunk by chunk)."""
+    with maps_writer(path, ids, classes) as writer:
+        writer(proba)

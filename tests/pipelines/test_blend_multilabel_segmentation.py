@@ -38,7 +38,7 @@ def test_hill_blend_of_labels_and_masks_is_nested_scored_and_validates(two_voc_r
     fitted on the other folds' rows only."""
     run_dir = two_voc_runs[0]
     folds = json.loads((run_dir / "folds.json").read_text())
-    oof_maps, test_maps = ProbabilityMaps.load(run_dir / OOF_MAPS), ProbabilityMaps.load(run_dir / TEST_MAPS)
+    oof_maps, test_maps = ProbabilityMaps(run_dir / OOF_MAPS), ProbabilityMaps(run_dir / TEST_MAPS)
     scored_count = scored_folds(run_dir)  # segmenters on the first 2 of the 3 folds
     assert 2 <= scored_count < len(set(folds["fold_of"]))  # a mask blend needs 2 folds; one fold left unscored
     assert oof_maps.ids == [i for f in range(scored_count) for i, k in zip(folds["ids"], folds["fold_of"]) if k == f]
@@ -89,11 +89,11 @@ def test_mean_blend_of_a_run_with_itself_is_the_run(two_voc_runs, voc_small, tmp
     classes = voc.classes
     oof = pd.read_csv(run_dir / "oof.csv")
     tuner = ThresholdTuner().fit(oof[classes].to_numpy(), oof[[f"true_{c}" for c in classes]].to_numpy())
-    maps = ProbabilityMaps.load(run_dir / TEST_MAPS)
+    maps = ProbabilityMaps(run_dir / TEST_MAPS)
     proba = pd.read_csv(run_dir / "test_probabilities.csv", dtype={"id": str}).set_index("id").loc[maps.ids, classes]
     labels = tuner.predict(proba.to_numpy())
     sizes = voc.load_test(voc_small).image_sizes()
-    own = voc.submission_frame(maps.ids, labels, label_maps(expand(maps.proba), [sizes[i] for i in maps.ids],
+    own = voc.submission_frame(maps.ids, labels, label_maps(expand(maps.rows()), [sizes[i] for i in maps.ids],
                                                             allowed_classes(labels)))
     blended = pd.read_csv(found / "submission.csv", dtype=str, keep_default_na=False)
     pd.testing.assert_frame_equal(blended, own.astype(str))
@@ -118,10 +118,10 @@ def test_a_blend_keeps_labels_and_maps_and_is_blended_again(voc_run, voc_small, 
     so a blend of that blend and the run is the run again."""
     first = blend_with_itself(voc_run, "pascal-voc", tmp_path)
     for name in (OOF_MAPS, TEST_MAPS):
-        kept, own = ProbabilityMaps.load(first / name), ProbabilityMaps.load(voc_run / name)
+        kept, own = ProbabilityMaps(first / name), ProbabilityMaps(voc_run / name)
         assert sorted(kept.ids) == sorted(own.ids) and kept.classes == own.classes  # the blend's in folds.json's order
         at = {id_: k for k, id_ in enumerate(own.ids)}
-        assert (kept.proba == own.proba[[at[i] for i in kept.ids]]).all()
+        assert (kept.rows() == own.rows([at[i] for i in kept.ids])).all()
 
     assert run_cli(["blend", first, voc_run, "--method", "hill", "--output-dir", tmp_path / "again"]) == 0
     metrics = json.loads((blend_dir(tmp_path / "again") / "metrics.json").read_text())

@@ -18,7 +18,9 @@ from kagglekit.cli import main as run_cli
 from kagglekit.competitions.discovery import get_competition
 from kagglekit.data.masks import image_size, read_label_map
 from kagglekit.evaluation.reports import segmentation_report
+from kagglekit.learners.blending import Chunked, nested_proba
 from kagglekit.learners.segmenter import label_maps
+from kagglekit.pipelines.blend_segmentation import blend_maps
 from kagglekit.runs.probability_maps import HOLDOUT_MAPS, TEST_MAPS, ProbabilityMaps, expand
 from kagglekit.submission import rle
 
@@ -34,17 +36,49 @@ def blend_dir(out: Path) -> Path:
     return only_run_dir(out / "camvid")
 
 
+@pytest.mark.parametrize("method", ["hill", "mean"])
+def test_maps_blended_a_chunk_at_a_time_are_those_blended_whole(method):
+    """``blend_maps`` (members read, scored and blended 2 images at a time) gives each block's nested maps and the
+    final weights that blending the members held whole in memory gives (``nested_proba``)."""
+    rng = np.random.default_rng(3)
+    truth = rng.integers(0, 4, (9, 5, 7))
+    members = []
+    for noise in (1.0, 1.6, 2.5):
+        logits = rng.normal(size=(9, 5, 7, 4)) * noise + np.eye(4)[truth]
+        members.append((np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)).astype(np.float16))
+    block, rows = np.arange(9) % 3, np.arange(9)
+
+    def row_score(at: np.ndarray, proba: np.ndarray) -> np.ndarray:
+        return (proba.argmax(-1) == truth[at]).mean((1, 2))
+
+    nested = np.full((9, 5, 7, 4), np.nan, dtype=np.float32)
+
+    def on_held(at: np.ndarray, proba: np.ndarray) -> None:
+        assert len(at) <= 2
+        nested[at] = proba
+
+    chunks = Chunked(lambda at: [m[at] for m in members], 3, rows, 2)
+    blend = blend_maps(method, chunks, block, row_score, on_held)
+    whole = [expand(m) for m in members]
+
+    def score(at: np.ndarray, proba: np.ndarray) -> float:
+        return float(np.mean(row_score(at, proba)))
+
+    np.testing.assert_array_equal(nested, nested_proba(method, whole, rows, block, score))
+    np.testing.assert_array_equal(blend.weights_, type(blend)().fit(whole, rows, score).weights_)
+
+
 @pytest.mark.slow
 def test_runs_keep_their_maps_and_score_the_same_from_them(two_camvid_runs, camvid_small):
     run_dir = two_camvid_runs[0]
-    holdout, test = ProbabilityMaps.load(run_dir / HOLDOUT_MAPS), ProbabilityMaps.load(run_dir / TEST_MAPS)
+    holdout, test = ProbabilityMaps(run_dir / HOLDOUT_MAPS), ProbabilityMaps(run_dir / TEST_MAPS)
     folds = json.loads((run_dir / "folds.json").read_text())
     assert holdout.ids == [i for i, f in zip(folds["ids"], folds["fold_of"]) if f == 0]
-    assert holdout.size == test.size == (64, 96) and holdout.proba.dtype == np.float16 and len(test.ids) == 6
+    assert holdout.size == test.size == (64, 96) and holdout.rows([0]).dtype == np.float16 and len(test.ids) == 6
     assert holdout.classes == list(get_competition("camvid").classes)
     # the kept maps are the run's: its own hold-out Dice, up to float16 rounding's rare flipped argmax
     truths = [read_label_map(camvid_small / "train" / "masks" / f"{i}.png") for i in holdout.ids]
-    dice = segmentation_report(truths, label_maps(expand(holdout.proba), [t.shape for t in truths]),
+    dice = segmentation_report(truths, label_maps(expand(holdout.rows()), [t.shape for t in truths]),
                                holdout.classes, 11)["dice"]
     assert dice == pytest.approx(json.loads((run_dir / "metrics.json").read_text())["dice"], abs=2e-3)
 
@@ -60,7 +94,7 @@ def test_hill_blend_is_nested_scored_and_its_submission_decodes(two_camvid_runs,
     found = blend_dir(tmp_path)
     metrics = json.loads((found / "metrics.json").read_text())
 
-    holdout = [ProbabilityMaps.load(r / HOLDOUT_MAPS) for r in two_camvid_runs]
+    holdout = [ProbabilityMaps(r / HOLDOUT_MAPS) for r in two_camvid_runs]
     truths = [read_label_map(camvid_small / "train" / "masks" / f"{i}.png") for i in holdout[0].ids]
 
     def dice(rows: list[int], proba: np.ndarray) -> float:
@@ -77,7 +111,7 @@ def test_hill_blend_is_nested_scored_and_its_submission_decodes(two_camvid_runs,
 
     blend = json.loads((found / "blend.json").read_text())
     weights = blend["weights"]
-    maps = [expand(h.proba) for h in holdout]
+    maps = [expand(h.rows()) for h in holdout]
     members = [dice(sorted(every), m) for m in maps]
     fitted = dice(sorted(every), np.tensordot(weights, np.stack(maps), axes=1))
     assert all(fitted >= member for member in members), (fitted, members, weights)
@@ -100,10 +134,10 @@ def test_hill_blend_is_nested_scored_and_its_submission_decodes(two_camvid_runs,
 def test_mean_blend_of_a_run_with_itself_is_the_run(two_camvid_runs, camvid_small, tmp_path):
     run_dir = two_camvid_runs[0]
     found = blend_with_itself(run_dir, "camvid", tmp_path)
-    test = ProbabilityMaps.load(run_dir / TEST_MAPS)
+    test = ProbabilityMaps(run_dir / TEST_MAPS)
     camvid = get_competition("camvid")
     sizes = camvid.load_test(camvid_small).image_sizes()
-    own = camvid.submission_frame(test.ids, label_maps(expand(test.proba), [sizes[i] for i in test.ids]))
+    own = camvid.submission_frame(test.ids, label_maps(expand(test.rows()), [sizes[i] for i in test.ids]))
     blended = pd.read_csv(found / "submission.csv", dtype=str, keep_default_na=False)
     pd.testing.assert_frame_equal(blended.set_index("Id").loc[own.Id].reset_index(), own.astype(str))
 
@@ -127,9 +161,9 @@ def test_a_blend_keeps_its_maps_is_blended_again_and_refuses_to_be_served(camvid
     that blend and the run is the run again; a blend has no models, and predicting from it says so."""
     first = blend_with_itself(camvid_run, "camvid", tmp_path)
     for name in (HOLDOUT_MAPS, TEST_MAPS):
-        kept, own = ProbabilityMaps.load(first / name), ProbabilityMaps.load(camvid_run / name)
+        kept, own = ProbabilityMaps(first / name), ProbabilityMaps(camvid_run / name)
         assert kept.ids == own.ids and kept.classes == own.classes
-        np.testing.assert_array_equal(kept.proba, own.proba)
+        np.testing.assert_array_equal(kept.rows(), own.rows())
     assert (first / "folds.json").read_bytes() == (camvid_run / "folds.json").read_bytes()
 
     assert run_cli(["blend", first, camvid_run, "--method", "hill", "--output-dir", tmp_path / "again"]) == 0

@@ -53,8 +53,8 @@ def assert_same_results(resumed: Path, run_dir: Path, maps: tuple[str, ...]) -> 
     assert {k: v for k, v in again.items() if k not in ("seconds", "timing")} == \
         {k: v for k, v in own.items() if k not in ("seconds", "timing")}
     for name in maps:
-        np.testing.assert_array_equal(ProbabilityMaps.load(resumed / name).proba,
-                                      ProbabilityMaps.load(run_dir / name).proba)
+        np.testing.assert_array_equal(ProbabilityMaps(resumed / name).rows(),
+                                      ProbabilityMaps(run_dir / name).rows())
 
 
 @pytest.mark.slow
