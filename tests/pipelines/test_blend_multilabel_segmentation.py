@@ -88,7 +88,7 @@ def test_mean_blend_of_a_run_with_itself_is_the_run(two_voc_runs, voc_small, tmp
     voc = get_competition("pascal-voc")
     classes = voc.classes
     oof = pd.read_csv(run_dir / "oof.csv")
-    tuner = ThresholdTuner().fit(oof[classes].to_numpy(), oof[[f"true_{c}" for c in classes]].to_numpy())
+    tuner = ThresholdTuner.for_metric(voc.metric).fit(oof[classes].to_numpy(), oof[[f"true_{c}" for c in classes]].to_numpy())
     maps = ProbabilityMaps(run_dir / TEST_MAPS)
     proba = pd.read_csv(run_dir / "test_probabilities.csv", dtype={"id": str}).set_index("id").loc[maps.ids, classes]
     labels = tuner.predict(proba.to_numpy())
