@@ -191,7 +191,7 @@ VOC_RUN = {
 }
 #: The one CamVid run the CamVid tests read (end to end, the blend's first member; its second: another seed).
 CAMVID_RUN = {"time_budget": None, "seed": 0, "tta": ["identity"],
-              "segmentation": {"input_size": [64, 96], "epochs": 2, "batch_size": 8, "lr": 3e-3}}
+              "segmentation": {"input_size": [64, 96], "epochs": 4, "batch_size": 8, "lr": 3e-3}}
 
 
 def scored_folds(run_dir: Path) -> int:
