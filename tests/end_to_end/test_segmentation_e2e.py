@@ -116,7 +116,7 @@ def test_pascal_voc_run_writes_a_submission_that_decodes_and_scores(voc_run, voc
     metrics = json.loads((run_dir / "metrics.json").read_text())
     oof = pd.read_csv(run_dir / "oof.csv")
     classes = voc.classes
-    refit = ThresholdTuner().fit(oof[classes].to_numpy(), oof[[f"true_{c}" for c in classes]].to_numpy())
+    refit = ThresholdTuner.for_metric("dice").fit(oof[classes].to_numpy(), oof[[f"true_{c}" for c in classes]].to_numpy())
     thresholds = ThresholdTuner.from_thresholds([metrics["classification"]["per_class"][c]["threshold"]
                                                  for c in classes]).thresholds_  # null: never predicted
     np.testing.assert_allclose(thresholds, refit.thresholds_, atol=0.011)  # float32 OOF written with 6 decimals
