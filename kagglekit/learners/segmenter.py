@@ -137,10 +137,6 @@ class Segmenter:
         self.history = state["history"] if state else {}
         images = ImageRows.every(build_shards(paths, self.config.stream, masks=masks, what="segmentation"))
         per_epoch = covering_steps(len(images), cfg.batch_size)
-        # epoch k's batches are a function of (seed, k) alone: a fit resumed at an epoch sees what an uninterrupted one saw
-        stream = functools.reduce(lambda a, b: a.concatenate(b), [
-            segmentation_stream(images, self.size, cfg.batch_size, self.config.seed, epoch, cfg.scale, cfg.hflip)
-            for epoch in range(start, max(start + 1, cfg.epochs))])
         steps = per_epoch * cfg.epochs
         model = self.build()
         # an unfrozen encoder learns at encoder_lr_factor of the rate: its ImageNet features need less change
@@ -162,7 +158,11 @@ class Segmenter:
         callbacks = [keras.callbacks.CSVLogger(self.workdir / "log.csv", append=start > 0),
                      epoch_bar(cfg.epochs - start, desc="segmenter"), epoch_timer(self.time, len(images)),
                      self._epoch_checkpoints()]
-        if start < cfg.epochs:
+        if start < cfg.epochs:  # else killed after the last epoch's checkpoint, before the final save
+            # epoch k's batches are a function of (seed, k) alone: a resumed fit sees what an uninterrupted one saw
+            stream = functools.reduce(lambda a, b: a.concatenate(b), [
+                segmentation_stream(images, self.size, cfg.batch_size, self.config.seed, epoch, cfg.scale, cfg.hflip)
+                for epoch in range(start, cfg.epochs)])
             self.model.fit(stream, initial_epoch=start, epochs=cfg.epochs, steps_per_epoch=per_epoch,
                            callbacks=callbacks, verbose=0, shuffle=False, validation_data=validation)
         atomic_write_json(self.workdir / HISTORY, self.history)
