@@ -235,18 +235,18 @@ class FineTunedClassifier:
                  f", holdout accuracy {self.history['val_accuracy'][-1]:.3f}" if "val_accuracy" in logs else "",
                  per_epoch, per_epoch * (self.cfg.epochs - epoch - 1))
 
-    def timings(self) -> tuple[float, float]:
+    def timings(self, images: ImageRows, labels: np.ndarray) -> tuple[float, float]:
         """(seconds per training step, per image's forward pass) on this machine, of a throwaway copy of the
-        network with the last (dearest) stage's layers trainable: what ``learners.budget`` plans from."""
+        network with the last (dearest) stage's layers trainable, fed the first batches of its real training
+        stream over ``images``: what ``learners.budget`` plans from."""
         import keras
 
         self.model = self.build()
         self._set_trainable(self.stages(self.model)[-1])
-        pixels = np.random.default_rng(0).uniform(0, 255, (self.cfg.batch_size, self.image_size, self.image_size, 3))
-        targets = np.eye(self.n_classes, dtype=np.float32)[np.arange(self.cfg.batch_size) % self.n_classes]
+        targets = np.eye(self.n_classes, dtype=np.float32)[labels]
+        stream = training_stream(images, targets, self.image_size, self.cfg.batch_size, self.seed, 0, self.augment)
         try:
-            return budget.timings(self.model, pixels.astype(np.float32), targets,
-                                  keras.losses.CategoricalCrossentropy(), self.devices.scope)
+            return budget.timings(self.model, stream, keras.losses.CategoricalCrossentropy(), self.devices.scope)
         finally:
             self.model = None
 

@@ -62,13 +62,15 @@ def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR))
 
 
-def segmentation_seconds(cfg, tta, n_fit: int, n_predicted: int):
-    """``budgeting.budgeted``'s estimate for segmenters each trained on ``n_fit`` images and predicting
-    ``n_predicted`` (hold-out and test) with the TTA views a segmenter uses: (step_s, image_s, segmenters, epochs)."""
+def segmentation_seconds(cfg, tta, n_fit: int, n_predicted: int, n_watched: int = 0):
+    """``budgeting.budgeted``'s estimate for segmenters each trained on ``n_fit`` images, watching ``n_watched``
+    validation images after every epoch (one forward pass each) and predicting ``n_predicted`` (hold-out and
+    test) with the TTA views a segmenter uses: (step_s, image_s, segmenters, epochs)."""
     views = len([v for v in tta if v in SELF_INVERSE_VIEWS]) or 1
 
     def seconds(step_s: float, image_s: float, segmenters: int, epochs: int) -> float:
-        return segmenters * (epochs * -(-n_fit // cfg.batch_size) * step_s + n_predicted * views * image_s)
+        return segmenters * (epochs * (-(-n_fit // cfg.batch_size) * step_s + n_watched * image_s)
+                             + n_predicted * views * image_s)
 
     return seconds
 
@@ -104,15 +106,16 @@ class Segmenter:
                                      self.config.weights_dir, self.cfg.freeze_encoder)
         return self.model
 
-    def timings(self) -> tuple[float, float]:
+    def timings(self, paths: list[Path], masks: list[Path]) -> tuple[float, float]:
         """(seconds per training step, per image's forward pass) on this machine, of a throwaway copy of the
-        network as it trains (its loss included): what ``learners.budget`` plans from."""
-        rng = np.random.default_rng(0)
-        pixels = rng.uniform(0, 255, (self.cfg.batch_size, *self.size, 3)).astype(np.float32)
-        masks = rng.integers(0, self.n_classes, (self.cfg.batch_size, *self.size)).astype(np.int32)
+        network as it trains (its loss included), fed the first batches of its real training stream over
+        ``paths`` and ``masks``: what ``learners.budget`` plans from."""
+        cfg = self.cfg
+        images = ImageRows.every(build_shards(paths, self.config.stream, masks=masks, what="segmentation"))
+        stream = segmentation_stream(images, self.size, cfg.batch_size, self.config.seed, 0, cfg.scale, cfg.hflip)
         try:
-            return budget.timings(self.build(), pixels, masks,
-                                  SegmentationLoss(self.n_classes, self.void_label, self.cfg.dice_weight))
+            return budget.timings(self.build(), stream, SegmentationLoss(self.n_classes, self.void_label,
+                                                                         cfg.dice_weight))
         finally:
             self.model = None
 

@@ -16,6 +16,7 @@ Each network checkpoints every epoch and each finished fold saves its prediction
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -66,7 +67,8 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
         weights = balanced_class_weights(train.labels)
     watch.lap("read images into shards")
     config, time_plan = budgeted(config, run_dir, "finetune", started,
-                                 network(config, run_dir, "fold0", len(classes)).timings,
+                                 functools.partial(network(config, run_dir, "fold0", len(classes)).timings,
+                                                   images.subset(folds[0][0]), train.labels[folds[0][0]]),
                                  finetune_seconds(config, len(train), len(test)),
                                  config.finetune.head_epochs + config.finetune.top_epochs + 1, config.finetune.scored_folds)
     scored = folds[:config.finetune.scored_folds]
@@ -125,14 +127,17 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
 
 def finetune_seconds(config: RunConfig, n_train: int, n_test: int):
     """``budgeting.budgeted``'s estimate for fine-tuning ``n_train`` images: each scored fold's network (its
-    linear probe's forward pass, its epochs, its held-out images' TTA), the refit's, the test's TTA."""
+    linear probe's forward pass, its epochs, its held-out curve's pass per epoch if asked, its held-out images'
+    TTA), the refit's, the test's TTA."""
     ft, views, k = config.finetune, len(config.tta), config.folds
 
     def seconds(step_s: float, image_s: float, scored: int, epochs: int) -> float:
-        def train(n: float) -> float:
-            return epochs * steps_per_epoch(int(n), ft.batch_size) * step_s + (n * image_s if ft.probe else 0.0)
+        def train(n: float, watched: float = 0.0) -> float:
+            return epochs * (steps_per_epoch(int(n), ft.batch_size) * step_s + watched * image_s) + \
+                (n * image_s if ft.probe else 0.0)
 
-        total = scored * (train(n_train * (k - 1) / k) + n_train / k * views * image_s)
+        curve = n_train / k if ft.holdout_curve else 0.0
+        total = scored * (train(n_train * (k - 1) / k, curve) + n_train / k * views * image_s)
         if ft.refit:
             total += train(n_train)
         return total + n_test * views * image_s * (1 if ft.refit else scored)

@@ -23,6 +23,7 @@ epoch (``learners.checkpoints``), and everything after is recomputed from them a
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from pathlib import Path
@@ -81,11 +82,13 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     oof, oof_labels, tuner, report = fitted.oof, fitted.oof_labels, fitted.tuner, fitted.report
 
     # --- segmentation: a segmenter per scored fold, trained on its training part, scored on the rest ---
-    k = len(folds)
+    k, first = len(folds), train.subset(folds[0][0])
     config, time_plan = budgeted(config, run_dir, "segmentation", started,
-                                 Segmenter(len(classes) + 1, void, config, run_dir / "segmenter" / "fold0").timings,
+                                 functools.partial(Segmenter(len(classes) + 1, void, config,
+                                                             run_dir / "segmenter" / "fold0").timings,
+                                                   first.paths, first.masks),
                                  segmentation_seconds(config.segmentation, config.tta, len(train) * (k - 1) // k,
-                                                      len(train) // k + len(test)),
+                                                      len(train) // k + len(test), len(train) // k),
                                  1, config.segmentation.scored_folds or k)
     scored = folds[:config.segmentation.scored_folds or k]
     rows = np.concatenate([va for _, va in scored])

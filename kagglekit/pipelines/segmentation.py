@@ -16,6 +16,7 @@ a killed run from its last finished epoch, or, if it was killed after training, 
 from __future__ import annotations
 
 import json
+import functools
 import logging
 import time
 from pathlib import Path
@@ -64,8 +65,10 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     })
 
     config, time_plan = budgeted(config, run_dir, "segmentation", started,
-                                 Segmenter(len(classes), void, config, run_dir / "segmenter").timings,
-                                 segmentation_seconds(config.segmentation, config.tta, len(fit), len(valid) + len(test)),
+                                 functools.partial(Segmenter(len(classes), void, config, run_dir / "segmenter").timings,
+                                                   fit.paths, fit.masks),
+                                 segmentation_seconds(config.segmentation, config.tta, len(fit), len(valid) + len(test),
+                                                      len(valid)),
                                  1, 1)
     segmenter = Segmenter(len(classes), void, config, run_dir / "segmenter")
     segmenter.fit_once(fit.paths, fit.masks, valid.paths, valid.masks)
