@@ -70,7 +70,7 @@ def timings(model, stream, loss, scope=None) -> tuple[float, float]:
             ends.append(time.perf_counter())
 
     # the first steps trace the function while the stream fills its buffers: they are left out
-    model.fit(stream.take(WARM_STEPS + TIMED_STEPS), epochs=1, verbose=0, callbacks=[Clock()])
+    model.fit(stream.take(WARM_STEPS + TIMED_STEPS), epochs=1, verbose=0, shuffle=False, callbacks=[Clock()])
     if len(ends) <= WARM_STEPS:  # fewer batches than the warm-up: time what there is, tracing included
         step = (ends[-1] - ends[0]) / max(len(ends) - 1, 1) if len(ends) > 1 else 0.0
     else:
