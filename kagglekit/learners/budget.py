@@ -20,14 +20,14 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Callable
 
-import numpy as np
-
 log = logging.getLogger(__name__)
 #: The share of the remaining budget a plan may fill: the estimate leaves out file writing and jitter.
 SAFETY = 0.9
 #: Training steps timed on the real stream, after untimed ones that trace the step and fill the stream's buffers
 #: (enough that batches prefetched during tracing do not hide the input pipeline's cost).
 WARM_STEPS, TIMED_STEPS = 2, 8
+#: Batches of prediction read for the forward pass's time (the first traces it).
+FORWARD_BATCHES = 3
 
 
 @dataclass(frozen=True)
@@ -51,11 +51,12 @@ class Plan:
         return cls(**saved)
 
 
-def timings(model, stream, loss, scope=None) -> tuple[float, float]:
-    """(seconds per training step, seconds per image's forward pass) of ``model`` on this machine: steps timed
+def timings(model, stream, forward, loss, scope=None) -> tuple[float, float]:
+    """(seconds per training step, seconds per image's forward pass) of ``model`` on this machine. Steps are timed
     on the first batches of the real training ``stream`` (decoding and augmentation included: on a CPU they share
     the cores with the step, and random pixels left them out: 805 s planned for a CamVid run that took 1077), with
-    ``loss`` and an Adam optimizer (the optimizer's own cost is small beside the network's). The model is
+    ``loss`` and an Adam optimizer (the optimizer's own cost is small beside the network's); the forward pass on
+    ``forward``, batches of real images as prediction reads them (``(images, ...)`` or images). The model is
     compiled here: pass a throwaway one."""
     import contextlib
 
@@ -75,12 +76,17 @@ def timings(model, stream, loss, scope=None) -> tuple[float, float]:
         step = (ends[-1] - ends[0]) / max(len(ends) - 1, 1) if len(ends) > 1 else 0.0
     else:
         step = (ends[-1] - ends[WARM_STEPS - 1]) / (len(ends) - WARM_STEPS)
-    shape = [d if d is not None else 1 for d in stream.element_spec[0].shape]
-    pixels = np.random.default_rng(0).uniform(0, 255, shape).astype(np.float32)
-    model.predict_on_batch(pixels)  # traces the forward function
-    started = time.perf_counter()
-    model.predict_on_batch(pixels)
-    return step, (time.perf_counter() - started) / len(pixels)
+    batches = (batch[0] if isinstance(batch, tuple) else batch for batch in forward.take(FORWARD_BATCHES))
+    first = next(batches)
+    model.predict_on_batch(first)  # traces the forward function
+    started, seen = time.perf_counter(), 0
+    for pixels in batches:
+        model.predict_on_batch(pixels)
+        seen += len(pixels)
+    if not seen:  # one batch of images in all: time it again
+        started, seen = time.perf_counter(), len(first)
+        model.predict_on_batch(first)
+    return step, (time.perf_counter() - started) / seen
 
 
 def plan(budget_s: float, spent_s: float, step_s: float, image_s: float, max_epochs: int, min_epochs: int,

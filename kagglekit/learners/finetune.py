@@ -245,8 +245,10 @@ class FineTunedClassifier:
         self._set_trainable(self.stages(self.model)[-1])
         targets = np.eye(self.n_classes, dtype=np.float32)[labels]
         stream = training_stream(images, targets, self.image_size, self.cfg.batch_size, self.seed, 0, self.augment)
+        forward = eval_stream(images, self.image_size, 64)
         try:
-            return budget.timings(self.model, stream, keras.losses.CategoricalCrossentropy(), self.devices.scope)
+            return budget.timings(self.model, stream, forward, keras.losses.CategoricalCrossentropy(),
+                                  self.devices.scope)
         finally:
             self.model = None
 

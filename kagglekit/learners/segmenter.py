@@ -113,9 +113,10 @@ class Segmenter:
         cfg = self.cfg
         images = ImageRows.every(build_shards(paths, self.config.stream, masks=masks, what="segmentation"))
         stream = segmentation_stream(images, self.size, cfg.batch_size, self.config.seed, 0, cfg.scale, cfg.hflip)
+        forward = eval_stream(images, self.size, cfg.batch_size)
         try:
-            return budget.timings(self.build(), stream, SegmentationLoss(self.n_classes, self.void_label,
-                                                                         cfg.dice_weight))
+            return budget.timings(self.build(), stream, forward,
+                                  SegmentationLoss(self.n_classes, self.void_label, cfg.dice_weight))
         finally:
             self.model = None
 
