@@ -43,15 +43,14 @@ def measure(precision: str, size: int, batch: int, steps: int, backbone: str, ro
     import keras
     import tensorflow as tf
 
-    from kagglekit.core.config import AugmentConfig, DeviceConfig, FineTuneConfig
+    from kagglekit.core.config import AugmentConfig, DeviceConfig
     from kagglekit.data.streams import training_stream
     from kagglekit.learners.devices import resolve_devices
     from kagglekit.learners.finetune import FineTunedClassifier
 
     devices = resolve_devices(DeviceConfig(precision=precision, strategy="none"))
-    cfg = FineTuneConfig(epochs=1, head_epochs=0, top_epochs=0, batch_size=batch, freeze_stem=False,
-                         train_batchnorm=True)
-    learner = FineTunedClassifier(backbone, size, 12, cfg, AugmentConfig(), 0.1, 0, "/tmp/kagglekit-gpu-bench", devices)
+    learner = FineTunedClassifier(backbone, size, 12, "/tmp/kagglekit-gpu-bench", epochs=1, head_epochs=0, top_epochs=0,
+                                  batch_size=batch, freeze_stem=False, train_batchnorm=True, devices=devices)
     learner.model = learner.build()
     stage = learner.stages(learner.model)[-1]
     learner._compile(stage, batch * steps)

@@ -176,6 +176,8 @@ def attack_sets(run_dir: Path, count: int, weights_dir: str | None = None) -> di
     """The images a run can be attacked on honestly, by part: a classifier's (``labels``) first
     fold's held-out images with that fold's models; a segmenter's (``masks``) held-out images (a
     multi-label + segmentation run such as PASCAL VOC has both)."""
+    from kagglekit.learners.devices import resolve_devices
+    from kagglekit.pipelines import hyperparameters
     from kagglekit.pipelines.rebuild import load_run_config, run_competition
 
     config = load_run_config(run_dir, weights_dir=weights_dir)
@@ -189,7 +191,8 @@ def attack_sets(run_dir: Path, count: int, weights_dir: str | None = None) -> di
         from kagglekit.learners.segmenter import saved_segmenters
 
         held = json.loads((run_dir / "data_report.json").read_text())["valid_ids"][:count]
-        (segmenter,) = saved_segmenters(len(competition.classes), competition.void_label, config, run_dir / "segmenter")
+        (segmenter,) = saved_segmenters(run_dir / "segmenter", len(competition.classes), competition.void_label,
+                                        devices=resolve_devices(config.device), **hyperparameters.segmenter(config))
         return {"masks": segmenter_set(segmenter, train, [where[i] for i in held], list(competition.classes),
                                        competition.void_label)}
     from kagglekit.pipelines.differentiable import load_classifier
@@ -210,7 +213,8 @@ def attack_sets(run_dir: Path, count: int, weights_dir: str | None = None) -> di
     if competition.task == "multilabel-segmentation":
         from kagglekit.learners.segmenter import saved_segmenters
 
-        segmenters = saved_segmenters(len(competition.classes) + 1, competition.void_label, config, run_dir / "segmenter")
+        segmenters = saved_segmenters(run_dir / "segmenter", len(competition.classes) + 1, competition.void_label,
+                                      devices=resolve_devices(config.device), **hyperparameters.segmenter(config))
         sets["masks"] = segmenter_set(segmenters[0], train, rows, ["background", *competition.classes],
                                       competition.void_label)
     return sets
@@ -223,8 +227,8 @@ def segmenter_set(segmenter, train, rows: list[int], classes: list[str], void: i
     paths, masks = [train.paths[r] for r in rows], [train.masks[r] for r in rows]
 
     def load(chunk: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        return (load_resized([paths[i] for i in chunk], segmenter.size).astype(np.float32),
-                load_resized([masks[i] for i in chunk], segmenter.size, masks=True).astype(np.int64))
+        return (load_resized([paths[i] for i in chunk], segmenter.input_size).astype(np.float32),
+                load_resized([masks[i] for i in chunk], segmenter.input_size, masks=True).astype(np.int64))
 
     return AttackSet(segmenter.model, [train.ids[r] for r in rows], load, classes, void, dense=True)
 

@@ -21,6 +21,7 @@ from kagglekit.core.progress import progress
 from kagglekit.data.augment import Augmenter, augment_key, is_augmented
 from kagglekit.data.loaders import image_batches
 from kagglekit.data.views import apply_view
+from kagglekit.learners.devices import ONE_DEVICE, Devices
 
 log = logging.getLogger(__name__)
 
@@ -33,29 +34,32 @@ class FeatureExtractor:
     """Maps images to the concatenated global-average-pooled outputs of ``taps`` of a frozen backbone.
 
     With ``pool=False`` and one tap it returns that layer's activation map instead (the input of
-    fine-tuned top blocks).
+    fine-tuned top blocks). The backbone is built, and runs, under ``devices``.
     """
 
     def __init__(self, backbone: str, image_size: int, taps: list[str] | None = None, pool: bool = True,
                  weights_dir: str | None = None, batch_size: int = 64, cache_dir: Path | None = None,
-                 augment: AugmentConfig | None = None, seed: int = 0):
+                 augment: AugmentConfig | None = None, seed: int = 0, devices: Devices = ONE_DEVICE):
         import keras
 
         from kagglekit.models.backbones import require_pretrained
 
         self.backbone, self.image_size, self.pool, self.batch_size = backbone, image_size, pool, batch_size
+        self.devices = devices
         self.spec = require_pretrained(backbone, "its frozen features")
-        net = self.spec.build(image_size, weights_dir=weights_dir)
         self.taps = list(taps or [])
-        if not self.taps:
-            outputs = net.output
-        elif pool:
-            pooled = [keras.layers.GlobalAveragePooling2D(name=f"gap_{t}")(net.get_layer(t).output) for t in self.taps]
-            outputs = pooled[0] if len(pooled) == 1 else keras.layers.Concatenate(name="taps")(pooled)
-        else:
-            (tap,) = self.taps
-            outputs = net.get_layer(tap).output
-        self.model = keras.Model(net.input, outputs, name=f"{backbone}_features")
+        with devices.scope():
+            net = self.spec.build(image_size, weights_dir=weights_dir)
+            if not self.taps:
+                outputs = net.output
+            elif pool:
+                pooled = [keras.layers.GlobalAveragePooling2D(name=f"gap_{t}")(net.get_layer(t).output)
+                          for t in self.taps]
+                outputs = pooled[0] if len(pooled) == 1 else keras.layers.Concatenate(name="taps")(pooled)
+            else:
+                (tap,) = self.taps
+                outputs = net.get_layer(tap).output
+            self.model = keras.Model(net.input, outputs, name=f"{backbone}_features")
         self.key = self._key(net)
         self.cache_dir = (cache_dir or features_cache_dir()) / self.key
         self.augment = augment or AugmentConfig()
@@ -83,7 +87,7 @@ class FeatureExtractor:
         seen again), and gets the same numbers as a run that read them from the cache.
         """
         images = self.augmenter(view, batch) if is_augmented(view) else apply_view(view, batch)
-        return np.asarray(self.model.predict_on_batch(images), dtype=np.float16)
+        return np.asarray(self.devices.predict(self.model, images, len(images)), dtype=np.float16)
 
     def _compute(self, paths, shas, views, cached, desc) -> None:
         """Add the features of ``paths`` to ``cached``, saving the cache after every ``CHUNK_IMAGES``

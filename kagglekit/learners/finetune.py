@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kagglekit.core.config import AugmentConfig, FineTuneConfig
+from kagglekit.core.config import AugmentConfig
 from kagglekit.core.fileio import atomic_write_json
 from kagglekit.core.progress import progress
 from kagglekit.data.streams import ImageRows, eval_stream, steps_per_epoch, training_stream
@@ -37,7 +37,8 @@ from kagglekit.data.views import apply_view, average_views
 from kagglekit.learners import budget
 from kagglekit.learners.checkpoints import (clear_checkpoints, load_checkpoint, read_checkpoint, reseed,
                                             save_weights, write_checkpoint)
-from kagglekit.learners.devices import Devices
+from kagglekit.learners.devices import ONE_DEVICE, Devices
+from kagglekit.learners.params import Params
 from kagglekit.learners.usage import TrainingTime
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ def epoch_hooks(learner: "FineTunedClassifier", stage: "Stage", steps: int):
         def on_epoch_begin(self, epoch, logs=None):
             reseed(learner.model, learner.seed * 1000 + epoch)  # dropout's state is in no checkpoint
             self.began = time.perf_counter()
-            self.bar = progress(steps, f"{learner.workdir.name} epoch {epoch + 1}/{learner.cfg.epochs} [{stage.name}]",
+            self.bar = progress(steps, f"{learner.workdir.name} epoch {epoch + 1}/{learner.epochs} [{stage.name}]",
                                 unit="batch")
 
         def on_train_batch_end(self, batch, logs=None):
@@ -82,15 +83,26 @@ def epoch_hooks(learner: "FineTunedClassifier", stage: "Stage", steps: int):
     return EpochHooks()
 
 
-class FineTunedClassifier:
+class FineTunedClassifier(Params):
     """Backbone + dropout + softmax, fine-tuned on streamed images (``ImageRows`` of a shard set); scikit-learn
-    shaped."""
+    shaped: the constructor takes the hyperparameters (``pipelines.hyperparameters`` unpacks a run's config),
+    and the network is built, compiled and loaded under ``devices``."""
 
-    def __init__(self, backbone: str, image_size: int, n_classes: int, cfg: FineTuneConfig, augment: AugmentConfig,
-                 label_smoothing: float, seed: int, workdir: Path, devices: Devices, weights_dir: str | None = None):
-        self.backbone, self.image_size, self.n_classes = backbone, image_size, n_classes
-        self.cfg, self.augment, self.label_smoothing = cfg, augment, label_smoothing
-        self.seed, self.workdir, self.devices, self.weights_dir = seed, Path(workdir), devices, weights_dir
+    def __init__(self, backbone: str, image_size: int, n_classes: int, workdir: Path, *, epochs: int = 14,
+                 head_epochs: int = 1, top_epochs: int = 2, optimizer: str = "adamw", lr: float = 1e-3,
+                 lower_lr_factor: float = 0.3, warmup_fraction: float = 0.1, weight_decay: float = 1e-4,
+                 clipnorm: float = 1.0, ema: float = 0.0, batch_size: int = 32, dropout: float = 0.2,
+                 probe: bool = True, freeze_stem: bool = True, train_batchnorm: bool = False,
+                 augment: AugmentConfig = AugmentConfig(), label_smoothing: float = 0.1, seed: int = 0,
+                 weights_dir: str | None = None, devices: Devices = ONE_DEVICE):
+        self.backbone, self.image_size, self.n_classes, self.workdir = backbone, image_size, n_classes, Path(workdir)
+        self.epochs, self.head_epochs, self.top_epochs = epochs, head_epochs, top_epochs
+        self.optimizer, self.lr, self.lower_lr_factor = optimizer, lr, lower_lr_factor
+        self.warmup_fraction, self.weight_decay, self.clipnorm, self.ema = warmup_fraction, weight_decay, clipnorm, ema
+        self.batch_size = batch_size
+        self.dropout, self.probe, self.freeze_stem, self.train_batchnorm = dropout, probe, freeze_stem, train_batchnorm
+        self.augment, self.label_smoothing, self.seed = augment, label_smoothing, seed
+        self.weights_dir, self.devices = weights_dir, devices
         self.model = None
         self.history: dict[str, list[float]] = {}
         self.time = TrainingTime()  # epochs trained by this process
@@ -110,7 +122,7 @@ class FineTunedClassifier:
 
         with self.devices.scope():
             net = get_backbone(self.backbone).build(self.image_size, weights_dir=self.weights_dir, pooling="avg")
-            x = keras.layers.Dropout(self.cfg.dropout, name="head_dropout")(net.output)
+            x = keras.layers.Dropout(self.dropout, name="head_dropout")(net.output)
             outputs = keras.layers.Dense(self.n_classes, activation="softmax", dtype="float32", name="classes")(x)
             return keras.Model(net.input, outputs, name=f"{self.backbone}_finetuned")
 
@@ -122,14 +134,14 @@ class FineTunedClassifier:
         spec, names = get_backbone(self.backbone), [layer.name for layer in model.layers]
         head = names.index("head_dropout")
         if not spec.pretrained:
-            return [Stage("all", 0, self.cfg.epochs, 1, 1)]
+            return [Stage("all", 0, self.epochs, 1, 1)]
         cut = names.index(spec.finetune_cut) + 1 if spec.finetune_cut in names else head
-        floor = names.index(spec.taps[0]) + 1 if self.cfg.freeze_stem and spec.taps else 1
-        plan = [("head", self.cfg.head_epochs, head, head), ("top", self.cfg.top_epochs, cut, cut),
+        floor = names.index(spec.taps[0]) + 1 if self.freeze_stem and spec.taps else 1
+        plan = [("head", self.head_epochs, head, head), ("top", self.top_epochs, cut, cut),
                 ("all", None, floor, cut)]
         stages, first = [], 0
         for name, epochs, start, lower in plan:
-            epochs = self.cfg.epochs - first if epochs is None else min(epochs, self.cfg.epochs - first)
+            epochs = self.epochs - first if epochs is None else min(epochs, self.epochs - first)
             if epochs > 0 and not (name == "top" and cut == head):
                 stages.append(Stage(name, first, epochs, start, lower))
                 first += epochs
@@ -149,16 +161,16 @@ class FineTunedClassifier:
         state = read_checkpoint(self.workdir)
         start = state["epoch"] if state else 0
         self.history = state["history"] if state else {}
-        if state is None and self.cfg.probe and get_backbone(self.backbone).pretrained:
+        if state is None and self.probe and get_backbone(self.backbone).pretrained:
             self._probe(images, labels, class_weight)
         targets = np.eye(self.n_classes, dtype=np.float32)[labels]
         valid_data = eval_stream(valid[0], self.image_size, 64, np.eye(self.n_classes, dtype=np.float32)[valid[1]]) \
             if valid else None
-        steps = steps_per_epoch(len(images), self.cfg.batch_size)
+        steps = steps_per_epoch(len(images), self.batch_size)
         self._started, self._start_epoch = time.perf_counter(), start
         # a checkpoint holds the optimizer state of the stage it was written in (maybe the one before)
         checkpointed = next(s for s in stages if s.name == state["stage"]) if state else None
-        if state and start >= self.cfg.epochs:  # killed after the last epoch's checkpoint, before the final save
+        if state and start >= self.epochs:  # killed after the last epoch's checkpoint, before the final save
             self._compile(checkpointed, len(images))
             load_checkpoint(self.model, self.workdir, state)
         for stage in stages:
@@ -170,18 +182,18 @@ class FineTunedClassifier:
             self._compile(written_in, len(images))
             if resuming:
                 load_checkpoint(self.model, self.workdir, state)
-                log.info("%s: resumed after epoch %d of %d", self.workdir.name, start, self.cfg.epochs)
+                log.info("%s: resumed after epoch %d of %d", self.workdir.name, start, self.epochs)
             if written_in != stage:
                 self._compile(stage, len(images))
             # one fit per stage over one stream of its epochs (a fit per epoch paid seconds of tf.data
             # teardown each time); epoch k of the stream is still a function of (seed, k) alone
-            streams = [training_stream(images, targets, self.image_size, self.cfg.batch_size, self.seed, epoch,
+            streams = [training_stream(images, targets, self.image_size, self.batch_size, self.seed, epoch,
                                        self.augment) for epoch in range(first, last)]
             stream = functools.reduce(lambda a, b: a.concatenate(b), streams)
             self.model.fit(stream, initial_epoch=first, epochs=last, steps_per_epoch=steps, verbose=0, shuffle=False,
                            validation_data=valid_data, class_weight=class_weight,
                            callbacks=[epoch_hooks(self, stage, steps)])
-        if self.cfg.ema:
+        if self.ema:
             self.model.optimizer.swap_in_ema(self.model.trainable_variables)
         save_weights(self.model, self.weights_path)
         atomic_write_json(self.workdir / "history.json", self.history)
@@ -227,13 +239,13 @@ class FineTunedClassifier:
         """Record, checkpoint and report a finished epoch (called by ``epoch_hooks``)."""
         for key, value in logs.items():
             self.history.setdefault(key, []).append(float(value))
-        self.time.add(steps * self.cfg.batch_size, seconds)
+        self.time.add(steps * self.batch_size, seconds)
         self._write_checkpoint(epoch + 1, stage)
         per_epoch = (time.perf_counter() - self._started) / (epoch + 1 - self._start_epoch)
         log.info("%s epoch %d/%d [%s] loss %.3f%s: %.0f s/epoch, about %.0f s left", self.workdir.name,
-                 epoch + 1, self.cfg.epochs, stage.name, self.history["loss"][-1],
+                 epoch + 1, self.epochs, stage.name, self.history["loss"][-1],
                  f", holdout accuracy {self.history['val_accuracy'][-1]:.3f}" if "val_accuracy" in logs else "",
-                 per_epoch, per_epoch * (self.cfg.epochs - epoch - 1))
+                 per_epoch, per_epoch * (self.epochs - epoch - 1))
 
     def timings(self, images: ImageRows, labels: np.ndarray) -> tuple[float, float]:
         """(seconds per training step, per image's forward pass) on this machine, of a throwaway copy of the
@@ -244,7 +256,7 @@ class FineTunedClassifier:
         self.model = self.build()
         self._set_trainable(self.stages(self.model)[-1])
         targets = np.eye(self.n_classes, dtype=np.float32)[labels]
-        stream = training_stream(images, targets, self.image_size, self.cfg.batch_size, self.seed, 0, self.augment)
+        stream = training_stream(images, targets, self.image_size, self.batch_size, self.seed, 0, self.augment)
         forward = eval_stream(images, self.image_size, 64)
         try:
             return budget.timings(self.model, stream, forward, keras.losses.CategoricalCrossentropy(),
@@ -258,7 +270,7 @@ class FineTunedClassifier:
         from kagglekit.models.backbones import get_backbone
 
         # pretrained BatchNorm statistics stay unless asked; an untrained network's must be learnt
-        train_batchnorm = self.cfg.train_batchnorm or not get_backbone(self.backbone).pretrained
+        train_batchnorm = self.train_batchnorm or not get_backbone(self.backbone).pretrained
         for i, layer in enumerate(self.model.layers):
             layer.trainable = i >= stage.trainable_from and (
                 train_batchnorm or not isinstance(layer, keras.layers.BatchNormalization))
@@ -269,15 +281,16 @@ class FineTunedClassifier:
         from kagglekit.models.optimizers import make_optimizer
 
         self._set_trainable(stage)
-        steps = stage.epochs * steps_per_epoch(n_images, self.cfg.batch_size)
-        warmup = max(int(steps * self.cfg.warmup_fraction), min(MIN_WARMUP_STEPS, steps // 2)) \
-            if self.cfg.warmup_fraction else 0
-        lower = {layer.name: self.cfg.lower_lr_factor for layer in self.model.layers[stage.trainable_from:stage.lower_until]}
+        steps = stage.epochs * steps_per_epoch(n_images, self.batch_size)
+        warmup = max(int(steps * self.warmup_fraction), min(MIN_WARMUP_STEPS, steps // 2)) \
+            if self.warmup_fraction else 0
+        lower = {layer.name: self.lower_lr_factor
+                 for layer in self.model.layers[stage.trainable_from:stage.lower_until]}
         with self.devices.scope():
             self.model.compile(
-                optimizer=make_optimizer(self.cfg.optimizer, self.cfg.lr, steps, warmup,
-                                         self.cfg.weight_decay, lower, clipnorm=self.cfg.clipnorm,
-                                         use_ema=self.cfg.ema > 0, ema_momentum=self.cfg.ema or 0.99),
+                optimizer=make_optimizer(self.optimizer, self.lr, steps, warmup,
+                                         self.weight_decay, lower, clipnorm=self.clipnorm,
+                                         use_ema=self.ema > 0, ema_momentum=self.ema or 0.99),
                 loss=keras.losses.CategoricalCrossentropy(label_smoothing=self.label_smoothing),
                 metrics=["accuracy"], jit_compile=self.devices.jit_compile)
             self.model.optimizer.build(self.model.trainable_variables)

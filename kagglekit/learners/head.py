@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kagglekit.core.config import TrainConfig
 from kagglekit.learners.classifier import KerasClassifier
+from kagglekit.learners.devices import ONE_DEVICE, Devices
 
 
 def build_head(input_dim: int, n_classes: int, dropout: float, name: str = "head", activation: str = "softmax"):
@@ -16,19 +16,23 @@ def build_head(input_dim: int, n_classes: int, dropout: float, name: str = "head
     inputs = keras.Input((input_dim,), name="features")
     x = keras.layers.Normalization(name="standardize")(inputs)
     x = keras.layers.Dropout(dropout, name="dropout")(x)
-    outputs = keras.layers.Dense(n_classes, activation=activation, name="classes")(x)
+    outputs = keras.layers.Dense(n_classes, activation=activation, dtype="float32", name="classes")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
 class HeadClassifier(KerasClassifier):
     """Standardize → dropout → softmax on frozen features (a regularised multinomial logistic regression)."""
 
-    def __init__(self, input_dim: int, n_classes: int, config: TrainConfig, seed: int, workdir: Path):
-        super().__init__(n_classes, config, seed, workdir)
-        self.input_dim, self.learning_rate, self.epochs = input_dim, config.head_lr, config.head_epochs
+    def __init__(self, input_dim: int, n_classes: int, workdir: Path, *, epochs: int = 60, learning_rate: float = 2e-3,
+                 dropout: float = 0.3, optimizer: str = "adam", batch_size: int = 64, patience: int = 8,
+                 label_smoothing: float = 0.1, seed: int = 0, devices: Devices = ONE_DEVICE):
+        super().__init__(n_classes, workdir, epochs=epochs, learning_rate=learning_rate, optimizer=optimizer,
+                         batch_size=batch_size, patience=patience, label_smoothing=label_smoothing, seed=seed,
+                         devices=devices)
+        self.input_dim, self.dropout = input_dim, dropout
 
     def build(self):
-        return build_head(self.input_dim, self.n_classes, self.config.head_dropout)
+        return build_head(self.input_dim, self.n_classes, self.dropout)
 
     def prepare(self, x: np.ndarray) -> None:
         """Standardize with the training features' mean and variance, the variance floored at its median

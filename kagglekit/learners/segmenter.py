@@ -20,7 +20,7 @@ import keras
 import numpy as np
 from PIL import Image
 
-from kagglekit.core.config import RunConfig
+from kagglekit.core.config import StreamConfig
 from kagglekit.core.errors import ConfigError
 from kagglekit.core.fileio import atomic_write_json
 from kagglekit.data.images import read_rgb
@@ -31,6 +31,8 @@ from kagglekit.data.views import apply_view
 from kagglekit.learners import budget
 from kagglekit.learners.checkpoints import (clear_checkpoints, load_checkpoint, read_checkpoint, reseed,
                                             save_weights, write_checkpoint)
+from kagglekit.learners.devices import ONE_DEVICE, Devices
+from kagglekit.learners.params import Params
 from kagglekit.learners.usage import TrainingTime, epoch_timer
 from kagglekit.models.losses import SegmentationLoss
 from kagglekit.models.optimizers import make_optimizer
@@ -83,14 +85,24 @@ def label_maps(proba: np.ndarray, sizes: list[tuple[int, int]], allowed: np.ndar
     return [resize_labels(m, size) for m, size in zip(proba.argmax(-1).astype(np.uint8), sizes)]
 
 
-class Segmenter:
-    """scikit-learn shaped: ``fit(paths, masks, valid_paths, valid_masks)``, ``predict(paths)``."""
+class Segmenter(Params):
+    """scikit-learn shaped: ``fit(paths, masks, valid_paths, valid_masks)``, ``predict(paths)``; the
+    constructor takes the hyperparameters (``pipelines.hyperparameters`` unpacks a run's config), and the
+    network is built, compiled and loaded under ``devices``."""
 
-    def __init__(self, n_classes: int, void_label: int | None, config: RunConfig, workdir: Path):
-        self.n_classes, self.void_label, self.config = n_classes, void_label, config
-        self.cfg = config.segmentation
-        self.size = tuple(self.cfg.input_size)
-        self.workdir = Path(workdir)
+    def __init__(self, n_classes: int, void_label: int | None, workdir: Path, *, head: str = "deeplabv3plus",
+                 backbone: str = "efficientnet_lite0", input_size: tuple[int, int] = (160, 224),
+                 freeze_encoder: bool = True, epochs: int = 6, batch_size: int = 8, optimizer: str = "adamw",
+                 lr: float = 1e-3, encoder_lr_factor: float = 0.3, weight_decay: float = 1e-4, dice_weight: float = 1.0,
+                 hflip: bool = True, scale: float = 0.25, stream: StreamConfig = StreamConfig(), seed: int = 0,
+                 weights_dir: str | None = None, devices: Devices = ONE_DEVICE):
+        self.n_classes, self.void_label, self.workdir = n_classes, void_label, Path(workdir)
+        self.head, self.backbone, self.input_size = head, backbone, tuple(input_size)
+        self.freeze_encoder, self.epochs, self.batch_size = freeze_encoder, epochs, batch_size
+        self.optimizer, self.lr, self.encoder_lr_factor = optimizer, lr, encoder_lr_factor
+        self.weight_decay = weight_decay
+        self.dice_weight, self.hflip, self.scale, self.stream = dice_weight, hflip, scale, stream
+        self.seed, self.weights_dir, self.devices = seed, weights_dir, devices
         self.model = None
         self.history: dict[str, list[float]] = {}
         self.time = TrainingTime()
@@ -102,21 +114,21 @@ class Segmenter:
     def build(self) -> keras.Model:
         from kagglekit.models.segmentation import build_segmenter
 
-        self.model = build_segmenter(self.cfg.head, self.config.backbones[0], self.size, self.n_classes,
-                                     self.config.weights_dir, self.cfg.freeze_encoder)
+        with self.devices.scope():
+            self.model = build_segmenter(self.head, self.backbone, self.input_size, self.n_classes, self.weights_dir,
+                                         self.freeze_encoder)
         return self.model
 
     def timings(self, paths: list[Path], masks: list[Path]) -> tuple[float, float]:
         """(seconds per training step, per image's forward pass) on this machine, of a throwaway copy of the
         network as it trains (its loss included), fed the first batches of its real training stream over
         ``paths`` and ``masks``: what ``learners.budget`` plans from."""
-        cfg = self.cfg
-        images = ImageRows.every(build_shards(paths, self.config.stream, masks=masks, what="segmentation"))
-        stream = segmentation_stream(images, self.size, cfg.batch_size, self.config.seed, 0, cfg.scale, cfg.hflip)
-        forward = eval_stream(images, self.size, cfg.batch_size)
+        images = ImageRows.every(build_shards(paths, self.stream, masks=masks, what="segmentation"))
+        stream = segmentation_stream(images, self.input_size, self.batch_size, self.seed, 0, self.scale, self.hflip)
+        forward = eval_stream(images, self.input_size, self.batch_size)
         try:
             return budget.timings(self.build(), stream, forward,
-                                  SegmentationLoss(self.n_classes, self.void_label, cfg.dice_weight))
+                                  SegmentationLoss(self.n_classes, self.void_label, self.dice_weight))
         finally:
             self.model = None
 
@@ -133,41 +145,41 @@ class Segmenter:
         weights an uninterrupted one ends with."""
         from kagglekit.core.progress import epoch_bar
 
-        keras.utils.set_random_seed(self.config.seed)
+        keras.utils.set_random_seed(self.seed)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        cfg = self.cfg
         state = read_checkpoint(self.workdir)
         start = state["epoch"] if state else 0
         self.history = state["history"] if state else {}
-        images = ImageRows.every(build_shards(paths, self.config.stream, masks=masks, what="segmentation"))
-        per_epoch = covering_steps(len(images), cfg.batch_size)
-        steps = per_epoch * cfg.epochs
+        images = ImageRows.every(build_shards(paths, self.stream, masks=masks, what="segmentation"))
+        per_epoch = covering_steps(len(images), self.batch_size)
+        steps = per_epoch * self.epochs
         model = self.build()
         # an unfrozen encoder learns at encoder_lr_factor of the rate: its ImageNet features need less change
         # than the randomly initialised decoder (the encoder is a nested model; its variables carry its layers' names)
-        encoder = {inner.name: cfg.encoder_lr_factor
+        encoder = {inner.name: self.encoder_lr_factor
                    for layer in model.layers if isinstance(layer, keras.Model) for inner in layer.layers}
-        # warm-up: the decoder starts random
-        model.compile(optimizer=make_optimizer(cfg.optimizer, cfg.lr, steps, min(per_epoch, steps // 10),
-                                               cfg.weight_decay, encoder),
-                      loss=SegmentationLoss(self.n_classes, self.void_label, cfg.dice_weight))
-        if state:
-            model.optimizer.build(model.trainable_variables)  # so the checkpoint's optimizer state has a home
-            load_checkpoint(model, self.workdir, state)
-            log.info("%s: resumed after epoch %d of %d", self.workdir, start, cfg.epochs)
+        with self.devices.scope():
+            # warm-up: the decoder starts random
+            model.compile(optimizer=make_optimizer(self.optimizer, self.lr, steps, min(per_epoch, steps // 10),
+                                                   self.weight_decay, encoder),
+                          loss=SegmentationLoss(self.n_classes, self.void_label, self.dice_weight))
+            if state:
+                model.optimizer.build(model.trainable_variables)  # so the checkpoint's optimizer state has a home
+                load_checkpoint(model, self.workdir, state)
+                log.info("%s: resumed after epoch %d of %d", self.workdir, start, self.epochs)
         validation = None
         if valid_paths:
-            held_out = build_shards(valid_paths, self.config.stream, masks=valid_masks, what="segmentation")
-            validation = eval_stream(ImageRows.every(held_out), self.size, cfg.batch_size, masks=True)
+            held_out = build_shards(valid_paths, self.stream, masks=valid_masks, what="segmentation")
+            validation = eval_stream(ImageRows.every(held_out), self.input_size, self.batch_size, masks=True)
         callbacks = [keras.callbacks.CSVLogger(self.workdir / "log.csv", append=start > 0),
-                     epoch_bar(cfg.epochs - start, desc="segmenter"), epoch_timer(self.time, len(images)),
+                     epoch_bar(self.epochs - start, desc="segmenter"), epoch_timer(self.time, len(images)),
                      self._epoch_checkpoints()]
-        if start < cfg.epochs:  # else killed after the last epoch's checkpoint, before the final save
+        if start < self.epochs:  # else killed after the last epoch's checkpoint, before the final save
             # epoch k's batches are a function of (seed, k) alone: a resumed fit sees what an uninterrupted one saw
             stream = functools.reduce(lambda a, b: a.concatenate(b), [
-                segmentation_stream(images, self.size, cfg.batch_size, self.config.seed, epoch, cfg.scale, cfg.hflip)
-                for epoch in range(start, cfg.epochs)])
-            self.model.fit(stream, initial_epoch=start, epochs=cfg.epochs, steps_per_epoch=per_epoch,
+                segmentation_stream(images, self.input_size, self.batch_size, self.seed, epoch, self.scale, self.hflip)
+                for epoch in range(start, self.epochs)])
+            self.model.fit(stream, initial_epoch=start, epochs=self.epochs, steps_per_epoch=per_epoch,
                            callbacks=callbacks, verbose=0, shuffle=False, validation_data=validation)
         atomic_write_json(self.workdir / HISTORY, self.history)
         save_weights(self.model, self.weights_path)  # last: ``done`` means weights and history are there
@@ -180,7 +192,7 @@ class Segmenter:
 
         class EpochCheckpoints(keras.callbacks.Callback):
             def on_epoch_begin(self, epoch, logs=None):
-                reseed(segmenter.model, segmenter.config.seed * 1000 + epoch)
+                reseed(segmenter.model, segmenter.seed * 1000 + epoch)
 
             def on_epoch_end(self, epoch, logs=None):
                 for key, value in (logs or {}).items():
@@ -211,7 +223,7 @@ class Segmenter:
         views = [v for v in tta if v in SELF_INVERSE_VIEWS] or ["identity"]
         total = 0
         for view in views:
-            proba = self.model.predict(apply_view(view, x), batch_size=self.cfg.batch_size, verbose=0)
+            proba = self.model.predict(apply_view(view, x), batch_size=self.batch_size, verbose=0)
             total = total + apply_view(view, proba)
         return total / len(views)
 
@@ -227,11 +239,11 @@ def proba_chunks(segmenters: list[Segmenter], paths: list[Path],
     stays bounded whatever the number of images: up to 64, fewer where their maps are large (``CHUNK_VALUES``
     probabilities: 21 images of CamVid at 160 x 224, 2 of VOC at 320 x 448), the segmenters' maps summed one
     segmenter at a time (as ``np.mean`` of their stack adds them, without the stack)."""
-    height, width = segmenters[0].size
+    height, width = segmenters[0].input_size
     chunk = int(np.clip(CHUNK_VALUES // (height * width * segmenters[0].n_classes), 1, 64))
     for start in range(0, len(paths), chunk):
         part = slice(start, start + chunk)
-        x = load_resized(paths[part], segmenters[0].size)
+        x = load_resized(paths[part], segmenters[0].input_size)
         total = segmenters[0].proba_resized(x, tta)
         for segmenter in segmenters[1:]:
             total += segmenter.proba_resized(x, tta)
@@ -251,14 +263,15 @@ def predict_label_maps(segmenters: list[Segmenter], paths: list[Path], sizes: li
         yield from label_maps(proba, sizes[part], None if allowed is None else allowed[part])
 
 
-def saved_segmenters(n_classes: int, void_label: int | None, config: RunConfig, folder: Path) -> list[Segmenter]:
-    """The trained segmenters a run saved under ``folder``: one there, or one per ``fold<k>/`` inside it."""
+def saved_segmenters(folder: Path, n_classes: int, void_label: int | None, **params) -> list[Segmenter]:
+    """The trained segmenters a run saved under ``folder``: one there, or one per ``fold<k>/`` inside it
+    (``params``: the ``Segmenter`` hyperparameters they were trained with)."""
     folder = Path(folder)
-    single = Segmenter(n_classes, void_label, config, folder)
+    single = Segmenter(n_classes, void_label, folder, **params)
     if single.weights_path.is_file():
         return [single.load()]
     found = sorted((p for p in folder.glob("fold*") if (p / single.weights_path.name).is_file()),
                    key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else -1)
     if not found:
         raise ConfigError(f"{folder}: no trained segmenter ({single.weights_path.name}) here or in fold*/; is the run finished?")
-    return [Segmenter(n_classes, void_label, config, p).load() for p in found]
+    return [Segmenter(n_classes, void_label, p, **params).load() for p in found]

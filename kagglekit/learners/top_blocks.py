@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kagglekit.core.config import TrainConfig
 from kagglekit.core.errors import ConfigError
 from kagglekit.learners.classifier import KerasClassifier
+from kagglekit.learners.devices import ONE_DEVICE, Devices
 
 
 def top_blocks(backbone: str, image_size: int, weights_dir: str | None):
@@ -37,16 +37,19 @@ class TopBlocksClassifier(KerasClassifier):
 
     stage = "top_blocks"
 
-    def __init__(self, backbone: str, image_size: int, n_classes: int, config: TrainConfig, seed: int,
-                 workdir: Path, weights_dir: str | None = None):
-        super().__init__(n_classes, config, seed, workdir)
-        self.backbone, self.image_size, self.weights_dir = backbone, image_size, weights_dir
-        self.learning_rate, self.epochs = config.top_blocks_lr, config.top_blocks_epochs
+    def __init__(self, backbone: str, image_size: int, n_classes: int, workdir: Path, *, epochs: int = 8,
+                 learning_rate: float = 3e-4, dropout: float = 0.3, optimizer: str = "adam", batch_size: int = 64,
+                 patience: int = 8, label_smoothing: float = 0.1, seed: int = 0, weights_dir: str | None = None,
+                 devices: Devices = ONE_DEVICE):
+        super().__init__(n_classes, workdir, epochs=epochs, learning_rate=learning_rate, optimizer=optimizer,
+                         batch_size=batch_size, patience=patience, label_smoothing=label_smoothing, seed=seed,
+                         devices=devices)
+        self.backbone, self.image_size, self.weights_dir, self.dropout = backbone, image_size, weights_dir, dropout
 
     def build(self):
         import keras
 
         upper = top_blocks(self.backbone, self.image_size, self.weights_dir)
-        x = keras.layers.Dropout(self.config.head_dropout, name="finetune_dropout")(upper.output)
-        outputs = keras.layers.Dense(self.n_classes, activation="softmax", name="finetune_classes")(x)
+        x = keras.layers.Dropout(self.dropout, name="finetune_dropout")(upper.output)
+        outputs = keras.layers.Dense(self.n_classes, activation="softmax", dtype="float32", name="finetune_classes")(x)
         return keras.Model(upper.input, outputs, name="finetuned")

@@ -33,13 +33,14 @@ from kagglekit.evaluation import baseline
 from kagglekit.evaluation.folds import content_groups, inner_split, stratified_folds
 from kagglekit.evaluation.metrics import METRICS
 from kagglekit.evaluation.reports import expected_calibration_error, per_class_table, worst_mistakes
+from kagglekit.learners.devices import Devices, resolve_devices
 from kagglekit.learners.features import FeatureExtractor
 from kagglekit.learners.head import HeadClassifier
 from kagglekit.learners.top_blocks import TopBlocksClassifier
 from kagglekit.learners.usage import usage
 from kagglekit.models.backbones import get_backbone
 from kagglekit.models.losses import balanced_class_weights
-from kagglekit.pipelines import FoldHook
+from kagglekit.pipelines import FoldHook, hyperparameters
 from kagglekit.pipelines.inputs import checked_test, usable_train
 from kagglekit.runs import plots
 from kagglekit.runs.result import RunResult
@@ -54,6 +55,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     for name in config.backbones:
         get_backbone(name)  # a typo fails now, not after reading every image
     config.save(run_dir / "config.yaml")
+    devices = resolve_devices(config.device)
 
     train, test = read_images(competition, data, run_dir)
     groups, train_shas = content_groups(train.paths)
@@ -64,7 +66,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
 
     views = list(dict.fromkeys(config.train.views + config.tta))
     fit_views, tta_views = [views.index(v) for v in config.train.views], [views.index(v) for v in config.tta]
-    inputs = model_inputs(config, train.paths, train_shas, views, "train")
+    inputs = model_inputs(config, devices, train.paths, train_shas, views, "train")
     watch.lap("read images, extract features")
     weights = None
     if config.train.class_weights:
@@ -75,7 +77,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     for k, (tr, va) in enumerate(folds):
         # early stopping and LR plateaus watch an inner split of the training fold, never the scored fold
         fit, stop = inner_split(tr, train.labels, groups, config.seed + k)
-        for model, x in zip(fold_models(config, run_dir, k, inputs[0].shape[-1], len(classes)), inputs):
+        for model, x in zip(fold_models(config, devices, run_dir, k, inputs[0].shape[-1], len(classes)), inputs):
             x_fit = x[fit_views][:, fit].reshape(-1, *x.shape[2:])
             model.fit(x_fit, np.tile(train.labels[fit], len(fit_views)), x[tta_views[0], stop], train.labels[stop],
                       weights)
@@ -90,7 +92,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     watch.lap(f"{len(folds)} folds: train and score")
 
     predicting = time.perf_counter()
-    test_proba = predict_proba(config, run_dir, test, len(classes))
+    test_proba = predict_proba(config, devices, run_dir, test, len(classes))
     predict_seconds = time.perf_counter() - predicting
     submission = write_submission(competition.submission_frame(test.ids, test_proba.argmax(1)), run_dir / "submission.csv")
     competition.validate(submission, data).raise_if_invalid()
@@ -111,18 +113,20 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     return result
 
 
-def model_inputs(config: RunConfig, paths: list[Path], shas: list[str], views: list[str], desc: str) -> list[np.ndarray]:
+def model_inputs(config: RunConfig, devices: Devices, paths: list[Path], shas: list[str], views: list[str],
+                 desc: str) -> list[np.ndarray]:
     """What each fold's models read, per view: frozen features, then (fine-tuning) cut activations."""
     return [np.concatenate([e.transform(paths, shas, views, desc) for e in group], axis=-1)
-            for group in input_extractors(config)]
+            for group in input_extractors(config, devices)]
 
 
-def input_extractors(config: RunConfig) -> list[list[FeatureExtractor]]:
+def input_extractors(config: RunConfig, devices: Devices) -> list[list[FeatureExtractor]]:
     """Per model input (the order of ``model_inputs``), the extractors whose outputs are concatenated:
     every backbone's frozen features, then (fine-tuning) the first backbone's cut activations."""
+    params = hyperparameters.extractor(config)
     features = [FeatureExtractor(name, config.image_size,
                                  taps=list(get_backbone(name).taps) if config.train.multiscale else None,
-                                 weights_dir=config.weights_dir, augment=config.augment, seed=config.seed)
+                                 devices=devices, **params)
                 for name in config.backbones]
     if not config.train.top_blocks:
         return [features]
@@ -130,8 +134,8 @@ def input_extractors(config: RunConfig) -> list[list[FeatureExtractor]]:
     cut = get_backbone(backbone).finetune_cut
     if cut is None:
         raise ConfigError(f"backbone {backbone} has no fine-tuning cut point; list another first or set train.top_blocks: false")
-    return [features, [FeatureExtractor(backbone, config.image_size, taps=[cut], pool=False,
-                                        weights_dir=config.weights_dir, augment=config.augment, seed=config.seed)]]
+    return [features, [FeatureExtractor(backbone, config.image_size, taps=[cut], pool=False, devices=devices,
+                                        **params)]]
 
 
 def feature_width(group: list[FeatureExtractor]) -> int:
@@ -139,30 +143,34 @@ def feature_width(group: list[FeatureExtractor]) -> int:
     return sum(int(e.model.output.shape[-1]) for e in group)
 
 
-def fold_models(config: RunConfig, run_dir: Path, fold: int, feature_dim: int, n_classes: int) -> list:
+def fold_models(config: RunConfig, devices: Devices, run_dir: Path, fold: int, feature_dim: int,
+                n_classes: int) -> list:
     """The models of one fold, in the order of ``model_inputs``; saved under ``folds/fold<k>``."""
     workdir, seed = run_dir / "folds" / f"fold{fold}", config.seed + fold
-    models = [HeadClassifier(feature_dim, n_classes, config.train, seed, workdir)]
+    models = [HeadClassifier(feature_dim, n_classes, workdir, seed=seed, devices=devices,
+                             **hyperparameters.head(config.train))]
     if config.train.top_blocks:
-        models.append(TopBlocksClassifier(config.backbones[0], config.image_size, n_classes, config.train, seed,
-                                          workdir, config.weights_dir))
+        models.append(TopBlocksClassifier(config.backbones[0], config.image_size, n_classes, workdir, seed=seed,
+                                          devices=devices, **hyperparameters.top_blocks(config)))
     return models
 
 
-def predict_proba(config: RunConfig, run_dir: Path, images: ImageTable, n_classes: int) -> np.ndarray:
+def predict_proba(config: RunConfig, devices: Devices, run_dir: Path, images: ImageTable,
+                  n_classes: int) -> np.ndarray:
     """Class probabilities from a finished run's saved fold models: fold ensemble x models x TTA views.
 
     The run predicts its own test set through this function, and so does ``kagglekit predict`` (and the
     generated notebooks): one path, one submission.
     """
     shas = [sha256_file(p) for p in images.paths]
-    inputs = model_inputs(config, images.paths, shas, config.tta, "predict")
-    return ensemble_proba(load_fold_models(config, run_dir, inputs[0].shape[-1], n_classes), inputs)
+    inputs = model_inputs(config, devices, images.paths, shas, config.tta, "predict")
+    return ensemble_proba(load_fold_models(config, devices, run_dir, inputs[0].shape[-1], n_classes), inputs)
 
 
-def load_fold_models(config: RunConfig, run_dir: Path, feature_dim: int, n_classes: int) -> list[list]:
+def load_fold_models(config: RunConfig, devices: Devices, run_dir: Path, feature_dim: int,
+                     n_classes: int) -> list[list]:
     """Every fold's saved models, loaded: ``[fold][model]``."""
-    return [[m.load() for m in fold_models(config, run_dir, fold, feature_dim, n_classes)]
+    return [[m.load() for m in fold_models(config, devices, run_dir, fold, feature_dim, n_classes)]
             for fold in range(config.folds)]
 
 
@@ -174,7 +182,7 @@ def ensemble_proba(folds: list[list], inputs: list[np.ndarray]) -> np.ndarray:
 def predict(competition: Competition, config: RunConfig, run_dir: Path, data: Path) -> pd.DataFrame:
     """The submission of a finished run, recomputed from its saved fold models."""
     test = checked_test(competition.load_test(data))
-    proba = predict_proba(config, run_dir, test, len(competition.classes))
+    proba = predict_proba(config, resolve_devices(config.device), run_dir, test, len(competition.classes))
     return competition.submission_frame(test.ids, proba.argmax(1))
 
 

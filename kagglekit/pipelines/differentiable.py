@@ -21,6 +21,7 @@ from kagglekit.core.config import RunConfig
 from kagglekit.core.errors import ConfigError
 from kagglekit.data.loaders import image_batches
 from kagglekit.data.streams import decode_images
+from kagglekit.learners.devices import resolve_devices
 from kagglekit.learners.thresholds import ThresholdTuner
 from kagglekit.models.backbones import cam_layer
 from kagglekit.models.composition import features_cam, features_ensemble, network_cam, networks_ensemble
@@ -90,22 +91,23 @@ def load_classifier(run_dir: Path, weights_dir: str | None = None) -> RunClassif
     if task not in CLASSIFYING_TASKS:
         raise ConfigError(f"{run_dir}: a {task} run has no image classifier; Grad-CAM explains classifiers "
                           f"({', '.join(CLASSIFYING_TASKS)} runs)")
+    devices = resolve_devices(config.device)
     if task == "classification":
         classes = json.loads((run_dir / "classes.json").read_text())
         if resolve_learner(task, config.train.learner) == "finetune":
             names = [f"fold{k}" for k in range(config.finetune.scored_folds)] + (["full"] if config.finetune.refit else [])
-            members = {n: [finetuning.network(config, run_dir, n, len(classes)).load().model] for n in names}
+            members = {n: [finetuning.network(config, devices, run_dir, n, len(classes)).load().model] for n in names}
             predicting = ["full"] if config.finetune.refit else names[:config.finetune.scored_folds]
             first = members[names[0]][0]
             return RunClassifier(config, classes, members, predicting, [], cam_layer(config.backbones[0], first))
-        groups = input_extractors(config)
+        groups = input_extractors(config, devices)
         folds = [[m.model for m in models]
-                 for models in load_fold_models(config, run_dir, feature_width(groups[0]), len(classes))]
+                 for models in load_fold_models(config, devices, run_dir, feature_width(groups[0]), len(classes))]
         tuner = None
     else:
         classes = list(run_competition(run_dir).classes)
-        groups = input_extractors(config)
-        folds = [[h.model] for h in load_label_heads(config, run_dir, feature_width(groups[0]), len(classes))]
+        groups = input_extractors(config, devices)
+        folds = [[h.model] for h in load_label_heads(config, devices, run_dir, feature_width(groups[0]), len(classes))]
         tuner = saved_tuner(read_postprocess(run_dir))
     extractors = [[e.model for e in group] for group in groups]
     members = {f"fold{k}": models for k, models in enumerate(folds)}

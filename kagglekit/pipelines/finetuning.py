@@ -34,13 +34,13 @@ from kagglekit.evaluation import baseline
 from kagglekit.evaluation.folds import content_groups, stratified_folds
 from kagglekit.evaluation.metrics import METRICS
 from kagglekit.learners import budget
-from kagglekit.learners.devices import resolve_devices
+from kagglekit.learners.devices import Devices, resolve_devices
 from kagglekit.learners.finetune import FineTunedClassifier
 from kagglekit.learners.usage import usage
 from kagglekit.models.backbones import get_backbone
 from kagglekit.models.losses import balanced_class_weights
 from kagglekit.pipelines.classification import read_images, write_folds, write_outputs
-from kagglekit.pipelines import FoldHook
+from kagglekit.pipelines import FoldHook, hyperparameters
 from kagglekit.pipelines.budgeting import budgeted
 from kagglekit.pipelines.inputs import checked_test
 from kagglekit.runs.result import RunResult
@@ -55,6 +55,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     get_backbone(config.backbones[0])  # a typo fails now, not after reading every image
     if not (run_dir / "config.yaml").exists():  # a resumed run keeps the config it started with
         config.save(run_dir / "config.yaml")
+    devices = resolve_devices(config.device)
     train, test = read_images(competition, data, run_dir)
     groups, _ = content_groups(train.paths)
     folds = stratified_folds(train.labels, groups, config.folds, config.seed, competition.classes)
@@ -67,7 +68,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
         weights = balanced_class_weights(train.labels)
     watch.lap("read images into shards")
     config, time_plan = budgeted(config, run_dir, "finetune", started,
-                                 functools.partial(network(config, run_dir, "fold0", len(classes)).timings,
+                                 functools.partial(network(config, devices, run_dir, "fold0", len(classes)).timings,
                                                    images.subset(folds[0][0]), train.labels[folds[0][0]]),
                                  finetune_seconds(config, len(train), len(test)),
                                  config.finetune.head_epochs + config.finetune.top_epochs + 1, config.finetune.scored_folds)
@@ -76,7 +77,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     oof = np.full((len(train), len(classes)), np.nan, dtype=np.float32)
     fold_scores, histories, trained = [], [], []
     for k, (tr, va) in enumerate(scored):
-        model = network(config, run_dir, f"fold{k}", len(classes))
+        model = network(config, devices, run_dir, f"fold{k}", len(classes))
         trained.append(model)
         saved = model.workdir / "oof.npy"
         if saved.exists():  # finished before a resume
@@ -94,7 +95,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
             on_fold(k, fold_scores[-1])
         watch.lap(f"fold {k}: train and score")
     if config.finetune.refit:
-        full = network(config, run_dir, "full", len(classes))
+        full = network(config, devices, run_dir, "full", len(classes))
         trained.append(full)
         if not full.done:
             full.fit(images, train.labels, class_weight=weights)
@@ -102,7 +103,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     atomic_write_json(run_dir / "classes.json", classes)
 
     predicting = time.perf_counter()
-    test_proba = predict_proba(config, run_dir, test, len(classes))
+    test_proba = predict_proba(config, devices, run_dir, test, len(classes))
     predict_seconds = time.perf_counter() - predicting
     submission = write_submission(competition.submission_frame(test.ids, test_proba.argmax(1)), run_dir / "submission.csv")
     competition.validate(submission, data).raise_if_invalid()
@@ -145,31 +146,32 @@ def finetune_seconds(config: RunConfig, n_train: int, n_test: int):
     return seconds
 
 
-def network(config: RunConfig, run_dir: Path, name: str, n_classes: int) -> FineTunedClassifier:
+def network(config: RunConfig, devices: Devices, run_dir: Path, name: str, n_classes: int) -> FineTunedClassifier:
     """The network of one fold (``fold<k>``) or of the refit on all images (``full``)."""
     seed = config.seed + (int(name[4:]) if name.startswith("fold") else 1000)
-    return FineTunedClassifier(config.backbones[0], config.image_size, n_classes, config.finetune, config.augment,
-                               config.train.label_smoothing, seed, run_dir / "folds" / name,
-                               resolve_devices(config.device), config.weights_dir)
+    return FineTunedClassifier(config.backbones[0], config.image_size, n_classes, run_dir / "folds" / name, seed=seed,
+                               devices=devices, **hyperparameters.finetuned(config))
 
 
-def predictors(config: RunConfig, run_dir: Path, n_classes: int) -> list[FineTunedClassifier]:
+def predictors(config: RunConfig, devices: Devices, run_dir: Path, n_classes: int) -> list[FineTunedClassifier]:
     """The saved networks that predict: the refit, or else every scored fold's."""
     names = ["full"] if config.finetune.refit else [f"fold{k}" for k in range(config.finetune.scored_folds)]
-    return [network(config, run_dir, name, n_classes).load() for name in names]
+    return [network(config, devices, run_dir, name, n_classes).load() for name in names]
 
 
-def predict_proba(config: RunConfig, run_dir: Path, images: ImageTable, n_classes: int) -> np.ndarray:
+def predict_proba(config: RunConfig, devices: Devices, run_dir: Path, images: ImageTable,
+                  n_classes: int) -> np.ndarray:
     """Class probabilities from a finished run's saved networks, TTA-averaged: the run's and
     ``kagglekit predict``'s one path."""
     rows = ImageRows.every(build_shards(images.paths, config.stream, images.ids, what="test"))
-    return np.mean([m.predict_proba(rows, config.tta) for m in predictors(config, run_dir, n_classes)], axis=0)
+    return np.mean([m.predict_proba(rows, config.tta) for m in predictors(config, devices, run_dir, n_classes)],
+                   axis=0)
 
 
 def predict(competition: Competition, config: RunConfig, run_dir: Path, data: Path):
     """The submission of a finished run, recomputed from its saved networks."""
     test = checked_test(competition.load_test(data))
-    proba = predict_proba(config, run_dir, test, len(competition.classes))
+    proba = predict_proba(config, resolve_devices(config.device), run_dir, test, len(competition.classes))
     return competition.submission_frame(test.ids, proba.argmax(1))
 
 

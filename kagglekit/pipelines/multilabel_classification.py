@@ -32,12 +32,13 @@ from kagglekit.evaluation import baseline
 from kagglekit.evaluation.folds import content_groups, inner_split, multilabel_folds
 from kagglekit.evaluation.metrics import METRICS
 from kagglekit.evaluation.reports import multilabel_report
+from kagglekit.learners.devices import Devices, resolve_devices
 from kagglekit.learners.multilabel_head import MultiLabelHead
 from kagglekit.learners.thresholds import ThresholdTuner
 from kagglekit.learners.usage import usage
 from kagglekit.models.losses import positive_weights
 from kagglekit.pipelines.classification import model_inputs, tta_proba, write_folds
-from kagglekit.pipelines import FoldHook
+from kagglekit.pipelines import FoldHook, hyperparameters
 from kagglekit.pipelines.inputs import checked_test, usable_train
 from kagglekit.runs import plots
 from kagglekit.runs.result import RunResult
@@ -77,22 +78,23 @@ def nested_labels(oof: np.ndarray, labels: np.ndarray, folds: list, tuner: Thres
     return out
 
 
-def fit_label_heads(competition: Competition, config: RunConfig, run_dir: Path, train: ImageTable,
+def fit_label_heads(competition: Competition, config: RunConfig, devices: Devices, run_dir: Path, train: ImageTable,
                     groups: np.ndarray, shas: list[str], folds: list) -> LabelHeads:
     """A sigmoid head per fold on frozen features, never early-stopped on the fold it predicts."""
     if config.train.top_blocks:
         raise ConfigError(f"train.top_blocks is not used by the {competition.task} pipeline; set it to false")
     classes = competition.classes
     views = list(dict.fromkeys(config.train.views + config.tta))
-    (x_train,) = model_inputs(config, train.paths, shas, views, "train")
+    (x_train,) = model_inputs(config, devices, train.paths, shas, views, "train")
     fit_views, tta_views = [views.index(v) for v in config.train.views], [views.index(v) for v in config.tta]
     ml = config.multilabel
     pos_weight = positive_weights(train.labels) if ml.class_weights else None
     oof = np.zeros(train.labels.shape, dtype=np.float32)
     heads = []
     for k, (tr, va) in enumerate(folds):
-        head = MultiLabelHead(x_train.shape[-1], len(classes), config.train, config.seed + k,
-                              run_dir / "folds" / f"fold{k}", pos_weight, ml.focal_gamma if ml.loss == "focal" else 0.0)
+        head = MultiLabelHead(x_train.shape[-1], len(classes), run_dir / "folds" / f"fold{k}", pos_weight=pos_weight,
+                              gamma=ml.focal_gamma if ml.loss == "focal" else 0.0, seed=config.seed + k,
+                              devices=devices, **hyperparameters.head(config.train))
         fit, stop = inner_split(tr, train.labels, groups, config.seed + k)  # never stop on va
         head.fit(x_train[fit_views][:, fit].reshape(-1, x_train.shape[-1]), np.tile(train.labels[fit], (len(fit_views), 1)),
                  x_train[tta_views[0], stop], train.labels[stop])
@@ -109,15 +111,18 @@ def fit_label_heads(competition: Competition, config: RunConfig, run_dir: Path, 
     return LabelHeads(oof, oof_labels, tuner, heads, report)
 
 
-def label_proba(config: RunConfig, run_dir: Path, test: ImageTable, n_classes: int) -> np.ndarray:
+def label_proba(config: RunConfig, devices: Devices, run_dir: Path, test: ImageTable, n_classes: int) -> np.ndarray:
     """(n, classes) probabilities of checked images from the run's saved fold heads, TTA views averaged."""
-    (x_test,) = model_inputs(config, test.paths, [sha256_file(p) for p in test.paths], config.tta, "test")
-    return np.mean([tta_proba(h, x_test) for h in load_label_heads(config, run_dir, x_test.shape[-1], n_classes)], axis=0)
+    (x_test,) = model_inputs(config, devices, test.paths, [sha256_file(p) for p in test.paths], config.tta, "test")
+    heads = load_label_heads(config, devices, run_dir, x_test.shape[-1], n_classes)
+    return np.mean([tta_proba(h, x_test) for h in heads], axis=0)
 
 
-def load_label_heads(config: RunConfig, run_dir: Path, feature_dim: int, n_classes: int) -> list[MultiLabelHead]:
+def load_label_heads(config: RunConfig, devices: Devices, run_dir: Path, feature_dim: int,
+                     n_classes: int) -> list[MultiLabelHead]:
     """Every fold's saved sigmoid head, loaded, in fold order."""
-    return [MultiLabelHead(feature_dim, n_classes, config.train, 0, Path(run_dir) / "folds" / f"fold{k}").load()
+    return [MultiLabelHead(feature_dim, n_classes, Path(run_dir) / "folds" / f"fold{k}", devices=devices,
+                           **hyperparameters.head(config.train)).load()
             for k in range(config.folds)]
 
 
@@ -145,6 +150,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     started = time.time()
     data = Path(config.data)
     config.save(run_dir / "config.yaml")
+    devices = resolve_devices(config.device)
     classes = competition.classes
     train, skipped = usable_train(competition.load_train(data))
     test = checked_test(competition.load_test(data))
@@ -152,7 +158,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     folds = multilabel_folds(train.labels, groups, config.folds, config.seed)
     write_data_report(run_dir, classes, train, test, groups, skipped)
     write_folds(run_dir, train, folds)
-    fitted = fit_label_heads(competition, config, run_dir, train, groups, shas, folds)
+    fitted = fit_label_heads(competition, config, devices, run_dir, train, groups, shas, folds)
     metric = label_metric(competition)
     fold_scores = [metric(train.labels[va], fitted.oof_labels[va]) for _, va in folds]
     constant = baseline.multi_label(train.labels, [va for _, va in folds], classes, metric)
@@ -161,7 +167,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     for k, score in enumerate(fold_scores) if on_fold else ():  # known only once every fold is out of fold
         on_fold(k, score)
     predicting = time.perf_counter()
-    test_proba = label_proba(config, run_dir, test, len(classes))
+    test_proba = label_proba(config, devices, run_dir, test, len(classes))
     timing = usage([h.time for h in fitted.heads], len(test) * len(config.tta), time.perf_counter() - predicting)
     submission = write_submission(competition.submission_frame(test.ids, fitted.tuner.predict(test_proba)),
                                   run_dir / "submission.csv")
@@ -197,7 +203,7 @@ def label_metric(competition: Competition):
 def predict(competition: Competition, config: RunConfig, run_dir: Path, data: Path) -> pd.DataFrame:
     """The submission of a finished run, recomputed from its saved heads and thresholds."""
     test = checked_test(competition.load_test(data))
-    proba = label_proba(config, run_dir, test, len(competition.classes))
+    proba = label_proba(config, resolve_devices(config.device), run_dir, test, len(competition.classes))
     return competition.submission_frame(test.ids, saved_tuner(read_postprocess(run_dir)).predict(proba))
 
 

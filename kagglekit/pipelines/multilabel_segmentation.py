@@ -39,10 +39,11 @@ from kagglekit.evaluation.folds import content_groups, multilabel_folds
 from kagglekit.evaluation.reports import segmentation_report
 from kagglekit.evaluation.segmentation import stack_dice
 from kagglekit.learners import budget
+from kagglekit.learners.devices import Devices, resolve_devices
 from kagglekit.learners.segmenter import (Segmenter, label_maps, predict_label_maps, proba_chunks, saved_segmenters,
                                        segmentation_seconds)
 from kagglekit.learners.usage import usage
-from kagglekit.pipelines import FoldHook
+from kagglekit.pipelines import FoldHook, hyperparameters
 from kagglekit.pipelines.budgeting import budgeted
 from kagglekit.pipelines.inputs import checked_test, usable_train
 from kagglekit.pipelines.multilabel_classification import (
@@ -69,6 +70,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     data = Path(config.data)
     if not (run_dir / "config.yaml").exists():  # a resumed run keeps the config it started with
         config.save(run_dir / "config.yaml")
+    devices = resolve_devices(config.device)
     classes, void = competition.classes, competition.void_label
     train, skipped = usable_train(cap_images(competition.load_train(data), config.segmentation.max_train_images))
     test = checked_test(competition.load_test(data))
@@ -78,14 +80,14 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     write_folds(run_dir, train, folds)
 
     # --- classification (kagglekit.pipelines.multilabel_classification) --------------------------------
-    fitted = fit_label_heads(competition, config, run_dir, train, groups, train_shas, folds)
+    fitted = fit_label_heads(competition, config, devices, run_dir, train, groups, train_shas, folds)
     oof, oof_labels, tuner, report = fitted.oof, fitted.oof_labels, fitted.tuner, fitted.report
 
     # --- segmentation: a segmenter per scored fold, trained on its training part, scored on the rest ---
     k, first = len(folds), train.subset(folds[0][0])
     config, time_plan = budgeted(config, run_dir, "segmentation", started,
-                                 functools.partial(Segmenter(len(classes) + 1, void, config,
-                                                             run_dir / "segmenter" / "fold0").timings,
+                                 functools.partial(Segmenter(len(classes) + 1, void, run_dir / "segmenter" / "fold0",
+                                                             devices=devices, **hyperparameters.segmenter(config)).timings,
                                                    first.paths, first.masks),
                                  segmentation_seconds(config.segmentation, config.tta, len(train) * (k - 1) // k,
                                                       len(train) // k + len(test), len(train) // k),
@@ -96,7 +98,8 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     with maps_writer(run_dir / OOF_MAPS, [train.ids[i] for i in rows], mask_classes(classes)) as kept:
         for k, (tr, va) in enumerate(scored):  # every scored image's maps kept, in the order of rows
             fit, valid = train.subset(tr), train.subset(va)
-            segmenter = Segmenter(len(classes) + 1, void, config, run_dir / "segmenter" / f"fold{k}")
+            segmenter = Segmenter(len(classes) + 1, void, run_dir / "segmenter" / f"fold{k}", devices=devices,
+                                  **hyperparameters.segmenter(config))
             segmenter.fit_once(fit.paths, fit.masks, valid.paths, valid.masks)  # valid only watched, never tuned on
             histories.append(segmenter.history)
             times.append(segmenter.time)
@@ -130,7 +133,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
         on_fold(k, score)
     predicting = time.perf_counter()
     with maps_writer(run_dir / TEST_MAPS, test.ids, mask_classes(classes)) as kept:
-        frame, test_proba = predict_with_proba(competition, config, run_dir, test, kept)
+        frame, test_proba = predict_with_proba(competition, config, devices, run_dir, test, kept)
     timing = usage(times, len(test), time.perf_counter() - predicting)
     submission = write_submission(frame, run_dir / "submission.csv")
     competition.validate(submission, data).raise_if_invalid()
@@ -160,20 +163,22 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
 
 def predict(competition: Competition, config: RunConfig, run_dir: Path, data: Path) -> pd.DataFrame:
     """The submission of a finished run, recomputed from its saved heads, thresholds and segmenter."""
-    return predict_with_proba(competition, config, run_dir, checked_test(competition.load_test(data)))[0]
+    return predict_with_proba(competition, config, resolve_devices(config.device), run_dir,
+                              checked_test(competition.load_test(data)))[0]
 
 
-def predict_with_proba(competition: Competition, config: RunConfig, run_dir: Path, test: ImageTable,
-                       on_proba: MapsWriter | None = None):
+def predict_with_proba(competition: Competition, config: RunConfig, devices: Devices, run_dir: Path,
+                       test: ImageTable, on_proba: MapsWriter | None = None):
     """(submission frame, test class probabilities) of checked test images, from what the run directory
     holds (``on_proba`` keeps the segmenters' probability maps); each image's label map is encoded as its
     rows as it is predicted, never all held."""
     n_classes = len(competition.classes)
-    proba = label_proba(config, run_dir, test, n_classes)
+    proba = label_proba(config, devices, run_dir, test, n_classes)
     post = read_postprocess(run_dir)
     labels = saved_tuner(post).predict(proba)
     allowed = allowed_classes(labels) if post["consistency"] else None
-    segmenters = saved_segmenters(n_classes + 1, competition.void_label, config, run_dir / "segmenter")
+    segmenters = saved_segmenters(run_dir / "segmenter", n_classes + 1, competition.void_label, devices=devices,
+                                  **hyperparameters.segmenter(config))
     maps = predict_label_maps(segmenters, test.paths, [image_size(p) for p in test.paths], config.tta, allowed,
                               on_proba)
     return competition.submission_frame(test.ids, labels, maps), proba

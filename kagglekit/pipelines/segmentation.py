@@ -34,9 +34,10 @@ from kagglekit.evaluation.folds import grouped_holdout
 from kagglekit.evaluation.reports import segmentation_report
 from kagglekit.evaluation.segmentation import mask_dice
 from kagglekit.learners import budget
+from kagglekit.learners.devices import Devices, resolve_devices
 from kagglekit.learners.segmenter import Segmenter, predict_label_maps, segmentation_seconds
 from kagglekit.learners.usage import usage
-from kagglekit.pipelines import FoldHook
+from kagglekit.pipelines import FoldHook, hyperparameters
 from kagglekit.pipelines.budgeting import budgeted
 from kagglekit.pipelines.classification import write_folds
 from kagglekit.pipelines.inputs import checked_test, usable_train
@@ -53,6 +54,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     data = Path(config.data)
     if not (run_dir / "config.yaml").exists():  # a resumed run keeps the config it started with
         config.save(run_dir / "config.yaml")
+    devices = resolve_devices(config.device)
     classes, void = competition.classes, competition.void_label
     train, skipped = usable_train(cap_images(competition.load_train(data), config.segmentation.max_train_images))
     test = checked_test(competition.load_test(data))
@@ -65,12 +67,14 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     })
 
     config, time_plan = budgeted(config, run_dir, "segmentation", started,
-                                 functools.partial(Segmenter(len(classes), void, config, run_dir / "segmenter").timings,
+                                 functools.partial(Segmenter(len(classes), void, run_dir / "segmenter", devices=devices,
+                                                             **hyperparameters.segmenter(config)).timings,
                                                    fit.paths, fit.masks),
                                  segmentation_seconds(config.segmentation, config.tta, len(fit), len(valid) + len(test),
                                                       len(valid)),
                                  1, 1)
-    segmenter = Segmenter(len(classes), void, config, run_dir / "segmenter")
+    segmenter = Segmenter(len(classes), void, run_dir / "segmenter", devices=devices,
+                          **hyperparameters.segmenter(config))
     segmenter.fit_once(fit.paths, fit.masks, valid.paths, valid.masks)
     truths = [read_label_map(m) for m in valid.masks]
     with maps_writer(run_dir / HOLDOUT_MAPS, valid.ids, classes) as kept:
@@ -82,7 +86,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
 
     predicting = time.perf_counter()
     with maps_writer(run_dir / TEST_MAPS, test.ids, classes) as kept:
-        frame = predict_images(competition, config, run_dir, test, kept)
+        frame = predict_images(competition, config, devices, run_dir, test, kept)
     submission = write_submission(frame, run_dir / "submission.csv")
     timing = usage([segmenter.time], len(test), time.perf_counter() - predicting)
     competition.validate(submission, data).raise_if_invalid()
@@ -102,14 +106,16 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
 
 def predict(competition: Competition, config: RunConfig, run_dir: Path, data: Path) -> pd.DataFrame:
     """The submission of a finished run, recomputed from its saved segmenter (the run writes this too)."""
-    return predict_images(competition, config, run_dir, checked_test(competition.load_test(data)))
+    return predict_images(competition, config, resolve_devices(config.device), run_dir,
+                          checked_test(competition.load_test(data)))
 
 
-def predict_images(competition: Competition, config: RunConfig, run_dir: Path, test: ImageTable,
+def predict_images(competition: Competition, config: RunConfig, devices: Devices, run_dir: Path, test: ImageTable,
                    on_proba: MapsWriter | None = None) -> pd.DataFrame:
     """The submission for checked test images, from the run's saved segmenter (``on_proba`` keeps the
     probability maps): each image's label map is encoded as its rows as it is predicted, never all held."""
-    segmenter = Segmenter(len(competition.classes), competition.void_label, config, run_dir / "segmenter").load()
+    segmenter = Segmenter(len(competition.classes), competition.void_label, run_dir / "segmenter", devices=devices,
+                          **hyperparameters.segmenter(config)).load()
     return competition.submission_frame(test.ids, predict_label_maps(
         [segmenter], test.paths, [image_size(p) for p in test.paths], config.tta, on_proba=on_proba))
 

@@ -52,8 +52,13 @@ class Exportable:
 
 
 def exportables(predictor: RunPredictor) -> list[Exportable]:
-    """What a run exports (see the module docstring)."""
+    """What a run exports (see the module docstring), composed under the devices its models were loaded under."""
     check_views(predictor)
+    with predictor.devices.scope():
+        return _exportables(predictor)
+
+
+def _exportables(predictor: RunPredictor) -> list[Exportable]:
     if isinstance(predictor, ClassifierPredictor):
         return [Exportable("model", ensemble_model(predictor), predictor.input_shape, predictor.predict_batch,
                            square_batch(predictor.config.image_size))]

@@ -31,8 +31,9 @@ from kagglekit.data.images import read_rgb
 from kagglekit.data.loaders import image_batches, resized_batch
 from kagglekit.data.masks import label_png
 from kagglekit.data.streams import decode_images, to_uint8
+from kagglekit.learners.devices import resolve_devices
 from kagglekit.learners.segmenter import label_maps, resize_image, saved_segmenters
-from kagglekit.pipelines import finetuning, resolve_learner
+from kagglekit.pipelines import finetuning, hyperparameters, resolve_learner
 from kagglekit.pipelines.classification import (
     ensemble_proba,
     feature_width,
@@ -78,7 +79,8 @@ def load_predictor(run_dir: Path, weights_dir: str | None = None) -> "RunPredict
 
 
 class RunPredictor:
-    """What every predictor shares: the run's config and competition, a lock, metadata, file reading."""
+    """What every predictor shares: the run's config and competition, its devices (``config.device``: what
+    its models are loaded and run under), a lock, metadata, file reading."""
 
     postprocess: dict | None = None  # a multi-label run's thresholds (``postprocess.json``)
 
@@ -86,6 +88,7 @@ class RunPredictor:
         self.run_dir = Path(run_dir)
         self.config = load_run_config(self.run_dir, weights_dir=weights_dir)
         self.competition = run_competition(self.run_dir)
+        self.devices = resolve_devices(self.config.device)
         self._lock = threading.Lock()
 
     def predict_images(self, images: list[np.ndarray]):
@@ -153,10 +156,12 @@ class ClassifierPredictor(ImageLevelPredictor):
         super().__init__(run_dir, weights_dir)
         self.classes: list[str] = read_json(self.run_dir / "classes.json", "classes")
         if resolve_learner(self.competition.task, self.config.train.learner) == "finetune":
-            self.networks, self.extractors = finetuning.predictors(self.config, self.run_dir, len(self.classes)), []
+            self.networks = finetuning.predictors(self.config, self.devices, self.run_dir, len(self.classes))
+            self.extractors = []
         else:
-            self.networks, self.extractors = [], input_extractors(self.config)
-            self.folds = load_fold_models(self.config, self.run_dir, feature_width(self.extractors[0]), len(self.classes))
+            self.networks, self.extractors = [], input_extractors(self.config, self.devices)
+            self.folds = load_fold_models(self.config, self.devices, self.run_dir, feature_width(self.extractors[0]),
+                                          len(self.classes))
 
     def file_batches(self, paths: list[Path]):
         """Fine-tuned networks read streamed shards: the same decode, without the shards."""
@@ -189,8 +194,9 @@ class LabelPredictor(ImageLevelPredictor):
         self.classes = list(self.competition.classes)
         self.postprocess = read_postprocess(self.run_dir)
         self.tuner = saved_tuner(self.postprocess)
-        (self.extractors,) = input_extractors(self.config)
-        self.heads = load_label_heads(self.config, self.run_dir, feature_width(self.extractors), len(self.classes))
+        (self.extractors,) = input_extractors(self.config, self.devices)
+        self.heads = load_label_heads(self.config, self.devices, self.run_dir, feature_width(self.extractors),
+                                      len(self.classes))
 
     def predict_batch(self, batch: np.ndarray) -> np.ndarray:
         """(n, classes) label probabilities for (n, S, S, 3) float32 RGB at the run's image size:
@@ -231,8 +237,9 @@ class SegmenterPredictor(RunPredictor):
         self.multilabel = self.competition.task == "multilabel-segmentation"
         # a multi-label run's masks hold background (0) and then its classes; a plain one only its classes
         self.mask_classes = ["background"] + self.classes if self.multilabel else self.classes
-        self.segmenters = saved_segmenters(len(self.mask_classes), self.competition.void_label, self.config,
-                                           self.run_dir / "segmenter")
+        self.segmenters = saved_segmenters(self.run_dir / "segmenter", len(self.mask_classes),
+                                           self.competition.void_label, devices=self.devices,
+                                           **hyperparameters.segmenter(self.config))
         if self.multilabel:
             self.labeller = LabelPredictor(run_dir, weights_dir)
             self.postprocess = self.labeller.postprocess

@@ -78,15 +78,14 @@ def test_drawn_values_become_typed_config_values(tmp_path):
 # --- the from-scratch CNN ----------------------------------------------------------------------------
 
 def test_the_scratch_cnn_trains_whole_from_the_first_epoch_and_is_never_frozen(tmp_path):
-    from kagglekit.core.config import AugmentConfig, DeviceConfig, FineTuneConfig, RunConfig, from_dict
+    from kagglekit.core.config import RunConfig, from_dict
     from kagglekit.core.errors import ConfigError
-    from kagglekit.learners.devices import resolve_devices
     from kagglekit.learners.features import FeatureExtractor
     from kagglekit.learners.finetune import FineTunedClassifier
     from kagglekit.models.segmentation import build_segmenter
 
-    learner = FineTunedClassifier("scratch_cnn", 32, 3, FineTuneConfig(epochs=3, head_epochs=1, top_epochs=1),
-                                  AugmentConfig(), 0.0, 0, tmp_path, resolve_devices(DeviceConfig()))
+    learner = FineTunedClassifier("scratch_cnn", 32, 3, tmp_path, epochs=3, head_epochs=1, top_epochs=1,
+                                  label_smoothing=0.0)
     model = learner.build()
     assert [(s.name, s.first_epoch, s.epochs, s.trainable_from) for s in learner.stages(model)] == [("all", 0, 3, 1)]
     rng = np.random.default_rng(0)

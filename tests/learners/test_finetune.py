@@ -166,10 +166,11 @@ def test_refit_trains_one_more_network_on_every_image_and_predicts_with_it(tmp_p
     assert np.array_equal(full_labels, train.labels)
     assert sum(held_out["fold0"].values()) == folds["fold_of"].count(0)
     assert full == fold0 + held_out["fold0"] and held_out["fold0"] - fold0  # including what fold 0 never trained on
+    from kagglekit.learners.devices import ONE_DEVICE
     from kagglekit.pipelines.finetuning import predictors
     from kagglekit.pipelines.rebuild import load_run_config
 
-    (network,) = predictors(load_run_config(run_dir), run_dir, 12)
+    (network,) = predictors(load_run_config(run_dir), ONE_DEVICE, run_dir, 12)
     assert network.workdir.name == "full"  # the submission comes from the refit alone
     out = tmp_path / "predicted.csv"
     assert main(["predict", str(run_dir), "--data", str(seedlings_small), "--out", str(out)]) == 0
@@ -246,13 +247,10 @@ def test_the_config_offers_exactly_the_registered_optimizers():
 
 
 def test_unfreezing_plan_covers_the_budget_and_leaves_the_stem_frozen(tmp_path):
-    from kagglekit.core.config import AugmentConfig, DeviceConfig, FineTuneConfig
-    from kagglekit.learners.devices import resolve_devices
     from kagglekit.learners.finetune import FineTunedClassifier
     from kagglekit.models.backbones import get_backbone
 
-    learner = FineTunedClassifier("efficientnet_lite0", 64, 3, FineTuneConfig(epochs=5, head_epochs=1, top_epochs=2),
-                                  AugmentConfig(), 0.1, 0, tmp_path, resolve_devices(DeviceConfig()))
+    learner = FineTunedClassifier("efficientnet_lite0", 64, 3, tmp_path, epochs=5, head_epochs=1, top_epochs=2)
     model = learner.build()
     stages = learner.stages(model)
     names = [layer.name for layer in model.layers]
@@ -262,8 +260,8 @@ def test_unfreezing_plan_covers_the_budget_and_leaves_the_stem_frozen(tmp_path):
     assert names[stages[1].trainable_from - 1] == spec.finetune_cut
     assert names[stages[2].trainable_from - 1] == spec.taps[0]  # freeze_stem: up to the first tap stays frozen
     assert stages[2].lower_until == stages[1].trainable_from  # lower LR below the cut only
-    short = FineTunedClassifier("efficientnet_lite0", 64, 3, FineTuneConfig(epochs=2, head_epochs=1, top_epochs=4),
-                                AugmentConfig(), 0.1, 0, tmp_path, resolve_devices(DeviceConfig())).stages(model)
+    short = FineTunedClassifier("efficientnet_lite0", 64, 3, tmp_path, epochs=2, head_epochs=1,
+                                top_epochs=4).stages(model)
     assert [(s.name, s.epochs) for s in short] == [("head", 1), ("top", 1)]
 
 
@@ -306,19 +304,16 @@ def test_an_epoch_stream_depends_only_on_seed_and_epoch(tmp_path):
 def test_a_run_killed_before_its_final_save_resumes_from_its_last_checkpoint(tmp_path):
     """Killed after the last epoch's checkpoint but before the final weights: the checkpoint's weights
     are loaded and saved as final, never a freshly initialised network."""
-    from kagglekit.core.config import AugmentConfig, DeviceConfig, FineTuneConfig
-    from kagglekit.learners.devices import resolve_devices
     from kagglekit.learners.checkpoints import CHECKPOINT
     from kagglekit.learners.finetune import FineTunedClassifier
 
     rng = np.random.default_rng(0)
     pixels, labels = rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8), rng.integers(0, 2, 16)
     images = shard_rows(tmp_path / "images", pixels, tmp_path / "cache")
-    cfg = FineTuneConfig(epochs=1, head_epochs=1, top_epochs=0, batch_size=8)
 
     def learner():
-        return FineTunedClassifier("efficientnet_lite0", 32, 2, cfg, AugmentConfig(), 0.1, 0, tmp_path / "net",
-                                   resolve_devices(DeviceConfig()))
+        return FineTunedClassifier("efficientnet_lite0", 32, 2, tmp_path / "net", epochs=1, head_epochs=1,
+                                   top_epochs=0, batch_size=8)
 
     trained = learner().fit(images, labels)
     expected = trained.predict_proba(images, ["identity"])

@@ -13,13 +13,13 @@ from PIL import Image
 from skimage import data
 from kagglekit.models.backbones import get_backbone
 from kagglekit.learners.head import HeadClassifier
-from kagglekit.core.config import TrainConfig
 model = get_backbone("efficientnet_lite0").build(224)
 image = np.asarray(Image.fromarray(data.chelsea()).resize((224, 224), Image.BILINEAR), dtype=np.float32)[None]
 features = keras.ops.convert_to_numpy(model(image))
 rng = np.random.default_rng(0)
 x = rng.normal(size=(120, 8)).astype(np.float32); y = (x[:, 0] > 0).astype(int)
-head = HeadClassifier(8, 2, TrainConfig(head_epochs=60, head_lr=0.03, patience=60), seed=0, workdir="{workdir}").fit(x[:90], y[:90], x[90:], y[90:])
+head = HeadClassifier(8, 2, "{workdir}", epochs=60, learning_rate=0.03, patience=60, seed=0)
+head.fit(x[:90], y[:90], x[90:], y[90:])
 accuracy = float((head.predict_proba(x[90:]).argmax(1) == y[90:]).mean())
 print(json.dumps({{"backend": keras.backend.backend(), "features": features[0, :64].tolist(), "accuracy": accuracy}}))
 """

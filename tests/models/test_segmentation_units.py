@@ -157,7 +157,6 @@ def test_segmenter_trains_a_fixed_budget_with_a_slower_unfrozen_encoder(tmp_path
     after its first epoch's checkpoint resumes there and ends with the uninterrupted fit's weights."""
     from PIL import Image
 
-    from kagglekit.core.config import RunConfig
     from kagglekit.learners import segmenter as module
     from kagglekit.learners.checkpoints import CHECKPOINT
     from kagglekit.learners.segmenter import Segmenter
@@ -170,9 +169,8 @@ def test_segmenter_trains_a_fixed_budget_with_a_slower_unfrozen_encoder(tmp_path
         Image.fromarray(labels).save(tmp_path / f"{i}_mask.png")
         paths.append(tmp_path / f"{i}.png")
         masks.append(tmp_path / f"{i}_mask.png")
-    config = RunConfig.model_validate({"segmentation": {"input_size": [64, 64], "epochs": 2, "batch_size": 2,
-                                                        "freeze_encoder": False, "encoder_lr_factor": 0.25}})
-    first = Segmenter(3, None, config, tmp_path / "a").fit(paths, masks, paths[:2], masks[:2])
+    params = dict(input_size=(64, 64), epochs=2, batch_size=2, freeze_encoder=False, encoder_lr_factor=0.25, seed=42)
+    first = Segmenter(3, None, tmp_path / "a", **params).fit(paths, masks, paths[:2], masks[:2])
     factors = first.model.optimizer.lr_multipliers
     assert factors["stem_conv"] == 0.25 and "aspp_proj_conv" not in factors  # encoder slower, decoder not
     assert len(first.history["loss"]) == 2 and "val_loss" in first.history  # no early stop: the whole budget
@@ -186,10 +184,10 @@ def test_segmenter_trains_a_fixed_budget_with_a_slower_unfrozen_encoder(tmp_path
 
     monkeypatch.setattr(module, "write_checkpoint", killed_after_epoch_1)
     with pytest.raises(Killed):
-        Segmenter(3, None, config, tmp_path / "b").fit(paths, masks)  # without validation images
+        Segmenter(3, None, tmp_path / "b", **params).fit(paths, masks)  # without validation images
     monkeypatch.undo()
     assert json.loads((tmp_path / "b" / CHECKPOINT).read_text())["epoch"] == 1
-    second = Segmenter(3, None, config, tmp_path / "b").fit(paths, masks)
+    second = Segmenter(3, None, tmp_path / "b", **params).fit(paths, masks)
     assert second.time.epochs == 1 and second.history["loss"] == first.history["loss"]  # resumed at epoch 2
     assert second.model.optimizer.iterations.numpy() == 4 and not (tmp_path / "b" / CHECKPOINT).exists()
     for a, b in zip(first.model.get_weights(), second.model.get_weights()):

@@ -15,7 +15,7 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from helpers import shard_rows  # noqa: E402
 
-from kagglekit.core.config import AugmentConfig, DeviceConfig, FineTuneConfig  # noqa: E402
+from kagglekit.core.config import AugmentConfig, DeviceConfig  # noqa: E402
 from kagglekit.learners.devices import resolve_devices  # noqa: E402
 from kagglekit.learners.finetune import FineTunedClassifier  # noqa: E402
 
@@ -28,11 +28,11 @@ labels = rng.integers(0, 3, 64)
 # from a one-device run's; that is a real difference, not an error, and would hide the one tested here
 augment = AugmentConfig(horizontal_flip=False, vertical_flip=False, rotation=0, shift=0, shear=0, zoom=0,
                         channel_shift=0, crop=False)
-cfg = FineTuneConfig(epochs=2, head_epochs=1, top_epochs=0, batch_size=16, dropout=0.0, lr=2e-4)
 out = {}
 for strategy in ("none", "mirrored"):
     devices = resolve_devices(DeviceConfig(strategy=strategy))
-    model = FineTunedClassifier("efficientnet_lite0", 64, 3, cfg, augment, 0.1, 3, work / strategy, devices)
+    model = FineTunedClassifier("efficientnet_lite0", 64, 3, work / strategy, epochs=2, head_epochs=1, top_epochs=0,
+                                batch_size=16, dropout=0.0, lr=2e-4, augment=augment, seed=3, devices=devices)
     model.fit(images, labels)
     out[strategy] = {"replicas": devices.replicas, "proba": model.predict_proba(images.subset(range(16)), ["identity"]),
                      "loss": model.history["loss"]}
