@@ -78,8 +78,8 @@ def timings(model, stream, forward, loss, scope=None) -> tuple[float, float]:
         step = (ends[-1] - ends[WARM_STEPS - 1]) / (len(ends) - WARM_STEPS)
     batches = (batch[0] if isinstance(batch, tuple) else batch for batch in forward.take(FORWARD_BATCHES))
     first = next(batches)
-    # ``predict`` as the learners call it (its per-call overhead counted): a third of a seedlings run's predicting
-    # time was missing when timed with ``predict_on_batch`` on random pixels (0.012 s an image against 0.03)
+    # ``predict`` as the learners call it, its per-call overhead counted: timed with ``predict_on_batch`` on random
+    # pixels, a seedlings run planned 0.012 s an image's view and took 0.03
     model.predict(first, batch_size=len(first), verbose=0)  # traces the forward function
     started, seen = time.perf_counter(), 0
     for pixels in batches:
