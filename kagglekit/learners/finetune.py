@@ -49,6 +49,7 @@ MIN_WARMUP_STEPS = 10
 PROBE_C = 0.1
 #: Images decoded at once for prediction.
 PREDICT_CHUNK = 256
+HISTORY = "history.json"  # in the workdir: a finished fit's losses per epoch (the learner's file, not the run's)
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,7 @@ class FineTunedClassifier:
         if self.cfg.ema:
             self.model.optimizer.swap_in_ema(self.model.trainable_variables)
         save_weights(self.model, self.weights_path)
-        atomic_write_json(self.workdir / "history.json", self.history)
+        atomic_write_json(self.workdir / HISTORY, self.history)
         clear_checkpoints(self.workdir)
         return self
 

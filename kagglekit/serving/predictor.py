@@ -43,6 +43,7 @@ from kagglekit.pipelines.classification import (
 from kagglekit.pipelines.inputs import require_readable
 from kagglekit.pipelines.multilabel_classification import load_label_heads, read_postprocess, saved_tuner
 from kagglekit.pipelines.rebuild import load_run_config, run_competition
+from kagglekit.runs.layout import RUN_FILES
 
 BATCH = 32  # images per model call: bounds memory for any number of files
 
@@ -104,8 +105,8 @@ class RunPredictor:
 
     def metadata(self) -> dict:
         """What a client needs to trust and use the model: competition, classes, input, CV, provenance."""
-        metrics = read_json(self.run_dir / "metrics.json", "metrics")
-        provenance = self.run_dir / "provenance.json"
+        metrics = read_json(self.run_dir / RUN_FILES.metrics, "metrics")
+        provenance = self.run_dir / RUN_FILES.provenance
         config = self.config
         return {
             "run": self.run_dir.name, "competition": self.competition.name, "task": self.competition.task,
@@ -151,7 +152,7 @@ class ClassifierPredictor(ImageLevelPredictor):
 
     def __init__(self, run_dir: Path, weights_dir: str | None = None):
         super().__init__(run_dir, weights_dir)
-        self.classes: list[str] = read_json(self.run_dir / "classes.json", "classes")
+        self.classes: list[str] = read_json(self.run_dir / RUN_FILES.classes, "classes")
         if resolve_learner(self.competition.task, self.config.train.learner) == "finetune":
             self.networks, self.extractors = finetuning.predictors(self.config, self.run_dir, len(self.classes)), []
         else:
@@ -232,7 +233,7 @@ class SegmenterPredictor(RunPredictor):
         # a multi-label run's masks hold background (0) and then its classes; a plain one only its classes
         self.mask_classes = ["background"] + self.classes if self.multilabel else self.classes
         self.segmenters = saved_segmenters(len(self.mask_classes), self.competition.void_label, self.config,
-                                           self.run_dir / "segmenter")
+                                           self.run_dir / RUN_FILES.segmenter)
         if self.multilabel:
             self.labeller = LabelPredictor(run_dir, weights_dir)
             self.postprocess = self.labeller.postprocess
