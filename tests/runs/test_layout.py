@@ -95,3 +95,14 @@ def test_a_run_of_a_newer_format_is_refused_by_name(tmp_path):
     path.write_text(json.dumps({FORMAT_KEY: "two"}))
     with pytest.raises(DataError, match="not a format version"):
         format_version(tmp_path)
+
+
+def test_the_docs_table_is_the_schema():
+    """docs/run-directory.md's table of entries is what RUN_FILES says (the failure prints the table to paste)."""
+    rows = ["| entry | in every | what it holds | written by | read by |", "|---|---|---|---|---|"]
+    for e in ENTRIES:
+        rows.append(f"| `{e.name}{'/' if e.folder else ''}` | {', '.join(e.always) or '-'} | {e.description} | "
+                    f"{', '.join(e.writers) or '-'} | {', '.join(e.readers) or '-'} |")
+    page = (PACKAGE.parent / "docs" / "run-directory.md").read_text(encoding="utf-8")
+    written = [line for line in page.splitlines() if line.startswith("|")]
+    assert written == rows, "docs/run-directory.md's table is out of date; it should be:\n" + "\n".join(rows)
