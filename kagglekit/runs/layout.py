@@ -71,7 +71,7 @@ PLOTS = "plots"
 
 @dataclass(frozen=True)
 class RunLayout:
-    """The names of a run directory's entries (``run_dir / RUN_FILES.metrics``); ``entries()`` describes them."""
+    """The names of a run directory's entries (``run_dir / RUN_FILES.<entry>``); ``entries()`` describes them."""
 
     # -- every run and blend ------------------------------------------------------------------------------
     provenance: str = _entry(
