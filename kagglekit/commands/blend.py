@@ -11,6 +11,7 @@ from pathlib import Path
 from kagglekit.commands.options import data_folder, run_folder
 from kagglekit.core.errors import ConfigError
 from kagglekit.core.fileio import atomic_write_text
+from kagglekit.runs.layout import RUN_FILES
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ def main(args) -> int:
     from kagglekit.pipelines import blend, blend_multilabel_segmentation, blend_segmentation
     from kagglekit.pipelines.blend import BlendConfig
     from kagglekit.pipelines.rebuild import run_competition
-    from kagglekit.runs.rundir import BLEND_CONFIG, COMPETITION_FILE, new_run_dir
+    from kagglekit.runs.rundir import new_run_dir
 
     if len(set(p.resolve() for p in args.runs)) < 2:
         raise ConfigError("a blend needs two or more different run directories")
@@ -53,9 +54,9 @@ def main(args) -> int:
     config = BlendConfig(competition=first.config.competition, members=[str(m.run_dir) for m in members],
                          method=args.method, output_dir=str(output), data=str(data))
     run_dir = new_run_dir(config, competition.name)
-    atomic_write_text(run_dir / BLEND_CONFIG, config.model_dump_json(indent=1) + "\n")
-    if (first.run_dir / COMPETITION_FILE).is_file():  # the blend explains itself like its members
-        (run_dir / COMPETITION_FILE).write_bytes((first.run_dir / COMPETITION_FILE).read_bytes())
+    atomic_write_text(run_dir / RUN_FILES.blend_config, config.model_dump_json(indent=1) + "\n")
+    if (first.run_dir / RUN_FILES.competition).is_file():  # the blend explains itself like its members
+        (run_dir / RUN_FILES.competition).write_bytes((first.run_dir / RUN_FILES.competition).read_bytes())
     result = pipeline.run(competition, members, args.method, run_dir, data)
     for member, scores in result.extra["members"].items():
         print(f"member {Path(member).name}: CV {result.metric} {scores['cv_mean']:.4f} ± {scores['cv_std']:.4f}")

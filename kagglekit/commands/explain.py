@@ -13,6 +13,7 @@ import numpy as np
 
 from kagglekit.commands.options import image_paths, integer, run_folder, weights_folder
 from kagglekit.core.errors import ConfigError
+from kagglekit.runs.layout import RUN_FILES
 
 #: Images per picture: more are drawn on further pages (``page_path``), so memory never grows with their number
 PAGE = 16
@@ -48,10 +49,10 @@ def main(args) -> int:
         raise ConfigError(f"--class {args.target!r} is not one of the run's classes: {', '.join(classes)}")
     truths = None
     if args.worst:
-        mistakes = args.run_dir / "mistakes.csv"
+        mistakes = args.run_dir / RUN_FILES.mistakes
         if classifier.multilabel or not mistakes.is_file():
-            raise ConfigError(f"{args.run_dir}: no mistakes.csv (written by single-label runs since error analysis); "
-                              "pass --images")
+            raise ConfigError(f"{args.run_dir}: no {RUN_FILES.mistakes} (written by single-label runs since error "
+                              "analysis); pass --images")
         table = pd.read_csv(mistakes, dtype=str).head(args.worst)
         paths, truths = [Path(p) for p in table["image"]], [classes.index(t) for t in table["true"]]
     else:

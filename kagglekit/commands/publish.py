@@ -12,6 +12,7 @@ from kagglekit.kaggle.client import KaggleService
 from kagglekit.kaggle.submit import SubmitPolicy, describe
 from kagglekit.kaggle.submit_code import submit_kernel
 from kagglekit.pipelines.rebuild import run_competition
+from kagglekit.runs.layout import RUN_FILES
 from kagglekit.runs.ledger import Ledger, default_ledger_path
 
 
@@ -53,10 +54,10 @@ def main(args) -> int:
     record = published.record
     print(f"dataset:  {record['dataset']} version {record['dataset_version']}")
     print(f"notebook: {published.kernel} ({record['accelerator']}): complete; its {published.output.name} equals "
-          f"the run's ({record['output_matches']}); recorded in {args.run / 'publish.json'}")
+          f"the run's ({record['output_matches']}); recorded in {args.run / RUN_FILES.publish}")
     if not args.submit:
         return 0
-    metrics = json.loads((args.run / "metrics.json").read_text(encoding="utf-8"))
+    metrics = json.loads((args.run / RUN_FILES.metrics).read_text(encoding="utf-8"))
     text = f"{args.run.name}: CV {metrics['metric']} {metrics['cv_mean']:.4f} ± {metrics['cv_std']:.4f}"
     row = submit_kernel(service, Ledger(args.ledger), competition, published.kernel, published.output,
                         f"{text} - {args.message}" if args.message else text, run_id=args.run.name,

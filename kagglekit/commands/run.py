@@ -21,9 +21,10 @@ from kagglekit.kaggle.submit import describe, submit_file
 from kagglekit.models.weights import weight_dirs
 from kagglekit.pipelines import get_pipeline, resolve_learner
 from kagglekit.pipelines.rebuild import load_run_config, run_competition
+from kagglekit.runs.layout import RUN_FILES
 from kagglekit.runs.ledger import Ledger, LedgerError, default_ledger_path
 from kagglekit.runs.result import RunResult
-from kagglekit.runs.rundir import COMPETITION_FILE, new_run_dir
+from kagglekit.runs.rundir import new_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ def main(args) -> int:
         competition, config = resolve_run(args)
         run_dir = new_run_dir(config, competition.name)
         if Path(config.competition).suffix in (".yaml", ".yml"):  # the run directory must explain itself
-            shutil.copyfile(config.competition, run_dir / COMPETITION_FILE)
+            shutil.copyfile(config.competition, run_dir / RUN_FILES.competition)
     log.info("%s → %s", competition.describe(), run_dir)
     result = get_pipeline(competition.task, config.train.learner)(competition, config, run_dir)
     print(f"CV {result.metric}: {result.cv_mean:.4f} ± {result.cv_std:.4f} "

@@ -12,6 +12,7 @@ from kagglekit.commands.options import competition_ref
 from kagglekit.competitions.discovery import get_competition
 from kagglekit.core.fileio import atomic_write_json
 from kagglekit.evaluation.trust import trust_report
+from kagglekit.runs.layout import RUN_FILES
 from kagglekit.runs.ledger import Ledger, default_ledger_path
 from kagglekit.submission.writer import read_csv_strings
 
@@ -60,7 +61,7 @@ def submitted_values(history: pd.DataFrame, competition):
     folders = dict(zip(history.run_id, history.run_dir))
 
     def values(run_id: str) -> pd.Series | None:
-        path = Path(folders.get(run_id) or "") / "submission.csv"
+        path = Path(folders.get(run_id) or "") / RUN_FILES.submission
         if not path.is_file():
             return None
         frame = read_csv_strings(path)

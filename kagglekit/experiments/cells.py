@@ -18,9 +18,12 @@ import yaml
 
 from kagglekit.core.config import RunConfig, from_dict
 from kagglekit.core.fileio import atomic_write_json, atomic_write_text
+from kagglekit.runs.layout import RUN_FILES
 
 LOG_TAIL = 15  # lines of a failed run's log quoted in its error
 WALL = "wall.json"
+#: The cell's run config, which the child reads (``--config``); the run directory keeps its own resolved copy.
+CELL_CONFIG = "config.yaml"
 
 
 @dataclass
@@ -39,7 +42,7 @@ def finished_run(output_dir: Path, competition: str) -> tuple[Path | None, bool]
     runs = sorted(p for p in (output_dir / competition).glob("*") if p.is_dir()) if output_dir.is_dir() else []
     if not runs:
         return None, False
-    return runs[-1], (runs[-1] / "metrics.json").is_file()
+    return runs[-1], (runs[-1] / RUN_FILES.metrics).is_file()
 
 
 def run_cell(competition_ref: str, competition: str, config: dict, folder: Path, data: str,
@@ -48,8 +51,8 @@ def run_cell(competition_ref: str, competition: str, config: dict, folder: Path,
     output_dir = folder / "runs"
     run_dir, done = finished_run(output_dir, competition)
     if not done:
-        from_dict(RunConfig, config, where=str(folder / "config.yaml"))  # a bad cell fails here, not in a child
-        config_file = folder / "config.yaml"
+        from_dict(RunConfig, config, where=str(folder / CELL_CONFIG))  # a bad cell fails here, not in a child
+        config_file = folder / CELL_CONFIG
         atomic_write_text(config_file, yaml.safe_dump(config, sort_keys=False))
         command = [sys.executable, "-m", "kagglekit", "run", competition_ref, "--data", data]
         command += ["--resume", str(run_dir)] if run_dir else ["--config", str(config_file), "--output-dir", str(output_dir)]
@@ -64,7 +67,7 @@ def run_cell(competition_ref: str, competition: str, config: dict, folder: Path,
         if code != 0 or not done:
             tail = "\n".join(log_file.read_text(encoding="utf-8", errors="replace").splitlines()[-LOG_TAIL:])
             return Outcome(run_dir, None, wall_seconds(folder), f"`kagglekit run` exited with {code}; see {log_file}:\n{tail}")
-    metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    metrics = json.loads((run_dir / RUN_FILES.metrics).read_text(encoding="utf-8"))
     return Outcome(run_dir, metrics, wall_seconds(folder) or metrics.get("seconds", 0.0))
 
 

@@ -21,6 +21,7 @@ from kagglekit.core.errors import ConfigError
 from kagglekit.core.fileio import atomic_write_json, atomic_write_text
 from kagglekit.core.progress import progress
 from kagglekit.experiments.cells import run_cell
+from kagglekit.runs.layout import RUN_FILES
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +118,8 @@ class Comparison:
 
         atomic_write_text(self.folder / "comparison.csv", table.to_csv(index=False))
         atomic_write_text(self.folder / "comparison.md", markdown(table, self.price_per_hour))
-        metric = next((json.loads((Path(d) / "metrics.json").read_text())["metric"] for d in table.run_dir
-                       if d and (Path(d) / "metrics.json").is_file()), "score")
+        metric = next((json.loads((Path(d) / RUN_FILES.metrics).read_text())["metric"] for d in table.run_dir
+                       if d and (Path(d) / RUN_FILES.metrics).is_file()), "score")
         done = table[table.status == "done"]
         if len(done):
             score_heatmap(done, self.folder / "comparison.png",

@@ -31,6 +31,7 @@ from kagglekit.core.errors import ConfigError
 from kagglekit.core.fileio import atomic_write_json, atomic_write_text
 from kagglekit.experiments.cells import finished_run
 from kagglekit.experiments.space import SearchSpace
+from kagglekit.runs.layout import RUN_FILES
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def trial(params: dict, study: Study, threads: int) -> None:
     where = placement()
     run_dir, done = finished_run(output, study.competition)
     if done:  # finished before the study was interrupted: report it again
-        metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+        metrics = json.loads((run_dir / RUN_FILES.metrics).read_text(encoding="utf-8"))
         tune.report({METRIC: metrics["cv_mean"], "cv_std": metrics["cv_std"], "folds": len(metrics["fold_scores"]),
                      FINISHED: True, "run_dir": str(run_dir), **where})
         return

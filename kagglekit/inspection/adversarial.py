@@ -28,6 +28,7 @@ import pandas as pd
 from kagglekit.core.errors import ConfigError
 from kagglekit.learners.thresholds import ThresholdTuner
 from kagglekit.models.gradients import gradient
+from kagglekit.runs.layout import RUN_FILES
 
 #: Pixels attacked at a time (four 224 x 224 images): a gradient holds every activation of its batch (a head
 #: run's composed Lite0 at 224 px: about 0.37 GB an image), so memory follows this, never ``--count``.
@@ -190,16 +191,16 @@ def attack_sets(run_dir: Path, count: int, weights_dir: str | None = None) -> di
     if competition.task == "segmentation":
         from kagglekit.learners.segmenter import saved_segmenters
 
-        held = json.loads((run_dir / "data_report.json").read_text())["valid_ids"][:count]
-        (segmenter,) = saved_segmenters(run_dir / "segmenter", len(competition.classes), competition.void_label,
+        held = json.loads((run_dir / RUN_FILES.data_report).read_text())["valid_ids"][:count]
+        (segmenter,) = saved_segmenters(run_dir / RUN_FILES.segmenter, len(competition.classes), competition.void_label,
                                         devices=resolve_devices(config.device), **hyperparameters.segmenter(config))
         return {"masks": segmenter_set(segmenter, train, [where[i] for i in held], list(competition.classes),
                                        competition.void_label)}
     from kagglekit.pipelines.differentiable import load_classifier
 
-    folds = run_dir / "folds.json"
+    folds = run_dir / RUN_FILES.folds_file
     if not folds.is_file():
-        raise ConfigError(f"{run_dir}: no folds.json (a run from before attacks covered it); run it again")
+        raise ConfigError(f"{run_dir}: no {RUN_FILES.folds_file} (a run from before attacks covered it); run it again")
     assignment = json.loads(folds.read_text())
     rows = [where[i] for i, fold in zip(assignment["ids"], assignment["fold_of"]) if fold == 0][:count]
     classifier = load_classifier(run_dir, weights_dir)
@@ -213,7 +214,7 @@ def attack_sets(run_dir: Path, count: int, weights_dir: str | None = None) -> di
     if competition.task == "multilabel-segmentation":
         from kagglekit.learners.segmenter import saved_segmenters
 
-        segmenters = saved_segmenters(run_dir / "segmenter", len(competition.classes) + 1, competition.void_label,
+        segmenters = saved_segmenters(run_dir / RUN_FILES.segmenter, len(competition.classes) + 1, competition.void_label,
                                       devices=resolve_devices(config.device), **hyperparameters.segmenter(config))
         sets["masks"] = segmenter_set(segmenters[0], train, rows, ["background", *competition.classes],
                                       competition.void_label)

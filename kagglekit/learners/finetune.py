@@ -50,6 +50,7 @@ MIN_WARMUP_STEPS = 10
 PROBE_C = 0.1
 #: Images decoded at once for prediction.
 PREDICT_CHUNK = 256
+HISTORY = "history.json"  # in the workdir: a finished fit's losses per epoch (the learner's file, not the run's)
 
 
 @dataclass(frozen=True)
@@ -196,7 +197,7 @@ class FineTunedClassifier(Params):
         if self.ema:
             self.model.optimizer.swap_in_ema(self.model.trainable_variables)
         save_weights(self.model, self.weights_path)
-        atomic_write_json(self.workdir / "history.json", self.history)
+        atomic_write_json(self.workdir / HISTORY, self.history)
         clear_checkpoints(self.workdir)
         return self
 

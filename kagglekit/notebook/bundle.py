@@ -23,10 +23,9 @@ from kagglekit.models.backbones import get_backbone
 from kagglekit.models.weights import find_weights_file, where_weights_go
 from kagglekit.notebook.bootstrap import BUNDLE_MANIFEST
 from kagglekit.notebook.wheel import write_source_wheel
+from kagglekit.runs.layout import RUN_FILES
 
 BUNDLE_FORMAT = 1
-#: publish.py's record in a run directory: it describes the bundle's upload, so it is never part of it.
-PUBLISH_FILE = "publish.json"
 
 
 @dataclass(frozen=True)
@@ -39,12 +38,13 @@ def write_bundle(competition: Competition, run_dir: Path, out: Path, weights_dir
     """(Re)write the inputs folder ``out`` for ``run_dir``; pretrained weights are looked up as building
     the backbone would (``weights_dir``, else the run's, then $KAGGLEKIT_WEIGHTS_DIR and the caches)."""
     run_dir, out = Path(run_dir), Path(out)
-    config = RunConfig.load(run_dir / "config.yaml")
+    config = RunConfig.load(run_dir / RUN_FILES.config)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
     wheel = write_source_wheel(out)
-    shutil.copytree(run_dir, out / "run", ignore=lambda folder, names: [PUBLISH_FILE] if Path(folder) == run_dir else [])
+    shutil.copytree(run_dir, out / "run",
+                    ignore=lambda folder, names: [RUN_FILES.publish] if Path(folder) == run_dir else [])
     (out / "weights").mkdir()
     for path in backbone_weight_files(config.backbones, weights_dir or config.weights_dir):
         shutil.copy2(path, out / "weights" / path.name)

@@ -23,10 +23,11 @@ from kagglekit.notebook import kaggle_metadata, report
 from kagglekit.notebook.bundle import write_bundle
 from kagglekit.notebook.render import render_notebook, template_text
 from kagglekit.pipelines.rebuild import run_competition
-from kagglekit.runs.provenance import PROVENANCE_FILE, source_digest
+from kagglekit.runs.layout import RUN_FILES
+from kagglekit.runs.provenance import source_digest
 
 #: What a run directory must hold for a notebook (the report reads them; predict_run reads the rest).
-RUN_FILES = ("config.yaml", "metrics.json", "data_report.json", "submission.csv")
+REQUIRED = (RUN_FILES.config, RUN_FILES.metrics, RUN_FILES.data_report, RUN_FILES.submission)
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,8 @@ def generate_notebook(competition: Competition, run_dir: Path, out_dir: Path = P
 
 def build_notebook(competition: Competition, run_dir: Path, bundle_name: str, kagglekit_version: str,
                    code_note: str, ledger_path: Path | None) -> nbformat.NotebookNode:
-    metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
-    config = RunConfig.load(run_dir / "config.yaml")
+    metrics = json.loads((run_dir / RUN_FILES.metrics).read_text(encoding="utf-8"))
+    config = RunConfig.load(run_dir / RUN_FILES.config)
     plots, images = report.plots_section(run_dir)
     values = {
         "title": f"{competition.title}: kagglekit run {run_dir.name}",
@@ -95,7 +96,7 @@ def build_notebook(competition: Competition, run_dir: Path, bundle_name: str, ka
 
 def check_code(run_dir: Path, allow_code_change: bool) -> str:
     """How the packaged code relates to the run's (a sentence for the notebook); refuse a mismatch."""
-    path = run_dir / PROVENANCE_FILE
+    path = run_dir / RUN_FILES.provenance
     made_by = json.loads(path.read_text(encoding="utf-8"))["source_sha256"] if path.is_file() else None
     now = source_digest()
     if made_by == now:
@@ -109,7 +110,7 @@ def check_code(run_dir: Path, allow_code_change: bool) -> str:
 
 
 def check_run_dir(competition: Competition, run_dir: Path) -> None:
-    missing = [name for name in RUN_FILES if not (run_dir / name).is_file()]
+    missing = [name for name in REQUIRED if not (run_dir / name).is_file()]
     if missing:
         raise DataError(f"{run_dir}: not a finished run directory (missing {', '.join(missing)})")
     ran = run_competition(run_dir).name  # a run of a competition YAML file keeps a copy of it

@@ -25,8 +25,8 @@ from kagglekit.core.fileio import atomic_write_json, sha256_file
 from kagglekit.kaggle.client import KaggleService
 from kagglekit.kaggle.datasets import publish_dataset
 from kagglekit.kaggle.kernels import KernelVersion, fetch_output, push_kernel, wait_for_kernel
-from kagglekit.notebook.bundle import PUBLISH_FILE
 from kagglekit.notebook.generate import generate_notebook
+from kagglekit.runs.layout import RUN_FILES
 from kagglekit.submission.writer import read_csv_strings
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def publish_run(service: KaggleService, competition: Competition, run_dir: Path,
     """Publish ``run_dir``'s notebook and inputs, run it on Kaggle (at most ``timeout`` seconds) and check its
     output; DataError naming the rows when the output differs from the run's submission."""
     run_dir = Path(run_dir)
-    accelerator = accelerator or default_accelerator(RunConfig.load(run_dir / "config.yaml"))
+    accelerator = accelerator or default_accelerator(RunConfig.load(run_dir / RUN_FILES.config))
     made = generate_notebook(competition, run_dir, out_dir, weights_dir, ledger_path, kernel_metadata=True,
                              owner=service.credentials.username, allow_code_change=allow_code_change,
                              enable_gpu=accelerator == "gpu")
@@ -79,7 +79,7 @@ def publish_run(service: KaggleService, competition: Competition, run_dir: Path,
         output = fetch_output(service, kernel, out_dir / f"{made.notebook.stem}-output") / OUTPUT
         if not output.is_file():
             raise KaggleError(f"notebook {kernel} ran, but its output has no {OUTPUT}; look at its log on Kaggle")
-        how = compare_submissions(output, run_dir / "submission.csv", competition.id_column, str(kernel))
+        how = compare_submissions(output, run_dir / RUN_FILES.submission, competition.id_column, str(kernel))
     except (KaggleError, DataError) as exc:
         if not getattr(exc, "transient", False):  # still running: publish again picks it up
             write_record(run_dir, {**record, "status": "error", "error": str(exc).splitlines()[0]})
@@ -116,7 +116,7 @@ def compare_submissions(output: Path, expected: Path, id_column: str, kernel: st
 
 
 def read_record(run_dir: Path) -> dict:
-    path = Path(run_dir) / PUBLISH_FILE
+    path = Path(run_dir) / RUN_FILES.publish
     try:
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     except ValueError:
@@ -125,5 +125,5 @@ def read_record(run_dir: Path) -> dict:
 
 
 def write_record(run_dir: Path, record: dict) -> dict:
-    atomic_write_json(Path(run_dir) / PUBLISH_FILE, record)
+    atomic_write_json(Path(run_dir) / RUN_FILES.publish, record)
     return record

@@ -14,6 +14,7 @@ import pandas as pd
 import yaml
 
 from kagglekit.competitions.contract import Competition
+from kagglekit.runs.layout import RUN_FILES
 from kagglekit.submission.writer import read_csv_strings
 
 KAGGLE_COMPETITION_URL = "https://www.kaggle.com/competitions/{slug}"
@@ -35,7 +36,7 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 
 def competition_section(competition: Competition, run_dir: Path) -> str:
-    submission = read_csv_strings(run_dir / "submission.csv")
+    submission = read_csv_strings(run_dir / RUN_FILES.submission)
     shown = submission.head(3).map(lambda v: v if len(v) <= MAX_VALUE else v[:MAX_VALUE] + "...")  # e.g. long RLE masks
     head = shown.to_csv(index=False, lineterminator="\n")
     url = KAGGLE_COMPETITION_URL.format(slug=competition.slug)
@@ -50,7 +51,7 @@ def competition_section(competition: Competition, run_dir: Path) -> str:
 
 
 def data_section(run_dir: Path) -> str:
-    report = _read_json(run_dir / "data_report.json")
+    report = _read_json(run_dir / RUN_FILES.data_report)
     bullets, tables = [], []
     for key, value in report.items():
         label = key.replace("_", " ")
@@ -66,7 +67,7 @@ def data_section(run_dir: Path) -> str:
 
 
 def design_section(run_dir: Path) -> str:
-    text = (run_dir / "config.yaml").read_text(encoding="utf-8")
+    text = (run_dir / RUN_FILES.config).read_text(encoding="utf-8")
     config = yaml.safe_load(text)
     learner = (config.get("train") or {}).get("learner")
     specific = [
@@ -100,14 +101,14 @@ def design_section(run_dir: Path) -> str:
         if value is not None:
             bullets.append(f"- {label}: {_format(value)}")
     return (
-        "## Design choices\n\nThe run's configuration (`config.yaml`, a kagglekit `RunConfig`); "
+        f"## Design choices\n\nThe run's configuration (`{RUN_FILES.config}`, a kagglekit `RunConfig`); "
         "the notebook predicts with exactly this.\n\n" + "\n".join(bullets)
-        + f"\n\n<details><summary>full config.yaml</summary>\n\n```yaml\n{text}```\n\n</details>"
+        + f"\n\n<details><summary>full {RUN_FILES.config}</summary>\n\n```yaml\n{text}```\n\n</details>"
     )
 
 
 def cv_section(run_dir: Path) -> str:
-    metrics = _read_json(run_dir / "metrics.json")
+    metrics = _read_json(run_dir / RUN_FILES.metrics)
     metric = metrics["metric"]
     folds = markdown_table(pd.DataFrame({"fold": range(len(metrics["fold_scores"])),
                                          metric: [float(s) for s in metrics["fold_scores"]]}))
@@ -115,7 +116,7 @@ def cv_section(run_dir: Path) -> str:
     extra = [f"- {k.replace('_', ' ')}: {_format(v)}" for k, v in metrics.items() if k not in shown]
     return (
         f"## Cross-validation\n\n**CV {metric}: {metrics['cv_mean']:.4f} ± {metrics['cv_std']:.4f}** "
-        f"over {len(metrics['fold_scores'])} folds (`metrics.json`).\n\n{_baseline(metrics)}{folds}\n\n"
+        f"over {len(metrics['fold_scores'])} folds (`{RUN_FILES.metrics}`).\n\n{_baseline(metrics)}{folds}\n\n"
         + "\n".join(extra) + _time_table(metrics)
     )
 
@@ -148,7 +149,7 @@ def _time_table(metrics: dict) -> str:
 
 def plots_section(run_dir: Path) -> tuple[str, dict[str, bytes]]:
     """Markdown showing every plot of the run as a cell attachment, and the attachments."""
-    plots = sorted((run_dir / "plots").glob("*.png"))
+    plots = sorted((run_dir / RUN_FILES.plots).glob("*.png"))
     if not plots:
         return "## Plots\n\nThe run saved no plots.", {}
     images = "\n\n".join(f"**{p.stem.replace('_', ' ')}**\n\n![{p.stem}](attachment:{p.name})" for p in plots)

@@ -89,9 +89,10 @@ print(f"wrote {submission}")
 # (a code competition swaps in its hidden test set when it reruns the notebook, so there they differ).
 
 # %%
+from kagglekit.runs.layout import RUN_FILES
 from kagglekit.submission.writer import read_csv_strings
 
-ours, runs = read_csv_strings(submission), read_csv_strings(bundle / "run" / "submission.csv")
+ours, runs = read_csv_strings(submission), read_csv_strings(bundle / "run" / RUN_FILES.submission)
 if ours.equals(runs):
     print(f"{submission}: identical to the run's submission ({len(ours)} rows)")
 else:

@@ -38,10 +38,9 @@ from kagglekit.evaluation.metrics import METRICS
 from kagglekit.learners.blending import BLENDS, make_blend, nested_multilabel, nested_proba
 from kagglekit.learners.thresholds import ThresholdTuner
 from kagglekit.pipelines import multilabel_classification
-from kagglekit.pipelines.classification import FOLDS_FILE
 from kagglekit.pipelines.rebuild import load_run_config, run_competition
+from kagglekit.runs.layout import RUN_FILES
 from kagglekit.runs.result import RunResult
-from kagglekit.runs.rundir import BLEND_CONFIG
 from kagglekit.submission.writer import write_submission
 
 log = logging.getLogger(__name__)
@@ -93,19 +92,19 @@ def member_config(run_dir: Path) -> RunConfig:
     """The run config a blend reads a member with (competition, data, thresholds, consistency): the run's own,
     or for a blend of runs (a member too: it keeps what a run of its task keeps for blending) its first member's."""
     run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file() and (run_dir / BLEND_CONFIG).is_file():
-        return member_config(Path(json.loads((run_dir / BLEND_CONFIG).read_text())["members"][0]))
+    if not (run_dir / RUN_FILES.config).is_file() and (run_dir / RUN_FILES.blend_config).is_file():
+        return member_config(Path(json.loads((run_dir / RUN_FILES.blend_config).read_text())["members"][0]))
     return load_run_config(run_dir)
 
 
 def read_member(run_dir: Path) -> Member:
     run_dir = Path(run_dir)
-    require_blend_files(run_dir, ["classes.json", FOLDS_FILE, "oof.csv", "test_probabilities.csv"],
+    require_blend_files(run_dir, [RUN_FILES.classes, RUN_FILES.folds_file, RUN_FILES.oof, RUN_FILES.test_probabilities],
                         "classification", "it")
-    return Member(run_dir, member_config(run_dir), json.loads((run_dir / "classes.json").read_text()),
-                  json.loads((run_dir / FOLDS_FILE).read_text()),
-                  pd.read_csv(run_dir / "oof.csv", dtype={"id": str}).set_index("id"),
-                  pd.read_csv(run_dir / "test_probabilities.csv", dtype={"id": str}).set_index("id"))
+    return Member(run_dir, member_config(run_dir), json.loads((run_dir / RUN_FILES.classes).read_text()),
+                  json.loads((run_dir / RUN_FILES.folds_file).read_text()),
+                  pd.read_csv(run_dir / RUN_FILES.oof, dtype={"id": str}).set_index("id"),
+                  pd.read_csv(run_dir / RUN_FILES.test_probabilities, dtype={"id": str}).set_index("id"))
 
 
 def check_comparable(members: list[Member], competition: Competition) -> None:
@@ -190,12 +189,12 @@ def write_probabilities(run_dir: Path, classes: list[str], blended: Blended, row
                         test_ids: list[str], **post) -> None:
     """The blend's classes, OOF (beside ``truth``) and test probabilities, and for a multi-label blend its
     thresholds (``postprocess.json``, with ``post``): what a run of its task keeps."""
-    atomic_write_json(run_dir / "classes.json", classes)
+    atomic_write_json(run_dir / RUN_FILES.classes, classes)
     if blended.tuner is not None:
         multilabel_classification.write_postprocess(run_dir, blended.tuner, blended.tuner.top1_fallback, **post)
-    atomic_write_text(run_dir / "oof.csv", pd.DataFrame(blended.oof, columns=classes).assign(id=rows).join(truth)
+    atomic_write_text(run_dir / RUN_FILES.oof, pd.DataFrame(blended.oof, columns=classes).assign(id=rows).join(truth)
                       .to_csv(index=False, float_format="%.6f"))
-    atomic_write_text(run_dir / "test_probabilities.csv", pd.DataFrame(blended.test, columns=classes).assign(
+    atomic_write_text(run_dir / RUN_FILES.test_probabilities, pd.DataFrame(blended.test, columns=classes).assign(
         id=test_ids).to_csv(index=False, float_format="%.6f"))
 
 
@@ -213,15 +212,15 @@ def write_blend_run(run_dir: Path, competition: Competition, data: Path, members
     ``blend.json`` (``weights``: JSON), its members' ``folds.json``, ``metrics.json`` (with ``extra``,
     ``member_extra`` beside each member's scores, and the peak memory in ``timing`` as a run keeps it) and
     its RunResult."""
-    submission = write_submission(frame, run_dir / "submission.csv")
+    submission = write_submission(frame, run_dir / RUN_FILES.submission)
     competition.validate(submission, data).raise_if_invalid()
     for member, scores in zip(members, member_scores):
         log.info("member %s: CV %s %.4f ± %.4f", member.run_dir.name, competition.metric, np.mean(scores), np.std(scores))
     log.info("blend (%s, %s): CV %s %.4f ± %.4f", method, validation, competition.metric,
              np.mean(fold_scores), np.std(fold_scores))
-    atomic_write_json(run_dir / "blend.json", {
+    atomic_write_json(run_dir / RUN_FILES.blend, {
         "method": method, "members": [str(m.run_dir) for m in members], "weights": weights, "rows": rows})
-    atomic_write_json(run_dir / FOLDS_FILE, members[0].folds)  # alike in every member: what a blend of blends checks
+    atomic_write_json(run_dir / RUN_FILES.folds_file, members[0].folds)  # alike in every member; blends of blends check
     result = RunResult(
         run_dir=run_dir, competition=competition.name, metric=competition.metric,
         cv_mean=float(np.mean(fold_scores)), cv_std=float(np.std(fold_scores)), fold_scores=fold_scores,
@@ -231,7 +230,7 @@ def write_blend_run(run_dir: Path, competition: Competition, data: Path, members
                                             **more}
                            for m, s, more in zip(members, member_scores, member_extra or [{}] * len(members))}},
     )
-    atomic_write_json(run_dir / "metrics.json", result.metrics())
+    atomic_write_json(run_dir / RUN_FILES.metrics, result.metrics())
     return result
 
 

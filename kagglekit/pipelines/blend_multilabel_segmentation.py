@@ -51,7 +51,7 @@ from kagglekit.pipelines.blend_segmentation import (
     scored_maps,
     scored_truths,
 )
-from kagglekit.pipelines.multilabel_classification import POSTPROCESS, label_tuner
+from kagglekit.pipelines.multilabel_classification import label_tuner
 from kagglekit.pipelines.multilabel_segmentation import (
     allowed_classes,
     constant_answer,
@@ -61,7 +61,8 @@ from kagglekit.pipelines.multilabel_segmentation import (
     mask_rows_dice,
     row_kinds_cv,
 )
-from kagglekit.runs.probability_maps import OOF_MAPS, TEST_MAPS, ProbabilityMaps, maps_writer
+from kagglekit.runs.layout import RUN_FILES
+from kagglekit.runs.probability_maps import ProbabilityMaps, maps_writer
 from kagglekit.runs.result import RunResult
 
 
@@ -86,11 +87,12 @@ class VocMember:
 
 def read_member(run_dir: Path) -> VocMember:
     run_dir = Path(run_dir)
-    require_blend_files(run_dir, (OOF_MAPS, TEST_MAPS, POSTPROCESS), "PASCAL VOC", "its masks")
+    require_blend_files(run_dir, (RUN_FILES.oof_maps, RUN_FILES.test_maps, RUN_FILES.postprocess), "PASCAL VOC",
+                        "its masks")
     labels = read_labels(run_dir)
-    maps = MapsMember(run_dir, labels.config, labels.folds, ProbabilityMaps(run_dir / OOF_MAPS),
-                      ProbabilityMaps(run_dir / TEST_MAPS))
-    return VocMember(labels, maps, bool(json.loads((run_dir / POSTPROCESS).read_text())["consistency"]))
+    maps = MapsMember(run_dir, labels.config, labels.folds, ProbabilityMaps(run_dir / RUN_FILES.oof_maps),
+                      ProbabilityMaps(run_dir / RUN_FILES.test_maps))
+    return VocMember(labels, maps, bool(json.loads((run_dir / RUN_FILES.postprocess).read_text())["consistency"]))
 
 
 def run(competition: Competition, members: list[VocMember], method: str, run_dir: Path, data: Path) -> RunResult:
@@ -133,7 +135,7 @@ def run(competition: Competition, members: list[VocMember], method: str, run_dir
     limits = [labels.member_labels[j][at] if m.consistency else None for j, m in enumerate(members)]
     member_masks = member_rows(maps, [functools.partial(mask_dice, predicted=limit) for limit in limits])
     plain, consistent = np.zeros(len(scored)), np.zeros(len(scored))
-    with maps_writer(run_dir / OOF_MAPS, scored, first.maps.classes) as nested:  # each from a blend not fitted on it
+    with maps_writer(run_dir / RUN_FILES.oof_maps, scored, first.maps.classes) as nested:  # by blends not fit on it
 
         def on_held(images: np.ndarray, proba: np.ndarray) -> None:
             nested.put(images, proba)
@@ -153,7 +155,7 @@ def run(competition: Competition, members: list[VocMember], method: str, run_dir
     fold_scores = leaderboard_folds(label_dice, blend_masks, folds)
 
     # --- test: blended labels, blended maps limited to them -----------------------------------------------
-    with maps_writer(run_dir / TEST_MAPS, test_ids, first.maps.classes) as kept:
+    with maps_writer(run_dir / RUN_FILES.test_maps, test_ids, first.maps.classes) as kept:
         submission = competition.submission_frame(test_ids, labels.predicted, blended_test_maps(
             blend, [m.maps for m in members], competition.load_test(data).image_sizes(),
             allowed_classes(labels.predicted) if use_consistency else None, kept))

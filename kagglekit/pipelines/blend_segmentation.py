@@ -41,8 +41,8 @@ from kagglekit.evaluation.segmentation import mask_dice
 from kagglekit.learners.blending import BLENDS, Chunked, RowScore, make_blend
 from kagglekit.learners.segmenter import label_maps
 from kagglekit.pipelines.blend import check_comparable, member_config, require_blend_files, weights_of, write_blend_run
-from kagglekit.pipelines.classification import FOLDS_FILE
-from kagglekit.runs.probability_maps import HOLDOUT_MAPS, TEST_MAPS, MapsWriter, ProbabilityMaps, expand, maps_writer
+from kagglekit.runs.layout import RUN_FILES
+from kagglekit.runs.probability_maps import MapsWriter, ProbabilityMaps, expand, maps_writer
 from kagglekit.runs.result import RunResult
 
 HOLDOUT_FOLDS = 5  # blocks of hold-out images for the nested CV (fewer if fewer images)
@@ -68,9 +68,10 @@ class MapsMember:
 
 def read_member(run_dir: Path) -> MapsMember:
     run_dir = Path(run_dir)
-    require_blend_files(run_dir, [FOLDS_FILE, HOLDOUT_MAPS, TEST_MAPS], "segmentation", "segmentation")
-    return MapsMember(run_dir, member_config(run_dir), json.loads((run_dir / FOLDS_FILE).read_text()),
-                      ProbabilityMaps(run_dir / HOLDOUT_MAPS), ProbabilityMaps(run_dir / TEST_MAPS))
+    require_blend_files(run_dir, [RUN_FILES.folds_file, RUN_FILES.holdout_maps, RUN_FILES.test_maps], "segmentation",
+                        "segmentation")
+    return MapsMember(run_dir, member_config(run_dir), json.loads((run_dir / RUN_FILES.folds_file).read_text()),
+                      ProbabilityMaps(run_dir / RUN_FILES.holdout_maps), ProbabilityMaps(run_dir / RUN_FILES.test_maps))
 
 
 def check_maps_comparable(members: list[MapsMember], competition: Competition) -> None:
@@ -151,7 +152,7 @@ def blended_test_maps(blend, members: list[MapsMember], sizes: dict, allowed: np
                       kept: MapsWriter | None = None) -> Iterator[np.ndarray]:
     """The blend's label map of each of the first member's test images at its size (``sizes`` by id), one at a
     time, blended ``chunk_rows`` images at a time; ``allowed`` (rows in that order) limits each image's classes;
-    ``kept`` writes the blended probabilities for the blend's own ``TEST_MAPS``."""
+    ``kept`` writes the blended probabilities for the blend's own ``RUN_FILES.test_maps``."""
     test_ids = members[0].test_ids
     order = [np.array([index[i] for i in test_ids]) for index in ({i: k for k, i in enumerate(m.test_ids)}
                                                                    for m in members)]
@@ -187,7 +188,7 @@ def run(competition: Competition, members: list[MapsMember], method: str, run_di
     member_scores = [[float(np.mean(dice[held])) for held in held_out]
                      for dice in member_rows(maps, [row_score] * len(members))]
     nested_dice = np.zeros((len(ids), len(classes)))
-    with maps_writer(run_dir / HOLDOUT_MAPS, ids, classes) as nested:  # each image's from a blend not fitted on it
+    with maps_writer(run_dir / RUN_FILES.holdout_maps, ids, classes) as nested:  # each image's by a blend not fit on it
 
         def on_held(held: np.ndarray, proba: np.ndarray) -> None:
             nested.put(held, proba)
@@ -195,7 +196,7 @@ def run(competition: Competition, members: list[MapsMember], method: str, run_di
 
         blend = blend_maps(method, maps, block, row_score, on_held)
     fold_scores = [float(np.mean(nested_dice[held])) for held in held_out]
-    with maps_writer(run_dir / TEST_MAPS, members[0].test_ids, classes) as kept:
+    with maps_writer(run_dir / RUN_FILES.test_maps, members[0].test_ids, classes) as kept:
         submission = competition.submission_frame(members[0].test_ids, blended_test_maps(
             blend, members, competition.load_test(data).image_sizes(), kept=kept))
     return write_blend_run(run_dir, competition, data, members, method, weights_of(blend), submission,

@@ -16,9 +16,9 @@ from typing import Callable
 from kagglekit.core.config import RunConfig
 from kagglekit.core.fileio import atomic_write_json
 from kagglekit.learners import budget
+from kagglekit.runs.layout import RUN_FILES
 
 log = logging.getLogger(__name__)
-TIME_PLAN = "time_plan.json"
 
 
 def budgeted(config: RunConfig, run_dir: Path, section: str, started: float,
@@ -27,7 +27,7 @@ def budgeted(config: RunConfig, run_dir: Path, section: str, started: float,
     """``config`` with ``config.<section>``'s epochs (and, where ``max_scored`` > 1, scored folds) fitted to the
     budget, and the plan (None without a budget). ``timings()`` measures (step, image) seconds;
     ``estimate(step_s, image_s, scored_folds, epochs)`` is the rest of the run's seconds."""
-    path = Path(run_dir) / TIME_PLAN
+    path = Path(run_dir) / RUN_FILES.time_plan
     if config.time_budget is None:
         return config, None
     if path.is_file():  # a resumed run: its config.yaml already holds the plan
@@ -38,7 +38,7 @@ def budgeted(config: RunConfig, run_dir: Path, section: str, started: float,
                        max_scored, lambda scored, epochs: estimate(step_s, image_s, scored, epochs))
     update = {"epochs": plan.epochs} | ({"scored_folds": plan.scored_folds} if max_scored > 1 else {})
     config = config.model_copy(update={section: cfg.model_copy(update=update)})
-    config.save(Path(run_dir) / "config.yaml")
+    config.save(Path(run_dir) / RUN_FILES.config)
     atomic_write_json(path, plan.to_dict())
     log.info("time budget %.0f s: %.2f s a training step, %.3f s an image's forward pass here: %d epoch(s) (of at "
              "most %d), %d scored fold(s), about %.0f s in all", plan.budget_s, step_s, image_s, plan.epochs,

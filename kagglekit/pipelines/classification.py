@@ -43,6 +43,7 @@ from kagglekit.models.losses import balanced_class_weights
 from kagglekit.pipelines import FoldHook, hyperparameters
 from kagglekit.pipelines.inputs import checked_test, usable_train
 from kagglekit.runs import plots
+from kagglekit.runs.layout import RUN_FILES
 from kagglekit.runs.result import RunResult
 from kagglekit.submission.writer import write_submission
 
@@ -54,7 +55,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     data = Path(config.data)
     for name in config.backbones:
         get_backbone(name)  # a typo fails now, not after reading every image
-    config.save(run_dir / "config.yaml")
+    config.save(run_dir / RUN_FILES.config)
     devices = resolve_devices(config.device)
 
     train, test = read_images(competition, data, run_dir)
@@ -88,13 +89,14 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
         log.info("fold %d/%d: %s %.4f", k + 1, len(folds), competition.metric, fold_scores[-1])
         if on_fold:
             on_fold(k, fold_scores[-1])
-    atomic_write_json(run_dir / "classes.json", classes)
+    atomic_write_json(run_dir / RUN_FILES.classes, classes)
     watch.lap(f"{len(folds)} folds: train and score")
 
     predicting = time.perf_counter()
     test_proba = predict_proba(config, devices, run_dir, test, len(classes))
     predict_seconds = time.perf_counter() - predicting
-    submission = write_submission(competition.submission_frame(test.ids, test_proba.argmax(1)), run_dir / "submission.csv")
+    submission = write_submission(competition.submission_frame(test.ids, test_proba.argmax(1)),
+                                  run_dir / RUN_FILES.submission)
     competition.validate(submission, data).raise_if_invalid()
     watch.lap("predict, write and validate the submission")
 
@@ -146,7 +148,7 @@ def feature_width(group: list[FeatureExtractor]) -> int:
 def fold_models(config: RunConfig, devices: Devices, run_dir: Path, fold: int, feature_dim: int,
                 n_classes: int) -> list:
     """The models of one fold, in the order of ``model_inputs``; saved under ``folds/fold<k>``."""
-    workdir, seed = run_dir / "folds" / f"fold{fold}", config.seed + fold
+    workdir, seed = run_dir / RUN_FILES.folds / f"fold{fold}", config.seed + fold
     models = [HeadClassifier(feature_dim, n_classes, workdir, seed=seed, devices=devices,
                              **hyperparameters.head(config.train))]
     if config.train.top_blocks:
@@ -195,15 +197,12 @@ def read_images(competition: Competition, data: Path, run_dir: Path) -> tuple[Im
     """Load both splits; skip (and list) unreadable training images, refuse unreadable test images."""
     train, skipped = usable_train(competition.load_train(data))
     test = competition.load_test(data)
-    atomic_write_json(run_dir / "data_report.json", {
+    atomic_write_json(run_dir / RUN_FILES.data_report, {
         "train_images": len(train), "test_images": len(test),
         "skipped_unreadable_train": skipped,
         "class_counts": dict(zip(competition.classes, np.bincount(train.labels, minlength=len(competition.classes)).tolist())),
     })
     return train, checked_test(test)
-
-
-FOLDS_FILE = "folds.json"
 
 
 def write_folds(run_dir: Path, train: ImageTable, folds: list) -> None:
@@ -221,7 +220,7 @@ def write_folds(run_dir: Path, train: ImageTable, folds: list) -> None:
     else:
         rows = (" ".join(str(v) for v in np.atleast_1d(label)) for label in train.labels)  # a class, or a 0/1 row
     digest = hashlib.sha256("\n".join(f"{i}\t{label}" for i, label in zip(train.ids, rows)).encode())
-    atomic_write_json(run_dir / FOLDS_FILE, {"train_sha256": digest.hexdigest(), "ids": train.ids,
+    atomic_write_json(run_dir / RUN_FILES.folds_file, {"train_sha256": digest.hexdigest(), "ids": train.ids,
                                              "fold_of": fold_of.tolist()})
 
 
@@ -234,14 +233,14 @@ def write_outputs(result: RunResult, competition: Competition, train: ImageTable
     labels, oof = train.labels[rows], oof[rows]
     oof_frame = pd.DataFrame(oof, columns=classes).assign(id=[train.ids[i] for i in rows],
                                                           label=[classes[i] for i in labels])
-    atomic_write_text(run_dir / "oof.csv", oof_frame.to_csv(index=False, float_format="%.6f"))
+    atomic_write_text(run_dir / RUN_FILES.oof, oof_frame.to_csv(index=False, float_format="%.6f"))
     test_frame = pd.DataFrame(test_proba, columns=classes).assign(id=test.ids)
-    atomic_write_text(run_dir / "test_probabilities.csv", test_frame.to_csv(index=False, float_format="%.6f"))
+    atomic_write_text(run_dir / RUN_FILES.test_probabilities, test_frame.to_csv(index=False, float_format="%.6f"))
     metrics = result.metrics()
-    atomic_write_json(run_dir / "metrics.json", metrics)
+    atomic_write_json(run_dir / RUN_FILES.metrics, metrics)
     title = f"{competition.name}: CV {result.metric} {result.cv_mean:.4f} ± {result.cv_std:.4f}"
-    plots.learning_curves(histories, run_dir / "plots" / "learning_curves.png", title)
-    plots.confusion_matrix(labels, oof.argmax(1), classes, run_dir / "plots" / "confusion_matrix.png",
+    plots.learning_curves(histories, run_dir / RUN_FILES.learning_curves, title)
+    plots.confusion_matrix(labels, oof.argmax(1), classes, run_dir / RUN_FILES.confusion_matrix,
                            f"{competition.name}: out-of-fold predictions")
     write_error_analysis(run_dir, competition.name, classes, [train.ids[i] for i in rows],
                          [train.paths[i] for i in rows], labels, oof)
@@ -256,25 +255,26 @@ def write_error_analysis(run_dir: Path, name: str, classes: list[str], ids: list
     ``plots/reliability.png`` (calibration)."""
     predicted = oof.argmax(1)
     table = per_class_table(labels, predicted, classes)
-    atomic_write_text(run_dir / "per_class.csv", table.to_csv(index=False, float_format="%.4f"))
+    atomic_write_text(run_dir / RUN_FILES.per_class, table.to_csv(index=False, float_format="%.4f"))
     worst = worst_mistakes(labels, oof, len(labels))
     rows = [{"id": ids[i], "image": str(paths[i]), "true": classes[labels[i]], "predicted": classes[predicted[i]],
              "p_true": float(oof[i, labels[i]]), "p_predicted": float(oof[i, predicted[i]])} for i in worst]
     columns = ["id", "image", "true", "predicted", "p_true", "p_predicted"]
-    atomic_write_text(run_dir / "mistakes.csv", pd.DataFrame(rows, columns=columns).to_csv(index=False, float_format="%.4f"))
+    atomic_write_text(run_dir / RUN_FILES.mistakes,
+                      pd.DataFrame(rows, columns=columns).to_csv(index=False, float_format="%.4f"))
     if rows:
         plots.image_grid([thumbnail(paths[i]) for i in worst[:shown]],
                          [f"{r['id']}\ntrue: {r['true']} ({r['p_true']:.2f})\npredicted: {r['predicted']} "
                           f"({r['p_predicted']:.2f})" for r in rows[:shown]],
-                         run_dir / "plots" / "worst_mistakes.png",
+                         run_dir / RUN_FILES.worst_mistakes,
                          f"{name}: the {min(shown, len(rows))} worst of {len(rows)} out-of-fold mistakes "
                          "(probability in brackets)")
     correct, confidence = predicted == labels, oof.max(1)
     ece = expected_calibration_error(correct, confidence)
-    plots.reliability(correct, confidence, run_dir / "plots" / "reliability.png",
+    plots.reliability(correct, confidence, run_dir / RUN_FILES.reliability,
                       f"{name}: calibration out of fold (ECE {ece:.3f})")
     log.info("error analysis: %d out-of-fold mistakes in %s; weakest classes by F1: %s; ECE %.3f", len(rows),
-             run_dir / "mistakes.csv", ", ".join(table.nsmallest(3, "f1")["class"]), ece)
+             run_dir / RUN_FILES.mistakes, ", ".join(table.nsmallest(3, "f1")["class"]), ece)
 
 
 def thumbnail(path: Path, side: int = 256) -> np.ndarray:

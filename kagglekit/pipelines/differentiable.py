@@ -29,6 +29,7 @@ from kagglekit.pipelines import finetuning, resolve_learner
 from kagglekit.pipelines.classification import feature_width, input_extractors, load_fold_models
 from kagglekit.pipelines.multilabel_classification import load_label_heads, read_postprocess, saved_tuner
 from kagglekit.pipelines.rebuild import load_run_config, run_competition
+from kagglekit.runs.layout import RUN_FILES
 
 #: Tasks whose runs hold an image classifier (``multilabel-segmentation``: its label heads).
 CLASSIFYING_TASKS = ("classification", "multilabel-classification", "multilabel-segmentation")
@@ -93,7 +94,7 @@ def load_classifier(run_dir: Path, weights_dir: str | None = None) -> RunClassif
                           f"({', '.join(CLASSIFYING_TASKS)} runs)")
     devices = resolve_devices(config.device)
     if task == "classification":
-        classes = json.loads((run_dir / "classes.json").read_text())
+        classes = json.loads((run_dir / RUN_FILES.classes).read_text())
         if resolve_learner(task, config.train.learner) == "finetune":
             names = [f"fold{k}" for k in range(config.finetune.scored_folds)] + (["full"] if config.finetune.refit else [])
             members = {n: [finetuning.network(config, devices, run_dir, n, len(classes)).load().model] for n in names}

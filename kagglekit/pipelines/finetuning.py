@@ -35,7 +35,7 @@ from kagglekit.evaluation.folds import content_groups, stratified_folds
 from kagglekit.evaluation.metrics import METRICS
 from kagglekit.learners import budget
 from kagglekit.learners.devices import Devices, resolve_devices
-from kagglekit.learners.finetune import FineTunedClassifier
+from kagglekit.learners.finetune import HISTORY, FineTunedClassifier
 from kagglekit.learners.usage import usage
 from kagglekit.models.backbones import get_backbone
 from kagglekit.models.losses import balanced_class_weights
@@ -43,6 +43,7 @@ from kagglekit.pipelines.classification import read_images, write_folds, write_o
 from kagglekit.pipelines import FoldHook, hyperparameters
 from kagglekit.pipelines.budgeting import budgeted
 from kagglekit.pipelines.inputs import checked_test
+from kagglekit.runs.layout import RUN_FILES
 from kagglekit.runs.result import RunResult
 from kagglekit.submission.writer import write_submission
 
@@ -53,8 +54,8 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     started, watch = time.time(), Stopwatch()
     data = Path(config.data)
     get_backbone(config.backbones[0])  # a typo fails now, not after reading every image
-    if not (run_dir / "config.yaml").exists():  # a resumed run keeps the config it started with
-        config.save(run_dir / "config.yaml")
+    if not (run_dir / RUN_FILES.config).exists():  # a resumed run keeps the config it started with
+        config.save(run_dir / RUN_FILES.config)
     devices = resolve_devices(config.device)
     train, test = read_images(competition, data, run_dir)
     groups, _ = content_groups(train.paths)
@@ -79,7 +80,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     for k, (tr, va) in enumerate(scored):
         model = network(config, devices, run_dir, f"fold{k}", len(classes))
         trained.append(model)
-        saved = model.workdir / "oof.npy"
+        saved = model.workdir / RUN_FILES.fold_oof
         if saved.exists():  # finished before a resume
             oof[va] = np.load(saved)
         else:
@@ -100,12 +101,13 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
         if not full.done:
             full.fit(images, train.labels, class_weight=weights)
         watch.lap("refit on all images")
-    atomic_write_json(run_dir / "classes.json", classes)
+    atomic_write_json(run_dir / RUN_FILES.classes, classes)
 
     predicting = time.perf_counter()
     test_proba = predict_proba(config, devices, run_dir, test, len(classes))
     predict_seconds = time.perf_counter() - predicting
-    submission = write_submission(competition.submission_frame(test.ids, test_proba.argmax(1)), run_dir / "submission.csv")
+    submission = write_submission(competition.submission_frame(test.ids, test_proba.argmax(1)),
+                                  run_dir / RUN_FILES.submission)
     competition.validate(submission, data).raise_if_invalid()
     watch.lap("predict, write and validate the submission")
 
@@ -149,7 +151,7 @@ def finetune_seconds(config: RunConfig, n_train: int, n_test: int):
 def network(config: RunConfig, devices: Devices, run_dir: Path, name: str, n_classes: int) -> FineTunedClassifier:
     """The network of one fold (``fold<k>``) or of the refit on all images (``full``)."""
     seed = config.seed + (int(name[4:]) if name.startswith("fold") else 1000)
-    return FineTunedClassifier(config.backbones[0], config.image_size, n_classes, run_dir / "folds" / name, seed=seed,
+    return FineTunedClassifier(config.backbones[0], config.image_size, n_classes, run_dir / RUN_FILES.folds / name, seed=seed,
                                devices=devices, **hyperparameters.finetuned(config))
 
 
@@ -176,5 +178,5 @@ def predict(competition: Competition, config: RunConfig, run_dir: Path, data: Pa
 
 
 def _saved_history(model: FineTunedClassifier) -> dict:
-    path = model.workdir / "history.json"
+    path = model.workdir / HISTORY
     return json.loads(path.read_text()) if path.exists() else {}

@@ -41,12 +41,11 @@ from kagglekit.pipelines.classification import model_inputs, tta_proba, write_fo
 from kagglekit.pipelines import FoldHook, hyperparameters
 from kagglekit.pipelines.inputs import checked_test, usable_train
 from kagglekit.runs import plots
+from kagglekit.runs.layout import RUN_FILES
 from kagglekit.runs.result import RunResult
 from kagglekit.submission.writer import write_submission
 
 log = logging.getLogger(__name__)
-#: What turns probabilities into labels (and, for VOC, masks): per-class thresholds, top-1 fallback, ...
-POSTPROCESS = "postprocess.json"
 
 
 @dataclass
@@ -92,7 +91,7 @@ def fit_label_heads(competition: Competition, config: RunConfig, devices: Device
     oof = np.zeros(train.labels.shape, dtype=np.float32)
     heads = []
     for k, (tr, va) in enumerate(folds):
-        head = MultiLabelHead(x_train.shape[-1], len(classes), run_dir / "folds" / f"fold{k}", pos_weight=pos_weight,
+        head = MultiLabelHead(x_train.shape[-1], len(classes), run_dir / RUN_FILES.folds / f"fold{k}", pos_weight=pos_weight,
                               gamma=ml.focal_gamma if ml.loss == "focal" else 0.0, seed=config.seed + k,
                               devices=devices, **hyperparameters.head(config.train))
         fit, stop = inner_split(tr, train.labels, groups, config.seed + k)  # never stop on va
@@ -121,7 +120,7 @@ def label_proba(config: RunConfig, devices: Devices, run_dir: Path, test: ImageT
 def load_label_heads(config: RunConfig, devices: Devices, run_dir: Path, feature_dim: int,
                      n_classes: int) -> list[MultiLabelHead]:
     """Every fold's saved sigmoid head, loaded, in fold order."""
-    return [MultiLabelHead(feature_dim, n_classes, Path(run_dir) / "folds" / f"fold{k}", devices=devices,
+    return [MultiLabelHead(feature_dim, n_classes, Path(run_dir) / RUN_FILES.folds / f"fold{k}", devices=devices,
                            **hyperparameters.head(config.train)).load()
             for k in range(config.folds)]
 
@@ -129,12 +128,12 @@ def load_label_heads(config: RunConfig, devices: Devices, run_dir: Path, feature
 def write_postprocess(run_dir: Path, tuner: ThresholdTuner, top1_fallback: bool, **more) -> None:
     """``postprocess.json``: the thresholds (and anything else, e.g. VOC's consistency switch) that turn a
     run's saved probabilities into its submission."""
-    atomic_write_json(Path(run_dir) / POSTPROCESS,
+    atomic_write_json(Path(run_dir) / RUN_FILES.postprocess,
                       {"thresholds": tuner.saved_thresholds(), "top1_fallback": top1_fallback, **more})
 
 
 def read_postprocess(run_dir: Path) -> dict:
-    path = Path(run_dir) / POSTPROCESS
+    path = Path(run_dir) / RUN_FILES.postprocess
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -149,7 +148,7 @@ def saved_tuner(post: dict) -> ThresholdTuner:
 def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: FoldHook | None = None) -> RunResult:
     started = time.time()
     data = Path(config.data)
-    config.save(run_dir / "config.yaml")
+    config.save(run_dir / RUN_FILES.config)
     devices = resolve_devices(config.device)
     classes = competition.classes
     train, skipped = usable_train(competition.load_train(data))
@@ -170,7 +169,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     test_proba = label_proba(config, devices, run_dir, test, len(classes))
     timing = usage([h.time for h in fitted.heads], len(test) * len(config.tta), time.perf_counter() - predicting)
     submission = write_submission(competition.submission_frame(test.ids, fitted.tuner.predict(test_proba)),
-                                  run_dir / "submission.csv")
+                                  run_dir / RUN_FILES.submission)
     competition.validate(submission, data).raise_if_invalid()
 
     result = RunResult(
@@ -183,8 +182,8 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
                "timing": timing},
     )
     write_probabilities(run_dir, classes, train, fitted.oof, test, test_proba)
-    atomic_write_json(run_dir / "metrics.json", result.metrics())
-    plots.learning_curves([h.history for h in fitted.heads], run_dir / "plots" / "learning_curves.png",
+    atomic_write_json(run_dir / RUN_FILES.metrics, result.metrics())
+    plots.learning_curves([h.history for h in fitted.heads], run_dir / RUN_FILES.learning_curves,
                           f"{competition.name}: CV {result.metric} {result.cv_mean:.4f} ± {result.cv_std:.4f}")
     return result
 
@@ -209,7 +208,7 @@ def predict(competition: Competition, config: RunConfig, run_dir: Path, data: Pa
 
 def write_data_report(run_dir: Path, classes: list[str], train: ImageTable, test: ImageTable, groups: np.ndarray,
                       skipped: dict) -> None:
-    atomic_write_json(run_dir / "data_report.json", {
+    atomic_write_json(run_dir / RUN_FILES.data_report, {
         "train_images": len(train), "test_images": len(test), "duplicate_images": int(len(groups) - len(set(groups))),
         "label_counts": dict(zip(classes, train.labels.sum(0).tolist())),
         "labels_per_image": np.bincount(train.labels.sum(1)).tolist(), "skipped_unreadable_train": skipped,
@@ -218,9 +217,9 @@ def write_data_report(run_dir: Path, classes: list[str], train: ImageTable, test
 
 def write_probabilities(run_dir: Path, classes, train, oof, test, test_proba) -> None:
     """The classes and the out-of-fold (with the true labels) and test probabilities: what a blend reads."""
-    atomic_write_json(run_dir / "classes.json", list(classes))
+    atomic_write_json(run_dir / RUN_FILES.classes, list(classes))
     oof_frame = pd.DataFrame(oof, columns=classes).assign(id=train.ids)
     oof_frame = oof_frame.join(pd.DataFrame(train.labels, columns=[f"true_{c}" for c in classes]))
-    atomic_write_text(run_dir / "oof.csv", oof_frame.to_csv(index=False, float_format="%.6f"))
+    atomic_write_text(run_dir / RUN_FILES.oof, oof_frame.to_csv(index=False, float_format="%.6f"))
     test_frame = pd.DataFrame(test_proba, columns=classes).assign(id=test.ids)
-    atomic_write_text(run_dir / "test_probabilities.csv", test_frame.to_csv(index=False, float_format="%.6f"))
+    atomic_write_text(run_dir / RUN_FILES.test_probabilities, test_frame.to_csv(index=False, float_format="%.6f"))

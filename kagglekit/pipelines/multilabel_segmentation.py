@@ -58,7 +58,8 @@ from kagglekit.pipelines.multilabel_classification import (
 from kagglekit.pipelines.classification import write_folds
 from kagglekit.pipelines.segmentation import cap_images, write_outputs
 from kagglekit.runs import plots
-from kagglekit.runs.probability_maps import OOF_MAPS, TEST_MAPS, MapsWriter, maps_writer
+from kagglekit.runs.layout import RUN_FILES
+from kagglekit.runs.probability_maps import MapsWriter, maps_writer
 from kagglekit.runs.result import RunResult
 from kagglekit.submission.writer import write_submission
 
@@ -68,8 +69,8 @@ log = logging.getLogger(__name__)
 def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: FoldHook | None = None) -> RunResult:
     started = time.time()
     data = Path(config.data)
-    if not (run_dir / "config.yaml").exists():  # a resumed run keeps the config it started with
-        config.save(run_dir / "config.yaml")
+    if not (run_dir / RUN_FILES.config).exists():  # a resumed run keeps the config it started with
+        config.save(run_dir / RUN_FILES.config)
     devices = resolve_devices(config.device)
     classes, void = competition.classes, competition.void_label
     train, skipped = usable_train(cap_images(competition.load_train(data), config.segmentation.max_train_images))
@@ -86,7 +87,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     # --- segmentation: a segmenter per scored fold, trained on its training part, scored on the rest ---
     k, first = len(folds), train.subset(folds[0][0])
     config, time_plan = budgeted(config, run_dir, "segmentation", started,
-                                 functools.partial(Segmenter(len(classes) + 1, void, run_dir / "segmenter" / "fold0",
+                                 functools.partial(Segmenter(len(classes) + 1, void, run_dir / RUN_FILES.segmenter / "fold0",
                                                              devices=devices, **hyperparameters.segmenter(config)).timings,
                                                    first.paths, first.masks),
                                  segmentation_seconds(config.segmentation, config.tta, len(train) * (k - 1) // k,
@@ -95,10 +96,10 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     scored = folds[:config.segmentation.scored_folds or k]
     rows = np.concatenate([va for _, va in scored])
     truths, plain, consistent, histories, times = [], [], [], [], [h.time for h in fitted.heads]
-    with maps_writer(run_dir / OOF_MAPS, [train.ids[i] for i in rows], mask_classes(classes)) as kept:
+    with maps_writer(run_dir / RUN_FILES.oof_maps, [train.ids[i] for i in rows], mask_classes(classes)) as kept:
         for k, (tr, va) in enumerate(scored):  # every scored image's maps kept, in the order of rows
             fit, valid = train.subset(tr), train.subset(va)
-            segmenter = Segmenter(len(classes) + 1, void, run_dir / "segmenter" / f"fold{k}", devices=devices,
+            segmenter = Segmenter(len(classes) + 1, void, run_dir / RUN_FILES.segmenter / f"fold{k}", devices=devices,
                                   **hyperparameters.segmenter(config))
             segmenter.fit_once(fit.paths, fit.masks, valid.paths, valid.masks)  # valid only watched, never tuned on
             histories.append(segmenter.history)
@@ -132,10 +133,10 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     for k, score in enumerate(fold_scores) if on_fold else ():  # known only once every fold is out of fold
         on_fold(k, score)
     predicting = time.perf_counter()
-    with maps_writer(run_dir / TEST_MAPS, test.ids, mask_classes(classes)) as kept:
+    with maps_writer(run_dir / RUN_FILES.test_maps, test.ids, mask_classes(classes)) as kept:
         frame, test_proba = predict_with_proba(competition, config, devices, run_dir, test, kept)
     timing = usage(times, len(test), time.perf_counter() - predicting)
-    submission = write_submission(frame, run_dir / "submission.csv")
+    submission = write_submission(frame, run_dir / RUN_FILES.submission)
     competition.validate(submission, data).raise_if_invalid()
 
     result = RunResult(
@@ -155,7 +156,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
         },
     )
     write_probabilities(run_dir, classes, train, oof, test, test_proba)
-    plots.learning_curves([h.history for h in fitted.heads], run_dir / "plots" / "classifier_learning_curves.png",
+    plots.learning_curves([h.history for h in fitted.heads], run_dir / RUN_FILES.classifier_learning_curves,
                           f"{competition.name}: classifier heads, OOF mAP {report['mAP']:.4f}")
     write_outputs(result, competition, histories, train.subset(rows), truths, predicted, background=0)
     return result
@@ -177,7 +178,7 @@ def predict_with_proba(competition: Competition, config: RunConfig, devices: Dev
     post = read_postprocess(run_dir)
     labels = saved_tuner(post).predict(proba)
     allowed = allowed_classes(labels) if post["consistency"] else None
-    segmenters = saved_segmenters(run_dir / "segmenter", n_classes + 1, competition.void_label, devices=devices,
+    segmenters = saved_segmenters(run_dir / RUN_FILES.segmenter, n_classes + 1, competition.void_label, devices=devices,
                                   **hyperparameters.segmenter(config))
     maps = predict_label_maps(segmenters, test.paths, [image_size(p) for p in test.paths], config.tta, allowed,
                               on_proba)

@@ -42,7 +42,8 @@ from kagglekit.pipelines.budgeting import budgeted
 from kagglekit.pipelines.classification import write_folds
 from kagglekit.pipelines.inputs import checked_test, usable_train
 from kagglekit.runs import plots
-from kagglekit.runs.probability_maps import HOLDOUT_MAPS, TEST_MAPS, MapsWriter, maps_writer
+from kagglekit.runs.layout import RUN_FILES
+from kagglekit.runs.probability_maps import MapsWriter, maps_writer
 from kagglekit.runs.result import RunResult
 from kagglekit.submission.writer import write_submission
 
@@ -52,8 +53,8 @@ log = logging.getLogger(__name__)
 def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: FoldHook | None = None) -> RunResult:
     started = time.time()
     data = Path(config.data)
-    if not (run_dir / "config.yaml").exists():  # a resumed run keeps the config it started with
-        config.save(run_dir / "config.yaml")
+    if not (run_dir / RUN_FILES.config).exists():  # a resumed run keeps the config it started with
+        config.save(run_dir / RUN_FILES.config)
     devices = resolve_devices(config.device)
     classes, void = competition.classes, competition.void_label
     train, skipped = usable_train(cap_images(competition.load_train(data), config.segmentation.max_train_images))
@@ -61,23 +62,23 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     fit, valid = grouped_holdout(competition.groups(train.ids), config.segmentation.valid_fraction, config.seed)
     write_folds(run_dir, train, [(fit, valid)])  # the hold-out is fold 0, the rest scored by no fold
     fit, valid = train.subset(fit), train.subset(valid)
-    atomic_write_json(run_dir / "data_report.json", {
+    atomic_write_json(run_dir / RUN_FILES.data_report, {
         "train_images": len(fit), "valid_images": len(valid), "test_images": len(test),
         "valid_ids": valid.ids, "skipped_unreadable_train": skipped,
     })
 
     config, time_plan = budgeted(config, run_dir, "segmentation", started,
-                                 functools.partial(Segmenter(len(classes), void, run_dir / "segmenter", devices=devices,
+                                 functools.partial(Segmenter(len(classes), void, run_dir / RUN_FILES.segmenter, devices=devices,
                                                              **hyperparameters.segmenter(config)).timings,
                                                    fit.paths, fit.masks),
                                  segmentation_seconds(config.segmentation, config.tta, len(fit), len(valid) + len(test),
                                                       len(valid)),
                                  1, 1)
-    segmenter = Segmenter(len(classes), void, run_dir / "segmenter", devices=devices,
+    segmenter = Segmenter(len(classes), void, run_dir / RUN_FILES.segmenter, devices=devices,
                           **hyperparameters.segmenter(config))
     segmenter.fit_once(fit.paths, fit.masks, valid.paths, valid.masks)
     truths = [read_label_map(m) for m in valid.masks]
-    with maps_writer(run_dir / HOLDOUT_MAPS, valid.ids, classes) as kept:
+    with maps_writer(run_dir / RUN_FILES.holdout_maps, valid.ids, classes) as kept:
         predicted = segmenter.predict(valid.paths, [t.shape for t in truths], config.tta, on_proba=kept)
     scores = segmentation_report(truths, predicted, classes, void)
     log.info("hold-out (%d images): mIoU %.4f, Dice %.4f", len(valid), scores["miou"], scores["dice"])
@@ -85,9 +86,9 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
         on_fold(0, scores["dice"])
 
     predicting = time.perf_counter()
-    with maps_writer(run_dir / TEST_MAPS, test.ids, classes) as kept:
+    with maps_writer(run_dir / RUN_FILES.test_maps, test.ids, classes) as kept:
         frame = predict_images(competition, config, devices, run_dir, test, kept)
-    submission = write_submission(frame, run_dir / "submission.csv")
+    submission = write_submission(frame, run_dir / RUN_FILES.submission)
     timing = usage([segmenter.time], len(test), time.perf_counter() - predicting)
     competition.validate(submission, data).raise_if_invalid()
 
@@ -114,7 +115,7 @@ def predict_images(competition: Competition, config: RunConfig, devices: Devices
                    on_proba: MapsWriter | None = None) -> pd.DataFrame:
     """The submission for checked test images, from the run's saved segmenter (``on_proba`` keeps the
     probability maps): each image's label map is encoded as its rows as it is predicted, never all held."""
-    segmenter = Segmenter(len(competition.classes), competition.void_label, run_dir / "segmenter", devices=devices,
+    segmenter = Segmenter(len(competition.classes), competition.void_label, run_dir / RUN_FILES.segmenter, devices=devices,
                           **hyperparameters.segmenter(config)).load()
     return competition.submission_frame(test.ids, predict_label_maps(
         [segmenter], test.paths, [image_size(p) for p in test.paths], config.tta, on_proba=on_proba))
@@ -131,17 +132,17 @@ def write_outputs(result: RunResult, competition: Competition, histories: list[d
                   truths: list[np.ndarray], predicted: list[np.ndarray], background: int | None = None) -> None:
     run_dir = result.run_dir
     metrics = result.metrics()
-    atomic_write_json(run_dir / "metrics.json", metrics)
+    atomic_write_json(run_dir / RUN_FILES.metrics, metrics)
     title = f"{competition.name}: hold-out {result.metric} {result.cv_mean:.4f}"
     if "miou" in result.extra:
         title += f", mIoU {result.extra['miou']:.4f}"
-    plots.learning_curves(histories, run_dir / "plots" / "learning_curves.png", title)
+    plots.learning_curves(histories, run_dir / RUN_FILES.learning_curves, title)
     # the worst-segmented hold-out images first: where the model needs looking at
     n_classes = len(competition.classes) + (background is not None)
     dice = np.array([mask_dice(t, p, n_classes).mean() for t, p in zip(truths, predicted)])
     shown = np.argsort(dice, kind="stable")[:4]
     plots.mask_overlays([read_rgb(valid.paths[i]) for i in shown], [truths[i] for i in shown],
-                        [predicted[i] for i in shown], n_classes, run_dir / "plots" / "masks.png",
+                        [predicted[i] for i in shown], n_classes, run_dir / RUN_FILES.masks,
                         f"{competition.name}: the {len(shown)} worst of {len(valid)} hold-out images", background,
                         [f"{valid.ids[i]}: mean Dice over classes {dice[i]:.3f}" for i in shown])
     log.info("run directory %s\n%s", run_dir, json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}, indent=1))

@@ -19,7 +19,7 @@ scored images' maps each from a blend not fitted on them, so it can be blended a
 A split is never held whole: a run writes each chunk's maps as it is predicted (``maps_writer``) and a blend
 reads a chunk of images at a time (``ProbabilityMaps.rows``), so memory holds a chunk whatever the number
 of images. Runs saved before (one ``proba`` array of every image in the ``.npz``) are still read, whole,
-as they were then.
+as they were then. The files are named in ``runs/layout.py``.
 """
 
 from __future__ import annotations
@@ -33,11 +33,6 @@ import numpy as np
 
 from kagglekit.core.errors import DataError
 from kagglekit.core.fileio import atomic_open
-
-HOLDOUT_MAPS = "holdout_maps.npz"  # the images a segmentation run scored (its hold-out)
-OOF_MAPS = "oof_maps.npz"  # a PASCAL VOC run's: every scored fold's images, each by its fold's segmenter
-TEST_MAPS = "test_maps.npz"
-
 
 FLOOR = 2 ** -8  # probabilities below this are kept as 0
 

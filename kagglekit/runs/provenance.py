@@ -12,11 +12,11 @@ from pathlib import Path
 
 import kagglekit
 from kagglekit.core.fileio import atomic_write_json
+from kagglekit.runs.layout import FORMAT_KEY, FORMAT_VERSION, RUN_FILES
 
 #: The top-level packages the distribution ships (pyproject.toml: kagglekit, and competitions/ as
 #: kagglekit_competitions).
 PACKAGES = ("kagglekit", "kagglekit_competitions")
-PROVENANCE_FILE = "provenance.json"
 
 
 def package_files() -> dict[str, Path]:
@@ -41,5 +41,7 @@ def source_digest(files: dict[str, Path] | None = None) -> str:
 
 
 def write_provenance(run_dir: Path) -> None:
-    atomic_write_json(Path(run_dir) / PROVENANCE_FILE,
-                      {"kagglekit_version": kagglekit.__version__, "source_sha256": source_digest()})
+    """The code that makes the run, and the layout it writes the run in (``runs/layout.py``)."""
+    atomic_write_json(Path(run_dir) / RUN_FILES.provenance, {"kagglekit_version": kagglekit.__version__,
+                                                             "source_sha256": source_digest(),
+                                                             FORMAT_KEY: FORMAT_VERSION})

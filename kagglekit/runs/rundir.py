@@ -1,4 +1,5 @@
-"""Run directories: ``<output>/<competition>/<time>-<config hash>/``, each one explaining itself."""
+"""Run directories: ``<output>/<competition>/<time>-<config hash>/``, each one explaining itself (what they
+hold: ``runs/layout.py``)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,6 @@ from pathlib import Path
 
 from kagglekit.core.config import RunConfig
 from kagglekit.runs.provenance import write_provenance
-
-#: A copy of the competition's YAML file, for competitions passed by path (not found by name).
-COMPETITION_FILE = "competition.yaml"
-#: What makes a directory a blend of runs (``kagglekit blend``): its members, method and competition.
-BLEND_CONFIG = "blend_config.json"
 
 
 def new_run_dir(config: RunConfig, competition: str) -> Path:

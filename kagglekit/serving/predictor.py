@@ -44,6 +44,7 @@ from kagglekit.pipelines.classification import (
 from kagglekit.pipelines.inputs import require_readable
 from kagglekit.pipelines.multilabel_classification import load_label_heads, read_postprocess, saved_tuner
 from kagglekit.pipelines.rebuild import load_run_config, run_competition
+from kagglekit.runs.layout import RUN_FILES
 
 BATCH = 32  # images per model call: bounds memory for any number of files
 
@@ -107,8 +108,8 @@ class RunPredictor:
 
     def metadata(self) -> dict:
         """What a client needs to trust and use the model: competition, classes, input, CV, provenance."""
-        metrics = read_json(self.run_dir / "metrics.json", "metrics")
-        provenance = self.run_dir / "provenance.json"
+        metrics = read_json(self.run_dir / RUN_FILES.metrics, "metrics")
+        provenance = self.run_dir / RUN_FILES.provenance
         config = self.config
         return {
             "run": self.run_dir.name, "competition": self.competition.name, "task": self.competition.task,
@@ -154,7 +155,7 @@ class ClassifierPredictor(ImageLevelPredictor):
 
     def __init__(self, run_dir: Path, weights_dir: str | None = None):
         super().__init__(run_dir, weights_dir)
-        self.classes: list[str] = read_json(self.run_dir / "classes.json", "classes")
+        self.classes: list[str] = read_json(self.run_dir / RUN_FILES.classes, "classes")
         if resolve_learner(self.competition.task, self.config.train.learner) == "finetune":
             self.networks = finetuning.predictors(self.config, self.devices, self.run_dir, len(self.classes))
             self.extractors = []
@@ -237,7 +238,7 @@ class SegmenterPredictor(RunPredictor):
         self.multilabel = self.competition.task == "multilabel-segmentation"
         # a multi-label run's masks hold background (0) and then its classes; a plain one only its classes
         self.mask_classes = ["background"] + self.classes if self.multilabel else self.classes
-        self.segmenters = saved_segmenters(self.run_dir / "segmenter", len(self.mask_classes),
+        self.segmenters = saved_segmenters(self.run_dir / RUN_FILES.segmenter, len(self.mask_classes),
                                            self.competition.void_label, devices=self.devices,
                                            **hyperparameters.segmenter(self.config))
         if self.multilabel:

@@ -30,8 +30,8 @@ from kagglekit.data.loaders import image_batches
 from kagglekit.data.masks import image_size, read_label_map
 from kagglekit.evaluation.folds import stratified_folds
 from kagglekit.pipelines.inputs import checked_test, usable_train
+from kagglekit.runs.layout import RUN_FILES
 from kagglekit.runs.ledger import Ledger, LedgerError, default_ledger_path
-from kagglekit.runs.rundir import COMPETITION_FILE
 from kagglekit.submission import rle
 from kagglekit.submission.validator import validate_submission
 
@@ -225,7 +225,7 @@ def test_predict_refuses_unreadable_test_images_before_any_model(tmp_path, capsy
     run_dir = tmp_path / "runs" / competition.name / "20260101-000000-000000000000"
     RunConfig(competition=str(spec), data=str(data), backbones=["efficientnet_lite0"], folds=2,
               image_size=32).save(run_dir / "config.yaml")
-    (run_dir / COMPETITION_FILE).write_bytes(spec.read_bytes())  # no model was ever saved: none may be needed
+    (run_dir / RUN_FILES.competition).write_bytes(spec.read_bytes())  # no model was ever saved: none may be needed
     out = tmp_path / "out.csv"
     assert cli(["predict", str(run_dir), "--data", str(data), "--out", str(out)]) == DataError.exit_code
     err = capsys.readouterr().err

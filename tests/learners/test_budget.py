@@ -9,8 +9,9 @@ import pytest
 from kagglekit.core.config import RunConfig, from_dict
 from kagglekit.core.errors import ConfigError
 from kagglekit.learners import budget
-from kagglekit.pipelines.budgeting import TIME_PLAN, budgeted
+from kagglekit.pipelines.budgeting import budgeted
 from kagglekit.pipelines.finetuning import finetune_seconds
+from kagglekit.runs.layout import RUN_FILES
 
 
 def linear(seconds_per_epoch: float, fixed: float = 0.0):
@@ -63,7 +64,7 @@ def test_the_plan_is_saved_with_the_config_and_a_resumed_run_reuses_it(tmp_path)
     assert plan.estimated_s <= budget.SAFETY * 1200
     saved = RunConfig.load(tmp_path / "config.yaml")
     assert (saved.finetune.epochs, saved.finetune.scored_folds) == (plan.epochs, plan.scored_folds)
-    assert json.loads((tmp_path / TIME_PLAN).read_text())["epochs"] == plan.epochs
+    assert json.loads((tmp_path / RUN_FILES.time_plan).read_text())["epochs"] == plan.epochs
 
     def never():
         raise AssertionError("a resumed run measured again")
@@ -75,7 +76,7 @@ def test_the_plan_is_saved_with_the_config_and_a_resumed_run_reuses_it(tmp_path)
 def test_no_budget_trains_the_configured_epochs(tmp_path):
     config = from_dict(RunConfig, {"time_budget": None})
     assert budgeted(config, tmp_path, "finetune", 0.0, None, None, 1, 2) == (config, None)
-    assert not (tmp_path / TIME_PLAN).exists()
+    assert not (tmp_path / RUN_FILES.time_plan).exists()
 
 
 @pytest.mark.slow

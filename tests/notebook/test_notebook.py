@@ -31,7 +31,7 @@ from kagglekit.notebook.bootstrap import (
 from kagglekit.notebook.generate import generate_notebook
 from kagglekit.notebook.render import render_notebook
 from kagglekit.notebook.wheel import write_source_wheel
-from kagglekit.runs.provenance import PROVENANCE_FILE
+from kagglekit.runs.layout import RUN_FILES
 
 NETGUARD = REPO / "kagglekit" / "kaggle" / "local_service" / "netguard"
 
@@ -198,7 +198,7 @@ def test_notebook_ships_only_the_code_that_made_the_run(finished_run, tmp_path):
     competition = get_competition("seedlings")
     intro = markdown(nbformat.read(generate_notebook(competition, run_dir, tmp_path / "a", str(weights)).notebook, 4))
     assert "the exact kagglekit code that made the run" in intro
-    (run_dir / PROVENANCE_FILE).write_text(json.dumps({"kagglekit_version": "0.1.0", "source_sha256": "f" * 64}))
+    (run_dir / RUN_FILES.provenance).write_text(json.dumps({"kagglekit_version": "0.1.0", "source_sha256": "f" * 64}))
     with pytest.raises(ConfigError, match="made by kagglekit source ffffffffffff.*--allow-code-change"):
         generate_notebook(competition, run_dir, tmp_path / "b", str(weights))
     made = generate_notebook(competition, run_dir, tmp_path / "c", str(weights), allow_code_change=True)

@@ -17,7 +17,8 @@ from kagglekit.competitions.discovery import get_competition
 from kagglekit.learners.segmenter import label_maps
 from kagglekit.learners.thresholds import ThresholdTuner
 from kagglekit.pipelines.multilabel_segmentation import allowed_classes
-from kagglekit.runs.probability_maps import OOF_MAPS, TEST_MAPS, ProbabilityMaps, expand
+from kagglekit.runs.layout import RUN_FILES
+from kagglekit.runs.probability_maps import ProbabilityMaps, expand
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,7 @@ def test_hill_blend_of_labels_and_masks_is_nested_scored_and_validates(two_voc_r
     fitted on the other folds' rows only."""
     run_dir = two_voc_runs[0]
     folds = json.loads((run_dir / "folds.json").read_text())
-    oof_maps, test_maps = ProbabilityMaps(run_dir / OOF_MAPS), ProbabilityMaps(run_dir / TEST_MAPS)
+    oof_maps, test_maps = ProbabilityMaps(run_dir / RUN_FILES.oof_maps), ProbabilityMaps(run_dir / RUN_FILES.test_maps)
     scored_count = scored_folds(run_dir)  # segmenters on the first 2 of the 3 folds
     assert 2 <= scored_count < len(set(folds["fold_of"]))  # a mask blend needs 2 folds; one fold left unscored
     assert oof_maps.ids == [i for f in range(scored_count) for i, k in zip(folds["ids"], folds["fold_of"]) if k == f]
@@ -89,7 +90,7 @@ def test_mean_blend_of_a_run_with_itself_is_the_run(two_voc_runs, voc_small, tmp
     classes = voc.classes
     oof = pd.read_csv(run_dir / "oof.csv")
     tuner = ThresholdTuner.for_metric(voc.metric).fit(oof[classes].to_numpy(), oof[[f"true_{c}" for c in classes]].to_numpy())
-    maps = ProbabilityMaps(run_dir / TEST_MAPS)
+    maps = ProbabilityMaps(run_dir / RUN_FILES.test_maps)
     proba = pd.read_csv(run_dir / "test_probabilities.csv", dtype={"id": str}).set_index("id").loc[maps.ids, classes]
     labels = tuner.predict(proba.to_numpy())
     sizes = voc.load_test(voc_small).image_sizes()
@@ -102,11 +103,11 @@ def test_mean_blend_of_a_run_with_itself_is_the_run(two_voc_runs, voc_small, tmp
 @pytest.mark.slow
 def test_members_that_differ_are_refused_by_name(two_voc_runs, tmp_path, capsys):
     first = two_voc_runs[0]
-    assert_blend_refuses_unlike_members(first, two_voc_runs[1], (OOF_MAPS, TEST_MAPS), "not offered for the masks of PASCAL VOC runs", tmp_path, capsys)
+    assert_blend_refuses_unlike_members(first, two_voc_runs[1], (RUN_FILES.oof_maps, RUN_FILES.test_maps), "not offered for the masks of PASCAL VOC runs", tmp_path, capsys)
 
     old = tmp_path / "old"  # a run made before VOC runs kept their maps
     shutil.copytree(first, old)
-    (old / OOF_MAPS).unlink()
+    (old / RUN_FILES.oof_maps).unlink()
     assert run_cli(["blend", first, old, "--output-dir", tmp_path / "out"]) == 2
     err = capsys.readouterr().err
     assert f"{old}: not a finished PASCAL VOC run" in err and "run it again" in err
@@ -117,7 +118,7 @@ def test_a_blend_keeps_labels_and_maps_and_is_blended_again(voc_run, voc_small, 
     """A blend keeps what a VOC run keeps for blending (here the run's own: a mean blend of the run with itself),
     so a blend of that blend and the run is the run again."""
     first = blend_with_itself(voc_run, "pascal-voc", tmp_path)
-    for name in (OOF_MAPS, TEST_MAPS):
+    for name in (RUN_FILES.oof_maps, RUN_FILES.test_maps):
         kept, own = ProbabilityMaps(first / name), ProbabilityMaps(voc_run / name)
         assert sorted(kept.ids) == sorted(own.ids) and kept.classes == own.classes  # the blend's in folds.json's order
         at = {id_: k for k, id_ in enumerate(own.ids)}

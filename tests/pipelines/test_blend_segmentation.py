@@ -21,7 +21,8 @@ from kagglekit.evaluation.reports import segmentation_report
 from kagglekit.learners.blending import Chunked, nested_proba
 from kagglekit.learners.segmenter import label_maps
 from kagglekit.pipelines.blend_segmentation import blend_maps
-from kagglekit.runs.probability_maps import HOLDOUT_MAPS, TEST_MAPS, ProbabilityMaps, expand
+from kagglekit.runs.layout import RUN_FILES
+from kagglekit.runs.probability_maps import ProbabilityMaps, expand
 from kagglekit.submission import rle
 
 
@@ -71,7 +72,7 @@ def test_maps_blended_a_chunk_at_a_time_are_those_blended_whole(method):
 @pytest.mark.slow
 def test_runs_keep_their_maps_and_score_the_same_from_them(two_camvid_runs, camvid_small):
     run_dir = two_camvid_runs[0]
-    holdout, test = ProbabilityMaps(run_dir / HOLDOUT_MAPS), ProbabilityMaps(run_dir / TEST_MAPS)
+    holdout, test = ProbabilityMaps(run_dir / RUN_FILES.holdout_maps), ProbabilityMaps(run_dir / RUN_FILES.test_maps)
     folds = json.loads((run_dir / "folds.json").read_text())
     assert holdout.ids == [i for i, f in zip(folds["ids"], folds["fold_of"]) if f == 0]
     assert holdout.size == test.size == (64, 96) and holdout.rows([0]).dtype == np.float16 and len(test.ids) == 6
@@ -94,7 +95,7 @@ def test_hill_blend_is_nested_scored_and_its_submission_decodes(two_camvid_runs,
     found = blend_dir(tmp_path)
     metrics = json.loads((found / "metrics.json").read_text())
 
-    holdout = [ProbabilityMaps(r / HOLDOUT_MAPS) for r in two_camvid_runs]
+    holdout = [ProbabilityMaps(r / RUN_FILES.holdout_maps) for r in two_camvid_runs]
     truths = [read_label_map(camvid_small / "train" / "masks" / f"{i}.png") for i in holdout[0].ids]
 
     def dice(rows: list[int], proba: np.ndarray) -> float:
@@ -134,7 +135,7 @@ def test_hill_blend_is_nested_scored_and_its_submission_decodes(two_camvid_runs,
 def test_mean_blend_of_a_run_with_itself_is_the_run(two_camvid_runs, camvid_small, tmp_path):
     run_dir = two_camvid_runs[0]
     found = blend_with_itself(run_dir, "camvid", tmp_path)
-    test = ProbabilityMaps(run_dir / TEST_MAPS)
+    test = ProbabilityMaps(run_dir / RUN_FILES.test_maps)
     camvid = get_competition("camvid")
     sizes = camvid.load_test(camvid_small).image_sizes()
     own = camvid.submission_frame(test.ids, label_maps(expand(test.rows()), [sizes[i] for i in test.ids]))
@@ -145,7 +146,7 @@ def test_mean_blend_of_a_run_with_itself_is_the_run(two_camvid_runs, camvid_smal
 @pytest.mark.slow
 def test_members_that_differ_are_refused_by_name(two_camvid_runs, tmp_path, capsys):
     first = two_camvid_runs[0]
-    assert_blend_refuses_unlike_members(first, two_camvid_runs[1], (HOLDOUT_MAPS, TEST_MAPS), "not offered for segmentation", tmp_path, capsys)
+    assert_blend_refuses_unlike_members(first, two_camvid_runs[1], (RUN_FILES.holdout_maps, RUN_FILES.test_maps), "not offered for segmentation", tmp_path, capsys)
 
     voc = tmp_path / "voc"
     shutil.copytree(first, voc)
@@ -160,7 +161,7 @@ def test_a_blend_keeps_its_maps_is_blended_again_and_refuses_to_be_served(camvid
     """A blend keeps the maps a run keeps (here the run's own: a mean blend of the run with itself), so a blend of
     that blend and the run is the run again; a blend has no models, and predicting from it says so."""
     first = blend_with_itself(camvid_run, "camvid", tmp_path)
-    for name in (HOLDOUT_MAPS, TEST_MAPS):
+    for name in (RUN_FILES.holdout_maps, RUN_FILES.test_maps):
         kept, own = ProbabilityMaps(first / name), ProbabilityMaps(camvid_run / name)
         assert kept.ids == own.ids and kept.classes == own.classes
         np.testing.assert_array_equal(kept.rows(), own.rows())
@@ -174,7 +175,7 @@ def test_a_blend_keeps_its_maps_is_blended_again_and_refuses_to_be_served(camvid
     assert metrics["fold_scores"] == metrics["members"][str(camvid_run)]["fold_scores"]
     assert metrics["cv_mean"] == pytest.approx(own["cv_mean"], abs=2e-3)  # float16 maps: a rare flipped argmax
     assert (again / "submission.csv").read_bytes() == (first / "submission.csv").read_bytes()
-    assert (again / HOLDOUT_MAPS).is_file() and (again / TEST_MAPS).is_file()
+    assert (again / RUN_FILES.holdout_maps).is_file() and (again / RUN_FILES.test_maps).is_file()
 
     capsys.readouterr()
     assert run_cli(["predict", first, "--data", camvid_small, "--out", tmp_path / "predicted.csv"]) == 2

@@ -14,11 +14,12 @@ import pytest
 from helpers import scored_folds
 
 from kagglekit.cli import main
-from kagglekit.runs.probability_maps import HOLDOUT_MAPS, OOF_MAPS, TEST_MAPS, ProbabilityMaps
+from kagglekit.runs.layout import RUN_FILES
+from kagglekit.runs.probability_maps import ProbabilityMaps
 
 #: What a run writes once its segmenters are trained (the outputs a kill before the end leaves missing).
-AFTER_TRAINING = ("submission.csv", "metrics.json", HOLDOUT_MAPS, OOF_MAPS, TEST_MAPS, "postprocess.json", "oof.csv",
-                  "test_probabilities.csv")
+AFTER_TRAINING = ("submission.csv", "metrics.json", RUN_FILES.holdout_maps, RUN_FILES.oof_maps, RUN_FILES.test_maps,
+                  "postprocess.json", "oof.csv", "test_probabilities.csv")
 
 
 def segmenter_fits(monkeypatch) -> list[str]:
@@ -65,7 +66,7 @@ def test_a_pascal_voc_run_killed_in_its_last_fold_trains_only_that_fold_again(vo
     trained = segmenter_fits(monkeypatch)
     assert main(["run", "pascal-voc", "--resume", str(copy), "--data", str(voc_small)]) == 0
     assert trained == [last]
-    assert_same_results(copy, voc_run, (OOF_MAPS, TEST_MAPS))
+    assert_same_results(copy, voc_run, (RUN_FILES.oof_maps, RUN_FILES.test_maps))
     assert (copy / "config.yaml").read_bytes() == (voc_run / "config.yaml").read_bytes()
 
 
@@ -78,4 +79,4 @@ def test_a_camvid_run_killed_after_training_is_finished_from_its_saved_segmenter
     trained = segmenter_fits(monkeypatch)
     assert main(["run", "camvid", "--resume", str(copy), "--data", str(camvid_small)]) == 0
     assert trained == []
-    assert_same_results(copy, camvid_run, (HOLDOUT_MAPS, TEST_MAPS))
+    assert_same_results(copy, camvid_run, (RUN_FILES.holdout_maps, RUN_FILES.test_maps))
