@@ -65,20 +65,24 @@ def resolve(path: str):
 
 
 TASKS: Registry[TaskSpec] = Registry("task")
-for spec in (
-    TaskSpec(ClassificationCompetition,
-             {"finetune": "kagglekit.pipelines.finetuning", "head": "kagglekit.pipelines.classification"},
-             blend="kagglekit.pipelines.blend", predictor="kagglekit.serving.predictor:ClassifierPredictor",
-             labels="single"),
-    TaskSpec(MultiLabelClassificationCompetition, {"head": "kagglekit.pipelines.multilabel_classification"},
-             blend="kagglekit.pipelines.blend", predictor="kagglekit.serving.predictor:LabelPredictor",
-             labels="multi"),
-    TaskSpec(SegmentationCompetition, {"head": "kagglekit.pipelines.segmentation"},
-             blend="kagglekit.pipelines.blend_segmentation",
-             predictor="kagglekit.serving.predictor:SegmenterPredictor", labels=None, masks=True),
-    TaskSpec(MultiLabelSegmentationCompetition, {"head": "kagglekit.pipelines.multilabel_segmentation"},
-             blend="kagglekit.pipelines.blend_multilabel_segmentation",
-             predictor="kagglekit.serving.predictor:SegmenterPredictor", labels="multi", masks=True,
-             mask_background=True),
-):
-    TASKS.register(spec.name, spec)
+
+
+def register(spec: TaskSpec) -> TaskSpec:
+    """Adds ``spec`` under its contract's task name."""
+    return TASKS.register(spec.name, spec)
+
+
+register(TaskSpec(ClassificationCompetition,
+                  {"finetune": "kagglekit.pipelines.finetuning", "head": "kagglekit.pipelines.classification"},
+                  blend="kagglekit.pipelines.blend", predictor="kagglekit.serving.predictor:ClassifierPredictor",
+                  labels="single"))
+register(TaskSpec(MultiLabelClassificationCompetition, {"head": "kagglekit.pipelines.multilabel_classification"},
+                  blend="kagglekit.pipelines.blend", predictor="kagglekit.serving.predictor:LabelPredictor",
+                  labels="multi"))
+register(TaskSpec(SegmentationCompetition, {"head": "kagglekit.pipelines.segmentation"},
+                  blend="kagglekit.pipelines.blend_segmentation",
+                  predictor="kagglekit.serving.predictor:SegmenterPredictor", labels=None, masks=True))
+register(TaskSpec(MultiLabelSegmentationCompetition, {"head": "kagglekit.pipelines.multilabel_segmentation"},
+                  blend="kagglekit.pipelines.blend_multilabel_segmentation",
+                  predictor="kagglekit.serving.predictor:SegmenterPredictor", labels="multi", masks=True,
+                  mask_background=True))
