@@ -165,7 +165,7 @@ def service(seedlings_small, code_competition_file, tmp_path_factory):
     from helpers import KEY, OUTSIDER, OUTSIDER_KEY, USER
 
     from kagglekit.competitions.discovery import competition_from_yaml, get_competition
-    from kagglekit.kaggle.local_service import LocalKaggleService
+    from kagglekit.kaggle_service import LocalKaggleService
 
     work = tmp_path_factory.mktemp("kaggle-service")
     svc = LocalKaggleService({USER: KEY, OUTSIDER: OUTSIDER_KEY}, port=0, scoring_delay=0.1,  # a free port

@@ -9,6 +9,7 @@ fails here, not in a user's run. Nothing here trains.
 from __future__ import annotations
 
 import argparse
+import inspect
 import shutil
 import sys
 import typing
@@ -21,7 +22,7 @@ from PIL import Image
 
 from kagglekit.cli import build_parser, main
 from kagglekit.commands.options import InputPath
-from kagglekit.competitions.contract import TASK_CONTRACTS, Competition
+from kagglekit.competitions.contract import Competition
 from kagglekit.competitions.discovery import COMPETITION_KINDS, COMPETITIONS, competition_from_yaml, discover
 from kagglekit.core.config import OptimizerName, RunConfig, SegmentationConfig, TrainConfig, from_dict
 from kagglekit.core.errors import ConfigError, KagglekitError, WeightsError
@@ -31,7 +32,8 @@ from kagglekit.models import lite_weights
 from kagglekit.models.backbones import BACKBONES, require_pretrained
 from kagglekit.models.optimizers import OPTIMIZERS, make_optimizer
 from kagglekit.models.segmentation import SEGMENTATION_HEADS, build_segmenter
-from kagglekit.pipelines import TASK_MODULES, pipeline_module, resolve_learner
+from kagglekit.pipelines import blend_module, pipeline_module, resolve_learner
+from kagglekit.tasks import TASKS, resolve
 
 
 def cli(capsys, *argv) -> tuple[int, str]:
@@ -349,26 +351,55 @@ def test_every_registered_competition_keeps_its_tasks_contract():
     discover()
     for name, competition in COMPETITIONS.items():
         assert isinstance(competition, Competition) and competition.name == name
-        assert competition.task in TASK_MODULES and isinstance(competition, TASK_CONTRACTS[competition.task]), name
+        assert competition.task in TASKS and isinstance(competition, TASKS.get(competition.task).contract), name
         assert competition.metric in METRICS, name
         assert competition.id_column and competition.value_column and competition.id_column != competition.value_column
         from_dict(RunConfig, dict(competition.run_defaults), where=f"{name}'s run defaults")  # a valid config
 
 
 # ---------------------------------------------------------------- tasks, learners, optimizers, blends, heads
-@pytest.mark.parametrize("task", list(TASK_MODULES))
+@pytest.mark.parametrize("task", list(TASKS))
 def test_every_task_has_a_contract_and_its_learners_a_pipeline(task):
     """A task's learners can be asked for in a config, each has a pipeline that trains and one that
     rebuilds a submission, and ``auto`` is the first."""
-    assert task in TASK_CONTRACTS
+    spec = TASKS.get(task)
+    assert spec.name == task and issubclass(spec.contract, Competition)
     learners = typing.get_args(TrainConfig.model_fields["learner"].annotation)
-    assert resolve_learner(task, "auto") == next(iter(TASK_MODULES[task]))
-    for learner in TASK_MODULES[task]:
+    assert resolve_learner(task, "auto") == next(iter(spec.pipelines))
+    for learner in spec.pipelines:
         assert learner in learners  # a config can ask for it
         module = pipeline_module(task, learner)
+        assert module.__name__.startswith("kagglekit.pipelines."), module  # resolved in its own layer
         assert callable(module.run) and callable(module.predict), (task, learner)
     with pytest.raises(ConfigError, match=task):
         resolve_learner(task, "no-such-learner")
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_every_task_names_a_blend_and_a_predictor_that_resolve(task):
+    """The blend module and the predictor a task's spec names exist, in the layer that resolves them."""
+    from kagglekit.serving.predictor import RunPredictor
+
+    spec = TASKS.get(task)
+    blend = blend_module(task)
+    assert blend.__name__.startswith("kagglekit.pipelines."), blend
+    assert callable(blend.read_member) and callable(blend.run), task
+    predictor = resolve(spec.predictor)
+    assert spec.predictor.startswith("kagglekit.serving.") and issubclass(predictor, RunPredictor), spec.predictor
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_every_tasks_capabilities_match_its_contract(task):
+    """What a spec says its runs predict is what its contract's ``submission_frame`` takes: class indices
+    (single label), 0/1 label vectors (multi-label), label maps (masks)."""
+    spec = TASKS.get(task)
+    takes = inspect.signature(spec.contract.submission_frame).parameters
+    assert spec.labels in ("single", "multi", None) and (spec.labels or spec.masks), spec
+    assert (spec.labels == "single") == ("predicted" in takes), (task, list(takes))
+    assert (spec.labels == "multi") == ("labels" in takes), (task, list(takes))
+    assert spec.masks == ("label_maps" in takes), (task, list(takes))
+    assert spec.differentiable == (spec.labels is not None)
+    assert not spec.mask_background or spec.masks
 
 
 def test_the_config_offers_exactly_the_registered_optimizers_and_heads():

@@ -1,8 +1,9 @@
-"""The architecture as tests: layers only import downward, no module imports itself in a cycle, and the
-library keeps to a handful of modules at its root."""
+"""The architecture as tests: layers only import downward, no module imports itself in a cycle, the
+library keeps to a handful of modules at its root, and only the task registry tells tasks apart by name."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -47,3 +48,29 @@ def test_a_deliberate_upward_import_is_caught(tmp_path):
     lint = Path(sys.executable).with_name("lint-imports")
     out = subprocess.run([str(lint), "--no-cache"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert out.returncode != 0 and "kagglekit.core._layer_probe" in out.stdout, out.stdout
+
+
+#: A task told apart by name: ``task == ...``, ``task in (...)``, ``... != competition.task``, or a table keyed by
+#: it (``pipelines[task]``, ``modules.get(competition.task)``; ``TASKS.get`` is the one lookup allowed).
+TASK_BY_NAME = re.compile(r"\btask\s*(?:==|!=|(?:not\s+)?in\b)|(?:==|!=)\s*(?:\w+\.)*task\b"
+                          r"|\b(?!TASKS\b)\w+(?:\[|\.get\()\s*(?:\w+\.)*task\s*[],)]")
+
+
+def test_only_the_task_registry_tells_tasks_apart_by_name():
+    """Behaviour that depends on the task is a lookup in ``kagglekit.tasks.TASKS``, never a comparison or a
+    table of task names elsewhere: adding a task edits one registry, not every module that cares."""
+    registry = REPO / "kagglekit" / "tasks"
+    found = [f"{path.relative_to(REPO)}:{number}: {line.strip()}"
+             for path in sorted((REPO / "kagglekit").rglob("*.py")) if registry not in path.parents
+             for number, line in enumerate(path.read_text().splitlines(), 1) if TASK_BY_NAME.search(line)]
+    assert not found, "task names compared outside kagglekit/tasks/:\n" + "\n".join(found)
+
+
+def test_the_task_name_check_catches_each_form():
+    """The pattern above is not vacuous: each way of telling tasks apart by name is caught, a lookup is not."""
+    caught = ['if competition.task == "segmentation":', 'masks = task in ("segmentation",)', "if task not in KNOWN:",
+              'if "classification" != spec.task:', "pipeline = pipelines.get(competition.task, blend)",
+              "module = TASK_MODULES[task]"]
+    allowed = ["spec = TASKS.get(competition.task)", "if TASKS.get(task).masks:", "task_name = competition.task"]
+    assert [line for line in caught if not TASK_BY_NAME.search(line)] == []
+    assert [line for line in allowed if TASK_BY_NAME.search(line)] == []

@@ -34,7 +34,7 @@ def register(subparsers) -> None:
 
 def main(args) -> int:
     from kagglekit.commands.run import record_and_submit, summary_table
-    from kagglekit.pipelines import blend, blend_multilabel_segmentation, blend_segmentation
+    from kagglekit.pipelines import blend_module
     from kagglekit.pipelines.blend import BlendConfig
     from kagglekit.pipelines.rebuild import run_competition
     from kagglekit.runs.rundir import new_run_dir
@@ -42,8 +42,7 @@ def main(args) -> int:
     if len(set(p.resolve() for p in args.runs)) < 2:
         raise ConfigError("a blend needs two or more different run directories")
     competition = run_competition(args.runs[0])
-    pipelines = {"segmentation": blend_segmentation, "multilabel-segmentation": blend_multilabel_segmentation}
-    pipeline = pipelines.get(competition.task, blend)  # blend.run refuses a task it does not know
+    pipeline = blend_module(competition.task)
     members = [pipeline.read_member(p) for p in args.runs]
     first = members[0]
     data = args.data or Path(first.config.data or "")

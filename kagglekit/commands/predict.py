@@ -62,9 +62,10 @@ def refuse_existing_file(out: Path, force: bool) -> None:
 def predict_images(args) -> int:
     from kagglekit.pipelines.rebuild import run_competition
     from kagglekit.serving.predictor import load_predictor
+    from kagglekit.tasks import TASKS
 
     paths = image_files(args.images)
-    masks = run_competition(args.run_dir).task in ("segmentation", "multilabel-segmentation")
+    masks = TASKS.get(run_competition(args.run_dir).task).masks
     if masks and not (args.force and args.out.is_dir()):
         refuse_used_folder(args.out, "a segmenter's masks go into a new folder (or pass --force to write into an "
                                      "existing one)")

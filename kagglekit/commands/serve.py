@@ -66,7 +66,7 @@ def read_users(path: Path) -> dict[str, str]:
 
 
 def main(args) -> int:
-    from kagglekit.kaggle.local_service import LocalKaggleService
+    from kagglekit.kaggle_service import LocalKaggleService
 
     competition = get_competition(args.competition)
     users = read_users(args.users)

@@ -222,9 +222,3 @@ class MultiLabelSegmentationCompetition(RLEMasksCompetition):
     def submission_frame(self, ids: list[str], labels: np.ndarray, label_maps: Iterable[np.ndarray]) -> pd.DataFrame:
         """The submission for test ``ids`` given their 0/1 label vectors and label maps (original size; encoded
         one at a time as ``label_maps`` yields them)."""
-
-
-#: The contract each task's pipeline expects of its competition.
-TASK_CONTRACTS: dict[str, type[Competition]] = {
-    c.task: c for c in (ClassificationCompetition, MultiLabelClassificationCompetition, SegmentationCompetition,
-                        MultiLabelSegmentationCompetition)}

@@ -22,13 +22,13 @@ from kagglekit.core.fileio import atomic_write_json, atomic_write_text
 from kagglekit.core.progress import progress
 from kagglekit.experiments.cells import run_cell
 from kagglekit.runs.layout import RUN_FILES
+from kagglekit.tasks import TASKS
 
 log = logging.getLogger(__name__)
 
 SPEC = "compare.json"
 #: Which config section holds the optimizer of each learner (``train.learner`` as resolved for the task).
 OPTIMIZER_SECTION = {"finetune": "finetune", "head": "train"}
-SEGMENTATION_TASKS = ("segmentation", "multilabel-segmentation")
 COLUMNS = ["backbone", "optimizer", "status", "cv_mean", "cv_std", "folds", "seconds_per_epoch", "train_images_per_s",
            "predict_images_per_s", "peak_memory_gib", "wall_seconds", "device_hours", "cost", "device", "run_dir"]
 
@@ -44,8 +44,9 @@ class Cell:
 
 
 def optimizer_section(task: str, learner: str) -> str:
-    """The config section whose ``optimizer`` the comparison varies: the learner that trains."""
-    return "segmentation" if task in SEGMENTATION_TASKS else OPTIMIZER_SECTION[learner]
+    """The config section whose ``optimizer`` the comparison varies: the learner that trains (a task with
+    masks: its segmenter)."""
+    return "segmentation" if TASKS.get(task).masks else OPTIMIZER_SECTION[learner]
 
 
 def cell_config(base: dict, cell: Cell, section: str) -> dict:

@@ -29,6 +29,7 @@ from kagglekit.core.errors import ConfigError
 from kagglekit.learners.thresholds import ThresholdTuner
 from kagglekit.models.gradients import gradient
 from kagglekit.runs.layout import RUN_FILES
+from kagglekit.tasks import TASKS
 
 #: Pixels attacked at a time (four 224 x 224 images): a gradient holds every activation of its batch (a head
 #: run's composed Lite0 at 224 px: about 0.37 GB an image), so memory follows this, never ``--count``.
@@ -188,36 +189,33 @@ def attack_sets(run_dir: Path, count: int, weights_dir: str | None = None) -> di
     competition = run_competition(run_dir).resolve(data)
     train = competition.load_train(data)
     where = {id_: k for k, id_ in enumerate(train.ids)}
-    if competition.task == "segmentation":
+    task, sets = TASKS.get(competition.task), {}
+    if task.differentiable:
+        from kagglekit.pipelines.differentiable import load_classifier
+
+        folds = run_dir / RUN_FILES.folds_file
+        if not folds.is_file():
+            raise ConfigError(f"{run_dir}: no {RUN_FILES.folds_file} (a run from before attacks covered it); "
+                              "run it again")
+        assignment = json.loads(folds.read_text())
+        rows = [where[i] for i, fold in zip(assignment["ids"], assignment["fold_of"]) if fold == 0][:count]
+        classifier = load_classifier(run_dir, weights_dir)
+        paths, labels = [train.paths[r] for r in rows], np.asarray(train.labels[rows])
+
+        def load(chunk: list[int]) -> tuple[np.ndarray, np.ndarray]:
+            return classifier.pixels([paths[i] for i in chunk]), labels[chunk]
+
+        sets["labels"] = AttackSet(classifier.model(["fold0"]), [train.ids[r] for r in rows], load,
+                                   classifier.classes, tuner=classifier.tuner)
+    else:  # a segmentation run: its segmenter's own hold-out
+        rows = [where[i] for i in json.loads((run_dir / RUN_FILES.data_report).read_text())["valid_ids"][:count]]
+    if task.masks:
         from kagglekit.learners.segmenter import saved_segmenters
 
-        held = json.loads((run_dir / RUN_FILES.data_report).read_text())["valid_ids"][:count]
-        (segmenter,) = saved_segmenters(run_dir / RUN_FILES.segmenter, len(competition.classes), competition.void_label,
-                                        devices=resolve_devices(config.device), **hyperparameters.segmenter(config))
-        return {"masks": segmenter_set(segmenter, train, [where[i] for i in held], list(competition.classes),
-                                       competition.void_label)}
-    from kagglekit.pipelines.differentiable import load_classifier
-
-    folds = run_dir / RUN_FILES.folds_file
-    if not folds.is_file():
-        raise ConfigError(f"{run_dir}: no {RUN_FILES.folds_file} (a run from before attacks covered it); run it again")
-    assignment = json.loads(folds.read_text())
-    rows = [where[i] for i, fold in zip(assignment["ids"], assignment["fold_of"]) if fold == 0][:count]
-    classifier = load_classifier(run_dir, weights_dir)
-    paths, labels = [train.paths[r] for r in rows], np.asarray(train.labels[rows])
-
-    def load(chunk: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        return classifier.pixels([paths[i] for i in chunk]), labels[chunk]
-
-    sets = {"labels": AttackSet(classifier.model(["fold0"]), [train.ids[r] for r in rows], load, classifier.classes,
-                                tuner=classifier.tuner)}
-    if competition.task == "multilabel-segmentation":
-        from kagglekit.learners.segmenter import saved_segmenters
-
-        segmenters = saved_segmenters(run_dir / RUN_FILES.segmenter, len(competition.classes) + 1, competition.void_label,
+        classes = task.mask_classes(list(competition.classes))
+        segmenters = saved_segmenters(run_dir / RUN_FILES.segmenter, len(classes), competition.void_label,
                                       devices=resolve_devices(config.device), **hyperparameters.segmenter(config))
-        sets["masks"] = segmenter_set(segmenters[0], train, rows, ["background", *competition.classes],
-                                      competition.void_label)
+        sets["masks"] = segmenter_set(segmenters[0], train, rows, classes, competition.void_label)
     return sets
 
 

@@ -1,2 +1,2 @@
 """Talking to Kaggle through the official ``kaggle`` client: credentials, retries, error messages,
-download, submit and the local Kaggle service the tests (and courses) run against."""
+download, submit, datasets, kernels (the local service it can talk to instead is ``kagglekit.kaggle_service``)."""

@@ -9,31 +9,20 @@ which rebuilds that submission from the saved models alone (``kagglekit predict`
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 from typing import Callable
 
 from kagglekit.core.errors import ConfigError
+from kagglekit.tasks import TASKS, resolve
 
 #: ``on_fold(fold, score)``: told each fold's score as it is known.
 FoldHook = Callable[[int, float], None]
 
-#: Task name -> ``train.learner`` -> the module that runs it (imported on first use: TensorFlow is slow to
-#: load). Learners differ in kind (cached features vs streamed images), so each has its own module; the
-#: first listed is what ``learner: auto`` means.
-TASK_MODULES = {
-    "classification": {"finetune": "kagglekit.pipelines.finetuning", "head": "kagglekit.pipelines.classification"},
-    "multilabel-classification": {"head": "kagglekit.pipelines.multilabel_classification"},
-    "segmentation": {"head": "kagglekit.pipelines.segmentation"},
-    "multilabel-segmentation": {"head": "kagglekit.pipelines.multilabel_segmentation"},
-}
-
 
 def resolve_learner(task: str, learner: str) -> str:
-    """The concrete learner ``learner`` means for ``task`` (``auto``: the task's first)."""
-    if task not in TASK_MODULES:
-        raise ConfigError(f"no pipeline runs task {task!r}; known tasks: {', '.join(TASK_MODULES)}")
-    modules = TASK_MODULES[task]
+    """The concrete learner ``learner`` means for ``task`` (``auto``: the task's first; ConfigError naming the
+    known tasks for an unknown one)."""
+    modules = TASKS.get(task).pipelines
     if learner == "auto":
         return next(iter(modules))
     if learner not in modules:
@@ -43,7 +32,13 @@ def resolve_learner(task: str, learner: str) -> str:
 
 
 def pipeline_module(task: str, learner: str = "auto") -> ModuleType:
-    return importlib.import_module(TASK_MODULES[task][resolve_learner(task, learner)])
+    """The module that runs ``task`` with ``learner`` (imported on first use: TensorFlow is slow to load)."""
+    return resolve(TASKS.get(task).pipelines[resolve_learner(task, learner)])
+
+
+def blend_module(task: str) -> ModuleType:
+    """The module that blends finished runs of ``task`` (``read_member``, ``run``)."""
+    return resolve(TASKS.get(task).blend)
 
 
 def get_pipeline(task: str, learner: str = "auto"):

@@ -42,6 +42,7 @@ from kagglekit.pipelines.rebuild import load_run_config, run_competition
 from kagglekit.runs.layout import RUN_FILES
 from kagglekit.runs.result import RunResult
 from kagglekit.submission.writer import write_submission
+from kagglekit.tasks import TASKS
 
 log = logging.getLogger(__name__)
 
@@ -128,10 +129,6 @@ def check_comparable(members: list[Member], competition: Competition) -> None:
             raise ConfigError(f"{name} predicted other test images than {first.run_dir}")
 
 
-#: Tasks whose runs can be blended.
-BLENDABLE = ("classification", "multilabel-classification")
-
-
 @dataclass
 class Blended:
     """What a blend gives, whatever the task: per-fold scores of each member and of the blend, the
@@ -151,8 +148,10 @@ class Blended:
 def run(competition: Competition, members: list[Member], method: str, run_dir: Path, data: Path) -> RunResult:
     started = time.time()
     BLENDS.get(method)  # a typo fails now
-    if competition.task not in BLENDABLE:
-        raise ConfigError(f"kagglekit blend combines {' and '.join(BLENDABLE)} runs, not {competition.task} runs")
+    task = TASKS.get(competition.task)
+    if task.blend != __name__:
+        mine = [name for name, spec in TASKS.items() if spec.blend == __name__]
+        raise ConfigError(f"{__name__} blends {' and '.join(mine)} runs, not {task.name} runs ({task.blend} does)")
     check_comparable(members, competition)
     classes = members[0].classes
     position = {id_: k for k, id_ in enumerate(members[0].folds["ids"])}
@@ -164,7 +163,7 @@ def run(competition: Competition, members: list[Member], method: str, run_dir: P
     test_ids = list(members[0].test.index)
     test = [m.test.loc[test_ids, classes].to_numpy(np.float64) for m in members]
     folds = [np.flatnonzero(fold_of == f) for f in np.unique(fold_of)]
-    if competition.task == "classification":
+    if task.labels == "single":
         index = {label: k for k, label in enumerate(classes)}
         labels = np.array([index[label] for label in members[0].oof.loc[rows, "label"]])
         blended = single_label(competition, method, oof, test, labels, fold_of)

@@ -30,9 +30,7 @@ from kagglekit.pipelines.classification import feature_width, input_extractors, 
 from kagglekit.pipelines.multilabel_classification import load_label_heads, read_postprocess, saved_tuner
 from kagglekit.pipelines.rebuild import load_run_config, run_competition
 from kagglekit.runs.layout import RUN_FILES
-
-#: Tasks whose runs hold an image classifier (``multilabel-segmentation``: its label heads).
-CLASSIFYING_TASKS = ("classification", "multilabel-classification", "multilabel-segmentation")
+from kagglekit.tasks import TASKS
 
 
 @dataclass
@@ -88,14 +86,15 @@ def load_classifier(run_dir: Path, weights_dir: str | None = None) -> RunClassif
     """The classifier of a finished run of any classifying task; ConfigError for other tasks."""
     run_dir = Path(run_dir)
     config = load_run_config(run_dir, weights_dir=weights_dir)
-    task = run_competition(run_dir).task
-    if task not in CLASSIFYING_TASKS:
-        raise ConfigError(f"{run_dir}: a {task} run has no image classifier; Grad-CAM explains classifiers "
-                          f"({', '.join(CLASSIFYING_TASKS)} runs)")
+    task = TASKS.get(run_competition(run_dir).task)
+    if not task.differentiable:
+        classifying = [name for name, spec in TASKS.items() if spec.differentiable]
+        raise ConfigError(f"{run_dir}: a {task.name} run has no image classifier; Grad-CAM explains classifiers "
+                          f"({', '.join(classifying)} runs)")
     devices = resolve_devices(config.device)
-    if task == "classification":
+    if task.labels == "single":
         classes = json.loads((run_dir / RUN_FILES.classes).read_text())
-        if resolve_learner(task, config.train.learner) == "finetune":
+        if resolve_learner(task.name, config.train.learner) == "finetune":
             names = [f"fold{k}" for k in range(config.finetune.scored_folds)] + (["full"] if config.finetune.refit else [])
             members = {n: [finetuning.network(config, devices, run_dir, n, len(classes)).load().model] for n in names}
             predicting = ["full"] if config.finetune.refit else names[:config.finetune.scored_folds]

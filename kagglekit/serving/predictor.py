@@ -45,6 +45,7 @@ from kagglekit.pipelines.inputs import require_readable
 from kagglekit.pipelines.multilabel_classification import load_label_heads, read_postprocess, saved_tuner
 from kagglekit.pipelines.rebuild import load_run_config, run_competition
 from kagglekit.runs.layout import RUN_FILES
+from kagglekit.tasks import TASKS, resolve
 
 BATCH = 32  # images per model call: bounds memory for any number of files
 
@@ -68,15 +69,8 @@ def rounded(classes: list[str], proba: np.ndarray) -> dict[str, float]:
 
 
 def load_predictor(run_dir: Path, weights_dir: str | None = None) -> "RunPredictor":
-    """The predictor for a run directory's task."""
-    task = run_competition(Path(run_dir)).task
-    if task == "classification":
-        return ClassifierPredictor(run_dir, weights_dir)
-    if task == "multilabel-classification":
-        return LabelPredictor(run_dir, weights_dir)
-    if task in ("segmentation", "multilabel-segmentation"):
-        return SegmenterPredictor(run_dir, weights_dir)
-    raise ConfigError(f"{run_dir}: no predictor serves {task!r} runs")
+    """The predictor for a run directory's task (the task registry names it)."""
+    return resolve(TASKS.get(run_competition(Path(run_dir)).task).predictor)(run_dir, weights_dir)
 
 
 class RunPredictor:
@@ -235,9 +229,9 @@ class SegmenterPredictor(RunPredictor):
     def __init__(self, run_dir: Path, weights_dir: str | None = None):
         super().__init__(run_dir, weights_dir)
         self.classes = list(self.competition.classes)
-        self.multilabel = self.competition.task == "multilabel-segmentation"
-        # a multi-label run's masks hold background (0) and then its classes; a plain one only its classes
-        self.mask_classes = ["background"] + self.classes if self.multilabel else self.classes
+        task = TASKS.get(self.competition.task)
+        self.multilabel = task.labels is not None  # the run also predicts each image's labels (PASCAL VOC)
+        self.mask_classes = task.mask_classes(self.classes)
         self.segmenters = saved_segmenters(self.run_dir / RUN_FILES.segmenter, len(self.mask_classes),
                                            self.competition.void_label, devices=self.devices,
                                            **hyperparameters.segmenter(self.config))

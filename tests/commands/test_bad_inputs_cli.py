@@ -414,7 +414,7 @@ def local_kaggle(tmp_path, monkeypatch, cache, pets):
     """A local Kaggle service hosting the pets competition on a free port: what KAGGLE_API_ENVIRONMENT=TEST and
     KAGGLEKIT_LOCAL_KAGGLE_PORT reach."""
     from kagglekit.competitions.builders import build_class_folder_competition
-    from kagglekit.kaggle.local_service import LocalKaggleService
+    from kagglekit.kaggle_service import LocalKaggleService
 
     spec, source = pets
     data = build_class_folder_competition(source, tmp_path / "hosted", id_column="file", label_column="label")

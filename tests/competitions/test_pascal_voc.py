@@ -109,7 +109,7 @@ def test_config_file_keeps_the_competitions_run_defaults(tmp_path):
 
 def test_local_kaggle_service_scores_voc_submissions(voc_small):
     """The local service reads the solution as strings and scores public and private rows apart."""
-    from kagglekit.kaggle.local_service.scoring import public_mask, score_submission
+    from kagglekit.kaggle_service.scoring import public_mask, score_submission
 
     voc = get_competition("pascal-voc")
     solution = pd.read_csv(voc_small / "solution.csv", dtype=str, keep_default_na=False, na_filter=False)

@@ -33,11 +33,11 @@ from kagglekit.notebook.render import render_notebook
 from kagglekit.notebook.wheel import write_source_wheel
 from kagglekit.runs.layout import RUN_FILES
 
-NETGUARD = REPO / "kagglekit" / "kaggle" / "local_service" / "netguard"
+NETGUARD = REPO / "kagglekit" / "kaggle_service" / "netguard"
 
 
 def guarded_env(tmp_path: Path, **extra) -> dict:
-    """The environment of a process that cannot reach the network (see kagglekit/kaggle/local_service/netguard/sitecustomize.py)."""
+    """The environment of a process that cannot reach the network (see kagglekit/kaggle_service/netguard/sitecustomize.py)."""
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower() and k != "PYTHONPATH"}
     env.update(PYTHONPATH=str(NETGUARD), NETGUARD_LOG=str(tmp_path / "netguard.log"), **extra)
     return env

@@ -19,7 +19,7 @@ NOT_RUN_FILES = {
     ("experiments/cells.py", "config.yaml"): "a compare cell's config, passed to its child run's --config",
     ("notebook/template.py", "submission.csv"): "the file a Kaggle notebook must write, set before kagglekit is installed",
     ("notebook/publish.py", "submission.csv"): "the notebook's output on Kaggle (template.py's OUTPUT)",
-    ("kaggle/local_service/kernels.py", "submission.csv"): "Kaggle's default submission file of a kernel",
+    ("kaggle_service/kernels.py", "submission.csv"): "Kaggle's default submission file of a kernel",
 }
 
 

@@ -28,7 +28,7 @@ from kagglesdk.competitions.types import competition_api_service as capi
 from kagglesdk.kernels.types import kernels_api_service as api
 from kagglesdk.kernels.types.kernels_enums import KernelWorkerStatus
 
-from kagglekit.kaggle.local_service.state import HostedCompetition, ServiceError, Submission
+from kagglekit.kaggle_service.state import HostedCompetition, ServiceError, Submission
 
 HERE = Path(__file__).parent
 EXECUTE = HERE / "execute.py"

@@ -21,7 +21,7 @@ from kagglesdk.datasets.types import dataset_api_service as api
 from kagglesdk.datasets.types.dataset_enums import DatabundleVersionStatus
 
 from kagglekit.core.fileio import sha256_tree
-from kagglekit.kaggle.local_service.state import ServiceError, ServiceState, Upload, utcnow
+from kagglekit.kaggle_service.state import ServiceError, ServiceState, Upload, utcnow
 
 
 @dataclass

@@ -20,8 +20,8 @@ import pandas as pd
 
 from kagglekit.competitions.contract import Competition
 from kagglekit.core.manifest import MANIFEST
-from kagglekit.kaggle.local_service.hidden_test import SOLUTION, split_hidden_test
-from kagglekit.kaggle.local_service.scoring import public_mask, score_submission
+from kagglekit.kaggle_service.hidden_test import SOLUTION, split_hidden_test
+from kagglekit.kaggle_service.scoring import public_mask, score_submission
 
 ZIP_DATE = (2020, 1, 1, 0, 0, 0)  # fixed, so the same data gives the same zip bytes (and ETag)
 #: kaggle.com's answer to a file submitted to a code competition.

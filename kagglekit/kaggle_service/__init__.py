@@ -10,9 +10,9 @@ offline in a sandbox (kernels.py), which is what a code competition (hidden_test
 ``KAGGLEKIT_LOCAL_KAGGLE_PORT``).
 """
 
-from kagglekit.kaggle.local_service.faults import Fault, Faults
-from kagglekit.kaggle.local_service.server import LocalKaggleService
-from kagglekit.kaggle.local_service.state import (
+from kagglekit.kaggle_service.faults import Fault, Faults
+from kagglekit.kaggle_service.server import LocalKaggleService
+from kagglekit.kaggle_service.state import (
     HostedCompetition,
     ServiceState,
     host_competition,

@@ -21,9 +21,9 @@ from kagglesdk.competitions.types.submission_status import SubmissionStatus
 
 from kagglekit.competitions.contract import Competition
 from kagglekit.core.errors import ConfigError
-from kagglekit.kaggle.local_service import datasets, kernels
-from kagglekit.kaggle.local_service.faults import Fault, Faults
-from kagglekit.kaggle.local_service.state import (
+from kagglekit.kaggle_service import datasets, kernels
+from kagglekit.kaggle_service.faults import Fault, Faults
+from kagglekit.kaggle_service.state import (
     HostedCompetition,
     ServiceError,
     ServiceState,
