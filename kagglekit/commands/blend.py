@@ -32,11 +32,11 @@ def register(subparsers) -> None:
 
 
 def main(args) -> int:
-    from kagglekit.commands.run import record_and_submit, summary_table
     from kagglekit.pipelines import blend, blend_multilabel_segmentation, blend_segmentation
     from kagglekit.pipelines.blend import BlendConfig
     from kagglekit.pipelines.rebuild import run_competition
     from kagglekit.runs.rundir import BLEND_CONFIG, COMPETITION_FILE, new_run_dir
+    from kagglekit.usecases.run import record_and_submit, summary_table
 
     if len(set(p.resolve() for p in args.runs)) < 2:
         raise ConfigError("a blend needs two or more different run directories")

@@ -6,9 +6,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from kagglekit.commands.options import number
-from kagglekit.commands.run import add_config_options, resolve_run
+from kagglekit.commands.options import add_config_options, number
 from kagglekit.core.errors import ConfigError
+from kagglekit.usecases.config import resolve_run
 
 
 def register(subparsers) -> None:

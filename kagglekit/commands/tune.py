@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from kagglekit.commands.options import InputPath, count, number
-from kagglekit.commands.run import add_config_options, resolve_run
+from kagglekit.commands.options import InputPath, add_config_options, count, number
+from kagglekit.usecases.config import resolve_run
 
 
 def register(subparsers) -> None:

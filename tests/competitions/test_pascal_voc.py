@@ -92,7 +92,7 @@ def test_config_file_keeps_the_competitions_run_defaults(tmp_path):
     """A config file that sets one key must not reset what the adapter chose (flips, input size)."""
     import argparse
 
-    from kagglekit.commands.run import resolve_run
+    from kagglekit.usecases.config import resolve_run
     from kagglekit.core.config import SegmentationConfig
 
     path = tmp_path / "c.yaml"
