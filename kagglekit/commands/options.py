@@ -119,3 +119,11 @@ def add_config_options(parser) -> None:
     parser.add_argument("--time-budget", metavar="DURATION",
                         help="the run's wall time, e.g. 30m or 1.5h: fine-tuning and segmentation fit their epochs "
                              "(at most the config's) and scored folds to it (default 30m; none: the config's epochs)")
+
+
+def config_options(args) -> dict:
+    """What ``add_config_options`` parsed, as ``usecases.config.resolve_run`` takes it."""
+    return {"competition": args.competition, "preset": args.preset, "config": args.config, "data": args.data,
+            "backbone": getattr(args, "backbone", None), "folds": args.folds, "image_size": args.image_size,
+            "seed": args.seed, "weights_dir": args.weights_dir, "output_dir": args.output_dir,
+            "time_budget": args.time_budget}

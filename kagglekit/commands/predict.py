@@ -11,7 +11,7 @@ from kagglekit.commands.options import data_folder, image_paths, run_folder, wei
 from kagglekit.core.errors import ConfigError
 from kagglekit.core.manifest import refuse_overlap
 from kagglekit.pipelines.rebuild import predict_run
-from kagglekit.usecases.predict import predict_images, refuse_existing_file
+from kagglekit.usecases.predict import image_files, refuse_existing_file, write_predictions
 
 
 def register(subparsers) -> None:
@@ -41,7 +41,9 @@ def main(args) -> int:
         inputs["the data folder"] = args.data
     refuse_overlap(args.out, inputs)
     if args.images:
-        return predict_images(args)
+        print(write_predictions(args.run_dir, image_files(args.images), args.out, args.format, args.force,
+                                args.weights_dir))
+        return 0
     refuse_existing_file(args.out, args.force)
     if args.format:
         raise ConfigError("--format applies to --images predictions; a submission is always CSV")

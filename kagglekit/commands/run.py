@@ -1,22 +1,15 @@
 """``kagglekit run COMPETITION``: train with cross-validation, predict, write a validated submission.
 
-The competition and the run config are resolved once, here, and passed down frozen; the run is
-recorded in the ledger here too, after its outputs are safe on disk.
+The options become a run config in ``usecases.config``; the run is trained, recorded and submitted in
+``usecases.run``.
 """
 
 from __future__ import annotations
 
-import logging
-import shutil
-from pathlib import Path
-
-from kagglekit.commands.options import add_config_options, run_folder
-from kagglekit.pipelines import get_pipeline
-from kagglekit.runs.rundir import COMPETITION_FILE, new_run_dir
+from kagglekit.commands.options import add_config_options, config_options, run_folder
+from kagglekit.core.errors import ConfigError
 from kagglekit.usecases.config import resolve_run, resume_run
-from kagglekit.usecases.run import record_and_submit, summary_table
-
-log = logging.getLogger(__name__)
+from kagglekit.usecases.run import record_and_submit, summary_table, train
 
 
 def register(subparsers) -> None:
@@ -34,18 +27,23 @@ def register(subparsers) -> None:
 
 def main(args) -> int:
     if args.resume:
-        competition, config, run_dir = resume_run(args)
-        log.info("resuming %s", run_dir)
+        refuse_changes(args)
+        competition, config = resume_run(args.resume, args.competition, data=args.data, weights_dir=args.weights_dir)
     else:
-        competition, config = resolve_run(args)
-        run_dir = new_run_dir(config, competition.name)
-        if Path(config.competition).suffix in (".yaml", ".yml"):  # the run directory must explain itself
-            shutil.copyfile(config.competition, run_dir / COMPETITION_FILE)
-    log.info("%s → %s", competition.describe(), run_dir)
-    result = get_pipeline(competition.task, config.train.learner)(competition, config, run_dir)
+        competition, config = resolve_run(**config_options(args))
+    result = train(competition, config, args.resume)
     print(f"CV {result.metric}: {result.cv_mean:.4f} ± {result.cv_std:.4f} "
           f"(folds: {', '.join(f'{s:.4f}' for s in result.fold_scores)}) in {result.seconds:.0f} s")
     print(f"submission: {result.submission}")
     print(summary_table(result))
     record_and_submit(result, config, competition, submit=args.submit, message=args.message, force=args.force)
     return 0
+
+
+def refuse_changes(args) -> None:
+    """``--resume`` continues a run with its saved config: options that would change what it computes are refused."""
+    changes = [f"--{name.replace('_', '-')}" for name in ("preset", "config", "backbone", "folds", "image_size", "seed",
+                                                              "time_budget")
+               if getattr(args, name) is not None]
+    if changes:
+        raise ConfigError(f"--resume continues {args.resume} with its saved config; drop {', '.join(changes)}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from kagglekit.commands.options import InputPath, add_config_options, count, number
+from kagglekit.commands.options import InputPath, add_config_options, config_options, count, number
 from kagglekit.usecases.config import resolve_run
 
 
@@ -34,7 +34,7 @@ def main(args) -> int:
     from kagglekit.experiments.space import read_space
     from kagglekit.experiments.tune import Study, run_study, write_best
 
-    competition, config = resolve_run(args)
+    competition, config = resolve_run(**config_options(args))
     base = config.to_dict()
     space = read_space(args.space, base)
     out = args.out or Path(config.output_dir) / competition.name / f"tune-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -1,18 +1,39 @@
-"""A finished run (or blend) recorded in the score ledger, submitted if asked, and summed up in a table."""
+"""A run trained from its resolved competition and config, then recorded in the score ledger and submitted if
+asked (a blend too), and summed up in a table.
+
+The competition and the run config are resolved once (``usecases.config``) and passed down frozen; the run is
+recorded in the ledger after its outputs are safe on disk.
+"""
 
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 from kagglekit.competitions.contract import Competition
 from kagglekit.core.config import RunConfig
 from kagglekit.kaggle.client import KaggleService
 from kagglekit.kaggle.submit import describe, submit_file
+from kagglekit.pipelines import get_pipeline
 from kagglekit.runs.ledger import Ledger, LedgerError, default_ledger_path
 from kagglekit.runs.result import RunResult
+from kagglekit.runs.rundir import COMPETITION_FILE, new_run_dir
 
 log = logging.getLogger(__name__)
+
+
+def train(competition: Competition, config: RunConfig, run_dir: Path | None = None) -> RunResult:
+    """Cross-validate, predict and write a validated submission in a new run directory, or in ``run_dir``
+    (a killed run, continued from its last finished fold and epoch)."""
+    if run_dir is None:
+        run_dir = new_run_dir(config, competition.name)
+        if Path(config.competition).suffix in (".yaml", ".yml"):  # the run directory must explain itself
+            shutil.copyfile(config.competition, run_dir / COMPETITION_FILE)
+    else:
+        log.info("resuming %s", run_dir)
+    log.info("%s → %s", competition.describe(), run_dir)
+    return get_pipeline(competition.task, config.train.learner)(competition, config, run_dir)
 
 
 def summary_table(result: RunResult) -> str:
