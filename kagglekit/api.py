@@ -55,8 +55,8 @@ class Run:
     def predict(self, images: Sequence[str | Path | np.ndarray] | np.ndarray) -> pd.DataFrame:
         """One row per image, as ``kagglekit predict --images`` writes them: a classifier's class (or a multi-label
         run's labels) and each class's probability; a segmenter's mask (an (H, W) array of mask class indices),
-        size and pixel shares. ``images``: image files, decoded (H, W, 3) uint8 RGB arrays, or one (n, H, W, 3)
-        array."""
+        size and pixel shares. ``images``: image files or folders of them, decoded (H, W, 3) uint8 RGB arrays, or
+        one (n, H, W, 3) array."""
         if self._predictor is None:
             from kagglekit.serving.predictor import load_predictor
 

@@ -44,12 +44,12 @@ def write_predictions(run_dir: Path, paths: list[Path], out: Path, fmt: str | No
     return f"predictions for {len(rows)} image(s): {out}"
 
 
-def prediction_frame(predictor, images: Sequence[str | Path | np.ndarray] | np.ndarray):
+def prediction_frame(predictor, images: Sequence[str | Path | np.ndarray]):
     """One row per image, in the columns ``write_predictions`` writes; a segmenter's rows hold the mask itself
     (an (H, W) array, pixel = index into ``predictor.mask_classes``) where the table names its PNG.
 
-    ``images``: image files, or decoded (H, W, 3) uint8 RGB arrays (a row's ``image`` is then its position), or
-    one (n, H, W, 3) array."""
+    ``images``: image files or folders of them, or decoded (H, W, 3) uint8 RGB arrays (a row's ``image`` is then
+    its position)."""
     import pandas as pd
 
     arrays = [isinstance(image, np.ndarray) for image in images]
@@ -62,7 +62,7 @@ def prediction_frame(predictor, images: Sequence[str | Path | np.ndarray] | np.n
                             f"got shape {images[bad[0]].shape}")
         names, found = list(range(len(images))), predictor.predict_images([np.asarray(i, np.uint8) for i in images])
     else:
-        paths = [Path(image) for image in images]
+        paths = image_files([Path(image) for image in images])
         names, found = [str(path) for path in paths], predictor.predict_files(paths)
     if hasattr(predictor, "mask_classes"):
         rows = [{**as_row(predictor.describe(name, p)), "mask": p.mask} for name, p in zip(names, found)]
