@@ -1,26 +1,20 @@
 """``kagglekit blend RUN RUN ... [--method mean|hill|stack] [--submit]``: several finished runs combined
-into a new run directory, with a nested-CV score, a validated submission and a ledger row
-(classification: ``pipelines.blend``; segmentation: ``pipelines.blend_segmentation``; PASCAL VOC's labels and
-masks: ``pipelines.blend_multilabel_segmentation``)."""
+into a new run directory, with a nested-CV score, a validated submission and a ledger row (``usecases.blend``)."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from kagglekit.commands.options import data_folder, run_folder
-from kagglekit.core.errors import ConfigError
-from kagglekit.core.fileio import atomic_write_text
-from kagglekit.runs.layout import RUN_FILES
-
-log = logging.getLogger(__name__)
+from kagglekit.usecases.blend import METHODS, blend
+from kagglekit.usecases.run import record_and_submit, summary_table
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("blend", help="blend finished classification (single- or multi-label), segmentation or PASCAL VOC (labels + masks) "
                                                "runs (nested-CV scored) into a new run")
     parser.add_argument("runs", type=run_folder, nargs="+", metavar="RUN_DIR", help="two or more run directories")
-    parser.add_argument("--method", choices=("mean", "hill", "stack"), default="hill",
+    parser.add_argument("--method", choices=METHODS, default="hill",
                         help="mean: equal weights; hill: weights by ensemble selection on OOF (default); "
                              "stack: logistic regression on OOF (multi-label: each per class; not for masks)")
     parser.add_argument("--data", type=data_folder, help="the competition folder (default: the first run's)")
@@ -33,30 +27,7 @@ def register(subparsers) -> None:
 
 
 def main(args) -> int:
-    from kagglekit.commands.run import record_and_submit, summary_table
-    from kagglekit.pipelines import blend_module
-    from kagglekit.pipelines.blend import BlendConfig
-    from kagglekit.pipelines.rebuild import run_competition
-    from kagglekit.runs.rundir import new_run_dir
-
-    if len(set(p.resolve() for p in args.runs)) < 2:
-        raise ConfigError("a blend needs two or more different run directories")
-    competition = run_competition(args.runs[0])
-    pipeline = blend_module(competition.task)
-    members = [pipeline.read_member(p) for p in args.runs]
-    first = members[0]
-    data = args.data or Path(first.config.data or "")
-    if not data.is_dir():
-        raise ConfigError(f"the competition folder {data} is gone; pass --data with it (the submission is validated)")
-    competition = competition.resolve(data)
-    output = args.output_dir or first.run_dir.parent.parent
-    config = BlendConfig(competition=first.config.competition, members=[str(m.run_dir) for m in members],
-                         method=args.method, output_dir=str(output), data=str(data))
-    run_dir = new_run_dir(config, competition.name)
-    atomic_write_text(run_dir / RUN_FILES.blend_config, config.model_dump_json(indent=1) + "\n")
-    if (first.run_dir / RUN_FILES.competition).is_file():  # the blend explains itself like its members
-        (run_dir / RUN_FILES.competition).write_bytes((first.run_dir / RUN_FILES.competition).read_bytes())
-    result = pipeline.run(competition, members, args.method, run_dir, data)
+    result, config, competition = blend(args.runs, args.method, args.data, args.output_dir)
     for member, scores in result.extra["members"].items():
         print(f"member {Path(member).name}: CV {result.metric} {scores['cv_mean']:.4f} ± {scores['cv_std']:.4f}")
     print(f"blend ({args.method}, nested CV): {result.metric} {result.cv_mean:.4f} ± {result.cv_std:.4f}")

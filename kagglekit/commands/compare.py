@@ -6,9 +6,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from kagglekit.commands.options import number
-from kagglekit.commands.run import add_config_options, resolve_run
+from kagglekit.commands.options import add_config_options, config_options, number
 from kagglekit.core.errors import ConfigError
+from kagglekit.usecases.config import resolve_run
 
 
 def register(subparsers) -> None:
@@ -41,7 +41,7 @@ def main(args) -> int:
         get_backbone(name)  # a typo fails now, not after the first cells have run
     for name in optimizers:
         OPTIMIZERS.get(name)
-    competition, config = resolve_run(args)
+    competition, config = resolve_run(**config_options(args))
     base = config.to_dict()
     out = args.out or Path(config.output_dir) / competition.name / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
     comparison = Comparison(out, base["competition"], competition.name, competition.task, base, backbones, optimizers,

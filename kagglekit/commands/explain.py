@@ -38,7 +38,7 @@ def register(subparsers) -> None:
 def main(args) -> int:
     import pandas as pd
 
-    from kagglekit.commands.predict import image_files
+    from kagglekit.usecases.predict import image_files
     from kagglekit.pipelines.differentiable import load_classifier
 
     if args.out.suffix.lower() != ".png":

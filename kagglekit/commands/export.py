@@ -38,7 +38,7 @@ def register(subparsers) -> None:
 
 
 def main(args) -> int:
-    from kagglekit.commands.predict import image_files
+    from kagglekit.usecases.predict import image_files
     from kagglekit.serving.export import export_model, exportables, litert_interpreter, parity
     from kagglekit.serving.predictor import load_predictor
 

@@ -12,6 +12,8 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+from kagglekit.core.config import PRESETS
+
 
 def integer(low: int, high: int | None = None) -> Callable[[str], int]:
     """A whole number in ``low..high`` (both included; no upper bound when ``high`` is None)."""
@@ -95,3 +97,33 @@ run_folder = InputPath("folder", "a run directory (submissions/<competition>/<ru
 data_folder = InputPath("folder", "a competition folder (Kaggle layout)")
 #: Image files, or folders of images.
 image_paths = InputPath("any", "an image file or a folder of images")
+
+
+def add_config_options(parser) -> None:
+    """The competition and the options that make a run config: shared by run, compare and tune."""
+    parser.add_argument("competition", type=competition_ref,
+                        help="competition name (see competitions/) or a competition YAML file")
+    parser.add_argument("--data", type=InputPath("folder", "a competition folder (Kaggle layout)", returns=str),
+                        help="competition folder in Kaggle layout (default: the data cache)")
+    parser.add_argument("--preset", choices=PRESETS,
+                        help="a named config: fast (heads on cached features), accurate (fine-tuning, the best "
+                             "a 2-core CPU does in 30 minutes), gpu (fine-tuning sized for Kaggle's GPUs/TPU)")
+    parser.add_argument("--config", type=InputPath("file", "a run config YAML file"),
+                        help="run config YAML (any subset of fields; over the preset)")
+    parser.add_argument("--folds", type=int, help="number of cross-validation folds")
+    parser.add_argument("--image-size", type=int, help="input size in pixels")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--weights-dir", type=weights_folder,
+                        help="folder with pretrained weight files (offline / Kaggle notebooks)")
+    parser.add_argument("--output-dir", help="where run directories go (default: submissions/)")
+    parser.add_argument("--time-budget", metavar="DURATION",
+                        help="the run's wall time, e.g. 30m or 1.5h: fine-tuning and segmentation fit their epochs "
+                             "(at most the config's) and scored folds to it (default 30m; none: the config's epochs)")
+
+
+def config_options(args) -> dict:
+    """What ``add_config_options`` parsed, as ``usecases.config.resolve_run`` takes it."""
+    return {"competition": args.competition, "preset": args.preset, "config": args.config, "data": args.data,
+            "backbone": getattr(args, "backbone", None), "folds": args.folds, "image_size": args.image_size,
+            "seed": args.seed, "weights_dir": args.weights_dir, "output_dir": args.output_dir,
+            "time_budget": args.time_budget}

@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from kagglekit.commands.options import InputPath, count, number
-from kagglekit.commands.run import add_config_options, resolve_run
+from kagglekit.commands.options import InputPath, add_config_options, config_options, count, number
+from kagglekit.usecases.config import resolve_run
 
 
 def register(subparsers) -> None:
@@ -34,7 +34,7 @@ def main(args) -> int:
     from kagglekit.experiments.space import read_space
     from kagglekit.experiments.tune import Study, run_study, write_best
 
-    competition, config = resolve_run(args)
+    competition, config = resolve_run(**config_options(args))
     base = config.to_dict()
     space = read_space(args.space, base)
     out = args.out or Path(config.output_dir) / competition.name / f"tune-{time.strftime('%Y%m%d-%H%M%S')}"

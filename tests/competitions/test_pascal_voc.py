@@ -90,16 +90,12 @@ def test_validator_checks_rle_per_row(voc_small, tmp_path):
 
 def test_config_file_keeps_the_competitions_run_defaults(tmp_path):
     """A config file that sets one key must not reset what the adapter chose (flips, input size)."""
-    import argparse
-
-    from kagglekit.commands.run import resolve_run
     from kagglekit.core.config import SegmentationConfig
+    from kagglekit.usecases.config import resolve_run
 
     path = tmp_path / "c.yaml"
     path.write_text("folds: 3\nsegmentation: {epochs: 2}\n")
-    args = argparse.Namespace(competition="pascal-voc", config=path, data=str(tmp_path), backbone=None, folds=None,
-                              image_size=None, seed=None, weights_dir=None, output_dir=None, preset=None)
-    _, config = resolve_run(args)
+    _, config = resolve_run("pascal-voc", config=path, data=tmp_path)
     assert config.folds == 3 and config.segmentation.epochs == 2
     chosen = get_competition("pascal-voc").run_defaults["segmentation"]  # not the generic defaults
     assert chosen["input_size"] != SegmentationConfig().input_size

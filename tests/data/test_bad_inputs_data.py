@@ -370,7 +370,7 @@ def test_a_corrupt_ledger_is_a_clear_error_naming_the_file(tmp_path, capsys, mon
         assert "kagglekit then starts a new, empty ledger" in err and "Traceback" not in err
 
     # a finished run keeps its outputs and only warns when the ledger cannot record it
-    from kagglekit.commands.run import record_and_submit
+    from kagglekit.usecases.run import record_and_submit
     from kagglekit.runs.result import RunResult
 
     monkeypatch.setenv("KAGGLEKIT_LEDGER", str(garbage))

@@ -321,7 +321,7 @@ def test_killed_submit_is_not_repeated(service, env, seedlings_small, tmp_path):
 def test_run_is_recorded_then_submitted_with_its_cv(kaggle, service, seedlings_small, tmp_path, capsys, monkeypatch):
     """``kagglekit run --submit`` after the pipeline: the ledger joins CV and leaderboard scores."""
     from kagglekit.core.config import RunConfig
-    from kagglekit.commands.run import record_and_submit
+    from kagglekit.usecases.run import record_and_submit
     from kagglekit.runs.plots import cv_vs_leaderboard
     from kagglekit.runs.result import RunResult
 

@@ -106,7 +106,7 @@ def test_a_run_no_better_than_the_constant_is_warned(caplog):
 
 
 def test_the_summary_table_shows_the_constant_beside_the_cv(tmp_path):
-    from kagglekit.commands.run import summary_table
+    from kagglekit.usecases.run import summary_table
     from kagglekit.runs.result import RunResult
 
     recorded = baseline.record(baseline.Baseline("L; M", [0.5], {"label rows": baseline.Baseline("L", [0.9])}), 0.45,
