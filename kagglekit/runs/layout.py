@@ -81,11 +81,11 @@ class RunLayout:
         "metrics.json", "CV (metric, mean, std, fold scores), seconds, baseline, timing, time budget; a blend's "
         "members' scores", "pipelines.classification pipelines.segmentation pipelines.multilabel_classification "
         "pipelines.blend", "serving.predictor notebook.report notebook.generate commands.publish "
-        "experiments.cells experiments.tune experiments.compare", always=(TRAINED, BLEND))
+        "experiments.cells experiments.tune experiments.compare api", always=(TRAINED, BLEND))
     submission: str = _entry(
         "submission.csv", "the validated submission, as uploaded", "pipelines.classification pipelines.finetuning "
         "pipelines.multilabel_classification pipelines.segmentation pipelines.multilabel_segmentation "
-        "pipelines.blend", "notebook.report notebook.generate notebook.publish notebook.template commands.scores",
+        "pipelines.blend", "notebook.report notebook.generate notebook.publish notebook.template commands.scores api",
         always=(TRAINED, BLEND))
     # -- a trained run ----------------------------------------------------------------------------------------
     config: str = _entry(
@@ -96,7 +96,7 @@ class RunLayout:
         "notebook.generate notebook.publish notebook.bundle", always=(TRAINED,))
     competition: str = _entry(
         "competition.yaml", "a copy of the competition's YAML file, for a competition passed by path",
-        "commands.run commands.blend", "pipelines.rebuild commands.blend")
+        "usecases.run usecases.blend", "pipelines.rebuild usecases.blend")
     time_plan: str = _entry(
         "time_plan.json", "the time budget's plan (timings, epochs, scored folds); a resumed run reuses it",
         "pipelines.budgeting", "pipelines.budgeting")
@@ -171,7 +171,7 @@ class RunLayout:
     # -- a blend of runs ------------------------------------------------------------------------------------
     blend_config: str = _entry(
         "blend_config.json", "what makes a directory a blend: its members, method and competition",
-        "commands.blend", "pipelines.rebuild pipelines.blend", always=(BLEND,))
+        "usecases.blend", "pipelines.rebuild pipelines.blend", always=(BLEND,))
     blend: str = _entry(
         "blend.json", "the fitted blend: method, members, weights, rows", "pipelines.blend", always=(BLEND,))
     # -- after the run ----------------------------------------------------------------------------------------
