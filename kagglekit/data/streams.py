@@ -232,8 +232,10 @@ def training_stream(images: ImageRows, targets: np.ndarray, image_size: int, bat
     draw = epoch_draw(seed, epoch)
     # the crop already moves and scales each image, from its full decode: shift and zoom would do it again
     layers = build_augmenter(augment.model_copy(update={"shift": 0.0, "zoom": 0.0}) if augment.crop else augment, draw)
-    randaugment = keras.layers.RandAugment(value_range=(0, 255), seed=draw + 11) if augment.randaugment else None
-    mixers = [mixer(alpha, seed=draw + 13 + i) for i, (mixer, alpha) in
+    # float32 whatever the dtype policy, as build_augmenter's: they make the pixels the network casts
+    randaugment = keras.layers.RandAugment(value_range=(0, 255), seed=draw + 11, dtype="float32") \
+        if augment.randaugment else None
+    mixers = [mixer(alpha, seed=draw + 13 + i, dtype="float32") for i, (mixer, alpha) in
               enumerate(((keras.layers.MixUp, augment.mixup), (keras.layers.CutMix, augment.cutmix))) if alpha > 0]
     table = _table(images, targets)
     size = (image_size, image_size)
