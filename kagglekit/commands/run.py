@@ -18,6 +18,7 @@ from kagglekit.core.errors import ConfigError
 from kagglekit.kaggle.client import KaggleService
 from kagglekit.kaggle.download import cached_competition_data
 from kagglekit.kaggle.submit import describe, submit_file
+from kagglekit.learners.devices import is_chief, multi_worker, scratch, start_workers
 from kagglekit.models.weights import weight_dirs
 from kagglekit.pipelines import get_pipeline, resolve_learner
 from kagglekit.pipelines.rebuild import load_run_config, run_competition
@@ -119,9 +120,15 @@ def competition_name(given: str, competition: Competition) -> str:
 def main(args) -> int:
     if args.resume:
         competition, config, run_dir = resume_run(args)
+        if multi_worker(config.device):  # the other workers' copies (their checkpoints) are gone
+            raise ConfigError(f"--resume {run_dir}: a run on several workers (TF_CONFIG) cannot resume; start it "
+                              "again, or resume it on one worker (device.strategy: none, without TF_CONFIG)")
         log.info("resuming %s", run_dir)
     else:
         competition, config = resolve_run(args)
+        start_workers(config.device)  # before anything else runs TensorFlow
+        if not is_chief(config.device):  # the chief writes the run; the others their own scratch copy of it
+            config = config.model_copy(update={"output_dir": scratch()})
         run_dir = new_run_dir(config, competition.name)
         if Path(config.competition).suffix in (".yaml", ".yml"):  # the run directory must explain itself
             shutil.copyfile(config.competition, run_dir / COMPETITION_FILE)
@@ -129,6 +136,10 @@ def main(args) -> int:
     result = get_pipeline(competition.task, config.train.learner)(competition, config, run_dir)
     print(f"CV {result.metric}: {result.cv_mean:.4f} ± {result.cv_std:.4f} "
           f"(folds: {', '.join(f'{s:.4f}' for s in result.fold_scores)}) in {result.seconds:.0f} s")
+    if not is_chief(config.device):
+        shutil.rmtree(config.output_dir, ignore_errors=True)
+        print("worker done: the chief wrote the run")
+        return 0
     print(f"submission: {result.submission}")
     print(summary_table(result))
     record_and_submit(result, config, competition, submit=args.submit, message=args.message, force=args.force)
