@@ -140,8 +140,9 @@ def resolve_devices(cfg: DeviceConfig) -> Devices:
     kind, count = accelerators()
     precision = cfg.precision
     if precision == "auto":
-        # float16 on GPUs (tensor cores), bfloat16 on TPUs; float32 on CPUs, where bfloat16 measured
-        # slower for EfficientNet-Lite training here (12 vs 18 images/s, AMX CPU, TensorFlow 2.20)
+        # float16 on GPUs (tensor cores), bfloat16 on TPUs; float32 on CPUs, where bfloat16 fine-tuned
+        # EfficientNet-Lite0 at 0.69x float32's speed (11.1 vs 16.1 images/s at 224 px, AVX512-BF16 + AMX CPU,
+        # TensorFlow 2.20 with oneDNN; bench/precision.py), though it predicted 2.5x faster
         precision = {"gpu": "mixed_float16", "tpu": "mixed_bfloat16"}.get(kind, "float32")
     keras.mixed_precision.set_dtype_policy(precision)
     # XLA: on accelerators only (on this CPU it compiled for minutes and ran 9x slower); not with
