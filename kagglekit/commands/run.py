@@ -9,6 +9,7 @@ from __future__ import annotations
 from kagglekit.commands.options import add_config_options, config_options, run_folder
 from kagglekit.core.errors import ConfigError
 from kagglekit.usecases.config import resolve_run, resume_run
+from kagglekit.learners.devices import is_chief
 from kagglekit.usecases.run import record_and_submit, summary_table, train
 
 
@@ -34,6 +35,9 @@ def main(args) -> int:
     result = train(competition, config, args.resume)
     print(f"CV {result.metric}: {result.cv_mean:.4f} ± {result.cv_std:.4f} "
           f"(folds: {', '.join(f'{s:.4f}' for s in result.fold_scores)}) in {result.seconds:.0f} s")
+    if not is_chief(config.device):  # its copy of the run (in a scratch folder) is gone: the chief wrote the run
+        print("worker done: the chief wrote the run")
+        return 0
     print(f"submission: {result.submission}")
     print(summary_table(result))
     record_and_submit(result, config, competition, submit=args.submit, message=args.message, force=args.force)

@@ -157,7 +157,7 @@ class FineTuneConfig(Section):
 class DeviceConfig(Section):
     """Where and how numbers are computed; ``auto`` picks per machine (see kagglekit.learners.devices)."""
 
-    strategy: Literal["auto", "none", "mirrored", "tpu", "data_parallel"] = "auto"
+    strategy: Literal["auto", "none", "mirrored", "multi_worker", "tpu", "data_parallel"] = "auto"
     precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "auto"
     jit_compile: Literal["auto", "on", "off"] = "auto"
 

@@ -43,19 +43,23 @@ class ChannelShift(keras.layers.Layer):
 
 
 def build_augmenter(cfg: AugmentConfig, seed: int) -> keras.Sequential:
+    """The layers of ``cfg``, computing in float32 whatever the global dtype policy: they make the input
+    pixels, which the network casts to its own precision (under ``mixed_bfloat16`` they would otherwise
+    compute in bfloat16 and ``ChannelShift`` fail on a float32 constant)."""
     flips = "horizontal_and_vertical" if cfg.horizontal_flip and cfg.vertical_flip else (
         "horizontal" if cfg.horizontal_flip else "vertical" if cfg.vertical_flip else None)
-    layers = [keras.layers.RandomFlip(flips, seed=seed)] if flips else []
+    f32 = {"dtype": "float32"}
+    layers = [keras.layers.RandomFlip(flips, seed=seed, **f32)] if flips else []
     if cfg.rotation:
-        layers.append(keras.layers.RandomRotation(cfg.rotation, fill_mode="reflect", seed=seed + 1))
+        layers.append(keras.layers.RandomRotation(cfg.rotation, fill_mode="reflect", seed=seed + 1, **f32))
     if cfg.shift:
-        layers.append(keras.layers.RandomTranslation(cfg.shift, cfg.shift, fill_mode="reflect", seed=seed + 2))
+        layers.append(keras.layers.RandomTranslation(cfg.shift, cfg.shift, fill_mode="reflect", seed=seed + 2, **f32))
     if cfg.shear:
-        layers.append(keras.layers.RandomShear(cfg.shear, cfg.shear, fill_mode="reflect", seed=seed + 3))
+        layers.append(keras.layers.RandomShear(cfg.shear, cfg.shear, fill_mode="reflect", seed=seed + 3, **f32))
     if cfg.zoom:
-        layers.append(keras.layers.RandomZoom(cfg.zoom, fill_mode="reflect", seed=seed + 4))
+        layers.append(keras.layers.RandomZoom(cfg.zoom, fill_mode="reflect", seed=seed + 4, **f32))
     if cfg.channel_shift:
-        layers.append(ChannelShift(cfg.channel_shift, seed + 5))
+        layers.append(ChannelShift(cfg.channel_shift, seed + 5, **f32))
     return keras.Sequential(layers, name="augment")
 
 

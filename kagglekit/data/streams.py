@@ -221,6 +221,18 @@ def epoch_draw(seed: int, epoch: int) -> int:
     return seed * 1009 + epoch * 7919
 
 
+def shardable(dataset):
+    """``dataset`` sharded by element (``AutoShardPolicy.DATA``) where a strategy spreads it over several
+    workers: every worker builds the same stream (its draws are a function of ``(seed, epoch)``) and keeps its
+    share of each global batch, so the workers together train on one worker's batches. The default (AUTO)
+    shards by file, and a fold reads fewer shards than there may be workers, with unequal rows in each."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
+
+
 def training_stream(images: ImageRows, targets: np.ndarray, image_size: int, batch_size: int, seed: int, epoch: int,
                     augment: AugmentConfig):
     """One epoch of ``(float32 images in [0, 255], float32 targets)`` batches of ``images``, augmented:
@@ -232,8 +244,10 @@ def training_stream(images: ImageRows, targets: np.ndarray, image_size: int, bat
     draw = epoch_draw(seed, epoch)
     # the crop already moves and scales each image, from its full decode: shift and zoom would do it again
     layers = build_augmenter(augment.model_copy(update={"shift": 0.0, "zoom": 0.0}) if augment.crop else augment, draw)
-    randaugment = keras.layers.RandAugment(value_range=(0, 255), seed=draw + 11) if augment.randaugment else None
-    mixers = [mixer(alpha, seed=draw + 13 + i) for i, (mixer, alpha) in
+    # float32 whatever the dtype policy, as build_augmenter's: they make the pixels the network casts
+    randaugment = keras.layers.RandAugment(value_range=(0, 255), seed=draw + 11, dtype="float32") \
+        if augment.randaugment else None
+    mixers = [mixer(alpha, seed=draw + 13 + i, dtype="float32") for i, (mixer, alpha) in
               enumerate(((keras.layers.MixUp, augment.mixup), (keras.layers.CutMix, augment.cutmix))) if alpha > 0]
     table = _table(images, targets)
     size = (image_size, image_size)
@@ -258,7 +272,8 @@ def training_stream(images: ImageRows, targets: np.ndarray, image_size: int, bat
             .batch(batch_size, drop_remainder=True)
             .map(batch)  # sequential: parallel calls would consume the layers' random draws in a racy order
             .apply(tf.data.experimental.assert_cardinality(steps))
-            .prefetch(tf.data.AUTOTUNE))
+            .prefetch(tf.data.AUTOTUNE)
+            .apply(shardable))
 
 
 def segmentation_stream(images: ImageRows, size: tuple[int, int], batch_size: int, seed: int, epoch: int,
@@ -284,7 +299,8 @@ def segmentation_stream(images: ImageRows, size: tuple[int, int], batch_size: in
             .map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             .batch(batch_size, drop_remainder=True)
             .apply(tf.data.experimental.assert_cardinality(steps))
-            .prefetch(tf.data.AUTOTUNE))
+            .prefetch(tf.data.AUTOTUNE)
+            .apply(shardable))
 
 
 def eval_stream(images: ImageRows, image_size: int | tuple[int, int], batch_size: int,
@@ -309,7 +325,8 @@ def eval_stream(images: ImageRows, image_size: int | tuple[int, int], batch_size
             .map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             .batch(batch_size)
             .apply(tf.data.experimental.assert_cardinality(-(-len(images) // batch_size)))  # Keras reads its end
-            .prefetch(tf.data.AUTOTUNE))
+            .prefetch(tf.data.AUTOTUNE)
+            .apply(shardable))
 
 
 def decode_images(paths: list[Path], image_size: int, cfg: StreamConfig) -> np.ndarray:

@@ -16,6 +16,7 @@ from typing import Callable
 from kagglekit.core.config import RunConfig
 from kagglekit.core.fileio import atomic_write_json
 from kagglekit.learners import budget
+from kagglekit.learners.devices import slowest
 from kagglekit.runs.layout import RUN_FILES
 
 log = logging.getLogger(__name__)
@@ -32,9 +33,9 @@ def budgeted(config: RunConfig, run_dir: Path, section: str, started: float,
         return config, None
     if path.is_file():  # a resumed run: its config.yaml already holds the plan
         return config, budget.Plan.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    step_s, image_s = timings()
+    step_s, image_s, spent_s = slowest(config.device, [*timings(), time.time() - started])  # one plan for all workers
     cfg = getattr(config, section)
-    plan = budget.plan(config.time_budget, time.time() - started, step_s, image_s, cfg.epochs, min_epochs,
+    plan = budget.plan(config.time_budget, spent_s, step_s, image_s, cfg.epochs, min_epochs,
                        max_scored, lambda scored, epochs: estimate(step_s, image_s, scored, epochs))
     update = {"epochs": plan.epochs} | ({"scored_folds": plan.scored_folds} if max_scored > 1 else {})
     config = config.model_copy(update={section: cfg.model_copy(update=update)})

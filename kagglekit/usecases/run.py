@@ -13,8 +13,10 @@ from pathlib import Path
 
 from kagglekit.competitions.contract import Competition
 from kagglekit.core.config import RunConfig
+from kagglekit.core.errors import ConfigError
 from kagglekit.kaggle.client import KaggleService
 from kagglekit.kaggle.submit import describe, submit_file
+from kagglekit.learners.devices import is_chief, multi_worker, scratch, start_workers
 from kagglekit.pipelines import get_pipeline
 from kagglekit.runs.ledger import Ledger, LedgerError, default_ledger_path
 from kagglekit.runs.result import RunResult
@@ -26,15 +28,25 @@ log = logging.getLogger(__name__)
 
 def train(competition: Competition, config: RunConfig, run_dir: Path | None = None) -> RunResult:
     """Cross-validate, predict and write a validated submission in a new run directory, or in ``run_dir``
-    (a killed run, continued from its last finished fold and epoch)."""
+    (a killed run, continued from its last finished fold and epoch). On several workers (``TF_CONFIG``) every
+    worker trains; the chief writes the run, the others a scratch copy, removed when they end."""
     if run_dir is None:
+        start_workers(config.device)  # before anything else runs TensorFlow
+        if not is_chief(config.device):
+            config = config.model_copy(update={"output_dir": scratch()})
         run_dir = new_run_dir(config, competition.name)
         if Path(config.competition).suffix in (".yaml", ".yml"):  # the run directory must explain itself
             shutil.copyfile(config.competition, run_dir / RUN_FILES.competition)
     else:
+        if multi_worker(config.device):  # the other workers' copies (their checkpoints) are gone
+            raise ConfigError(f"--resume {run_dir}: a run on several workers (TF_CONFIG) cannot resume; start it "
+                              "again, or resume it on one worker (device.strategy: none, without TF_CONFIG)")
         log.info("resuming %s", run_dir)
     log.info("%s → %s", competition.describe(), run_dir)
-    return get_pipeline(competition.task, config.train.learner)(competition, config, run_dir)
+    result = get_pipeline(competition.task, config.train.learner)(competition, config, run_dir)
+    if not is_chief(config.device):
+        shutil.rmtree(config.output_dir, ignore_errors=True)
+    return result
 
 
 def summary_table(result: RunResult) -> str:
