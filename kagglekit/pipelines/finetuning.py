@@ -34,7 +34,7 @@ from kagglekit.evaluation.folds import content_groups, stratified_folds
 from kagglekit.evaluation.metrics import METRICS
 from kagglekit.learners import budget
 from kagglekit.learners.devices import resolve_devices
-from kagglekit.learners.finetune import FineTunedClassifier
+from kagglekit.learners.finetune import PROBE_IMAGES, FineTunedClassifier
 from kagglekit.learners.usage import usage
 from kagglekit.models.backbones import get_backbone
 from kagglekit.models.losses import balanced_class_weights
@@ -130,7 +130,8 @@ def finetune_seconds(config: RunConfig, n_train: int, n_test: int):
 
     def seconds(step_s: float, image_s: float, scored: int, epochs: int) -> float:
         def train(n: float) -> float:
-            return epochs * steps_per_epoch(int(n), ft.batch_size) * step_s + (n * image_s if ft.probe else 0.0)
+            probe = min(n, PROBE_IMAGES) * image_s if ft.probe else 0.0
+            return epochs * steps_per_epoch(int(n), ft.batch_size) * step_s + probe
 
         total = scored * (train(n_train * (k - 1) / k) + n_train / k * views * image_s)
         if ft.refit:
