@@ -168,6 +168,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="processes generating the images")
     parser.add_argument("--warm", action="store_true", help="keep the shard cache of an earlier run (reuse)")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `timeout` still ends the run's process group
     if REPO in args.cache.resolve().parents or args.cache.resolve() == REPO:
         parser.error("--cache must be outside the repository")
     data = args.cache / f"competition-{args.images}"
