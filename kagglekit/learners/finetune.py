@@ -48,6 +48,10 @@ log = logging.getLogger(__name__)
 MIN_WARMUP_STEPS = 10
 #: Inverse L2 strength of the linear probe on standardised features.
 PROBE_C = 0.1
+#: Training images the linear probe is fitted on, at most (a fixed random sample of them): a logistic
+#: regression on 1,280 features needs a few thousand, and the backbone's forward pass over all 32,000 of a
+#: 40,000-image competition's folds took longer than the 10 minutes before the first training step.
+PROBE_IMAGES = 4096
 #: Images decoded at once for prediction.
 PREDICT_CHUNK = 256
 HISTORY = "history.json"  # in the workdir: a finished fit's losses per epoch (the learner's file, not the run's)
@@ -70,12 +74,15 @@ def epoch_hooks(learner: "FineTunedClassifier", stage: "Stage", steps: int):
     class EpochHooks(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             reseed(learner.model, learner.seed * 1000 + epoch)  # dropout's state is in no checkpoint
-            self.began = time.perf_counter()
+            self.began, self.epoch = time.perf_counter(), epoch
             self.bar = progress(steps, f"{learner.workdir.name} epoch {epoch + 1}/{learner.epochs} [{stage.name}]",
                                 unit="batch")
 
         def on_train_batch_end(self, batch, logs=None):
             self.bar.update(1)
+            if not learner.stepped:  # a long cold start (shards, probe) ends here: say so, off a terminal too
+                learner.stepped = True
+                log.info("%s: first training step done (epoch %d)", learner.workdir.name, self.epoch + 1)
 
         def on_epoch_end(self, epoch, logs=None):
             self.bar.close()
@@ -107,6 +114,7 @@ class FineTunedClassifier(Params):
         self.model = None
         self.history: dict[str, list[float]] = {}
         self.time = TrainingTime()  # epochs trained by this process
+        self.stepped = False  # whether this process has taken a training step yet
 
     @property
     def weights_path(self) -> Path:
@@ -203,7 +211,7 @@ class FineTunedClassifier(Params):
 
     def _probe(self, images: ImageRows, labels: np.ndarray, class_weight: dict[int, float] | None) -> None:
         """Set the head to a multinomial logistic regression on the frozen pooled features of the
-        training images (standardised as ``learners.head`` does, the variance floored at its median, then
+        training images (at most ``PROBE_IMAGES`` of them; standardised as ``learners.head`` does, the variance floored at its median, then
         folded into the head's kernel and bias): fine-tuning starts from the frozen-feature classifier."""
         import warnings
 
@@ -211,6 +219,9 @@ class FineTunedClassifier(Params):
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.linear_model import LogisticRegression
 
+        if len(images) > PROBE_IMAGES:
+            sample = np.sort(np.random.default_rng(self.seed).choice(len(images), PROBE_IMAGES, replace=False))
+            images, labels = images.subset(sample), labels[sample]
         present = np.unique(labels)
         if len(present) < 2:
             return

@@ -35,7 +35,7 @@ from kagglekit.evaluation.folds import content_groups, stratified_folds
 from kagglekit.evaluation.metrics import METRICS
 from kagglekit.learners import budget
 from kagglekit.learners.devices import Devices, resolve_devices
-from kagglekit.learners.finetune import HISTORY, FineTunedClassifier
+from kagglekit.learners.finetune import HISTORY, PROBE_IMAGES, FineTunedClassifier
 from kagglekit.learners.usage import usage
 from kagglekit.models.backbones import get_backbone
 from kagglekit.models.losses import balanced_class_weights
@@ -136,8 +136,8 @@ def finetune_seconds(config: RunConfig, n_train: int, n_test: int):
 
     def seconds(step_s: float, image_s: float, scored: int, epochs: int) -> float:
         def train(n: float, watched: float = 0.0) -> float:
-            return epochs * (steps_per_epoch(int(n), ft.batch_size) * step_s + watched * image_s) + \
-                (n * image_s if ft.probe else 0.0)
+            probe = min(n, PROBE_IMAGES) * image_s if ft.probe else 0.0
+            return epochs * (steps_per_epoch(int(n), ft.batch_size) * step_s + watched * image_s) + probe
 
         curve = n_train / k if ft.holdout_curve else 0.0
         total = scored * (train(n_train * (k - 1) / k, curve) + n_train / k * views * image_s)

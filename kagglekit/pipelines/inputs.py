@@ -1,4 +1,5 @@
-"""The images every pipeline may use, checked (fully decoded) before any model runs.
+"""The images every pipeline may use, checked (decoded to their last byte; a JPEG at 1/8 scale) before any
+model runs.
 
 A training image, or its mask, that cannot be read is skipped and listed: the run goes on without it.
 Test images that cannot be read stop the run (or ``kagglekit predict``) before anything is trained or

@@ -49,6 +49,21 @@ def test_truncated_and_non_images_are_named(tmp_path):
     assert set(find_unreadable([good, truncated, text])) == {truncated, text}
 
 
+def test_the_quick_check_of_a_jpeg_finds_what_a_full_decode_finds(tmp_path):
+    """``find_unreadable`` decodes a JPEG at 1/8 scale: a file cut short, even by its last tenth, still fails,
+    named."""
+    noisy = np.random.default_rng(0).integers(0, 256, (192, 256, 3), dtype=np.uint8)
+    good = save(tmp_path, "good.jpg", Image.fromarray(noisy), quality=90)
+    data = good.read_bytes()
+    cuts = [tmp_path / f"cut{tenths}.jpg" for tenths in (5, 9)]
+    for tenths, cut in zip((5, 9), cuts):
+        cut.write_bytes(data[:len(data) * tenths // 10])
+        with pytest.raises(UnreadableImage, match=cut.name):
+            read_rgb(cut)
+    reasons = find_unreadable([good, *cuts])
+    assert set(reasons) == set(cuts) and all(path.name in reasons[path] for path in reasons)
+
+
 def test_image_batches_resize_and_keep_order(tmp_path):
     paths = [save(tmp_path, f"{i}.png", Image.new("RGB", (10 + i, 20), (i * 50, 0, 0))) for i in range(5)]
     batches = list(image_batches(paths, image_size=16, batch_size=2))

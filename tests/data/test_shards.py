@@ -64,6 +64,8 @@ def test_shards_are_built_once_and_reused_until_a_file_changes(images, tmp_path,
 
     built = [f.stat().st_mtime_ns for f in shards.files]
     monkeypatch.setattr("kagglekit.data.shards._record", lambda *a: pytest.fail("rebuilt intact shards"))
+    # reuse trusts the manifest's sizes and times: no shard is read (40,000 images' bytes at every run)
+    monkeypatch.setattr(tf.data, "TFRecordDataset", lambda *a: pytest.fail("read a shard the manifest vouches for"))
     assert build_shards(images, CFG, targets=targets, root=tmp_path / "cache") == shards
     assert [f.stat().st_mtime_ns for f in shards.files] == built
     monkeypatch.undo()
@@ -81,6 +83,11 @@ def test_a_damaged_shard_is_rebuilt_with_a_warning(images, tmp_path, caplog):
     assert shards.files[1].read_bytes() == intact
     flipped = bytearray(intact)
     flipped[len(flipped) // 2] ^= 0xFF  # same size, one byte changed: its record's CRC fails
+    shards.files[1].write_bytes(bytes(flipped))  # written after the manifest: read and checked
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="kagglekit.data.shards"):
+        build_shards(images, CFG, root=tmp_path / "cache")
+    assert "DataLossError" in caplog.text and shards.files[1].read_bytes() == intact
     shards.files[1].write_bytes(bytes(flipped))
     (shards.folder / "manifest.json").unlink()  # and the build was killed before its manifest
     caplog.clear()
