@@ -38,7 +38,7 @@ from kagglekit.data.masks import read_label_map, resize_labels
 
 log = logging.getLogger(__name__)
 
-SHARD_FORMAT = 1  # bump when what a record holds, or how an image is encoded, changes
+SHARD_FORMAT = 2  # bump when what a record holds, or how an image is encoded, changes
 MANIFEST = "manifest.json"
 #: Originals kept as they are: TensorFlow decodes these modes to the pixels ``read_rgb`` gives.
 KEPT = {"JPEG": ("RGB", "L"), "PNG": ("RGB", "L")}
@@ -195,11 +195,13 @@ def _stat(path: Path) -> tuple[int, int]:
 
 
 def placement(n: int, per: int) -> list[np.ndarray]:
-    """The images (indices, ascending) each shard holds: a fixed random sample of ``per``, so that the
-    few shards a training epoch interleaves mix every class (a class-folder competition lists its
-    images class by class, and a shard of consecutive ones would hold one or two classes)."""
+    """The images (indices) each shard holds, in its storage order: a fixed random sample of ``per``, itself in
+    random order, so that any run of consecutive records mixes every class. A class-folder competition lists its
+    images class by class: shards of consecutive images would each hold a class or two, and shards holding sorted
+    samples made every window a training epoch shuffles a few classes at a time (a seedlings epoch went through
+    the species in order, and its networks lost 0.02-0.04 of held-out accuracy)."""
     scattered = np.random.default_rng(0).permutation(n)
-    return [np.sort(scattered[start:start + per]) for start in range(0, n, per)]
+    return [scattered[start:start + per] for start in range(0, n, per)]
 
 
 def _record(index: int, paths: list[Path], ids: list[str], targets: np.ndarray | None,

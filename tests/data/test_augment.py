@@ -112,3 +112,14 @@ def test_randaugment_changes_pixels_keeps_shape_type_range_and_repeats_for_a_see
     changed = [not np.allclose(x[row], images[order[row]]) for row in range(len(x))]
     assert sum(changed) >= len(x) - 1, changed
     np.testing.assert_array_equal(x, epoch(images, targets, 3, 0, config)[0])  # (each build traces: ~2 s)
+
+
+def test_every_stretch_of_an_epoch_mixes_the_classes(tmp_path):
+    """Images listed class by class (as a class-folder competition lists them), several shards: each tenth of
+    a training epoch holds most classes. With shards of sorted samples, an epoch went through the classes in
+    order, and what a network saw last was a few classes."""
+    classes, per_class = 10, 240  # shards larger than a shuffle window (streams.WINDOW), as on real competitions
+    rows = shard_rows(tmp_path / "images", noise(classes * per_class, 4), tmp_path / "cache", images_per_shard=1200)
+    order = streams.epoch_indices(rows, 8, seed=0, epoch=0)
+    for stretch in np.array_split(order, 10):
+        assert len(np.unique(stretch // per_class)) >= 8, stretch // per_class

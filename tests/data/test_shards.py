@@ -112,11 +112,15 @@ def test_a_file_tensorflow_cannot_decode_is_stored_as_pil_reads_it(images, monke
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(stored.data))), read_rgb(images[0]))
 
 
-def test_every_shard_is_a_sample_of_the_whole_list():
+def test_every_shard_is_a_sample_of_the_whole_list_in_random_order():
     """Class-folder competitions list their images class by class: a shard of consecutive images would
-    hold one class, and an epoch interleaving a few shards would train on a few classes at a time."""
+    hold one class, and a shard of sorted ones would hand a training epoch's shuffle windows a few classes at a
+    time. Any run of a tenth of a shard's records covers most of the list."""
     shards = placement(1000, 100)
     assert sorted(np.concatenate(shards).tolist()) == list(range(1000))
     for held in shards:
-        assert len(held) == 100 and np.all(np.diff(held) > 0)
-        assert np.histogram(held, bins=10, range=(0, 1000))[0].min() >= 2  # every tenth of the list
+        assert len(held) == 100
+        for start in range(0, 100, 25):  # every quarter of the shard, as stored
+            assert np.count_nonzero(np.histogram(held[start:start + 25], bins=10, range=(0, 1000))[0]) >= 7
+
+
