@@ -47,7 +47,7 @@ def sample(source: Path, per_class: int, seed: int = 0) -> tuple[list[Path], np.
 
 def measure(args) -> dict:
     """One precision's figures, in this process (``--measure``)."""
-    from kagglekit.core.config import AugmentConfig, DeviceConfig, FineTuneConfig, StreamConfig
+    from kagglekit.core.config import DeviceConfig, StreamConfig
     from kagglekit.data.shards import build_shards
     from kagglekit.data.streams import ImageRows
     from kagglekit.evaluation.metrics import METRICS
@@ -58,9 +58,9 @@ def measure(args) -> dict:
     rows = ImageRows.every(build_shards(paths, StreamConfig(), root=args.work / "shards"))
     train, test = rows.subset(np.flatnonzero(~held_out)), rows.subset(np.flatnonzero(held_out))
     devices = resolve_devices(DeviceConfig(strategy="none", precision=args.measure))
-    cfg = FineTuneConfig(epochs=args.epochs, head_epochs=1, top_epochs=1, batch_size=32, lr=args.lr)
-    learner = FineTunedClassifier("efficientnet_lite0", args.image_size, int(labels.max()) + 1, cfg, AugmentConfig(),
-                                  0.1, 0, args.work / args.measure, devices, os.environ.get("KAGGLEKIT_WEIGHTS_DIR"))
+    learner = FineTunedClassifier("efficientnet_lite0", args.image_size, int(labels.max()) + 1, args.work / args.measure,
+                                  epochs=args.epochs, head_epochs=1, top_epochs=1, batch_size=32, lr=args.lr,
+                                  devices=devices, weights_dir=os.environ.get("KAGGLEKIT_WEIGHTS_DIR"))
     epoch_seconds, end_epoch = [], learner.end_epoch
 
     def timed(epoch, stage, logs, seconds, steps):  # each epoch's seconds, not just their sum

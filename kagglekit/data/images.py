@@ -198,6 +198,24 @@ class FolderScan:
     dangling: list[Path] = field(default_factory=list)  # symlinks to nothing
 
 
+def native_size(paths: list[Path], ceiling: int, floor: int = 64, sample: int = 256) -> int:
+    """The input size that suits images of these files: the median shorter side of an evenly spaced sample (read
+    from the headers), rounded up to a multiple of 32, within [``floor``, ``ceiling``]. A network fed an image
+    resized far above its own pixels pays for pixels that hold nothing: Plant Seedlings' 150 px images at 224 cost
+    twice the compute of 160 (0.98 s a training step against 0.49) for a lower score."""
+    chosen = [paths[int(i)] for i in np.linspace(0, len(paths) - 1, min(sample, len(paths)))] if paths else []
+    sides = []
+    for path in chosen:
+        try:
+            with Image.open(path) as image:
+                sides.append(min(image.size))
+        except (OSError, ValueError, Image.DecompressionBombError):
+            continue  # an unreadable file is named where images are read; the others decide the size
+    if not sides:
+        return ceiling
+    return int(min(ceiling, max(floor, -(-int(np.median(sides)) // 32) * 32)))
+
+
 def scan_folder(folder: Path, look_inside: bool = True) -> FolderScan:
     """The direct contents of ``folder`` sorted by kind (DataError if it cannot be listed); with
     ``look_inside``, the images in its subfolders too."""

@@ -3,6 +3,7 @@ found (downloaded if need be), a killed run's saved config to resume it."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -10,10 +11,13 @@ from kagglekit.competitions.contract import Competition
 from kagglekit.competitions.discovery import get_competition
 from kagglekit.core.config import RunConfig, from_dict, merge, preset_file, read_config_file
 from kagglekit.core.errors import ConfigError
+from kagglekit.data.images import native_size
 from kagglekit.kaggle.download import cached_competition_data
 from kagglekit.models.weights import weight_dirs
 from kagglekit.pipelines import resolve_learner
 from kagglekit.pipelines.rebuild import load_run_config, run_competition
+
+log = logging.getLogger(__name__)
 
 
 def resolve_run(competition: str, *, preset: str | None = None, config: str | Path | Mapping | None = None,
@@ -43,9 +47,16 @@ def resolve_run(competition: str, *, preset: str | None = None, config: str | Pa
     from_dict(RunConfig, raw, where="run config")  # every option is checked before the data is looked for
     weight_dirs(raw.get("weights_dir"))  # and a weights folder (or $KAGGLEKIT_WEIGHTS_DIR) that is not there
     folder = raw.get("data") or str(cached_competition_data(found))
+    resolved = found.resolve(Path(folder))
+    if raw.get("image_size") is None:  # chosen by nobody: the images say how many pixels they hold
+        ceiling = RunConfig.model_fields["image_size"].default
+        raw["image_size"] = native_size(resolved.load_train(Path(folder)).paths, ceiling)
+        if raw["image_size"] < ceiling:
+            log.info("image_size %d: the training images' median shorter side (set image_size to choose)",
+                     raw["image_size"])
     learner = resolve_learner(found.task, raw.get("train", {}).get("learner", "auto"))
     frozen = from_dict(RunConfig, merge(raw, {"data": folder, "train": {"learner": learner}}), where="run config")
-    return found.resolve(Path(folder)), frozen
+    return resolved, frozen
 
 
 def resume_run(run_dir: Path, competition: str, data: str | Path | None = None,

@@ -70,3 +70,22 @@ def test_image_batches_resize_and_keep_order(tmp_path):
     assert [b.shape for b in batches] == [(2, 16, 16, 3), (2, 16, 16, 3), (1, 16, 16, 3)]
     reds = np.concatenate(batches)[:, 8, 8, 0]
     np.testing.assert_allclose(reds, [0, 50, 100, 150, 200], atol=1)
+
+
+def test_native_size_is_the_median_shorter_side_rounded_up_to_32_within_bounds(tmp_path):
+    from kagglekit.data.images import native_size
+
+    def images(sizes, name):
+        paths = []
+        for i, (w, h) in enumerate(sizes):
+            paths.append(tmp_path / f"{name}{i}.png")
+            Image.new("RGB", (w, h)).save(paths[-1])
+        return paths
+
+    small = images([(150, 150)] * 3 + [(400, 90)], "small")  # median shorter side 150
+    assert native_size(small, ceiling=224) == 160
+    assert native_size(images([(640, 480)] * 3, "large"), ceiling=224) == 224
+    assert native_size(images([(20, 30)] * 3, "tiny"), ceiling=224) == 64
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    assert native_size([tmp_path / "broken.png", *small], ceiling=224) == 160  # unreadable files do not decide
+    assert native_size([], ceiling=224) == 224
