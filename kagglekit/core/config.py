@@ -71,10 +71,12 @@ class AugmentConfig(Section):
     cutmix: Annotated[float, Field(ge=0)] = 0.0  # keras.layers.CutMix alpha; 0: off
     # a random resized crop of the full-resolution decode, drawn per image and epoch (streamed learners, where
     # it replaces shift and zoom): the crop's share of the image's area and its width / height, each drawn
-    # from [low, high]
+    # from [low, high]. Mild by default: on all of Plant Seedlings (fold 0, 532 held-out images, fine-tuned
+    # Lite0 at 224 px, 12 epochs) area [0.8, 1] and ratio [0.9, 1.11] scored 0.931, no crop (shift and zoom
+    # 0.1) 0.929, ImageNet's [0.5, 1] x [0.75, 1.33] 0.915: short schedules on small datasets underfit it
     crop: bool = True
-    crop_scale: Annotated[list[Annotated[float, Field(gt=0, le=1)]], Field(min_length=2, max_length=2)] = [0.5, 1.0]
-    crop_ratio: Annotated[list[PositiveFloat], Field(min_length=2, max_length=2)] = [0.75, 1.3333]
+    crop_scale: Annotated[list[Annotated[float, Field(gt=0, le=1)]], Field(min_length=2, max_length=2)] = [0.8, 1.0]
+    crop_ratio: Annotated[list[PositiveFloat], Field(min_length=2, max_length=2)] = [0.9, 1.111]
 
     @field_validator("crop_scale", "crop_ratio")
     @classmethod
