@@ -27,7 +27,7 @@ class Run:
     models for any images (its models are loaded on the first ``predict``, then kept)."""
 
     def __init__(self, path: str | Path, weights_dir: str | Path | None = None):
-        self.path = Path(path)
+        self.path = Path(path).absolute()  # where the run is, wherever the caller moves to
         if not self.path.is_dir():
             raise ConfigError(f"{self.path}: not a run directory (no such folder)")
         self.weights_dir = None if weights_dir is None else str(weights_dir)

@@ -10,6 +10,7 @@ import pytest
 from kagglekit.core.config import TrainConfig
 from kagglekit.learners.head import HeadClassifier
 from kagglekit.models.losses import MultiLabelLoss, balanced_class_weights, positive_weights
+from kagglekit.pipelines import hyperparameters
 
 #: six of class 0, three of class 1, one of class 2, none of class 3 (a fourth output nobody has)
 LABELS = np.array([0] * 6 + [1] * 3 + [2])
@@ -25,8 +26,8 @@ class ConstantHead(HeadClassifier):
     """The run's softmax head, fed all-zero features: whatever the image it predicts softmax(bias), and
     the bias starts at log(prior), so its first training loss is that of a known constant predictor."""
 
-    def __init__(self, prior: np.ndarray, *args):
-        super().__init__(*args)
+    def __init__(self, prior: np.ndarray, *args, **params):
+        super().__init__(*args, **params)
         self.prior = prior
 
     def build(self):
@@ -39,7 +40,7 @@ def first_loss(prior: np.ndarray, labels: np.ndarray, class_weight: dict | None,
     """The loss Keras reports for the head's first step (one batch holds every example, so it is the
     loss of the predictor before any update), trained the way the pipelines train it."""
     config = TrainConfig(head_epochs=1, batch_size=64)
-    head = ConstantHead(prior, 8, CLASSES, config, 0, workdir)
+    head = ConstantHead(prior, 8, CLASSES, workdir, seed=0, **hyperparameters.head(config))
     x = np.zeros((len(labels), 8), dtype=np.float32)
     head.fit(x, labels, x, labels, class_weight=class_weight)
     return head.history["loss"][0]
