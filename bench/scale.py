@@ -68,20 +68,21 @@ def draw(index: int, label: int, classes: int, folder: Path) -> None:
     os.replace(path.with_suffix(".tmp"), path)  # a killed generation leaves no half image: it resumes
 
 
-def draw_many(jobs: list[tuple[int, int, int, str]]) -> int:
-    for index, label, classes, folder in jobs:
-        if not (Path(folder) / f"img{index:06d}.jpg").exists():
-            draw(index, label, classes, Path(folder))
-    return len(jobs)
+def draw_many(jobs: list[tuple[int, int, int, str]]) -> tuple[int, int]:
+    """(images listed, images drawn now: those a killed generation had not)."""
+    todo = [job for job in jobs if not (Path(job[3]) / f"img{job[0]:06d}.jpg").exists()]
+    for index, label, classes, folder in todo:
+        draw(index, label, classes, Path(folder))
+    return len(jobs), len(todo)
 
 
-def generate(root: Path, n: int, n_test: int, classes: int, workers: int) -> float:
+def generate(root: Path, n: int, n_test: int, classes: int, workers: int) -> tuple[float, int]:
     """The competition folder under ``root`` (built once, resumed if killed, reused when its marker says the
-    same); seconds spent."""
+    same); (seconds spent, images drawn)."""
     spec = {"images": n, "test": n_test, "classes": classes, "size": [WIDTH, HEIGHT], "version": 1}
     marker = root / "complete.json"
     if marker.exists() and json.loads(marker.read_text()) == spec:
-        return 0.0
+        return 0.0, 0
     names = [f"class{c}" for c in range(classes)]
     for name in names:
         (root / "train" / name).mkdir(parents=True, exist_ok=True)
@@ -90,15 +91,15 @@ def generate(root: Path, n: int, n_test: int, classes: int, workers: int) -> flo
     jobs += [(n + i, i % classes, classes, str(root / "test")) for i in range(n_test)]
     started = time.perf_counter()
     with ProcessPoolExecutor(workers) as pool:
-        done = 0
-        for count in pool.map(draw_many, [jobs[i:i + 500] for i in range(0, len(jobs), 500)]):
-            done += count
+        done = drawn = 0
+        for count, new in pool.map(draw_many, [jobs[i:i + 500] for i in range(0, len(jobs), 500)]):
+            done, drawn = done + count, drawn + new
             print(f"\rgenerating {done}/{len(jobs)} images", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     tests = sorted(p.name for p in (root / "test").iterdir())
     (root / "sample_submission.csv").write_text("id,label\n" + "".join(f"{t},{names[0]}\n" for t in tests))
     marker.write_text(json.dumps(spec))
-    return time.perf_counter() - started
+    return time.perf_counter() - started, drawn
 
 
 def tree_rss(process) -> int:
@@ -172,9 +173,9 @@ def main() -> None:
     if REPO in args.cache.resolve().parents or args.cache.resolve() == REPO:
         parser.error("--cache must be outside the repository")
     data = args.cache / f"competition-{args.images}"
-    generated = generate(data, args.images, args.test, args.classes, args.workers)
-    print(f"generation: {generated:.0f} s" + (" (cached)" if not generated else
-                                              f" ({(args.images + args.test) / generated:.0f} images/s)"))
+    seconds, drawn = generate(data, args.images, args.test, args.classes, args.workers)
+    print(f"generation: {seconds:.0f} s" + (f", {drawn} images ({drawn / seconds:.0f} images/s)" if drawn else
+                                            " (cached)"))
     result = run(data, args.cache, args.image_size, args.after, args.timeout, args.warm)
     if result["first_step_s"] is None:
         print("\n".join(result["tail"]))
