@@ -48,10 +48,11 @@ log = logging.getLogger(__name__)
 MIN_WARMUP_STEPS = 10
 #: Inverse L2 strength of the linear probe on standardised features.
 PROBE_C = 0.1
-#: Training images the linear probe is fitted on, at most (a fixed random sample of them): a logistic
-#: regression on 1,280 features needs a few thousand, and the backbone's forward pass over all 32,000 of a
-#: 40,000-image competition's folds took longer than the 10 minutes before the first training step.
-PROBE_IMAGES = 4096
+#: Training images the linear probe is fitted on, at most (a fixed random sample of them): it only starts the
+#: head, and a logistic regression on 1,280 standardised features is settled by a few thousand. Its forward pass
+#: is most of a large competition's cold start: 40,000 images at 384 px on 2 cores spent 131 s of the 380 s before
+#: the first training step probing 4,096 (bench/scale.py); 2,560 still covers a Plant Seedlings fold (2,127).
+PROBE_IMAGES = 2560
 #: Images decoded at once for prediction.
 PREDICT_CHUNK = 256
 HISTORY = "history.json"  # in the workdir: a finished fit's losses per epoch (the learner's file, not the run's)
