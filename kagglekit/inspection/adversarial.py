@@ -26,8 +26,9 @@ import numpy as np
 import pandas as pd
 
 from kagglekit.core.errors import ConfigError
+from kagglekit.core.progress import progress
 from kagglekit.learners.thresholds import ThresholdTuner
-from kagglekit.models.gradients import gradient
+from kagglekit.models.gradients import CompiledGradient
 from kagglekit.runs.layout import RUN_FILES
 from kagglekit.tasks import TASKS
 
@@ -37,54 +38,63 @@ CHUNK_PIXELS = 4 * 224 * 224
 SHOWN = 4  # images in the examples picture
 
 
-def cross_entropy(model: keras.Model, targets: np.ndarray, n_classes: int, void: int | None = None):
-    """x -> mean cross-entropy of ``model(x)`` against ``targets`` (class indices per image, or per
+def cross_entropy(model: keras.Model, n_classes: int, void: int | None = None):
+    """(x, targets) -> mean cross-entropy of ``model(x)`` against ``targets`` (class indices per image, or per
     pixel for a segmenter; ``void`` pixels left out)."""
-    onehot = np.eye(n_classes, dtype=np.float32)[np.where(targets == void, 0, targets) if void is not None else targets]
-    weight = np.ones(targets.shape, np.float32) if void is None else (targets != void).astype(np.float32)
-    onehot, weight = keras.ops.convert_to_tensor(onehot), keras.ops.convert_to_tensor(weight)
 
-    def loss(x):
+    def loss(x, targets):
+        targets = keras.ops.cast(targets, "int32")
+        if void is None:
+            weight = keras.ops.ones(keras.ops.shape(targets), "float32")
+        else:
+            weight = keras.ops.cast(keras.ops.not_equal(targets, void), "float32")
+            targets = keras.ops.where(keras.ops.equal(targets, void), 0, targets)
         p = keras.ops.clip(model(x, training=False), 1e-7, 1.0)
-        per_item = -keras.ops.sum(onehot * keras.ops.log(p), axis=-1)
+        per_item = -keras.ops.sum(keras.ops.one_hot(targets, n_classes) * keras.ops.log(p), axis=-1)
         return keras.ops.sum(per_item * weight) / keras.ops.maximum(keras.ops.sum(weight), 1.0)
 
     return loss
 
 
-def binary_cross_entropy(model: keras.Model, targets: np.ndarray):
-    """x -> mean binary cross-entropy of a multi-label ``model(x)`` (per-class sigmoids) against 0/1 ``targets``."""
-    y = keras.ops.convert_to_tensor(np.asarray(targets, dtype=np.float32))
+def binary_cross_entropy(model: keras.Model):
+    """(x, targets) -> mean binary cross-entropy of a multi-label ``model(x)`` (per-class sigmoids) against 0/1
+    ``targets``."""
 
-    def loss(x):
+    def loss(x, targets):
+        y = keras.ops.cast(targets, "float32")
         p = keras.ops.clip(model(x, training=False), 1e-7, 1 - 1e-7)
         return -keras.ops.mean(y * keras.ops.log(p) + (1 - y) * keras.ops.log(1 - p))
 
     return loss
 
 
+def loss_gradient(model: keras.Model, void: int | None = None, multilabel: bool = False) -> CompiledGradient:
+    """(x, targets) -> the gradient of ``model``'s attack loss at ``x``, compiled once for every chunk and eps."""
+    loss = binary_cross_entropy(model) if multilabel else cross_entropy(model, int(model.output_shape[-1]), void)
+    return CompiledGradient(loss)
+
+
 def attack(model: keras.Model, images: np.ndarray, targets: np.ndarray, eps: float, method: str = "fgsm",
-           targeted: bool = False, steps: int = 10, void: int | None = None, multilabel: bool = False) -> np.ndarray:
+           targeted: bool = False, steps: int = 10, void: int | None = None, multilabel: bool = False,
+           grad: CompiledGradient | None = None) -> np.ndarray:
     """Perturbed copies of ``images`` ((n, H, W, 3) float32 in [0, 255]), each pixel within ``eps`` of
     the original. ``targets``: the true labels (untargeted) or the labels to steer towards (targeted):
-    class indices (per image or per pixel), or 0/1 rows with ``multilabel``."""
+    class indices (per image or per pixel), or 0/1 rows with ``multilabel``. ``grad``: the model's
+    ``loss_gradient``, when many attacks share it."""
     images = np.asarray(images, dtype=np.float32)
     if eps <= 0:
         return images.copy()
-    if multilabel:
-        loss = binary_cross_entropy(model, targets)
-    else:
-        n_classes = int(model.output_shape[-1])
-        loss = cross_entropy(model, np.asarray(targets), n_classes, void)
+    if method not in ("fgsm", "pgd"):
+        raise ValueError(f"unknown attack {method!r}; use fgsm or pgd")
+    grad = grad or loss_gradient(model, void, multilabel)
+    targets = np.asarray(targets, dtype=np.float32 if multilabel else np.int32)
     direction = -1.0 if targeted else 1.0
     if method == "fgsm":
-        return np.clip(images + direction * eps * np.sign(gradient(loss, images)), 0, 255)
-    if method != "pgd":
-        raise ValueError(f"unknown attack {method!r}; use fgsm or pgd")
+        return np.clip(images + direction * eps * np.sign(grad(images, targets)), 0, 255)
     step = 2.5 * eps / steps  # Madry et al.'s step: the ball can be crossed within the steps
     x = images.copy()
     for _ in range(steps):
-        x = x + direction * step * np.sign(gradient(loss, x))
+        x = x + direction * step * np.sign(grad(x, targets))
         x = np.clip(np.clip(x, images - eps, images + eps), 0, 255)
     return x
 
@@ -246,18 +256,21 @@ def robustness(target: AttackSet, methods: list[str], eps_values: list[float], t
     runs = [(method, eps) for method in methods for eps in eps_values]
     tallies, moved = {run: Tally(target) for run in runs}, dict.fromkeys(runs, 0.0)
     originals, examples = [], {method: [] for method in methods}
-    chunk = chunk_size(target.model)
-    for start in range(0, len(target.ids), chunk):
-        images, truth = target.load(list(range(start, min(start + chunk, len(target.ids)))))
-        goal = target.likeliest_wrong(target.proba(images), truth) if targeted else truth
-        shown = max(SHOWN - start, 0)
-        originals.append(images[:shown])
-        for method, eps in runs:
-            perturbed = attack(target.model, images, goal, eps, method, targeted, steps, target.void, target.multilabel)
-            tallies[method, eps].add(target.proba(perturbed), truth, goal if targeted else None)
-            moved[method, eps] = max(moved[method, eps], float(np.abs(perturbed - images).max()))
-            if eps == max(eps_values):
-                examples[method].append(perturbed[:shown])
+    chunk, grad = chunk_size(target.model), loss_gradient(target.model, target.void, target.multilabel)
+    with progress(len(target.ids), f"attack ({', '.join(methods)}, {len(eps_values)} eps)", unit="img") as bar:
+        for start in range(0, len(target.ids), chunk):
+            images, truth = target.load(list(range(start, min(start + chunk, len(target.ids)))))
+            goal = target.likeliest_wrong(target.proba(images), truth) if targeted else truth
+            shown = max(SHOWN - start, 0)
+            originals.append(images[:shown])
+            for method, eps in runs:
+                perturbed = attack(target.model, images, goal, eps, method, targeted, steps, target.void,
+                                   target.multilabel, grad)
+                tallies[method, eps].add(target.proba(perturbed), truth, goal if targeted else None)
+                moved[method, eps] = max(moved[method, eps], float(np.abs(perturbed - images).max()))
+                if eps == max(eps_values):
+                    examples[method].append(perturbed[:shown])
+            bar.update(len(images))
     rows = [{"method": method, "targeted": targeted, "eps": eps, **tallies[method, eps].scores(targeted),
              "max_abs_perturbation": moved[method, eps]} for method, eps in runs]
     return (pd.DataFrame(rows), np.concatenate(originals),

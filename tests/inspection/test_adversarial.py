@@ -4,7 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from kagglekit.inspection.adversarial import attack
+from kagglekit.inspection.adversarial import attack, cross_entropy
+from kagglekit.models.gradients import CompiledGradient, gradient
 
 
 def trained_classifier(rng):
@@ -55,3 +56,14 @@ def test_segmenter_attack_ignores_void_pixels():
     masks[:, :4] = 1
     moved = attack(model, x, masks, 8.0, "fgsm", void=255)
     assert np.abs(moved - x).max() == pytest.approx(8.0, abs=1e-3)
+
+
+def test_the_compiled_gradient_is_the_eager_one_for_every_chunk_size():
+    """An attack compiles its loss's gradient once (eager TensorFlow took seconds a call); the traced function
+    gives the eager gradient, for the chunk it was traced on and a smaller last one."""
+    rng = np.random.default_rng(3)
+    model, x, y = trained_classifier(rng)
+    loss = cross_entropy(model, 2)
+    compiled = CompiledGradient(loss)
+    for n in (32, 32, 7):
+        np.testing.assert_allclose(compiled(x[:n], y[:n]), gradient(loss, x[:n], y[:n]), rtol=1e-4, atol=1e-9)

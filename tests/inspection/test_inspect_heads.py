@@ -15,7 +15,6 @@ import yaml
 from PIL import Image
 
 from kagglekit.cli import main as run_cli
-from kagglekit.models.gradients import gradient
 
 TINY = {"backbones": ["efficientnet_lite0"], "image_size": 64, "folds": 2, "tta": ["identity", "hflip"],
         "train": {"learner": "head", "views": ["identity"], "head_epochs": 30, "patience": 5}}
@@ -93,7 +92,13 @@ def test_attack_works_in_chunks_and_scores_as_one_batch(seedlings_head_run, monk
 
     (target,) = adversarial.attack_sets(seedlings_head_run, 4).values()
     batches = []
-    monkeypatch.setattr(adversarial, "gradient", lambda fn, x: batches.append(len(x)) or gradient(fn, x))
+    compiled = adversarial.loss_gradient
+
+    def counting(*args, **kwargs):
+        grad = compiled(*args, **kwargs)
+        return lambda x, *rest: batches.append(len(x)) or grad(x, *rest)
+
+    monkeypatch.setattr(adversarial, "loss_gradient", counting)
 
     def report(chunk: int):
         batches.clear()

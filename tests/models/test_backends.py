@@ -21,7 +21,11 @@ x = rng.normal(size=(120, 8)).astype(np.float32); y = (x[:, 0] > 0).astype(int)
 head = HeadClassifier(8, 2, "{workdir}", epochs=60, learning_rate=0.03, patience=60, seed=0)
 head.fit(x[:90], y[:90], x[90:], y[90:])
 accuracy = float((head.predict_proba(x[90:]).argmax(1) == y[90:]).mean())
-print(json.dumps({{"backend": keras.backend.backend(), "features": features[0, :64].tolist(), "accuracy": accuracy}}))
+from kagglekit.inspection.adversarial import loss_gradient
+grad = loss_gradient(head.model)
+twice = [grad(x[:k], y[:k]) for k in (4, 4, 3)]  # compiled once; a smaller last chunk
+print(json.dumps({{"backend": keras.backend.backend(), "features": features[0, :64].tolist(), "accuracy": accuracy,
+                  "gradient": twice[0].tolist(), "again": twice[1].tolist(), "chunk": twice[2].tolist()}}))
 """
 
 
@@ -41,3 +45,8 @@ def test_torch_backend_gives_the_same_features_and_trains(tmp_path, private_cach
 
     np.testing.assert_allclose(on_torch["features"], on_tf["features"], atol=1e-3)
     assert on_torch["accuracy"] > 0.8 and on_tf["accuracy"] > 0.8
+    for result in (on_tf, on_torch):  # the attack loss's gradient: per image, repeatable, any chunk size
+        grad = np.array(result["gradient"])
+        assert grad.shape == (4, 8) and np.isfinite(grad).all() and (np.abs(grad).sum(1) > 0).all()
+        np.testing.assert_allclose(result["again"], grad, rtol=1e-5)
+        np.testing.assert_allclose(result["chunk"], grad[:3], rtol=1e-4, atol=1e-7)
