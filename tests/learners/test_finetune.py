@@ -322,3 +322,23 @@ def test_a_run_killed_before_its_final_save_resumes_from_its_last_checkpoint(tmp
     assert (tmp_path / "net" / CHECKPOINT).exists()
     resumed = learner().fit(images, labels)
     assert np.allclose(resumed.predict_proba(images, ["identity"]), expected, atol=1e-6)
+
+
+def test_the_linear_probe_reads_a_capped_sample(tmp_path, monkeypatch):
+    """The probe's forward pass was most of a 40,000-image competition's cold start: it reads at most
+    ``PROBE_IMAGES`` training images (a seeded sample), and the head it sets still separates the classes."""
+    from kagglekit.learners import finetune
+
+    rng = np.random.default_rng(0)
+    labels = np.arange(40) % 2
+    pixels = np.where(labels[:, None, None, None] == 1, 200, 40) + rng.integers(0, 30, (40, 32, 32, 3))
+    rows = shard_rows(tmp_path / "images", pixels.astype(np.uint8), tmp_path / "cache")
+    monkeypatch.setattr(finetune, "PROBE_IMAGES", 12)
+    read, stream = [], finetune.eval_stream
+    monkeypatch.setattr(finetune, "eval_stream", lambda images, *args, **kwargs: read.append(len(images)) or
+                        stream(images, *args, **kwargs))
+    learner = finetune.FineTunedClassifier("efficientnet_lite0", 32, 2, tmp_path / "work")
+    learner.model = learner.build()
+    learner._probe(rows, labels, None)
+    assert read == [12]
+    assert (learner.predict_proba(rows, ["identity"]).argmax(1) == labels).mean() >= 0.9  # chance: 0.5
