@@ -90,7 +90,10 @@ class StreamConfig(Section):
     """How images reach the streamed learners: encoded once into TFRecord shards in the cache
     (``kagglekit.data.shards``), shared by folds and runs, and decoded in the tf.data graph every epoch."""
 
-    max_side: Annotated[int, Field(ge=32, le=8192)] = 512  # a longer side is re-encoded (JPEG) to this
+    # a longer side is re-encoded (JPEG) to this; smaller images are kept as they are. 768 keeps VGA-sized photos
+    # (640x480: re-encoding them to 512 was most of a 40,000-image cold start) and stores enough of a larger one
+    # for random crops at 384 px; libjpeg's DCT scaling keeps decoding a large kept JPEG cheap
+    max_side: Annotated[int, Field(ge=32, le=8192)] = 768
     jpeg_quality: Annotated[int, Field(ge=50, le=100)] = 95  # of the re-encoded images
     images_per_shard: PositiveInt = 1024
 
