@@ -8,14 +8,15 @@ config's, as a maximum)
 and scored folds whose estimated time, prediction included, fits the budget. Everything is fixed before the
 first fold trains, from timings alone: nothing is chosen on a scored fold, so the CV stays honest.
 
-Epochs fall first, down to half the configured ones; below that a scored fold is dropped instead (fewer,
-better-trained networks); with one left, epochs fall to the minimum and the plan says the budget is exceeded.
+Scored folds fall first, down to one, and only then epochs (to the minimum; below it the plan says the budget is
+exceeded): a network trained for fewer epochs lost more than an ensemble that lost a member. Plant Seedlings at
+160 px, 2 cores (held-out micro-F1 on 665 images, CV): 3 folds x 14 epochs 0.950, 0.945; 2 x 14 0.946, 0.947;
+3 x 11, what epochs-first planned on a machine 1.67x slower, 0.940, 0.940.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable
@@ -93,12 +94,11 @@ def timings(model, stream, forward, loss, scope=None) -> tuple[float, float]:
 
 def plan(budget_s: float, spent_s: float, step_s: float, image_s: float, max_epochs: int, min_epochs: int,
          max_scored: int, estimate: Callable[[int, int], float]) -> Plan:
-    """The plan with the most scored folds, then the most epochs, whose ``spent_s + estimate(scored_folds,
-    epochs)`` (seconds) fits ``SAFETY`` of the budget; epochs never below ``min_epochs`` nor, while a fold can
-    be dropped instead, below half of ``max_epochs``."""
-    floor = max(min_epochs, math.ceil(max_epochs / 2))
-    candidates = [(scored, epochs) for scored in range(max_scored, 0, -1)
-                  for epochs in range(max_epochs, (floor if scored > 1 else min_epochs) - 1, -1)]
+    """The plan with the most scored folds that train ``max_epochs`` each, and with one fold, the most epochs
+    (at least ``min_epochs``), whose ``spent_s + estimate(scored_folds, epochs)`` (seconds) fits ``SAFETY`` of the
+    budget."""
+    candidates = [(scored, max_epochs) for scored in range(max_scored, 1, -1)]
+    candidates += [(1, epochs) for epochs in range(max_epochs, min(min_epochs, max_epochs) - 1, -1)]
     for scored, epochs in candidates:
         total = spent_s + estimate(scored, epochs)
         if total <= SAFETY * budget_s:

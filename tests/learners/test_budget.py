@@ -19,15 +19,17 @@ def linear(seconds_per_epoch: float, fixed: float = 0.0):
     return lambda scored, epochs: scored * (fixed + epochs * seconds_per_epoch)
 
 
-@pytest.mark.parametrize("budget_s,expected", [
-    (1000, (10, 2)),  # 2 x 10 x 40 = 800 <= 0.9 x 1000: everything fits
-    (700, (7, 2)),  # 2 x 7 x 40 = 560 <= 630 < 2 x 8 x 40: epochs fall first
-    (500, (5, 2)),  # down to half of 10 (400 <= 450)
-    (400, (9, 1)),  # 2 folds would need fewer than 5: one fold, trained longer (360 <= 360)
-    (300, (6, 1)),  # one fold, epochs down to what fits (240 <= 270)
+@pytest.mark.parametrize("budget_s,max_scored,expected", [
+    (1000, 2, (10, 2)),  # 2 x 10 x 40 = 800 <= 0.9 x 1000: everything fits
+    (1500, 3, (10, 3)),  # 3 x 10 x 40 = 1200 <= 1350
+    (1000, 3, (10, 2)),  # 3 folds would not fit: a fold is dropped, every network keeps its 10 epochs
+    (700, 2, (10, 1)),  # 2 x 10 x 40 = 800 > 630: one fold, not two of 7 epochs
+    (400, 2, (9, 1)),  # one fold, epochs down to what fits (360 <= 360)
+    (300, 3, (6, 1)),  # (240 <= 270)
 ])
-def test_epochs_fall_to_half_before_a_fold_is_dropped(budget_s, expected):
-    plan = budget.plan(budget_s, 0.0, 1.0, 0.01, max_epochs=10, min_epochs=2, max_scored=2, estimate=linear(40))
+def test_folds_fall_before_epochs(budget_s, max_scored, expected):
+    plan = budget.plan(budget_s, 0.0, 1.0, 0.01, max_epochs=10, min_epochs=2, max_scored=max_scored,
+                       estimate=linear(40))
     assert (plan.epochs, plan.scored_folds) == expected and plan.fits
     assert plan.estimated_s <= budget.SAFETY * budget_s
 
