@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from kagglekit.commands.options import number
 from kagglekit.competitions.discovery import get_competition
+from kagglekit.competitions.reference import is_competition_file
 from kagglekit.core.errors import ConfigError
 from kagglekit.core.paths import cache_root
 from kagglekit.upkeep.cache import PARTS, Entry, inventory, prune, select, total_size
@@ -67,7 +68,7 @@ def _slug(name: str) -> str:
     try:
         return get_competition(name).slug
     except ConfigError:
-        if name.endswith((".yaml", ".yml")):
+        if is_competition_file(name):
             raise
         return name
 

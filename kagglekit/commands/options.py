@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+from kagglekit.competitions.reference import is_competition_file
 from kagglekit.core.config import PRESETS
 
 
@@ -83,7 +84,7 @@ class InputPath:
 
 
 def _is_competition_name(text: str) -> bool:
-    return Path(text).suffix not in (".yaml", ".yml")  # as kagglekit.competitions.discovery.get_competition
+    return not is_competition_file(text)
 
 
 #: A registered competition's name, or a competition YAML file that exists.

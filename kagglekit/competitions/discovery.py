@@ -31,6 +31,7 @@ from pydantic import ConfigDict, ValidationError, create_model
 from kagglekit.competitions.class_folder import ClassFolderCompetition
 from kagglekit.competitions.contract import Competition
 from kagglekit.competitions.labels_csv import LabelsCsvCompetition, MultiLabelCsvCompetition
+from kagglekit.competitions.reference import is_competition_file
 from kagglekit.competitions.segmentation_folder import SegmentationFolderCompetition
 from kagglekit.core.config import describe_errors, read_yaml
 from kagglekit.core.errors import ConfigError
@@ -78,7 +79,7 @@ COMPETITION_KINDS.register("multilabel-csv", config_kind(MultiLabelCsvCompetitio
 def get_competition(name_or_path: str) -> Competition:
     """Find an adapter by registry name, or load a YAML competition file given by path."""
     path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml"):
+    if is_competition_file(path):
         if not path.is_file():
             raise ConfigError(f"{path}: competition file not found")
         return competition_from_yaml(path)

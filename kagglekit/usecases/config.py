@@ -9,6 +9,7 @@ from pathlib import Path
 
 from kagglekit.competitions.contract import Competition
 from kagglekit.competitions.discovery import get_competition
+from kagglekit.competitions.reference import is_competition_file
 from kagglekit.core.config import RunConfig, from_dict, merge, preset_file, read_config_file
 from kagglekit.core.errors import ConfigError
 from kagglekit.data.images import native_size
@@ -30,7 +31,7 @@ def resolve_run(competition: str, *, preset: str | None = None, config: str | Pa
     fields) < the options given here (``None``: not given).
     """
     found = get_competition(competition)
-    reference = str(Path(competition).resolve()) if Path(competition).suffix in (".yaml", ".yml") else found.name
+    reference = str(Path(competition).resolve()) if is_competition_file(competition) else found.name
     raw = merge(dict(found.run_defaults), {"competition": reference})
     if preset:
         raw = merge(raw, read_config_file(preset_file(preset)), nulls=True)
@@ -75,7 +76,7 @@ def resume_run(run_dir: Path, competition: str, data: str | Path | None = None,
 
 def competition_name(given: str, competition: Competition) -> str:
     """The name ``given`` refers to (a YAML path names the competition inside it)."""
-    return competition.name if Path(given).suffix in (".yaml", ".yml") else given
+    return competition.name if is_competition_file(given) else given
 
 
 def _text(path: str | Path | None) -> str | None:

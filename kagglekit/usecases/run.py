@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 from kagglekit.competitions.contract import Competition
+from kagglekit.competitions.reference import is_competition_file
 from kagglekit.core.config import RunConfig
 from kagglekit.core.errors import ConfigError
 from kagglekit.kaggle.client import KaggleService
@@ -35,7 +36,7 @@ def train(competition: Competition, config: RunConfig, run_dir: Path | None = No
         if not is_chief(config.device):
             config = config.model_copy(update={"output_dir": scratch()})
         run_dir = new_run_dir(config, competition.name)
-        if Path(config.competition).suffix in (".yaml", ".yml"):  # the run directory must explain itself
+        if is_competition_file(config.competition):  # the run directory must explain itself
             shutil.copyfile(config.competition, run_dir / RUN_FILES.competition)
     else:
         if multi_worker(config.device):  # the other workers' copies (their checkpoints) are gone
