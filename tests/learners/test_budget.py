@@ -23,11 +23,12 @@ def linear(seconds_per_epoch: float, fixed: float = 0.0):
     (1000, 2, (10, 2)),  # 2 x 10 x 40 = 800 <= 0.9 x 1000: everything fits
     (1500, 3, (10, 3)),  # 3 x 10 x 40 = 1200 <= 1350
     (1000, 3, (10, 2)),  # 3 folds would not fit: a fold is dropped, every network keeps its 10 epochs
-    (700, 2, (10, 1)),  # 2 x 10 x 40 = 800 > 630: one fold, not two of 7 epochs
+    (880, 2, (9, 2)),  # 2 x 10 x 40 = 800 > 792: two folds keep their pair, at 9 epochs (720)
+    (700, 2, (10, 1)),  # 2 x 8 = 640 > 630, and 8 is the pair's floor (3/4 of 10): one fold, not two of 7 epochs
     (400, 2, (9, 1)),  # one fold, epochs down to what fits (360 <= 360)
     (300, 3, (6, 1)),  # (240 <= 270)
 ])
-def test_folds_fall_before_epochs(budget_s, max_scored, expected):
+def test_folds_fall_before_epochs_down_to_a_pair(budget_s, max_scored, expected):
     plan = budget.plan(budget_s, 0.0, 1.0, 0.01, max_epochs=10, min_epochs=2, max_scored=max_scored,
                        estimate=linear(40))
     assert (plan.epochs, plan.scored_folds) == expected and plan.fits
