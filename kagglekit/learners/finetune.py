@@ -97,7 +97,7 @@ class FineTunedClassifier(Params):
     shaped: the constructor takes the hyperparameters (``pipelines.hyperparameters`` unpacks a run's config),
     and the network is built, compiled and loaded under ``devices``."""
 
-    def __init__(self, backbone: str, image_size: int, n_classes: int, workdir: Path, *, epochs: int = 14,
+    def __init__(self, backbone: str, image_size: int, n_classes: int, workdir: Path, *, epochs: int = 20,
                  head_epochs: int = 1, top_epochs: int = 2, optimizer: str = "adamw", lr: float = 1e-3,
                  lower_lr_factor: float = 0.3, warmup_fraction: float = 0.1, weight_decay: float = 1e-4,
                  clipnorm: float = 1.0, ema: float = 0.0, batch_size: int = 32, dropout: float = 0.2,
