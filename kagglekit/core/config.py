@@ -131,8 +131,9 @@ class FineTuneConfig(Section):
     The epoch budget is fixed in advance, with a cosine schedule per stage: nothing is chosen on the
     fold being scored, so the CV is honest. ``scored_folds`` of the K folds train and are scored (2 of 5 for
     20 epochs: on Plant Seedlings at its own 160 px, 1270 s of a 2-core CPU's 30 minutes, held-out 0.952 where 3 x 14
-    scored 0.950 in 1501 s; the time budget trims on a slower machine, see ``learners.budget``); with ``refit`` the submission's model then trains on every
-    labelled image with the same budget, otherwise the scored folds' models are averaged.
+    scored 0.950 in 1501 s; the time budget trims on a slower machine, see ``learners.budget``); with ``refit``
+    the submission's model then trains on every labelled image with the same budget, otherwise the scored folds'
+    models are averaged.
     """
 
     epochs: PositiveInt = 20
