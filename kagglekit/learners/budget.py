@@ -7,6 +7,9 @@ layer it may unfreeze: the dearest stage) and of a forward pass per image, then 
 config's, as a maximum)
 and scored folds whose estimated time, prediction included, fits the budget. Everything is fixed before the
 first fold trains, from timings alone: nothing is chosen on a scored fold, so the CV stays honest.
+A step timed alone is not an epoch: a fold's epochs ran 5-16% slower than the steps they were planned from (the
+margin, ``SAFETY``, is 10%). So after each scored fold the rest is planned again (``replan``) from the seconds the
+fold actually took, again from time alone: the networks left train fewer epochs, or the folds left are dropped.
 
 Scored folds fall first, down to two; then the two networks' epochs, down to ``PAIR_EPOCHS`` of the configured;
 then the second fold, and the last network's epochs down to the minimum (below it the plan says the budget is
@@ -21,7 +24,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
 log = logging.getLogger(__name__)
@@ -48,6 +51,17 @@ class Plan:
     scored_folds: int
     estimated_s: float  # the whole run's estimated time, spent_s included
     fits: bool  # False: even the smallest plan exceeds the budget
+    # what the measured seconds of the first folds changed, in order: {"after_folds", "epochs", "scored_folds",
+    # "spent_s", "estimated_s"}: the networks trained after ``after_folds`` folds train ``epochs``
+    replans: list[dict] = field(default_factory=list)
+
+    def epochs_for(self, network: int) -> int:
+        """The epochs of the ``network``-th network to train (0: the first fold; a refit comes after the folds)."""
+        epochs = self.epochs
+        for change in self.replans:
+            if network >= change["after_folds"]:
+                epochs = change["epochs"]
+        return epochs
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -105,8 +119,7 @@ def plan(budget_s: float, spent_s: float, step_s: float, image_s: float, max_epo
     ``min_epochs``)."""
     candidates = [(scored, max_epochs) for scored in range(max_scored, 1, -1)]
     if max_scored > 1:
-        floor = max(min_epochs, math.ceil(PAIR_EPOCHS * max_epochs))
-        candidates += [(2, epochs) for epochs in range(max_epochs - 1, floor - 1, -1)]
+        candidates += [(2, epochs) for epochs in range(max_epochs - 1, pair_floor(max_epochs, min_epochs) - 1, -1)]
     candidates += [(1, epochs) for epochs in range(max_epochs, min(min_epochs, max_epochs) - 1, -1)]
     for scored, epochs in candidates:
         total = spent_s + estimate(scored, epochs)
@@ -117,6 +130,32 @@ def plan(budget_s: float, spent_s: float, step_s: float, image_s: float, max_epo
     log.warning("time budget %.0f s: even %d epoch(s) on %d fold need about %.0f s on this machine; running that "
                 "(raise time_budget, or lower image_size or the backbone's size)", budget_s, epochs, scored, total)
     return Plan(budget_s, spent_s, step_s, image_s, epochs, scored, total, False)
+
+
+def pair_floor(max_epochs: int, min_epochs: int) -> int:
+    """The fewest epochs a network trains beside another: below it, one network alone does better."""
+    return max(min_epochs, math.ceil(PAIR_EPOCHS * max_epochs))
+
+
+def replan(plan_: Plan, spent_s: float, done: int, floor: int, rest: Callable[[int, int], float]) -> Plan:
+    """``plan_`` after ``done`` scored folds trained, ``spent_s`` seconds into the run: kept if ``spent_s + rest(
+    scored_folds, epochs)`` (the seconds left, from what the finished folds measured) fits ``SAFETY`` of the budget;
+    else the networks left train fewer epochs, down to ``floor``; else the folds left are dropped (``rest(done,
+    0)``: the test's prediction, and a refit if any)."""
+    scored, epochs = plan_.scored_folds, plan_.epochs_for(done)
+    if done >= scored or spent_s + rest(scored, epochs) <= SAFETY * plan_.budget_s:
+        return plan_
+    candidates = [(scored, fewer) for fewer in range(epochs - 1, floor - 1, -1)] + [(done, epochs)]
+    fitting = next(((s, e) for s, e in candidates if spent_s + rest(s, e) <= SAFETY * plan_.budget_s), candidates[-1])
+    scored, epochs = fitting
+    total = spent_s + rest(*fitting)
+    log.warning("time budget %.0f s: %d fold(s) took %.0f s on this machine, slower than planned: %s (about %.0f s "
+                "in all)", plan_.budget_s, done, spent_s,
+                f"the networks left train {epochs} epoch(s)" if scored > done else
+                f"the {plan_.scored_folds - done} scored fold(s) left are dropped", total)
+    change = {"after_folds": done, "epochs": epochs, "scored_folds": scored, "spent_s": round(spent_s, 1),
+              "estimated_s": round(total, 1)}
+    return replace(plan_, scored_folds=scored, replans=[*plan_.replans, change])
 
 
 def record(plan_: Plan | None, seconds: float) -> dict | None:

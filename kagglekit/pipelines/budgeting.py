@@ -2,7 +2,9 @@
 
 The plan (``learners.budget``) lowers a section's ``epochs`` (and ``scored_folds``) before the first fold
 trains; the planned config is what the run saves as its ``config.yaml`` (what it computed), and the plan is
-kept in ``time_plan.json``. A resumed run finds both and plans nothing again, so it trains what it started.
+kept in ``time_plan.json``. After each scored fold, ``replanned`` checks the rest against the fold's measured
+seconds and saves what it changed in both files. A resumed run finds them and plans nothing again, so it trains
+what it started.
 """
 
 from __future__ import annotations
@@ -45,3 +47,19 @@ def budgeted(config: RunConfig, run_dir: Path, section: str, started: float,
              "most %d), %d scored fold(s), about %.0f s in all", plan.budget_s, step_s, image_s, plan.epochs,
              cfg.epochs, plan.scored_folds, plan.estimated_s)
     return config, plan
+
+
+def replanned(config: RunConfig, run_dir: Path, section: str, plan: budget.Plan | None, started: float, done: int,
+              min_epochs: int, rest: Callable[[int, int], float]) -> tuple[RunConfig, budget.Plan | None]:
+    """``config`` and ``plan`` after ``done`` scored folds (``budget.replan``; ``rest(scored_folds, epochs)``: the
+    seconds left, from what those folds measured), both saved again if the plan changed."""
+    if plan is None:
+        return config, plan
+    cfg = getattr(config, section)
+    changed = budget.replan(plan, time.time() - started, done, budget.pair_floor(cfg.epochs, min_epochs), rest)
+    if changed == plan:
+        return config, plan
+    config = config.model_copy(update={section: cfg.model_copy(update={"scored_folds": changed.scored_folds})})
+    config.save(Path(run_dir) / RUN_FILES.config)
+    atomic_write_json(Path(run_dir) / RUN_FILES.time_plan, changed.to_dict())
+    return config, changed

@@ -41,7 +41,7 @@ from kagglekit.models.backbones import get_backbone
 from kagglekit.models.losses import balanced_class_weights
 from kagglekit.pipelines.classification import read_images, write_folds, write_outputs
 from kagglekit.pipelines import FoldHook, hyperparameters
-from kagglekit.pipelines.budgeting import budgeted
+from kagglekit.pipelines.budgeting import budgeted, replanned
 from kagglekit.pipelines.inputs import checked_test
 from kagglekit.runs.layout import RUN_FILES
 from kagglekit.runs.result import RunResult
@@ -68,35 +68,43 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     if config.finetune.class_weights:
         weights = balanced_class_weights(train.labels)
     watch.lap("read images into shards")
+    min_epochs = config.finetune.head_epochs + config.finetune.top_epochs + 1
     config, time_plan = budgeted(config, run_dir, "finetune", started,
                                  functools.partial(network(config, devices, run_dir, "fold0", len(classes)).timings,
                                                    images.subset(folds[0][0]), train.labels[folds[0][0]]),
-                                 finetune_seconds(config, len(train), len(test)),
-                                 config.finetune.head_epochs + config.finetune.top_epochs + 1, config.finetune.scored_folds)
-    scored = folds[:config.finetune.scored_folds]
+                                 finetune_seconds(config, len(train), len(test)), min_epochs,
+                                 config.finetune.scored_folds)
 
     oof = np.full((len(train), len(classes)), np.nan, dtype=np.float32)
     fold_scores, histories, trained = [], [], []
-    for k, (tr, va) in enumerate(scored):
-        model = network(config, devices, run_dir, f"fold{k}", len(classes))
+    for k, (tr, va) in enumerate(folds):
+        if k >= config.finetune.scored_folds:  # (a re-plan may drop folds)
+            break
+        model = network(config, devices, run_dir, f"fold{k}", len(classes), time_plan and time_plan.epochs_for(k))
         trained.append(model)
         saved = model.workdir / RUN_FILES.fold_oof
         if saved.exists():  # finished before a resume
             oof[va] = np.load(saved)
         else:
             curve = (images.subset(va), train.labels[va]) if config.finetune.holdout_curve else None
+            fitting = time.perf_counter()
             model.fit(images.subset(tr), train.labels[tr], valid=curve, class_weight=weights)
+            scoring = time.perf_counter()
             oof[va] = model.predict_proba(images.subset(va), config.tta)
             with atomic_open(saved, "wb") as out:  # a kill mid-write must not leave half a file to resume from
                 np.save(out, oof[va])
+            config, time_plan = replanned(config, run_dir, "finetune", time_plan, started, k + 1, min_epochs,
+                                          measured_rest(config, folds, len(test), k, model.epochs,
+                                                        scoring - fitting, time.perf_counter() - scoring))
         histories.append(model.history or _saved_history(model))
         fold_scores.append(metric(train.labels[va], oof[va].argmax(1)))
         log.info("fold %d/%d: %s %.4f", k + 1, len(folds), competition.metric, fold_scores[-1])
         if on_fold:
             on_fold(k, fold_scores[-1])
         watch.lap(f"fold {k}: train and score")
+    scored = folds[:config.finetune.scored_folds]
     if config.finetune.refit:
-        full = network(config, devices, run_dir, "full", len(classes))
+        full = network(config, devices, run_dir, "full", len(classes), time_plan and time_plan.epochs_for(len(scored)))
         trained.append(full)
         if not full.done:
             full.fit(images, train.labels, class_weight=weights)
@@ -148,11 +156,32 @@ def finetune_seconds(config: RunConfig, n_train: int, n_test: int):
     return seconds
 
 
-def network(config: RunConfig, devices: Devices, run_dir: Path, name: str, n_classes: int) -> FineTunedClassifier:
-    """The network of one fold (``fold<k>``) or of the refit on all images (``full``)."""
+def measured_rest(config: RunConfig, folds: list, n_test: int, last: int, epochs: int, fit_s: float,
+                  score_s: float):
+    """``budget.replan``'s rest after fold ``last``, scaled from the seconds it measured: ``fit_s`` for its
+    ``epochs`` (an image's epoch: its probe, compile and cheaper first stages included) and ``score_s`` for its
+    held-out images' views (as the test's views cost): the folds left, a refit, the test's prediction."""
+    ft, views = config.finetune, len(config.tta)
+    train_s = fit_s / (epochs * len(folds[last][0]))
+    view_s = score_s / (len(folds[last][1]) * views)
+
+    def rest(scored: int, epochs_left: int) -> float:
+        total = sum(len(tr) * epochs_left * train_s + len(va) * views * view_s for tr, va in folds[last + 1:scored])
+        if ft.refit:
+            total += sum(len(va) for _, va in folds) * epochs_left * train_s
+        return total + n_test * views * view_s * (1 if ft.refit else scored)
+
+    return rest
+
+
+def network(config: RunConfig, devices: Devices, run_dir: Path, name: str, n_classes: int,
+            epochs: int | None = None) -> FineTunedClassifier:
+    """The network of one fold (``fold<k>``) or of the refit on all images (``full``); ``epochs``: a re-plan's,
+    else the config's."""
     seed = config.seed + (int(name[4:]) if name.startswith("fold") else 1000)
+    settings = hyperparameters.finetuned(config) | ({"epochs": epochs} if epochs else {})
     return FineTunedClassifier(config.backbones[0], config.image_size, n_classes, run_dir / RUN_FILES.folds / name, seed=seed,
-                               devices=devices, **hyperparameters.finetuned(config))
+                               devices=devices, **settings)
 
 
 def predictors(config: RunConfig, devices: Devices, run_dir: Path, n_classes: int) -> list[FineTunedClassifier]:

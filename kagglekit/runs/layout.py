@@ -98,7 +98,8 @@ class RunLayout:
         "competition.yaml", "a copy of the competition's YAML file, for a competition passed by path",
         "usecases.run usecases.blend", "pipelines.rebuild usecases.blend")
     time_plan: str = _entry(
-        "time_plan.json", "the time budget's plan (timings, epochs, scored folds); a resumed run reuses it",
+        "time_plan.json",
+        "the time budget's plan (timings, epochs, scored folds, what measured folds changed); a resumed run reuses it",
         "pipelines.budgeting", "pipelines.budgeting")
     data_report: str = _entry(
         "data_report.json", "the images read, skipped and held out (valid_ids), classes and counts",

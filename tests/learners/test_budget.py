@@ -9,8 +9,8 @@ import pytest
 from kagglekit.core.config import RunConfig, from_dict
 from kagglekit.core.errors import ConfigError
 from kagglekit.learners import budget
-from kagglekit.pipelines.budgeting import budgeted
-from kagglekit.pipelines.finetuning import finetune_seconds
+from kagglekit.pipelines.budgeting import budgeted, replanned
+from kagglekit.pipelines.finetuning import finetune_seconds, measured_rest
 from kagglekit.runs.layout import RUN_FILES
 
 
@@ -45,6 +45,67 @@ def test_time_spent_before_planning_counts():
     early = budget.plan(1000, 0.0, 1.0, 0.0, 10, 1, 1, linear(80))
     late = budget.plan(1000, 500.0, 1.0, 0.0, 10, 1, 1, linear(80))
     assert (early.epochs, late.epochs) == (10, 5)
+
+
+def two_folds_of_10(budget_s: float = 1000.0) -> budget.Plan:
+    return budget.plan(budget_s, 0.0, 1.0, 0.01, max_epochs=10, min_epochs=2, max_scored=2, estimate=linear(40))
+
+
+@pytest.mark.parametrize("spent_s,per_epoch,expected", [
+    (400, 40, (2, 10)),  # the first fold took what was planned: 400 + 400 <= 900, the plan stands
+    (500, 40, (2, 10)),  # 500 + 400 = 900: still fits
+    (500, 50, (2, 8)),  # slower than planned: 500 + 8 x 50 = 900, the second network trains 8 epochs
+    (600, 50, (1, 10)),  # 600 + 8 x 50 > 900 and 8 is the pair's floor: the second fold is dropped
+])
+def test_after_a_fold_the_rest_is_planned_again_from_its_seconds(spent_s, per_epoch, expected):
+    first = two_folds_of_10()
+    assert (first.scored_folds, first.epochs) == (2, 10)
+    again = budget.replan(first, spent_s, done=1, floor=8,
+                          rest=lambda scored, epochs: (scored - 1) * epochs * per_epoch)
+    assert (again.scored_folds, again.epochs_for(1)) == expected
+    assert again.epochs_for(0) == again.epochs == 10  # the first fold trained what it was planned
+    if again == first:
+        assert again.replans == []
+    else:
+        (change,) = again.replans
+        assert change["after_folds"] == 1 and change["spent_s"] == spent_s
+        assert change["estimated_s"] <= budget.SAFETY * 1000
+
+
+def test_a_replan_survives_the_plan_file_and_later_networks_follow_the_last_change():
+    first = budget.plan(2000, 0.0, 1.0, 0.01, max_epochs=10, min_epochs=2, max_scored=4, estimate=linear(40))
+    assert first.scored_folds == 4
+    once = budget.replan(first, 1000, 1, 2, lambda scored, epochs: (scored - 1) * epochs * 40)  # 3 x 10 x 40 > 800
+    twice = budget.replan(once, 1500, 2, 2, lambda scored, epochs: (scored - 2) * epochs * 40)
+    assert [once.epochs_for(n) for n in range(4)] == [10, 6, 6, 6]  # 1000 + 3 x 6 x 40 = 1720 <= 1800
+    assert budget.Plan.from_dict(json.loads(json.dumps(twice.to_dict()))) == twice
+    assert [twice.epochs_for(n) for n in range(4)] == [10, 6, 3, 3]  # 1500 + 2 x 3 x 40 = 1740
+
+
+def test_replanned_saves_the_changed_config_and_plan_and_a_kept_plan_writes_nothing(tmp_path):
+    config = from_dict(RunConfig, {"time_budget": 1000, "finetune": {"epochs": 10, "scored_folds": 2}})
+    first = two_folds_of_10()
+    kept = replanned(config, tmp_path, "finetune", first, time.time() - 400, 1, 2, lambda s, e: (s - 1) * e * 40)
+    assert kept == (config, first) and not (tmp_path / RUN_FILES.time_plan).exists()
+    dropped_config, dropped = replanned(config, tmp_path, "finetune", first, time.time() - 800, 1, 2,
+                                        lambda s, e: (s - 1) * e * 40)
+    assert dropped.scored_folds == dropped_config.finetune.scored_folds == 1
+    assert RunConfig.load(tmp_path / "config.yaml").finetune.scored_folds == 1
+    assert budget.Plan.from_dict(json.loads((tmp_path / RUN_FILES.time_plan).read_text())) == dropped
+    assert replanned(config, tmp_path, "finetune", None, 0.0, 1, 2, None) == (config, None)
+
+
+def test_the_rest_is_scaled_from_the_fold_that_was_measured():
+    config = from_dict(RunConfig, {"folds": 4, "tta": "identity,hflip", "finetune": {"scored_folds": 3}})
+    folds = [(range(300), range(100))] * 4  # 300 training images, 100 held out, per fold
+    rest = measured_rest(config, folds, n_test=50, last=0, epochs=10, fit_s=300.0, score_s=20.0)
+    # an image's epoch 0.1 s, a view 0.1 s: each fold left 300 x e x 0.1 + 200 x 0.1, the test 100 views a network
+    assert rest(3, 10) == pytest.approx(2 * (300 + 20) + 3 * 10)
+    assert rest(3, 5) == pytest.approx(2 * (150 + 20) + 3 * 10)
+    assert rest(1, 10) == pytest.approx(10)  # the folds left dropped: the first network predicts the test alone
+    refit = measured_rest(config.model_copy(update={"finetune": config.finetune.model_copy(update={"refit": True})}),
+                          folds, 50, 0, 10, 300.0, 20.0)
+    assert refit(1, 10) == pytest.approx(400 * 10 * 0.1 + 10)  # the refit on every image, then the test once
 
 
 @pytest.mark.parametrize("written,seconds", [("30m", 1800), ("1.5h", 5400), ("90s", 90), (1200, 1200), (None, None)])
