@@ -64,6 +64,12 @@ def report(preset: str, seconds: float, peak: int, run_dir: Path, data: Path) ->
     print(f"training          {rate('train_images_per_s', 'images/s')}, {rate('seconds_per_epoch', 's/epoch')}")
     print(f"inference         {rate('predict_images_per_s', 'images/s (x TTA views)')}")
     print(f"peak memory       {peak / 2**30:.2f} GiB")
+    if metrics.get("time_budget"):
+        plan = metrics["time_budget"]
+        changes = "; ".join(f"after {c['after_folds']} fold(s) ({c['spent_s']:.0f} s) {c['scored_folds']} fold(s), "
+                            f"the networks left {c['epochs']} epochs" for c in plan.get("replans", []))
+        print(f"time plan         {plan['epochs']} epochs from a {plan['step_s']:.2f} s step, estimated "
+              f"{plan['estimated_s']:.0f} s, ran {plan['actual_s']:.0f} s; re-planned: {changes or 'no'}")
     print(f"run directory     {run_dir}")
 
 

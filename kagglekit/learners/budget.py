@@ -149,7 +149,7 @@ def replan(plan_: Plan, spent_s: float, done: int, floor: int, rest: Callable[[i
     fitting = next(((s, e) for s, e in candidates if spent_s + rest(s, e) <= SAFETY * plan_.budget_s), candidates[-1])
     scored, epochs = fitting
     total = spent_s + rest(*fitting)
-    log.warning("time budget %.0f s: %d fold(s) took %.0f s on this machine, slower than planned: %s (about %.0f s "
+    log.warning("time budget %.0f s: %d fold(s) done %.0f s into the run, slower than planned: %s (about %.0f s "
                 "in all)", plan_.budget_s, done, spent_s,
                 f"the networks left train {epochs} epoch(s)" if scored > done else
                 f"the {plan_.scored_folds - done} scored fold(s) left are dropped", total)
