@@ -141,7 +141,7 @@ def replan(plan_: Plan, spent_s: float, done: int, floor: int, rest: Callable[[i
     """``plan_`` after ``done`` scored folds trained, ``spent_s`` seconds into the run: kept if ``spent_s + rest(
     scored_folds, epochs)`` (the seconds left, from what the finished folds measured) fits ``SAFETY`` of the budget;
     else the networks left train fewer epochs, down to ``floor``; else the folds left are dropped (``rest(done,
-    0)``: the test's prediction, and a refit if any)."""
+    epochs)``: the test's prediction, and a refit if any)."""
     scored, epochs = plan_.scored_folds, plan_.epochs_for(done)
     if done >= scored or spent_s + rest(scored, epochs) <= SAFETY * plan_.budget_s:
         return plan_

@@ -5,7 +5,7 @@
 2. stratified K folds (duplicates grouped); ``finetune.scored_folds`` of them train a fine-tuned network
    for a fixed epoch budget and are scored on their held-out images (TTA-averaged): the CV; with a
    ``time_budget`` the epochs (at most ``finetune.epochs``) and scored folds are first fitted to it from this
-   machine's measured step time (``pipelines.budgeting``);
+   machine's measured step time, and again after each fold from the seconds it took (``pipelines.budgeting``);
 3. with ``finetune.refit`` one more network trains on every labelled image with the same budget and
    predicts the test set; otherwise the scored folds' networks are averaged;
 4. the submission is written and validated; config, metrics, OOF predictions and plots are saved.
@@ -78,7 +78,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     oof = np.full((len(train), len(classes)), np.nan, dtype=np.float32)
     fold_scores, histories, trained = [], [], []
     for k, (tr, va) in enumerate(folds):
-        if k >= config.finetune.scored_folds:  # (a re-plan may drop folds)
+        if k >= config.finetune.scored_folds:  # a re-plan may drop folds
             break
         model = network(config, devices, run_dir, f"fold{k}", len(classes), time_plan and time_plan.epochs_for(k))
         trained.append(model)
