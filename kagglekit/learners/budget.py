@@ -121,15 +121,22 @@ def plan(budget_s: float, spent_s: float, step_s: float, image_s: float, max_epo
     if max_scored > 1:
         candidates += [(2, epochs) for epochs in range(max_epochs - 1, pair_floor(max_epochs, min_epochs) - 1, -1)]
     candidates += [(1, epochs) for epochs in range(max_epochs, min(min_epochs, max_epochs) - 1, -1)]
+    scored, epochs, total, fits = _first_fitting(candidates, lambda s, e: spent_s + estimate(s, e), budget_s)
+    if not fits:
+        log.warning("time budget %.0f s: even %d epoch(s) on %d fold need about %.0f s on this machine; running that "
+                    "(raise time_budget, or lower image_size or the backbone's size)", budget_s, epochs, scored, total)
+    return Plan(budget_s, spent_s, step_s, image_s, epochs, scored, total, fits)
+
+
+def _first_fitting(candidates: list[tuple[int, int]], seconds: Callable[[int, int], float],
+                   budget_s: float) -> tuple[int, int, float, bool]:
+    """``(scored_folds, epochs, seconds, True)`` of the first candidate whose ``seconds`` fit ``SAFETY`` of the
+    budget; else the last candidate's (the cheapest, in every order of sacrifices here) with False."""
     for scored, epochs in candidates:
-        total = spent_s + estimate(scored, epochs)
+        total = seconds(scored, epochs)
         if total <= SAFETY * budget_s:
-            return Plan(budget_s, spent_s, step_s, image_s, epochs, scored, total, True)
-    scored, epochs = 1, min(min_epochs, max_epochs)
-    total = spent_s + estimate(scored, epochs)
-    log.warning("time budget %.0f s: even %d epoch(s) on %d fold need about %.0f s on this machine; running that "
-                "(raise time_budget, or lower image_size or the backbone's size)", budget_s, epochs, scored, total)
-    return Plan(budget_s, spent_s, step_s, image_s, epochs, scored, total, False)
+            return scored, epochs, total, True
+    return scored, epochs, total, False
 
 
 def pair_floor(max_epochs: int, min_epochs: int) -> int:
@@ -142,13 +149,13 @@ def replan(plan_: Plan, spent_s: float, done: int, floor: int, rest: Callable[[i
     scored_folds, epochs)`` (the seconds left, from what the finished folds measured) fits ``SAFETY`` of the budget;
     else the networks left train fewer epochs, down to ``floor``; else the folds left are dropped (``rest(done,
     epochs)``: the test's prediction, and a refit if any)."""
-    scored, epochs = plan_.scored_folds, plan_.epochs_for(done)
-    if done >= scored or spent_s + rest(scored, epochs) <= SAFETY * plan_.budget_s:
+    planned, epochs = plan_.scored_folds, plan_.epochs_for(done)
+    if done >= planned:
         return plan_
-    candidates = [(scored, fewer) for fewer in range(epochs - 1, floor - 1, -1)] + [(done, epochs)]
-    fitting = next(((s, e) for s, e in candidates if spent_s + rest(s, e) <= SAFETY * plan_.budget_s), candidates[-1])
-    scored, epochs = fitting
-    total = spent_s + rest(*fitting)
+    candidates = [(planned, epochs), *((planned, fewer) for fewer in range(epochs - 1, floor - 1, -1)), (done, epochs)]
+    scored, epochs, total, _ = _first_fitting(candidates, lambda s, e: spent_s + rest(s, e), plan_.budget_s)
+    if (scored, epochs) == candidates[0]:
+        return plan_
     log.warning("time budget %.0f s: %d fold(s) done %.0f s into the run, slower than planned: %s (about %.0f s "
                 "in all)", plan_.budget_s, done, spent_s,
                 f"the networks left train {epochs} epoch(s)" if scored > done else
