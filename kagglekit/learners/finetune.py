@@ -13,9 +13,13 @@ seedlings images a Glorot head on unnormalised features started at a loss of 4.8
 pretrained weight by about the learning rate, so training accuracy fell when a stage unfroze (0.51 to
 0.34) and fine-tuning ended below the frozen-feature head on the same images (0.28 vs 0.45).
 
-Every stage is one ``fit`` call on a stream of its epochs, each epoch's order and augmentation a function
-of ``(seed, epoch)`` alone; every epoch ends with a checkpoint of the weights and the optimizer state: a killed run
-resumes at its last finished epoch and ends with the same weights as an uninterrupted one (on a
+With ``progressive_scale`` below 1 the first epochs see smaller images (progressive resizing: cheaper steps, so
+more epochs fit a time budget) and the last ones the size the network predicts at; the network is built for any
+size while it trains.
+
+Every stage is one ``fit`` call per image size on a stream of its epochs, each epoch's order, size and augmentation
+a function of ``(seed, epoch)`` alone; every epoch ends with a checkpoint of the weights and the optimizer state:
+a killed run resumes at its last finished epoch and ends with the same weights as an uninterrupted one (on a
 deterministic backend: TensorFlow on a CPU here).
 """
 
@@ -101,7 +105,8 @@ class FineTunedClassifier(Params):
                  head_epochs: int = 1, top_epochs: int = 2, optimizer: str = "adamw", lr: float = 1e-3,
                  lower_lr_factor: float = 0.3, warmup_fraction: float = 0.1, weight_decay: float = 1e-4,
                  clipnorm: float = 1.0, ema: float = 0.0, batch_size: int = 32, dropout: float = 0.2,
-                 probe: bool = True, freeze_stem: bool = True, train_batchnorm: bool = False,
+                 probe: bool = True, progressive_scale: float = 1.0, progressive_share: float = 0.5,
+                 freeze_stem: bool = True, train_batchnorm: bool = False,
                  augment: AugmentConfig = AugmentConfig(), label_smoothing: float = 0.1, seed: int = 0,
                  weights_dir: str | None = None, devices: Devices = ONE_DEVICE):
         self.backbone, self.image_size, self.n_classes, self.workdir = backbone, image_size, n_classes, Path(workdir)
@@ -110,6 +115,7 @@ class FineTunedClassifier(Params):
         self.warmup_fraction, self.weight_decay, self.clipnorm, self.ema = warmup_fraction, weight_decay, clipnorm, ema
         self.batch_size = batch_size
         self.dropout, self.probe, self.freeze_stem, self.train_batchnorm = dropout, probe, freeze_stem, train_batchnorm
+        self.progressive_scale, self.progressive_share = progressive_scale, progressive_share
         self.augment, self.label_smoothing, self.seed = augment, label_smoothing, seed
         self.weights_dir, self.devices = weights_dir, devices
         self.model = None
@@ -125,13 +131,30 @@ class FineTunedClassifier(Params):
     def done(self) -> bool:
         return self.weights_path.exists()
 
-    def build(self):
+    @property
+    def small_size(self) -> int:
+        """The image size of the first epochs under progressive resizing (``image_size`` when it is off)."""
+        return max(32, 8 * round(self.image_size * self.progressive_scale / 8)) if self.progressive_scale < 1 \
+            else self.image_size
+
+    @property
+    def small_epochs(self) -> int:
+        """How many of the first epochs train at ``small_size``."""
+        return round(self.progressive_share * self.epochs) if self.small_size < self.image_size else 0
+
+    def size_at(self, epoch: int) -> int:
+        return self.small_size if epoch < self.small_epochs else self.image_size
+
+    def build(self, any_size: bool = False):
+        """The network, for ``image_size`` images (what it predicts, exports and serves), or for ``any_size`` (what
+        progressive resizing trains)."""
         import keras
 
         from kagglekit.models.backbones import get_backbone
 
         with self.devices.scope():
-            net = get_backbone(self.backbone).build(self.image_size, weights_dir=self.weights_dir, pooling="avg")
+            net = get_backbone(self.backbone).build((None, None) if any_size else self.image_size,
+                                                    weights_dir=self.weights_dir, pooling="avg")
             x = keras.layers.Dropout(self.dropout, name="head_dropout")(net.output)
             outputs = keras.layers.Dense(self.n_classes, activation="softmax", dtype="float32", name="classes")(x)
             return keras.Model(net.input, outputs, name=f"{self.backbone}_finetuned")
@@ -166,7 +189,7 @@ class FineTunedClassifier(Params):
 
         self.workdir.mkdir(parents=True, exist_ok=True)
         keras.utils.set_random_seed(self.seed)
-        self.model = self.build()
+        self.model = self.build(any_size=self.small_epochs > 0)
         stages = self.stages(self.model)
         state = read_checkpoint(self.workdir)
         start = state["epoch"] if state else 0
@@ -195,20 +218,28 @@ class FineTunedClassifier(Params):
                 log.info("%s: resumed after epoch %d of %d", self.workdir.name, start, self.epochs)
             if written_in != stage:
                 self._compile(stage, len(images))
-            # one fit per stage over one stream of its epochs (a fit per epoch paid seconds of tf.data
+            # one fit per stage and size over one stream of its epochs (a fit per epoch paid seconds of tf.data
             # teardown each time); epoch k of the stream is still a function of (seed, k) alone
-            streams = [training_stream(images, targets, self.image_size, self.batch_size, self.seed, epoch,
-                                       self.augment) for epoch in range(first, last)]
-            stream = functools.reduce(lambda a, b: a.concatenate(b), streams)
-            self.model.fit(stream, initial_epoch=first, epochs=last, steps_per_epoch=steps, verbose=0, shuffle=False,
-                           validation_data=valid_data, class_weight=class_weight,
-                           callbacks=[epoch_hooks(self, stage, steps)])
+            for n, (begin, end) in enumerate(self._same_size(first, last)):
+                if n:  # a new size: a fresh trace for its shape (a retrace of the last one would be shape-generic)
+                    self.model.make_train_function(force=True)
+                streams = [training_stream(images, targets, self.size_at(epoch), self.batch_size, self.seed, epoch,
+                                           self.augment) for epoch in range(begin, end)]
+                stream = functools.reduce(lambda a, b: a.concatenate(b), streams)
+                self.model.fit(stream, initial_epoch=begin, epochs=end, steps_per_epoch=steps, verbose=0,
+                               shuffle=False, validation_data=valid_data, class_weight=class_weight,
+                               callbacks=[epoch_hooks(self, stage, steps)])
         if self.ema:
             self.model.optimizer.swap_in_ema(self.model.trainable_variables)
         save_weights(self.model, self.weights_path)
         atomic_write_json(self.workdir / HISTORY, self.history)
         clear_checkpoints(self.workdir)
         return self
+
+    def _same_size(self, first: int, last: int) -> list[tuple[int, int]]:
+        """``[first, last)`` cut where the image size changes: the epoch ranges of one size each."""
+        cut = self.small_epochs
+        return [(a, b) for a, b in ((first, min(last, cut)), (max(first, cut), last)) if a < b]
 
     def _probe(self, images: ImageRows, labels: np.ndarray, class_weight: dict[int, float] | None) -> None:
         """Set the head to a multinomial logistic regression on the frozen pooled features of the
@@ -227,7 +258,8 @@ class FineTunedClassifier(Params):
         if len(present) < 2:
             return
         pooled = keras.Model(self.model.input, self.model.get_layer("head_dropout").input)
-        x = pooled.predict(eval_stream(images, self.image_size, 64), verbose=0).astype(np.float64)
+        # at the size the head first trains at
+        x = pooled.predict(eval_stream(images, self.size_at(0), 64), verbose=0).astype(np.float64)
         labels = labels[images.stream_order()]  # the rows of x
         mean, var = x.mean(0), x.var(0)
         scale = np.sqrt(np.maximum(var, max(np.median(var), 1e-6)))  # small images: most features constant
@@ -263,17 +295,25 @@ class FineTunedClassifier(Params):
     def timings(self, images: ImageRows, labels: np.ndarray) -> tuple[float, float]:
         """(seconds per training step, per image's forward pass) on this machine, of a throwaway copy of the
         network with the last (dearest) stage's layers trainable, fed the first batches of its real training
-        stream over ``images``: what ``learners.budget`` plans from."""
+        stream over ``images``: what ``learners.budget`` plans from. Under progressive resizing the step is the
+        mean over the epochs' sizes (each size timed)."""
         import keras
 
-        self.model = self.build()
+        self.model = self.build(any_size=self.small_epochs > 0)
         self._set_trainable(self.stages(self.model)[-1])
         targets = np.eye(self.n_classes, dtype=np.float32)[labels]
-        stream = training_stream(images, targets, self.image_size, self.batch_size, self.seed, 0, self.augment)
-        forward = eval_stream(images, self.image_size, 64)
+
+        def timed(size: int) -> tuple[float, float]:
+            stream = training_stream(images, targets, size, self.batch_size, self.seed, 0, self.augment)
+            return budget.timings(self.model, stream, eval_stream(images, self.image_size, 64),
+                                  keras.losses.CategoricalCrossentropy(), self.devices.scope)
+
         try:
-            return budget.timings(self.model, stream, forward, keras.losses.CategoricalCrossentropy(),
-                                  self.devices.scope)
+            step, image = timed(self.image_size)
+            if self.small_epochs:
+                small = self.small_epochs / self.epochs
+                step = small * timed(self.small_size)[0] + (1 - small) * step
+            return step, image
         finally:
             self.model = None
 

@@ -33,7 +33,8 @@ def finetuned(config: RunConfig) -> dict:
     return dict(epochs=ft.epochs, head_epochs=ft.head_epochs, top_epochs=ft.top_epochs, optimizer=ft.optimizer,
                 lr=ft.lr, lower_lr_factor=ft.lower_lr_factor, warmup_fraction=ft.warmup_fraction,
                 weight_decay=ft.weight_decay, clipnorm=ft.clipnorm, ema=ft.ema, batch_size=ft.batch_size,
-                dropout=ft.dropout, probe=ft.probe, freeze_stem=ft.freeze_stem, train_batchnorm=ft.train_batchnorm,
+                dropout=ft.dropout, probe=ft.probe, progressive_scale=ft.progressive_scale,
+                progressive_share=ft.progressive_share, freeze_stem=ft.freeze_stem, train_batchnorm=ft.train_batchnorm,
                 augment=config.augment, label_smoothing=config.train.label_smoothing, weights_dir=config.weights_dir)
 
 

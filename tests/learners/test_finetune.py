@@ -381,3 +381,62 @@ def test_the_linear_probe_reads_a_capped_sample(tmp_path, monkeypatch):
     learner._probe(rows, labels, None)
     assert read == [12]
     assert (learner.predict_proba(rows, ["identity"]).argmax(1) == labels).mean() >= 0.9  # chance: 0.5
+
+
+def test_progressive_resizing_trains_the_first_epochs_smaller_and_resumes_across_the_change(tmp_path, monkeypatch):
+    """With ``progressive_scale`` the first ``progressive_share`` of the epochs stream smaller images (one fit per
+    size within a stage), the network still predicts at ``image_size``, and a run killed after the last small epoch
+    resumes to the uninterrupted run's predictions."""
+    from kagglekit.learners import finetune
+
+    rng = np.random.default_rng(0)
+    labels = np.arange(16) % 2
+    pixels = np.where(labels[:, None, None, None] == 1, 190, 50) + rng.integers(0, 40, (16, 64, 64, 3))
+    images = shard_rows(tmp_path / "images", pixels.astype(np.uint8), tmp_path / "cache")
+    sizes, stream = [], finetune.training_stream
+    monkeypatch.setattr(finetune, "training_stream", lambda rows, targets, size, *args: sizes.append(size) or
+                        stream(rows, targets, size, *args))
+
+    def learner(name):
+        return finetune.FineTunedClassifier("efficientnet_lite0", 64, 2, tmp_path / name, epochs=3, head_epochs=1,
+                                            top_epochs=0, batch_size=8, progressive_scale=0.5, progressive_share=0.67)
+
+    def end_epoch(self, epoch, *args):  # the workdir as a kill after the last small epoch would leave it
+        kept(self, epoch, *args)
+        if epoch + 1 == 2:
+            shutil.copytree(self.workdir, tmp_path / "killed")
+
+    kept = finetune.FineTunedClassifier.end_epoch
+    monkeypatch.setattr(finetune.FineTunedClassifier, "end_epoch", end_epoch)
+    whole = learner("whole").fit(images, labels)
+    monkeypatch.setattr(finetune.FineTunedClassifier, "end_epoch", kept)
+    assert (whole.small_size, whole.small_epochs) == (32, 2)
+    assert sizes == [32, 32, 64] and len(whole.history["loss"]) == 3
+    expected = whole.load().predict_proba(images, ["identity"])  # built for 64 px again, from the saved weights
+    assert whole.model.input.shape[1:3] == (64, 64) and expected.shape == (16, 2)
+    sizes.clear()
+    resumed = learner("killed").fit(images, labels)
+    assert sizes == [64] and len(resumed.history["loss"]) == 3
+    assert np.allclose(resumed.load().predict_proba(images, ["identity"]), expected, atol=1e-5)
+
+
+def test_progressive_resizing_plans_from_the_mean_step_of_its_sizes(tmp_path, monkeypatch):
+    """The time budget plans from a step that is the mean over the epochs' sizes, each size timed."""
+    from kagglekit.learners import budget, finetune
+
+    timed = []
+
+    def timings(model, stream, forward, loss, scope=None):
+        size = stream.element_spec[0].shape[1]
+        timed.append(size)
+        return {32: 0.2, 64: 0.6}[size], 0.01
+
+    monkeypatch.setattr(budget, "timings", timings)
+    rows = shard_rows(tmp_path / "images", np.zeros((8, 64, 64, 3), np.uint8), tmp_path / "cache")
+    learner = finetune.FineTunedClassifier("efficientnet_lite0", 64, 2, tmp_path / "net", epochs=10, batch_size=4,
+                                           progressive_scale=0.5, progressive_share=0.3)
+    step, image = learner.timings(rows, np.arange(8) % 2)
+    assert timed == [64, 32] and image == 0.01
+    assert step == pytest.approx(0.3 * 0.2 + 0.7 * 0.6)
+    plain = finetune.FineTunedClassifier("efficientnet_lite0", 64, 2, tmp_path / "plain", epochs=10, batch_size=4)
+    assert plain.timings(rows, np.arange(8) % 2)[0] == 0.6 and plain.small_epochs == 0
