@@ -72,12 +72,16 @@ class Plan:
 
 
 def timings(model, stream, forward, loss, scope=None) -> tuple[float, float]:
-    """(seconds per training step, seconds per image's forward pass) of ``model`` on this machine. Steps are timed
-    on the first batches of the real training ``stream`` (decoding and augmentation included: on a CPU they share
-    the cores with the step, and random pixels left them out: 805 s planned for a CamVid run that took 1077), with
-    ``loss`` and an Adam optimizer (the optimizer's own cost is small beside the network's); the forward pass on
-    ``forward``, batches of real images as prediction reads them (``(images, ...)`` or images). The model is
-    compiled here: pass a throwaway one."""
+    """(``step_seconds``, ``forward_seconds``) of ``model``: what a plan is made from. The model is compiled here:
+    pass a throwaway one."""
+    return step_seconds(model, stream, loss, scope), forward_seconds(model, forward)
+
+
+def step_seconds(model, stream, loss, scope=None) -> float:
+    """Seconds per training step of ``model`` on this machine, timed on the first batches of the real training
+    ``stream`` (decoding and augmentation included: on a CPU they share the cores with the step, and random pixels
+    left them out: 805 s planned for a CamVid run that took 1077), with ``loss`` and an Adam optimizer (the
+    optimizer's own cost is small beside the network's). The model is compiled here: pass a throwaway one."""
     import contextlib
 
     import keras
@@ -93,9 +97,13 @@ def timings(model, stream, forward, loss, scope=None) -> tuple[float, float]:
     # the first steps trace the function while the stream fills its buffers: they are left out
     model.fit(stream.take(WARM_STEPS + TIMED_STEPS), epochs=1, verbose=0, shuffle=False, callbacks=[Clock()])
     if len(ends) <= WARM_STEPS:  # fewer batches than the warm-up: time what there is, tracing included
-        step = (ends[-1] - ends[0]) / max(len(ends) - 1, 1) if len(ends) > 1 else 0.0
-    else:
-        step = (ends[-1] - ends[WARM_STEPS - 1]) / (len(ends) - WARM_STEPS)
+        return (ends[-1] - ends[0]) / max(len(ends) - 1, 1) if len(ends) > 1 else 0.0
+    return (ends[-1] - ends[WARM_STEPS - 1]) / (len(ends) - WARM_STEPS)
+
+
+def forward_seconds(model, forward) -> float:
+    """Seconds per image of ``model``'s forward pass on this machine, on ``forward``: batches of real images as
+    prediction reads them (``(images, ...)`` or images)."""
     batches = (batch[0] if isinstance(batch, tuple) else batch for batch in forward.take(FORWARD_BATCHES))
     first = next(batches)
     # ``predict`` as the learners call it, its per-call overhead counted: timed with ``predict_on_batch`` on random
@@ -108,7 +116,7 @@ def timings(model, stream, forward, loss, scope=None) -> tuple[float, float]:
     if not seen:  # one batch of images in all: time it again
         started, seen = time.perf_counter(), len(first)
         model.predict(first, batch_size=len(first), verbose=0)
-    return step, (time.perf_counter() - started) / seen
+    return (time.perf_counter() - started) / seen
 
 
 def plan(budget_s: float, spent_s: float, step_s: float, image_s: float, max_epochs: int, min_epochs: int,

@@ -303,17 +303,14 @@ class FineTunedClassifier(Params):
         self._set_trainable(self.stages(self.model)[-1])
         targets = np.eye(self.n_classes, dtype=np.float32)[labels]
 
-        def timed(size: int) -> tuple[float, float]:
+        def step(size: int) -> float:
             stream = training_stream(images, targets, size, self.batch_size, self.seed, 0, self.augment)
-            return budget.timings(self.model, stream, eval_stream(images, self.image_size, 64),
-                                  keras.losses.CategoricalCrossentropy(), self.devices.scope)
+            return budget.step_seconds(self.model, stream, keras.losses.CategoricalCrossentropy(), self.devices.scope)
 
         try:
-            step, image = timed(self.image_size)
-            if self.small_epochs:
-                small = self.small_epochs / self.epochs
-                step = small * timed(self.small_size)[0] + (1 - small) * step
-            return step, image
+            small = self.small_epochs / self.epochs
+            mean_step = (1 - small) * step(self.image_size) + (small * step(self.small_size) if small else 0.0)
+            return mean_step, budget.forward_seconds(self.model, eval_stream(images, self.image_size, 64))
         finally:
             self.model = None
 

@@ -426,17 +426,18 @@ def test_progressive_resizing_plans_from_the_mean_step_of_its_sizes(tmp_path, mo
 
     timed = []
 
-    def timings(model, stream, forward, loss, scope=None):
+    def step_seconds(model, stream, loss, scope=None):
         size = stream.element_spec[0].shape[1]
         timed.append(size)
-        return {32: 0.2, 64: 0.6}[size], 0.01
+        return {32: 0.2, 64: 0.6}[size]
 
-    monkeypatch.setattr(budget, "timings", timings)
+    monkeypatch.setattr(budget, "step_seconds", step_seconds)
+    monkeypatch.setattr(budget, "forward_seconds", lambda model, forward: timed.append("forward") or 0.01)
     rows = shard_rows(tmp_path / "images", np.zeros((8, 64, 64, 3), np.uint8), tmp_path / "cache")
     learner = finetune.FineTunedClassifier("efficientnet_lite0", 64, 2, tmp_path / "net", epochs=10, batch_size=4,
                                            progressive_scale=0.5, progressive_share=0.3)
     step, image = learner.timings(rows, np.arange(8) % 2)
-    assert timed == [64, 32] and image == 0.01
+    assert timed == [64, 32, "forward"] and image == 0.01  # one forward pass timed, at the predicted size
     assert step == pytest.approx(0.3 * 0.2 + 0.7 * 0.6)
     plain = finetune.FineTunedClassifier("efficientnet_lite0", 64, 2, tmp_path / "plain", epochs=10, batch_size=4)
     assert plain.timings(rows, np.arange(8) % 2)[0] == 0.6 and plain.small_epochs == 0
