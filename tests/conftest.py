@@ -345,6 +345,9 @@ def pytest_collection_modifyitems(config, items):
 
 #: On the xdist controller, with --dist loadgroup: group -> the workers that ran its tests.
 WORKERS_OF_GROUP: dict[str, set[str]] = {}
+#: On the xdist controller: group -> seconds its tests took (setup, call and teardown), and the same per worker.
+SECONDS_OF_GROUP: dict[str, float] = {}
+SECONDS_OF_WORKER: dict[str, float] = {}
 
 
 def pytest_runtest_logreport(report):
@@ -352,6 +355,18 @@ def pytest_runtest_logreport(report):
     group = dict(report.user_properties).get("xdist_group")
     if node is not None and group is not None and node.config.getoption("dist") == "loadgroup":
         WORKERS_OF_GROUP.setdefault(group, set()).add(node.gateway.id)
+        SECONDS_OF_GROUP[group] = SECONDS_OF_GROUP.get(group, 0.0) + report.duration
+        SECONDS_OF_WORKER[node.gateway.id] = SECONDS_OF_WORKER.get(node.gateway.id, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Where the suite's minutes went: each worker's (they should end together) and the dearest groups'."""
+    if not SECONDS_OF_WORKER:
+        return
+    terminalreporter.section("minutes per worker and group")
+    workers, dearest = sorted(SECONDS_OF_WORKER.items()), sorted(SECONDS_OF_GROUP.items(), key=lambda x: -x[1])[:10]
+    terminalreporter.line("workers: " + ", ".join(f"{worker} {seconds / 60:.1f}" for worker, seconds in workers))
+    terminalreporter.line("dearest groups: " + ", ".join(f"{group} {seconds / 60:.1f}" for group, seconds in dearest))
 
 
 def pytest_sessionfinish(session):
