@@ -10,6 +10,8 @@ first fold trains, from timings alone: nothing is chosen on a scored fold, so th
 A step timed alone is not an epoch: a fold's epochs ran 5-16% slower than the steps they were planned from (the
 margin, ``SAFETY``, is 10%). So after each scored fold the rest is planned again (``replan``) from the seconds the
 fold actually took, again from time alone: the networks left train fewer epochs, or the folds left are dropped.
+A plan of one fold has no fold after which to re-plan: every network also stops at a ``deadline`` (the budget less
+the prediction still to follow), after the first epoch whose successor would end past it.
 
 Scored folds fall first, down to two; then the two networks' epochs, down to ``PAIR_EPOCHS`` of the configured;
 then the second fold, and the last network's epochs down to the minimum (below it the plan says the budget is
@@ -54,6 +56,8 @@ class Plan:
     # what the measured seconds of the first folds changed, in order: {"after_folds", "epochs", "scored_folds",
     # "spent_s", "estimated_s"}: the networks trained after ``after_folds`` folds train ``epochs``
     replans: list[dict] = field(default_factory=list)
+    # the networks stopped short at their deadline (``deadline``), in order: {"network", "epochs", "spent_s"}
+    stops: list[dict] = field(default_factory=list)
 
     def epochs_for(self, network: int) -> int:
         """The epochs of the ``network``-th network to train (0: the first fold; a refit comes after the folds)."""
@@ -171,6 +175,18 @@ def replan(plan_: Plan, spent_s: float, done: int, floor: int, rest: Callable[[i
     change = {"after_folds": done, "epochs": epochs, "scored_folds": scored, "spent_s": round(spent_s, 1),
               "estimated_s": round(total, 1)}
     return replace(plan_, scored_folds=scored, replans=[*plan_.replans, change])
+
+
+def deadline(plan_: Plan | None, started: float, after_s: float) -> float | None:
+    """The ``time.time()`` by which a network's training must end for the run, started at ``started``, to keep its
+    budget, ``after_s`` seconds of work (scoring, the test's prediction) still to follow: the last guard (a plan's
+    estimate is from a timed step; a one-fold plan has no re-plan after it). None without a budget."""
+    return None if plan_ is None else started + plan_.budget_s - after_s
+
+
+def stopped(plan_: Plan, network: str, epochs: int, spent_s: float) -> Plan:
+    """``plan_`` recording that ``network`` stopped at its deadline after ``epochs`` epochs."""
+    return replace(plan_, stops=[*plan_.stops, {"network": network, "epochs": epochs, "spent_s": round(spent_s, 1)}])
 
 
 def record(plan_: Plan | None, seconds: float) -> dict | None:

@@ -122,6 +122,8 @@ class FineTunedClassifier(Params):
         self.history: dict[str, list[float]] = {}
         self.time = TrainingTime()  # epochs trained by this process
         self.stepped = False  # whether this process has taken a training step yet
+        self.deadline: float | None = None  # fit's
+        self.stopped_at: int | None = None  # the epochs trained when fit stopped at its deadline
 
     @property
     def weights_path(self) -> Path:
@@ -181,12 +183,15 @@ class FineTunedClassifier(Params):
         return stages
 
     def fit(self, images: ImageRows, labels: np.ndarray, valid: tuple[ImageRows, np.ndarray] | None = None,
-            class_weight: dict[int, float] | None = None) -> "FineTunedClassifier":
-        """Train (or resume) for the whole budget; the final weights (EMA when on) are saved."""
+            class_weight: dict[int, float] | None = None, deadline: float | None = None) -> "FineTunedClassifier":
+        """Train (or resume) for the whole budget; the final weights (EMA when on) are saved. With a ``deadline``
+        (``time.time()`` seconds) training stops after the first epoch whose successor would end past it (a time
+        budget's last guard: the epochs cut are the last of the cosine schedule, at a small learning rate)."""
         import keras
 
         from kagglekit.models.backbones import get_backbone
 
+        self.deadline, self.stopped_at = deadline, None
         self.workdir.mkdir(parents=True, exist_ok=True)
         keras.utils.set_random_seed(self.seed)
         self.model = self.build(any_size=self.small_epochs > 0)
@@ -229,6 +234,10 @@ class FineTunedClassifier(Params):
                 self.model.fit(stream, initial_epoch=begin, epochs=end, steps_per_epoch=steps, verbose=0,
                                shuffle=False, validation_data=valid_data, class_weight=class_weight,
                                callbacks=[epoch_hooks(self, stage, steps)])
+                if self.stopped_at:
+                    break
+            if self.stopped_at:
+                break
         if self.ema:
             self.model.optimizer.swap_in_ema(self.model.trainable_variables)
         save_weights(self.model, self.weights_path)
@@ -291,6 +300,12 @@ class FineTunedClassifier(Params):
                  epoch + 1, self.epochs, stage.name, self.history["loss"][-1],
                  f", holdout accuracy {self.history['val_accuracy'][-1]:.3f}" if "val_accuracy" in logs else "",
                  per_epoch, per_epoch * (self.epochs - epoch - 1))
+        if self.deadline is not None and epoch + 1 < self.epochs and time.time() + seconds > self.deadline:
+            self.stopped_at = epoch + 1
+            self.model.stop_training = True
+            log.warning("%s: stopped after epoch %d of %d: another epoch (%.0f s) would end %.0f s past the time "
+                        "budget's deadline", self.workdir.name, epoch + 1, self.epochs, seconds,
+                        time.time() + seconds - self.deadline)
 
     def timings(self, images: ImageRows, labels: np.ndarray) -> tuple[float, float]:
         """(seconds per training step, per image's forward pass) on this machine, of a throwaway copy of the

@@ -63,3 +63,10 @@ def replanned(config: RunConfig, run_dir: Path, section: str, plan: budget.Plan 
     config.save(Path(run_dir) / RUN_FILES.config)
     atomic_write_json(Path(run_dir) / RUN_FILES.time_plan, changed.to_dict())
     return config, changed
+
+
+def stopped(run_dir: Path, plan: budget.Plan, network: str, epochs: int, started: float) -> budget.Plan:
+    """``plan`` after ``network`` stopped at its deadline (``budget.stopped``), saved."""
+    changed = budget.stopped(plan, network, epochs, time.time() - started)
+    atomic_write_json(Path(run_dir) / RUN_FILES.time_plan, changed.to_dict())
+    return changed

@@ -41,7 +41,7 @@ from kagglekit.models.backbones import get_backbone
 from kagglekit.models.losses import balanced_class_weights
 from kagglekit.pipelines.classification import read_images, write_folds, write_outputs
 from kagglekit.pipelines import FoldHook, hyperparameters
-from kagglekit.pipelines.budgeting import budgeted, replanned
+from kagglekit.pipelines.budgeting import budgeted, replanned, stopped
 from kagglekit.pipelines.inputs import checked_test
 from kagglekit.runs.layout import RUN_FILES
 from kagglekit.runs.result import RunResult
@@ -88,7 +88,11 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
         else:
             curve = (images.subset(va), train.labels[va]) if config.finetune.holdout_curve else None
             fitting = time.perf_counter()
-            model.fit(images.subset(tr), train.labels[tr], valid=curve, class_weight=weights)
+            model.fit(images.subset(tr), train.labels[tr], valid=curve, class_weight=weights,
+                      deadline=budget.deadline(time_plan, started, predict_seconds_after(
+                          config, time_plan, len(va), len(test), 1 if config.finetune.refit else k + 1)))
+            if model.stopped_at:
+                time_plan = stopped(run_dir, time_plan, model.workdir.name, model.stopped_at, started)
             scoring = time.perf_counter()
             oof[va] = model.predict_proba(images.subset(va), config.tta)
             with atomic_open(saved, "wb") as out:  # a kill mid-write must not leave half a file to resume from
@@ -107,7 +111,11 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
         full = network(config, devices, run_dir, "full", len(classes), time_plan and time_plan.epochs_for(len(scored)))
         trained.append(full)
         if not full.done:
-            full.fit(images, train.labels, class_weight=weights)
+            full.fit(images, train.labels, class_weight=weights,
+                     deadline=budget.deadline(time_plan, started, predict_seconds_after(config, time_plan, 0,
+                                                                                          len(test), 1)))
+            if full.stopped_at:
+                time_plan = stopped(run_dir, time_plan, full.workdir.name, full.stopped_at, started)
         watch.lap("refit on all images")
     atomic_write_json(run_dir / RUN_FILES.classes, classes)
 
@@ -154,6 +162,13 @@ def finetune_seconds(config: RunConfig, n_train: int, n_test: int):
         return total + n_test * views * image_s * (1 if ft.refit else scored)
 
     return seconds
+
+
+def predict_seconds_after(config: RunConfig, plan: budget.Plan | None, n_scored: int, n_test: int,
+                          networks: int) -> float:
+    """The planned seconds of what follows a network's training: its ``n_scored`` held-out images' views and the
+    test's views by ``networks`` networks (0 without a plan)."""
+    return 0.0 if plan is None else (n_scored + n_test * networks) * len(config.tta) * plan.image_s
 
 
 def measured_rest(config: RunConfig, folds: list, n_test: int, last: int, epochs: int, fit_s: float,

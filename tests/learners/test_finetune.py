@@ -178,16 +178,21 @@ def test_refit_trains_one_more_network_on_every_image_and_predicts_with_it(tmp_p
 
 
 @pytest.mark.slow
-def test_a_fold_slower_than_planned_drops_the_folds_after_it(tmp_path, seedlings_small, monkeypatch):
-    """The re-plan after each scored fold, end to end, with the measured seconds replaced (they are the machine's):
-    after fold 0 no second fold fits. It never trains, and the config, the plan file, the metrics and the
-    predicting networks all say so."""
+def test_a_network_past_its_deadline_stops_and_a_slow_fold_drops_the_folds_after_it(tmp_path, seedlings_small,
+                                                                                     monkeypatch):
+    """The time budget's guards, end to end, with the measured seconds replaced (they are the machine's): fold 0's
+    deadline has passed, so it stops after its first epoch; after it no second fold fits (the re-plan). The second
+    fold never trains, and the config, the plan file, the metrics and the predicting networks all say so."""
+    import time
+
+    from kagglekit.learners import budget
     from kagglekit.learners.devices import ONE_DEVICE
     from kagglekit.pipelines import finetuning
     from kagglekit.pipelines.rebuild import load_run_config
 
     monkeypatch.setattr(finetuning, "measured_rest",
                         lambda *args: lambda scored, epochs: 0 if scored == 1 else 1e9)
+    monkeypatch.setattr(budget, "deadline", lambda plan, started, after_s: plan and time.time() - after_s)
     config = tmp_path / "slow.yaml"
     config.write_text(TINY_FINETUNE.replace("epochs: 6, head_epochs: 1, top_epochs: 2,",
                                             "epochs: 2, head_epochs: 1, top_epochs: 0,")
@@ -196,10 +201,12 @@ def test_a_fold_slower_than_planned_drops_the_folds_after_it(tmp_path, seedlings
                  "--output-dir", str(tmp_path / "out")]) == 0
     run_dir = _only_run(tmp_path / "out")
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["epochs"] == [2] and len(metrics["fold_scores"]) == 1
+    assert metrics["epochs"] == [1] and len(metrics["fold_scores"]) == 1  # 1 of its 2 epochs
     plan = metrics["time_budget"]
     assert plan["scored_folds"] == 1 and [(c["after_folds"], c["scored_folds"]) for c in plan["replans"]] == [(1, 1)]
-    assert json.loads((run_dir / "time_plan.json").read_text())["replans"] == plan["replans"]
+    assert [(s["network"], s["epochs"]) for s in plan["stops"]] == [("fold0", 1)]
+    saved_plan = json.loads((run_dir / "time_plan.json").read_text())
+    assert (saved_plan["replans"], saved_plan["stops"]) == (plan["replans"], plan["stops"])
     saved = load_run_config(run_dir)
     assert (saved.finetune.epochs, saved.finetune.scored_folds) == (2, 1)
     assert not (run_dir / "folds" / "fold1").exists()
