@@ -189,8 +189,9 @@ VOC_RUN = {
     "segmentation": {"input_size": [64, 96], "freeze_encoder": True, "epochs": 1, "batch_size": 8, "lr": 3e-3,
                      "scored_folds": 2, "consistency": "on"},  # a frozen encoder: CamVid's run tests the fine-tuned one
 }
-#: The one CamVid run the CamVid tests read (end to end, the blend's first member; its second: another seed).
-CAMVID_RUN = {"time_budget": None, "seed": 0, "tta": ["identity"],
+#: The one CamVid run the CamVid tests read (end to end, the blend's first member; its second: another seed). Its
+#: budget is planned (the real timings) but never binds: 4 epochs on every machine.
+CAMVID_RUN = {"time_budget": "10h", "seed": 0, "tta": ["identity"],
               "segmentation": {"input_size": [64, 96], "epochs": 4, "batch_size": 8, "lr": 3e-3}}
 
 

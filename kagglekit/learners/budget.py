@@ -184,6 +184,28 @@ def deadline(plan_: Plan | None, started: float, after_s: float) -> float | None
     return None if plan_ is None else started + plan_.budget_s - after_s
 
 
+def deadline_stop(deadline_: float | None, name: str, epochs: int):
+    """A Keras callback that stops ``fit`` after the first epoch whose successor (as long as it) would end past
+    ``deadline_`` (``time.time()`` seconds; None: never), ``epochs`` being the network's total; its ``stopped_at``
+    is then the epochs trained. The epochs cut are the last of a cosine schedule, at a small learning rate."""
+    import keras
+
+    class DeadlineStop(keras.callbacks.Callback):
+        stopped_at: int | None = None
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.began = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            seconds = time.perf_counter() - self.began
+            if deadline_ is not None and epoch + 1 < epochs and time.time() + seconds > deadline_:
+                self.stopped_at, self.model.stop_training = epoch + 1, True
+                log.warning("%s: stopped after epoch %d of %d: another epoch (%.0f s) would end %.0f s past the time "
+                            "budget's deadline", name, epoch + 1, epochs, seconds, time.time() + seconds - deadline_)
+
+    return DeadlineStop()
+
+
 def stopped(plan_: Plan, network: str, epochs: int, spent_s: float) -> Plan:
     """``plan_`` recording that ``network`` stopped at its deadline after ``epochs`` epochs."""
     return replace(plan_, stops=[*plan_.stops, {"network": network, "epochs": epochs, "spent_s": round(spent_s, 1)}])

@@ -122,7 +122,6 @@ class FineTunedClassifier(Params):
         self.history: dict[str, list[float]] = {}
         self.time = TrainingTime()  # epochs trained by this process
         self.stepped = False  # whether this process has taken a training step yet
-        self.deadline: float | None = None  # fit's
         self.stopped_at: int | None = None  # the epochs trained when fit stopped at its deadline
 
     @property
@@ -191,7 +190,7 @@ class FineTunedClassifier(Params):
 
         from kagglekit.models.backbones import get_backbone
 
-        self.deadline, self.stopped_at = deadline, None
+        self.stopped_at = None
         self.workdir.mkdir(parents=True, exist_ok=True)
         keras.utils.set_random_seed(self.seed)
         self.model = self.build(any_size=self.small_epochs > 0)
@@ -231,9 +230,11 @@ class FineTunedClassifier(Params):
                 streams = [training_stream(images, targets, self.size_at(epoch), self.batch_size, self.seed, epoch,
                                            self.augment) for epoch in range(begin, end)]
                 stream = functools.reduce(lambda a, b: a.concatenate(b), streams)
+                guard = budget.deadline_stop(deadline, self.workdir.name, self.epochs)
                 self.model.fit(stream, initial_epoch=begin, epochs=end, steps_per_epoch=steps, verbose=0,
                                shuffle=False, validation_data=valid_data, class_weight=class_weight,
-                               callbacks=[epoch_hooks(self, stage, steps)])
+                               callbacks=[epoch_hooks(self, stage, steps), guard])
+                self.stopped_at = guard.stopped_at
                 if self.stopped_at:
                     break
             if self.stopped_at:
@@ -300,12 +301,6 @@ class FineTunedClassifier(Params):
                  epoch + 1, self.epochs, stage.name, self.history["loss"][-1],
                  f", holdout accuracy {self.history['val_accuracy'][-1]:.3f}" if "val_accuracy" in logs else "",
                  per_epoch, per_epoch * (self.epochs - epoch - 1))
-        if self.deadline is not None and epoch + 1 < self.epochs and time.time() + seconds > self.deadline:
-            self.stopped_at = epoch + 1
-            self.model.stop_training = True
-            log.warning("%s: stopped after epoch %d of %d: another epoch (%.0f s) would end %.0f s past the time "
-                        "budget's deadline", self.workdir.name, epoch + 1, self.epochs, seconds,
-                        time.time() + seconds - self.deadline)
 
     def timings(self, images: ImageRows, labels: np.ndarray) -> tuple[float, float]:
         """(seconds per training step, per image's forward pass) on this machine, of a throwaway copy of the

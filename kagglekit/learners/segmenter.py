@@ -106,6 +106,7 @@ class Segmenter(Params):
         self.model = None
         self.history: dict[str, list[float]] = {}
         self.time = TrainingTime()
+        self.stopped_at: int | None = None  # the epochs trained when fit stopped at its deadline
 
     @property
     def weights_path(self) -> Path:
@@ -137,12 +138,13 @@ class Segmenter(Params):
         """A fit finished here: its final weights (and history) are saved."""
         return self.weights_path.is_file()
 
-    def fit(self, paths, masks, valid_paths=None, valid_masks=None) -> "Segmenter":
+    def fit(self, paths, masks, valid_paths=None, valid_masks=None, deadline: float | None = None) -> "Segmenter":
         """Train for ``segmentation.epochs`` on a cosine schedule with a short warm-up. The validation
         images, if given, are only watched (learning curves): nothing (epochs, learning rate, weights
         kept) is chosen on them, so they can be scored honestly. Every epoch ends with a checkpoint
         (``learners.checkpoints``): a fit killed mid-way resumes at its last finished epoch and ends with the
-        weights an uninterrupted one ends with."""
+        weights an uninterrupted one ends with. With a ``deadline`` (``time.time()`` seconds) training stops after
+        the first epoch whose successor would end past it (``budget.deadline_stop``; ``stopped_at``: the epochs)."""
         from kagglekit.core.progress import epoch_bar
 
         keras.utils.set_random_seed(self.seed)
@@ -171,9 +173,10 @@ class Segmenter(Params):
         if valid_paths:
             held_out = build_shards(valid_paths, self.stream, masks=valid_masks, what="segmentation")
             validation = eval_stream(ImageRows.every(held_out), self.input_size, self.batch_size, masks=True)
+        guard = budget.deadline_stop(deadline, self.workdir.name, self.epochs)
         callbacks = [keras.callbacks.CSVLogger(self.workdir / "log.csv", append=start > 0),
                      epoch_bar(self.epochs - start, desc="segmenter"), epoch_timer(self.time, len(images)),
-                     self._epoch_checkpoints()]
+                     self._epoch_checkpoints(), guard]
         if start < self.epochs:  # else killed after the last epoch's checkpoint, before the final save
             # epoch k's batches are a function of (seed, k) alone: a resumed fit sees what an uninterrupted one saw
             stream = functools.reduce(lambda a, b: a.concatenate(b), [
@@ -181,6 +184,7 @@ class Segmenter(Params):
                 for epoch in range(start, self.epochs)])
             self.model.fit(stream, initial_epoch=start, epochs=self.epochs, steps_per_epoch=per_epoch,
                            callbacks=callbacks, verbose=0, shuffle=False, validation_data=validation)
+        self.stopped_at = guard.stopped_at
         atomic_write_json(self.workdir / HISTORY, self.history)
         save_weights(self.model, self.weights_path)  # last: ``done`` means weights and history are there
         clear_checkpoints(self.workdir)
@@ -201,10 +205,10 @@ class Segmenter(Params):
 
         return EpochCheckpoints()
 
-    def fit_once(self, paths, masks, valid_paths=None, valid_masks=None) -> "Segmenter":
+    def fit_once(self, paths, masks, valid_paths=None, valid_masks=None, deadline: float | None = None) -> "Segmenter":
         """``fit``, unless a fit already finished here (a resumed run's finished fold): then its saved model."""
         if not self.done:
-            return self.fit(paths, masks, valid_paths, valid_masks)
+            return self.fit(paths, masks, valid_paths, valid_masks, deadline)
         log.info("%s: trained before the run was resumed; its saved model is used", self.workdir)
         self.load()
         history = self.workdir / HISTORY

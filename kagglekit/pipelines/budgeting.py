@@ -70,3 +70,9 @@ def stopped(run_dir: Path, plan: budget.Plan, network: str, epochs: int, started
     changed = budget.stopped(plan, network, epochs, time.time() - started)
     atomic_write_json(Path(run_dir) / RUN_FILES.time_plan, changed.to_dict())
     return changed
+
+
+def prediction_seconds(config: RunConfig, plan: budget.Plan | None, n_images: int) -> float:
+    """The planned seconds of predicting ``n_images`` images with the run's TTA views (0 without a plan): what a
+    network's deadline leaves for the work after its training."""
+    return 0.0 if plan is None else n_images * len(config.tta) * plan.image_s

@@ -154,7 +154,10 @@ class Killed(Exception):
 def test_segmenter_trains_a_fixed_budget_with_a_slower_unfrozen_encoder(tmp_path, monkeypatch):
     """An unfrozen encoder's layers step at ``encoder_lr_factor`` of the rate, the decoder at the full rate;
     the schedule warms up and decays over exactly ``epochs``; validation images change nothing; a fit killed
-    after its first epoch's checkpoint resumes there and ends with the uninterrupted fit's weights."""
+    after its first epoch's checkpoint resumes there and ends with the uninterrupted fit's weights; a fit past its
+    deadline stops after its first epoch, its weights saved."""
+    import time
+
     from PIL import Image
 
     from kagglekit.learners import segmenter as module
@@ -170,7 +173,9 @@ def test_segmenter_trains_a_fixed_budget_with_a_slower_unfrozen_encoder(tmp_path
         paths.append(tmp_path / f"{i}.png")
         masks.append(tmp_path / f"{i}_mask.png")
     params = dict(input_size=(64, 64), epochs=2, batch_size=2, freeze_encoder=False, encoder_lr_factor=0.25, seed=42)
-    first = Segmenter(3, None, tmp_path / "a", **params).fit(paths, masks, paths[:2], masks[:2])
+    first = Segmenter(3, None, tmp_path / "a", **params).fit(paths, masks, paths[:2], masks[:2],
+                                                             deadline=time.time() + 3600)
+    assert first.stopped_at is None
     factors = first.model.optimizer.lr_multipliers
     assert factors["stem_conv"] == 0.25 and "aspp_proj_conv" not in factors  # encoder slower, decoder not
     assert len(first.history["loss"]) == 2 and "val_loss" in first.history  # no early stop: the whole budget
@@ -192,3 +197,7 @@ def test_segmenter_trains_a_fixed_budget_with_a_slower_unfrozen_encoder(tmp_path
     assert second.model.optimizer.iterations.numpy() == 4 and not (tmp_path / "b" / CHECKPOINT).exists()
     for a, b in zip(first.model.get_weights(), second.model.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+    late = Segmenter(3, None, tmp_path / "c", **params).fit(paths, masks, deadline=time.time())
+    assert late.stopped_at == 1 and len(late.history["loss"]) == 1 and late.done
+    assert not (tmp_path / "c" / CHECKPOINT).exists()
