@@ -111,14 +111,15 @@ def test_compare_runs_the_matrix_and_its_table_matches_the_run_directories(seedl
     config = write(tmp_path / "cell.yaml", "time_budget: null\nimage_size: 64\nfolds: 3\ntta: [identity]\ntrain: {learner: finetune}\n"
                    "finetune: {epochs: 1, head_epochs: 1, top_epochs: 0, batch_size: 16, scored_folds: 1}\n")
     out = tmp_path / "matrix"
+    # one backbone by two optimizers: every cell is a child process's run (the suite's minutes); the pretrained
+    # backbones' cells are bench/compare.py's
     args = ["compare", "seedlings", "--data", seedlings_tiny, "--config", config, "--backbones",
-            "scratch_cnn,efficientnet_lite0", "--optimizers", "adamw,sgd", "--price-per-hour", "2.5", "--out", out]
+            "scratch_cnn", "--optimizers", "adamw,sgd", "--price-per-hour", "2.5", "--out", out]
     done = kagglekit(*args, env=env(), timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     table = pd.read_csv(out / "comparison.csv")
-    assert list(zip(table.backbone, table.optimizer)) == [
-        ("scratch_cnn", "adamw"), ("scratch_cnn", "sgd"), ("efficientnet_lite0", "adamw"), ("efficientnet_lite0", "sgd")]
-    assert table.run_dir.nunique() == 4
+    assert list(zip(table.backbone, table.optimizer)) == [("scratch_cnn", "adamw"), ("scratch_cnn", "sgd")]
+    assert table.run_dir.nunique() == 2
     recorded = Ledger(default_ledger_path()).history("seedlings")
     for row in table.itertuples():
         run_dir = Path(row.run_dir)
