@@ -177,17 +177,35 @@ def replan(plan_: Plan, spent_s: float, done: int, floor: int, rest: Callable[[i
     return replace(plan_, scored_folds=scored, replans=[*plan_.replans, change])
 
 
-def deadline(plan_: Plan | None, started: float, after_s: float) -> float | None:
-    """The ``time.time()`` by which a network's training must end for the run, started at ``started``, to keep its
-    budget, ``after_s`` seconds of work (scoring, the test's prediction) still to follow: the last guard (a plan's
-    estimate is from a timed step; a one-fold plan has no re-plan after it). None without a budget."""
-    return None if plan_ is None else started + plan_.budget_s - after_s
+@dataclass(frozen=True)
+class Deadline:
+    """When a network's training must end: the budget's ``end`` (``time.time()`` seconds) less the work still to
+    follow it (scoring, the test's prediction), ``after_s`` as planned from a training step of ``step_s``. A machine
+    slower than it timed is slower at predicting too: the work after is scaled by how much slower than planned the
+    epochs run (seedlings in a 0.6-core cgroup from its first epoch: its prediction took 3x the planned 17 s)."""
+
+    end: float
+    after_s: float
+    step_s: float
+
+    def overrun(self, epoch_s: float, steps: int) -> float:
+        """Seconds past ``end`` the run would finish if one more epoch as long as the last one (``epoch_s`` for
+        ``steps`` steps) trained."""
+        slower = max(1.0, epoch_s / (steps * self.step_s)) if self.step_s > 0 else 1.0
+        return time.time() + epoch_s + self.after_s * slower - self.end
 
 
-def deadline_stop(deadline_: float | None, name: str, epochs: int):
-    """A Keras callback that stops ``fit`` after the first epoch whose successor (as long as it) would end past
-    ``deadline_`` (``time.time()`` seconds; None: never), ``epochs`` being the network's total; its ``stopped_at``
-    is then the epochs trained. The epochs cut are the last of a cosine schedule, at a small learning rate."""
+def deadline(plan_: Plan | None, started: float, after_s: float) -> Deadline | None:
+    """The ``Deadline`` of a network of the run started at ``started``, ``after_s`` planned seconds of work still to
+    follow its training: the budget's last guard (a plan's estimate is from a timed step; a one-fold plan has no
+    re-plan after it). None without a budget."""
+    return None if plan_ is None else Deadline(started + plan_.budget_s, after_s, plan_.step_s)
+
+
+def deadline_stop(deadline_: Deadline | None, name: str, epochs: int, steps: int):
+    """A Keras callback that stops ``fit`` after the first epoch (of ``steps`` steps) after which another would
+    overrun ``deadline_`` (None: never), ``epochs`` being the network's total; its ``stopped_at`` is then the epochs
+    trained. The epochs cut are the last of a cosine schedule, at a small learning rate."""
     import keras
 
     class DeadlineStop(keras.callbacks.Callback):
@@ -198,10 +216,11 @@ def deadline_stop(deadline_: float | None, name: str, epochs: int):
 
         def on_epoch_end(self, epoch, logs=None):
             seconds = time.perf_counter() - self.began
-            if deadline_ is not None and epoch + 1 < epochs and time.time() + seconds > deadline_:
+            past = deadline_.overrun(seconds, steps) if deadline_ is not None else 0.0
+            if past > 0 and epoch + 1 < epochs:
                 self.stopped_at, self.model.stop_training = epoch + 1, True
-                log.warning("%s: stopped after epoch %d of %d: another epoch (%.0f s) would end %.0f s past the time "
-                            "budget's deadline", name, epoch + 1, epochs, seconds, time.time() + seconds - deadline_)
+                log.warning("%s: stopped after epoch %d of %d: another epoch (%.0f s) and the prediction after it "
+                            "would end %.0f s past the time budget", name, epoch + 1, epochs, seconds, past)
 
     return DeadlineStop()
 

@@ -182,10 +182,11 @@ class FineTunedClassifier(Params):
         return stages
 
     def fit(self, images: ImageRows, labels: np.ndarray, valid: tuple[ImageRows, np.ndarray] | None = None,
-            class_weight: dict[int, float] | None = None, deadline: float | None = None) -> "FineTunedClassifier":
+            class_weight: dict[int, float] | None = None,
+            deadline: budget.Deadline | None = None) -> "FineTunedClassifier":
         """Train (or resume) for the whole budget; the final weights (EMA when on) are saved. With a ``deadline``
-        (``time.time()`` seconds) training stops after the first epoch whose successor would end past it (a time
-        budget's last guard: the epochs cut are the last of the cosine schedule, at a small learning rate)."""
+        training stops after the first epoch after which another would overrun it (``budget.deadline_stop``: a time
+        budget's last guard; ``stopped_at``: the epochs trained)."""
         import keras
 
         from kagglekit.models.backbones import get_backbone
@@ -230,7 +231,7 @@ class FineTunedClassifier(Params):
                 streams = [training_stream(images, targets, self.size_at(epoch), self.batch_size, self.seed, epoch,
                                            self.augment) for epoch in range(begin, end)]
                 stream = functools.reduce(lambda a, b: a.concatenate(b), streams)
-                guard = budget.deadline_stop(deadline, self.workdir.name, self.epochs)
+                guard = budget.deadline_stop(deadline, self.workdir.name, self.epochs, steps)
                 self.model.fit(stream, initial_epoch=begin, epochs=end, steps_per_epoch=steps, verbose=0,
                                shuffle=False, validation_data=valid_data, class_weight=class_weight,
                                callbacks=[epoch_hooks(self, stage, steps), guard])

@@ -138,13 +138,14 @@ class Segmenter(Params):
         """A fit finished here: its final weights (and history) are saved."""
         return self.weights_path.is_file()
 
-    def fit(self, paths, masks, valid_paths=None, valid_masks=None, deadline: float | None = None) -> "Segmenter":
+    def fit(self, paths, masks, valid_paths=None, valid_masks=None,
+            deadline: budget.Deadline | None = None) -> "Segmenter":
         """Train for ``segmentation.epochs`` on a cosine schedule with a short warm-up. The validation
         images, if given, are only watched (learning curves): nothing (epochs, learning rate, weights
         kept) is chosen on them, so they can be scored honestly. Every epoch ends with a checkpoint
         (``learners.checkpoints``): a fit killed mid-way resumes at its last finished epoch and ends with the
-        weights an uninterrupted one ends with. With a ``deadline`` (``time.time()`` seconds) training stops after
-        the first epoch whose successor would end past it (``budget.deadline_stop``; ``stopped_at``: the epochs)."""
+        weights an uninterrupted one ends with. With a ``deadline`` training stops after the first epoch after which
+        another would overrun it (``budget.deadline_stop``; ``stopped_at``: the epochs trained)."""
         from kagglekit.core.progress import epoch_bar
 
         keras.utils.set_random_seed(self.seed)
@@ -173,7 +174,7 @@ class Segmenter(Params):
         if valid_paths:
             held_out = build_shards(valid_paths, self.stream, masks=valid_masks, what="segmentation")
             validation = eval_stream(ImageRows.every(held_out), self.input_size, self.batch_size, masks=True)
-        guard = budget.deadline_stop(deadline, self.workdir.name, self.epochs)
+        guard = budget.deadline_stop(deadline, self.workdir.name, self.epochs, per_epoch)
         callbacks = [keras.callbacks.CSVLogger(self.workdir / "log.csv", append=start > 0),
                      epoch_bar(self.epochs - start, desc="segmenter"), epoch_timer(self.time, len(images)),
                      self._epoch_checkpoints(), guard]
@@ -205,7 +206,8 @@ class Segmenter(Params):
 
         return EpochCheckpoints()
 
-    def fit_once(self, paths, masks, valid_paths=None, valid_masks=None, deadline: float | None = None) -> "Segmenter":
+    def fit_once(self, paths, masks, valid_paths=None, valid_masks=None,
+                 deadline: budget.Deadline | None = None) -> "Segmenter":
         """``fit``, unless a fit already finished here (a resumed run's finished fold): then its saved model."""
         if not self.done:
             return self.fit(paths, masks, valid_paths, valid_masks, deadline)

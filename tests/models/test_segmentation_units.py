@@ -161,6 +161,7 @@ def test_segmenter_trains_a_fixed_budget_with_a_slower_unfrozen_encoder(tmp_path
     from PIL import Image
 
     from kagglekit.learners import segmenter as module
+    from kagglekit.learners.budget import Deadline
     from kagglekit.learners.checkpoints import CHECKPOINT
     from kagglekit.learners.segmenter import Segmenter
 
@@ -174,7 +175,7 @@ def test_segmenter_trains_a_fixed_budget_with_a_slower_unfrozen_encoder(tmp_path
         masks.append(tmp_path / f"{i}_mask.png")
     params = dict(input_size=(64, 64), epochs=2, batch_size=2, freeze_encoder=False, encoder_lr_factor=0.25, seed=42)
     first = Segmenter(3, None, tmp_path / "a", **params).fit(paths, masks, paths[:2], masks[:2],
-                                                             deadline=time.time() + 3600)
+                                                             deadline=Deadline(time.time() + 3600, 0.0, 1.0))
     assert first.stopped_at is None
     factors = first.model.optimizer.lr_multipliers
     assert factors["stem_conv"] == 0.25 and "aspp_proj_conv" not in factors  # encoder slower, decoder not
@@ -198,6 +199,6 @@ def test_segmenter_trains_a_fixed_budget_with_a_slower_unfrozen_encoder(tmp_path
     for a, b in zip(first.model.get_weights(), second.model.get_weights()):
         np.testing.assert_array_equal(a, b)
 
-    late = Segmenter(3, None, tmp_path / "c", **params).fit(paths, masks, deadline=time.time())
+    late = Segmenter(3, None, tmp_path / "c", **params).fit(paths, masks, deadline=Deadline(time.time(), 0.0, 1.0))
     assert late.stopped_at == 1 and len(late.history["loss"]) == 1 and late.done
     assert not (tmp_path / "c" / CHECKPOINT).exists()
