@@ -68,6 +68,7 @@ def main() -> None:
     procs.write_text(str(run.pid))
     slowed = time.monotonic() - started
     run.wait()
+    procs.parent.rmdir()  # empty once the run has ended
     if run.returncode:
         sys.exit(f"the run failed ({run.returncode}): see {log}")
     (run_dir,) = (args.work / "runs" / "seedlings").iterdir()
