@@ -10,8 +10,9 @@ first fold trains, from timings alone: nothing is chosen on a scored fold, so th
 A step timed alone is not an epoch: a fold's epochs ran 5-16% slower than the steps they were planned from (the
 margin, ``SAFETY``, is 10%). So after each scored fold the rest is planned again (``replan``) from the seconds the
 fold actually took, again from time alone: the networks left train fewer epochs, or the folds left are dropped.
-A plan of one fold has no fold after which to re-plan: every network also stops at a ``deadline`` (the budget less
-the prediction still to follow), after the first epoch whose successor would end past it.
+A plan of one fold has no fold after which to re-plan: every network also has a ``Deadline`` and stops after the
+first epoch after which another epoch and the prediction still to follow (as planned, scaled by how much slower than
+planned the epochs run) would end past the budget.
 
 Scored folds fall first, down to two; then the two networks' epochs, down to ``PAIR_EPOCHS`` of the configured;
 then the second fold, and the last network's epochs down to the minimum (below it the plan says the budget is

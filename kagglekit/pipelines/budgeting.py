@@ -72,7 +72,7 @@ def stopped(run_dir: Path, plan: budget.Plan, network: str, epochs: int, started
     return changed
 
 
-def prediction_seconds(config: RunConfig, plan: budget.Plan | None, n_images: int) -> float:
-    """The planned seconds of predicting ``n_images`` images with the run's TTA views (0 without a plan): what a
-    network's deadline leaves for the work after its training."""
-    return 0.0 if plan is None else n_images * len(config.tta) * plan.image_s
+def deadline(config: RunConfig, plan: budget.Plan | None, started: float, n_predicted: int) -> budget.Deadline | None:
+    """The deadline of a network whose training ``n_predicted`` images' prediction (with the run's TTA views) still
+    follows: the budget less that prediction's planned seconds (``budget.deadline``). None without a budget."""
+    return budget.deadline(plan, started, 0.0 if plan is None else n_predicted * len(config.tta) * plan.image_s)

@@ -41,7 +41,7 @@ from kagglekit.models.backbones import get_backbone
 from kagglekit.models.losses import balanced_class_weights
 from kagglekit.pipelines.classification import read_images, write_folds, write_outputs
 from kagglekit.pipelines import FoldHook, hyperparameters
-from kagglekit.pipelines.budgeting import budgeted, prediction_seconds, replanned, stopped
+from kagglekit.pipelines.budgeting import budgeted, deadline, replanned, stopped
 from kagglekit.pipelines.inputs import checked_test
 from kagglekit.runs.layout import RUN_FILES
 from kagglekit.runs.result import RunResult
@@ -89,8 +89,8 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
             curve = (images.subset(va), train.labels[va]) if config.finetune.holdout_curve else None
             fitting = time.perf_counter()
             model.fit(images.subset(tr), train.labels[tr], valid=curve, class_weight=weights,
-                      deadline=budget.deadline(time_plan, started, prediction_seconds(
-                          config, time_plan, len(va) + len(test) * (1 if config.finetune.refit else k + 1))))
+                      deadline=deadline(config, time_plan, started,
+                                        len(va) + len(test) * (1 if config.finetune.refit else k + 1)))
             if model.stopped_at:
                 time_plan = stopped(run_dir, time_plan, model.workdir.name, model.stopped_at, started)
             scoring = time.perf_counter()
@@ -112,7 +112,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
         trained.append(full)
         if not full.done:
             full.fit(images, train.labels, class_weight=weights,
-                     deadline=budget.deadline(time_plan, started, prediction_seconds(config, time_plan, len(test))))
+                     deadline=deadline(config, time_plan, started, len(test)))
             if full.stopped_at:
                 time_plan = stopped(run_dir, time_plan, full.workdir.name, full.stopped_at, started)
         watch.lap("refit on all images")

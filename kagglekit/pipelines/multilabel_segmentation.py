@@ -44,7 +44,7 @@ from kagglekit.learners.segmenter import (Segmenter, label_maps, predict_label_m
                                        segmentation_seconds)
 from kagglekit.learners.usage import usage
 from kagglekit.pipelines import FoldHook, hyperparameters
-from kagglekit.pipelines.budgeting import budgeted, prediction_seconds, stopped
+from kagglekit.pipelines.budgeting import budgeted, deadline, stopped
 from kagglekit.pipelines.inputs import checked_test, usable_train
 from kagglekit.pipelines.multilabel_classification import (
     fit_label_heads,
@@ -102,10 +102,9 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
             segmenter = Segmenter(len(classes) + 1, void, run_dir / RUN_FILES.segmenter / f"fold{k}", devices=devices,
                                   **hyperparameters.segmenter(config))
             segmenter.fit_once(fit.paths, fit.masks, valid.paths, valid.masks,  # valid only watched, never tuned on
-                               deadline=budget.deadline(time_plan, started, prediction_seconds(
-                                   config, time_plan, len(va) + len(test) * (k + 1))))
+                               deadline=deadline(config, time_plan, started, len(va) + len(test) * (k + 1)))
             if segmenter.stopped_at:
-                time_plan = stopped(run_dir, time_plan, f"fold{k}", segmenter.stopped_at, started)
+                time_plan = stopped(run_dir, time_plan, segmenter.workdir.name, segmenter.stopped_at, started)
             histories.append(segmenter.history)
             times.append(segmenter.time)
             fold_truths = [read_label_map(m) for m in valid.masks]

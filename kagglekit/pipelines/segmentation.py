@@ -38,7 +38,7 @@ from kagglekit.learners.devices import Devices, resolve_devices
 from kagglekit.learners.segmenter import Segmenter, predict_label_maps, segmentation_seconds
 from kagglekit.learners.usage import usage
 from kagglekit.pipelines import FoldHook, hyperparameters
-from kagglekit.pipelines.budgeting import budgeted, prediction_seconds, stopped
+from kagglekit.pipelines.budgeting import budgeted, deadline, stopped
 from kagglekit.pipelines.classification import write_folds
 from kagglekit.pipelines.inputs import checked_test, usable_train
 from kagglekit.runs import plots
@@ -76,8 +76,8 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
                                  1, 1)
     segmenter = Segmenter(len(classes), void, run_dir / RUN_FILES.segmenter, devices=devices,
                           **hyperparameters.segmenter(config))
-    segmenter.fit_once(fit.paths, fit.masks, valid.paths, valid.masks, deadline=budget.deadline(
-        time_plan, started, prediction_seconds(config, time_plan, len(valid) + len(test))))
+    segmenter.fit_once(fit.paths, fit.masks, valid.paths, valid.masks,
+                       deadline=deadline(config, time_plan, started, len(valid) + len(test)))
     if segmenter.stopped_at:
         time_plan = stopped(run_dir, time_plan, segmenter.workdir.name, segmenter.stopped_at, started)
     truths = [read_label_map(m) for m in valid.masks]
