@@ -188,19 +188,23 @@ class Deadline:
     end: float
     after_s: float
     step_s: float
+    # on several workers, each figure's largest over them (``devices.slowest``): they stop at the same epoch, as
+    # their synchronous training needs (one stopping alone would leave the others waiting in a collective)
+    agree: Callable[[list[float]], list[float]] | None = None
 
     def overrun(self, epoch_s: float, steps: int) -> float:
         """Seconds past ``end`` the run would finish if one more epoch as long as the last one (``epoch_s`` for
         ``steps`` steps) trained."""
         slower = max(1.0, epoch_s / (steps * self.step_s)) if self.step_s > 0 else 1.0
-        return time.time() + epoch_s + self.after_s * slower - self.end
+        past = time.time() + epoch_s + self.after_s * slower - self.end
+        return self.agree([past])[0] if self.agree else past
 
 
-def deadline(plan_: Plan | None, started: float, after_s: float) -> Deadline | None:
+def deadline(plan_: Plan | None, started: float, after_s: float, agree=None) -> Deadline | None:
     """The ``Deadline`` of a network of the run started at ``started``, ``after_s`` planned seconds of work still to
     follow its training: the budget's last guard (a plan's estimate is from a timed step; a one-fold plan has no
     re-plan after it). None without a budget."""
-    return None if plan_ is None else Deadline(started + plan_.budget_s, after_s, plan_.step_s)
+    return None if plan_ is None else Deadline(started + plan_.budget_s, after_s, plan_.step_s, agree)
 
 
 def deadline_stop(deadline_: Deadline | None, name: str, epochs: int, steps: int):

@@ -9,6 +9,7 @@ what it started.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -52,11 +53,13 @@ def budgeted(config: RunConfig, run_dir: Path, section: str, started: float,
 def replanned(config: RunConfig, run_dir: Path, section: str, plan: budget.Plan | None, started: float, done: int,
               min_epochs: int, rest: Callable[[int, int], float]) -> tuple[RunConfig, budget.Plan | None]:
     """``config`` and ``plan`` after ``done`` scored folds (``budget.replan``; ``rest(scored_folds, epochs)``: the
-    seconds left, from what those folds measured), both saved again if the plan changed."""
+    seconds left, from what those folds measured, the slowest worker's where several train), both saved again if
+    the plan changed."""
     if plan is None:
         return config, plan
     cfg = getattr(config, section)
-    changed = budget.replan(plan, time.time() - started, done, budget.pair_floor(cfg.epochs, min_epochs), rest)
+    (spent_s,) = slowest(config.device, [time.time() - started])  # every worker re-plans alike
+    changed = budget.replan(plan, spent_s, done, budget.pair_floor(cfg.epochs, min_epochs), rest)
     if changed == plan:
         return config, plan
     config = config.model_copy(update={section: cfg.model_copy(update={"scored_folds": changed.scored_folds})})
@@ -74,5 +77,7 @@ def stopped(run_dir: Path, plan: budget.Plan, network: str, epochs: int, started
 
 def deadline(config: RunConfig, plan: budget.Plan | None, started: float, n_predicted: int) -> budget.Deadline | None:
     """The deadline of a network whose training ``n_predicted`` images' prediction (with the run's TTA views) still
-    follows: the budget less that prediction's planned seconds (``budget.deadline``). None without a budget."""
-    return budget.deadline(plan, started, 0.0 if plan is None else n_predicted * len(config.tta) * plan.image_s)
+    follows: the budget less that prediction's planned seconds (``budget.deadline``), agreed by every worker where
+    several train. None without a budget."""
+    return budget.deadline(plan, started, 0.0 if plan is None else n_predicted * len(config.tta) * plan.image_s,
+                           functools.partial(slowest, config.device))

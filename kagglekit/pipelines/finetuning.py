@@ -34,7 +34,7 @@ from kagglekit.evaluation import baseline
 from kagglekit.evaluation.folds import content_groups, stratified_folds
 from kagglekit.evaluation.metrics import METRICS
 from kagglekit.learners import budget
-from kagglekit.learners.devices import Devices, resolve_devices
+from kagglekit.learners.devices import Devices, resolve_devices, slowest
 from kagglekit.learners.finetune import HISTORY, PROBE_IMAGES, FineTunedClassifier
 from kagglekit.learners.usage import usage
 from kagglekit.models.backbones import get_backbone
@@ -97,9 +97,9 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
             oof[va] = model.predict_proba(images.subset(va), config.tta)
             with atomic_open(saved, "wb") as out:  # a kill mid-write must not leave half a file to resume from
                 np.save(out, oof[va])
+            fit_s, score_s = slowest(config.device, [scoring - fitting, time.perf_counter() - scoring])
             config, time_plan = replanned(config, run_dir, "finetune", time_plan, started, k + 1, min_epochs,
-                                          measured_rest(config, folds, len(test), k, model.epochs,
-                                                        scoring - fitting, time.perf_counter() - scoring))
+                                          measured_rest(config, folds, len(test), k, model.epochs, fit_s, score_s))
         histories.append(model.history or _saved_history(model))
         fold_scores.append(metric(train.labels[va], oof[va].argmax(1)))
         log.info("fold %d/%d: %s %.4f", k + 1, len(folds), competition.metric, fold_scores[-1])

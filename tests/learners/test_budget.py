@@ -152,3 +152,14 @@ def test_the_shared_fine_tuned_run_planned_from_real_timings(seedlings_finetuned
     assert planned["epochs"] == 6 and planned["scored_folds"] == 1  # a 10-hour budget never binds
     assert planned["step_s"] > 0 and planned["image_s"] > 0 and 0 < planned["estimated_s"] < 36000
     assert planned["actual_s"] <= metrics["seconds"] + 1
+
+
+def test_a_deadline_counts_the_prediction_after_scaled_by_the_slowdown_and_is_agreed_by_the_workers():
+    """Another epoch as long as the last, then the prediction still to follow (as much slower than planned as the
+    epochs were): past the end or not; where several workers train, the largest of their figures decides for all."""
+    soon = budget.Deadline(time.time() + 100, after_s=50.0, step_s=1.0)
+    assert soon.overrun(epoch_s=10.0, steps=10) == pytest.approx(10 + 50 - 100, abs=1)  # as planned: 40 s to spare
+    assert soon.overrun(epoch_s=20.0, steps=10) == pytest.approx(20 + 2 * 50 - 100, abs=1)  # twice as slow: past
+    assert soon.overrun(epoch_s=5.0, steps=10) == pytest.approx(5 + 50 - 100, abs=1)  # faster: the plan's 50 s kept
+    late_elsewhere = budget.Deadline(soon.end, 50.0, 1.0, agree=lambda past: [max(past[0], 7.0)])
+    assert late_elsewhere.overrun(epoch_s=10.0, steps=10) == 7.0  # this worker had time; another had not
