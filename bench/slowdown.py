@@ -76,13 +76,14 @@ def main() -> None:
     plan = metrics["time_budget"]
     print(f"{metrics['train_images']} training images ({args.per_class} per species, a fifth held out as test); "
           f"slowed to {args.cores} cores {slowed:.0f} s after the start, once planned")
-    print(f"plan: {plan['epochs']} epochs a network (a step {plan['step_s']:.2f} s), estimated {plan['estimated_s']:.0f}"
-          f" s; scored folds after its re-plans: {plan['scored_folds']}")
+    print(f"plan: {plan['epochs']} epochs a network (a step {plan['step_s']:.2f} s), estimated "
+          f"{plan['estimated_s']:.0f} s; scored folds after its re-plans: {plan['scored_folds']}")
     print(f"stops: {plan['stops']}")
     print(f"re-plans: {plan['replans']}")
     print(f"epochs trained: {metrics['epochs']}; CV {metrics['cv_mean']:.4f} (constant answer "
           f"{metrics['baseline']['score']:.4f})")
-    print(f"actual {plan['actual_s']:.0f} s of a {plan['budget_s']:.0f} s budget: {'kept' if plan['kept'] else 'EXCEEDED'}")
+    verdict = "kept" if plan["kept"] else "EXCEEDED"
+    print(f"actual {plan['actual_s']:.0f} s of a {plan['budget_s']:.0f} s budget: {verdict}")
 
 
 if __name__ == "__main__":
