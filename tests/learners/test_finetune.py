@@ -192,8 +192,8 @@ def test_a_network_past_its_deadline_stops_and_a_slow_fold_drops_the_folds_after
 
     monkeypatch.setattr(finetuning, "measured_rest",
                         lambda *args: lambda scored, epochs: 0 if scored == 1 else 1e9)
-    monkeypatch.setattr(budget, "deadline", lambda plan, started, after_s: plan and budget.Deadline(
-        time.time(), after_s, plan.step_s))
+    monkeypatch.setattr(budget, "deadline", lambda plan, started, after_s, agree=None: plan and budget.Deadline(
+        time.time(), after_s, plan.step_s, agree))
     config = tmp_path / "slow.yaml"
     config.write_text(TINY_FINETUNE.replace("epochs: 6, head_epochs: 1, top_epochs: 2,",
                                             "epochs: 2, head_epochs: 1, top_epochs: 0,")
