@@ -191,7 +191,6 @@ class FineTunedClassifier(Params):
 
         from kagglekit.models.backbones import get_backbone
 
-        self.stopped_at = None
         self.workdir.mkdir(parents=True, exist_ok=True)
         keras.utils.set_random_seed(self.seed)
         self.model = self.build(any_size=self.small_epochs > 0)
@@ -208,6 +207,7 @@ class FineTunedClassifier(Params):
         self._started, self._start_epoch = time.perf_counter(), start
         # a checkpoint holds the optimizer state of the stage it was written in (maybe the one before)
         checkpointed = next(s for s in stages if s.name == state["stage"]) if state else None
+        guard = budget.deadline_stop(deadline, self.workdir.name, self.epochs, steps)  # one for every fit below
         if state and start >= self.epochs:  # killed after the last epoch's checkpoint, before the final save
             self._compile(checkpointed, len(images))
             load_checkpoint(self.model, self.workdir, state)
@@ -231,15 +231,14 @@ class FineTunedClassifier(Params):
                 streams = [training_stream(images, targets, self.size_at(epoch), self.batch_size, self.seed, epoch,
                                            self.augment) for epoch in range(begin, end)]
                 stream = functools.reduce(lambda a, b: a.concatenate(b), streams)
-                guard = budget.deadline_stop(deadline, self.workdir.name, self.epochs, steps)
                 self.model.fit(stream, initial_epoch=begin, epochs=end, steps_per_epoch=steps, verbose=0,
                                shuffle=False, validation_data=valid_data, class_weight=class_weight,
                                callbacks=[epoch_hooks(self, stage, steps), guard])
-                self.stopped_at = guard.stopped_at
-                if self.stopped_at:
+                if guard.stopped_at:
                     break
-            if self.stopped_at:
+            if guard.stopped_at:
                 break
+        self.stopped_at = guard.stopped_at
         if self.ema:
             self.model.optimizer.swap_in_ema(self.model.trainable_variables)
         save_weights(self.model, self.weights_path)

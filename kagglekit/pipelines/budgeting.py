@@ -68,9 +68,12 @@ def replanned(config: RunConfig, run_dir: Path, section: str, plan: budget.Plan 
     return config, changed
 
 
-def stopped(run_dir: Path, plan: budget.Plan, network: str, epochs: int, started: float) -> budget.Plan:
-    """``plan`` after ``network`` stopped at its deadline (``budget.stopped``), saved."""
-    changed = budget.stopped(plan, network, epochs, time.time() - started)
+def stopped(run_dir: Path, plan: budget.Plan | None, learner, started: float) -> budget.Plan | None:
+    """``plan``, with the stop of ``learner`` (a fine-tuned network or a segmenter) at its deadline recorded
+    (``budget.stopped``) and saved if its fit stopped there."""
+    if not learner.stopped_at:
+        return plan
+    changed = budget.stopped(plan, learner.workdir.name, learner.stopped_at, time.time() - started)
     atomic_write_json(Path(run_dir) / RUN_FILES.time_plan, changed.to_dict())
     return changed
 

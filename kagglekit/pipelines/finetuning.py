@@ -91,8 +91,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
             model.fit(images.subset(tr), train.labels[tr], valid=curve, class_weight=weights,
                       deadline=deadline(config, time_plan, started,
                                         len(va) + len(test) * (1 if config.finetune.refit else k + 1)))
-            if model.stopped_at:
-                time_plan = stopped(run_dir, time_plan, model.workdir.name, model.stopped_at, started)
+            time_plan = stopped(run_dir, time_plan, model, started)
             scoring = time.perf_counter()
             oof[va] = model.predict_proba(images.subset(va), config.tta)
             with atomic_open(saved, "wb") as out:  # a kill mid-write must not leave half a file to resume from
@@ -113,8 +112,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
         if not full.done:
             full.fit(images, train.labels, class_weight=weights,
                      deadline=deadline(config, time_plan, started, len(test)))
-            if full.stopped_at:
-                time_plan = stopped(run_dir, time_plan, full.workdir.name, full.stopped_at, started)
+            time_plan = stopped(run_dir, time_plan, full, started)
         watch.lap("refit on all images")
     atomic_write_json(run_dir / RUN_FILES.classes, classes)
 

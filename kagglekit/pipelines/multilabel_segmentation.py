@@ -103,8 +103,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
                                   **hyperparameters.segmenter(config))
             segmenter.fit_once(fit.paths, fit.masks, valid.paths, valid.masks,  # valid only watched, never tuned on
                                deadline=deadline(config, time_plan, started, len(va) + len(test) * (k + 1)))
-            if segmenter.stopped_at:
-                time_plan = stopped(run_dir, time_plan, segmenter.workdir.name, segmenter.stopped_at, started)
+            time_plan = stopped(run_dir, time_plan, segmenter, started)
             histories.append(segmenter.history)
             times.append(segmenter.time)
             fold_truths = [read_label_map(m) for m in valid.masks]

@@ -78,8 +78,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
                           **hyperparameters.segmenter(config))
     segmenter.fit_once(fit.paths, fit.masks, valid.paths, valid.masks,
                        deadline=deadline(config, time_plan, started, len(valid) + len(test)))
-    if segmenter.stopped_at:
-        time_plan = stopped(run_dir, time_plan, segmenter.workdir.name, segmenter.stopped_at, started)
+    time_plan = stopped(run_dir, time_plan, segmenter, started)
     truths = [read_label_map(m) for m in valid.masks]
     with maps_writer(run_dir / RUN_FILES.holdout_maps, valid.ids, classes) as kept:
         predicted = segmenter.predict(valid.paths, [t.shape for t in truths], config.tta, on_proba=kept)
