@@ -45,6 +45,11 @@ SELF_INVERSE_VIEWS = ("identity", "hflip", "vflip", "rot180")
 CHUNK_VALUES = 2 ** 23  # probabilities predicted at a time (32 MB as float32): ``proba_chunks``
 
 
+def segmenter_views(tta) -> list[str]:
+    """The views of ``tta`` a segmenter predicts with: those that are their own inverse (identity where none is)."""
+    return [v for v in tta if v in SELF_INVERSE_VIEWS] or ["identity"]
+
+
 def load_resized(paths: list[Path], size: tuple[int, int], masks: bool = False, workers: int = 4) -> np.ndarray:
     """(n, height, width[, 3]) uint8: images resized bilinearly, label maps by nearest neighbour."""
     height, width = size
@@ -68,7 +73,7 @@ def segmentation_seconds(cfg, tta, n_fit: int, n_predicted: int, n_watched: int 
     """``budgeting.budgeted``'s estimate for segmenters each trained on ``n_fit`` images, watching ``n_watched``
     validation images after every epoch (one forward pass each) and predicting ``n_predicted`` (hold-out and
     test) with the TTA views a segmenter uses: (step_s, image_s, segmenters, epochs)."""
-    views = len([v for v in tta if v in SELF_INVERSE_VIEWS]) or 1
+    views = len(segmenter_views(tta))
 
     def seconds(step_s: float, image_s: float, segmenters: int, epochs: int) -> float:
         return segmenters * (epochs * (-(-n_fit // cfg.batch_size) * step_s + n_watched * image_s)
@@ -226,7 +231,7 @@ class Segmenter(Params):
         """(n, height, width, classes) probabilities for images already at the input size, averaged over
         the TTA views that are their own inverse (a flipped prediction is flipped back before averaging)."""
         x = np.asarray(x, dtype=np.float32)
-        views = [v for v in tta if v in SELF_INVERSE_VIEWS] or ["identity"]
+        views = segmenter_views(tta)
         total = 0
         for view in views:
             proba = self.model.predict(apply_view(view, x), batch_size=self.batch_size, verbose=0)

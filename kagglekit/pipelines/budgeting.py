@@ -78,9 +78,11 @@ def stopped(run_dir: Path, plan: budget.Plan | None, learner, started: float) ->
     return changed
 
 
-def deadline(config: RunConfig, plan: budget.Plan | None, started: float, n_predicted: int) -> budget.Deadline | None:
-    """The deadline of a network whose training ``n_predicted`` images' prediction (with the run's TTA views) still
-    follows: the budget less that prediction's planned seconds (``budget.deadline``), agreed by every worker where
-    several train. None without a budget."""
-    return budget.deadline(plan, started, 0.0 if plan is None else n_predicted * len(config.tta) * plan.image_s,
+def deadline(config: RunConfig, plan: budget.Plan | None, started: float, n_predicted: int,
+             views: int | None = None) -> budget.Deadline | None:
+    """The deadline of a network whose training ``n_predicted`` images' prediction (each in ``views`` TTA views: by
+    default all the run's) still follows: the budget less that prediction's planned seconds (``budget.deadline``),
+    agreed by every worker where several train. None without a budget."""
+    views = len(config.tta) if views is None else views
+    return budget.deadline(plan, started, 0.0 if plan is None else n_predicted * views * plan.image_s,
                            functools.partial(slowest, config.device))

@@ -41,7 +41,7 @@ from kagglekit.evaluation.segmentation import stack_dice
 from kagglekit.learners import budget
 from kagglekit.learners.devices import Devices, resolve_devices
 from kagglekit.learners.segmenter import (Segmenter, label_maps, predict_label_maps, proba_chunks, saved_segmenters,
-                                       segmentation_seconds)
+                                       segmentation_seconds, segmenter_views)
 from kagglekit.learners.usage import usage
 from kagglekit.pipelines import FoldHook, hyperparameters
 from kagglekit.pipelines.budgeting import budgeted, deadline, stopped
@@ -102,7 +102,8 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
             segmenter = Segmenter(len(classes) + 1, void, run_dir / RUN_FILES.segmenter / f"fold{k}", devices=devices,
                                   **hyperparameters.segmenter(config))
             segmenter.fit_once(fit.paths, fit.masks, valid.paths, valid.masks,  # valid only watched, never tuned on
-                               deadline=deadline(config, time_plan, started, len(va) + len(test) * (k + 1)))
+                               deadline=deadline(config, time_plan, started, len(va) + len(test) * (k + 1),
+                                                  len(segmenter_views(config.tta))))
             time_plan = stopped(run_dir, time_plan, segmenter, started)
             histories.append(segmenter.history)
             times.append(segmenter.time)

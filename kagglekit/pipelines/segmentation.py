@@ -35,7 +35,7 @@ from kagglekit.evaluation.reports import segmentation_report
 from kagglekit.evaluation.segmentation import mask_dice
 from kagglekit.learners import budget
 from kagglekit.learners.devices import Devices, resolve_devices
-from kagglekit.learners.segmenter import Segmenter, predict_label_maps, segmentation_seconds
+from kagglekit.learners.segmenter import Segmenter, predict_label_maps, segmentation_seconds, segmenter_views
 from kagglekit.learners.usage import usage
 from kagglekit.pipelines import FoldHook, hyperparameters
 from kagglekit.pipelines.budgeting import budgeted, deadline, stopped
@@ -77,7 +77,8 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     segmenter = Segmenter(len(classes), void, run_dir / RUN_FILES.segmenter, devices=devices,
                           **hyperparameters.segmenter(config))
     segmenter.fit_once(fit.paths, fit.masks, valid.paths, valid.masks,
-                       deadline=deadline(config, time_plan, started, len(valid) + len(test)))
+                       deadline=deadline(config, time_plan, started, len(valid) + len(test),
+                                          len(segmenter_views(config.tta))))
     time_plan = stopped(run_dir, time_plan, segmenter, started)
     truths = [read_label_map(m) for m in valid.masks]
     with maps_writer(run_dir / RUN_FILES.holdout_maps, valid.ids, classes) as kept:

@@ -32,7 +32,7 @@ from kagglekit.core.errors import ConfigError
 from kagglekit.data.augment import is_augmented
 from kagglekit.data.images import read_rgb
 from kagglekit.data.loaders import image_batches
-from kagglekit.learners.segmenter import SELF_INVERSE_VIEWS, resize_image
+from kagglekit.learners.segmenter import resize_image, segmenter_views
 from kagglekit.models.composition import features_ensemble, networks_ensemble, segmenters_ensemble
 from kagglekit.serving.predictor import ClassifierPredictor, LabelPredictor, RunPredictor, SegmenterPredictor
 
@@ -108,7 +108,7 @@ def labels_model(predictor: LabelPredictor) -> keras.Model:
 
 def segmenter_model(predictor: SegmenterPredictor) -> keras.Model:
     """The run's segmenters with its flip-type TTA views (what ``SegmenterPredictor.predict_batch`` computes)."""
-    views = [v for v in predictor.config.tta if v in SELF_INVERSE_VIEWS] or ["identity"]
+    views = segmenter_views(predictor.config.tta)
     return segmenters_ensemble(predictor.input_shape, [s.model for s in predictor.segmenters], views,
                                f"{predictor.competition.name}_segmenter")
 

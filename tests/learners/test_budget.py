@@ -9,7 +9,8 @@ import pytest
 from kagglekit.core.config import RunConfig, from_dict
 from kagglekit.core.errors import ConfigError
 from kagglekit.learners import budget
-from kagglekit.pipelines.budgeting import budgeted, replanned
+from kagglekit.learners.segmenter import segmenter_views
+from kagglekit.pipelines.budgeting import budgeted, deadline, replanned
 from kagglekit.pipelines.finetuning import finetune_seconds, measured_rest
 from kagglekit.runs.layout import RUN_FILES
 
@@ -163,3 +164,14 @@ def test_a_deadline_counts_the_prediction_after_scaled_by_the_slowdown_and_is_ag
     assert soon.overrun(epoch_s=5.0, steps=10) == pytest.approx(5 + 50 - 100, abs=1)  # faster: the plan's 50 s kept
     late_elsewhere = budget.Deadline(soon.end, 50.0, 1.0, agree=lambda past: [max(past[0], 7.0)])
     assert late_elsewhere.overrun(epoch_s=10.0, steps=10) == 7.0  # this worker had time; another had not
+
+
+def test_a_runs_deadline_reserves_the_prediction_in_the_views_its_network_predicts_with():
+    """A classifier predicts with every TTA view; a segmenter only with those that undo themselves (3 of the
+    default 4): its deadline reserves no time for the fourth."""
+    config = from_dict(RunConfig, {"tta": ["identity", "hflip", "vflip", "rot90"], "time_budget": 1000})
+    plan = budget.Plan(1000.0, 10.0, 1.0, 0.5, 10, 1, 500.0, True)
+    classifier = deadline(config, plan, started=0.0, n_predicted=100)
+    segmenter = deadline(config, plan, 0.0, 100, len(segmenter_views(config.tta)))
+    assert (classifier.end, classifier.after_s, segmenter.after_s) == (1000.0, 100 * 4 * 0.5, 100 * 3 * 0.5)
+    assert deadline(config, None, 0.0, 100) is None
