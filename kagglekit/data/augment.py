@@ -42,6 +42,21 @@ class ChannelShift(keras.layers.Layer):
         return keras.ops.clip(x + 255.0 * shift, 0.0, 255.0)
 
 
+class RandomTranspose(keras.layers.Layer):
+    """Swap rows and columns of a random half of the (square) images: with both flips, each image becomes any of
+    the 8 symmetries of the square, exactly (no resampling, no filled corners) and at almost no cost."""
+
+    def __init__(self, seed: int, **kwargs):
+        super().__init__(**kwargs)
+        self.generator = keras.random.SeedGenerator(seed)
+
+    def call(self, x, training=True):
+        if not training:
+            return x
+        swap = keras.random.uniform((keras.ops.shape(x)[0], 1, 1, 1), seed=self.generator) < 0.5
+        return keras.ops.where(swap, keras.ops.transpose(x, (0, 2, 1, 3)), x)
+
+
 def build_augmenter(cfg: AugmentConfig, seed: int) -> keras.Sequential:
     """The layers of ``cfg``, computing in float32 whatever the global dtype policy: they make the input
     pixels, which the network casts to its own precision (under ``mixed_bfloat16`` they would otherwise
@@ -50,6 +65,8 @@ def build_augmenter(cfg: AugmentConfig, seed: int) -> keras.Sequential:
         "horizontal" if cfg.horizontal_flip else "vertical" if cfg.vertical_flip else None)
     f32 = {"dtype": "float32"}
     layers = [keras.layers.RandomFlip(flips, seed=seed, **f32)] if flips else []
+    if cfg.transpose:
+        layers.append(RandomTranspose(seed + 6, **f32))
     if cfg.rotation:
         layers.append(keras.layers.RandomRotation(cfg.rotation, fill_mode="reflect", seed=seed + 1, **f32))
     if cfg.shift:
