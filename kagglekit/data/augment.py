@@ -61,10 +61,11 @@ def build_augmenter(cfg: AugmentConfig, seed: int) -> keras.Sequential:
     """The layers of ``cfg``, computing in float32 whatever the global dtype policy: they make the input
     pixels, which the network casts to its own precision (under ``mixed_bfloat16`` they would otherwise
     compute in bfloat16 and ``ChannelShift`` fail on a float32 constant)."""
-    flips = "horizontal_and_vertical" if cfg.horizontal_flip and cfg.vertical_flip else (
-        "horizontal" if cfg.horizontal_flip else "vertical" if cfg.vertical_flip else None)
     f32 = {"dtype": "float32"}
-    layers = [keras.layers.RandomFlip(flips, seed=seed, **f32)] if flips else []
+    # one layer per direction: Keras 3's "horizontal_and_vertical" draws one coin for both (an image is kept or
+    # turned by 180 degrees, never mirrored); two layers draw them apart, as Keras 2 did
+    layers = [keras.layers.RandomFlip(mode, seed=seed + offset, **f32) for mode, offset, on in
+              (("horizontal", 0, cfg.horizontal_flip), ("vertical", 7, cfg.vertical_flip)) if on]
     if cfg.transpose:
         layers.append(RandomTranspose(seed + 6, **f32))
     if cfg.rotation:

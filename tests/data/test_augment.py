@@ -1,6 +1,7 @@
 """What the fine-tuning stream's augmentation does, by behaviour: fresh draws every epoch (not merely a
 new order), MixUp and CutMix labels that carry exactly the mass of what was mixed into the pixels, and
-a RandAugment that changes pixels, keeps their shape, type and range, and repeats for a seed."""
+a RandAugment that changes pixels, keeps their shape, type and range, and repeats for a seed; flips and a
+transpose that draw exact symmetries of the square."""
 
 from __future__ import annotations
 
@@ -61,6 +62,23 @@ def test_each_epoch_draws_new_augmentations_for_every_image(epoch):
         assert not np.allclose(first[i], images[i]), f"image {i} not augmented"
         assert not np.allclose(first[i], next_epoch[i]), f"image {i}: epochs 3 and 4 drew the same augmentation"
         assert not np.allclose(first[i], other_run[i]), f"image {i}: seeds 1 and 2 drew the same augmentation"
+
+
+def test_flips_and_transpose_make_every_image_an_exact_symmetry_of_the_square_and_reach_all_eight(epoch):
+    """With both flips and ``transpose`` (no rotation), each image of the stream is its source rotated by a right
+    angle or reflected, pixel for pixel; over a few epochs all 8 symmetries of the square are drawn."""
+    images = noise(16)
+    targets = np.eye(2, dtype=np.float32)[np.arange(16) % 2]
+    dihedral = OFF.model_copy(update={"horizontal_flip": True, "vertical_flip": True, "transpose": True})
+    seen = set()
+    for e in range(3):
+        x, _, order = epoch(images, targets, 1, e, dihedral)
+        for shown, source in zip(x, images[order]):
+            views = [np.rot90(source, k) for k in range(4)] + [np.rot90(source.transpose(1, 0, 2), k) for k in range(4)]
+            matches = [i for i, view in enumerate(views) if np.array_equal(shown, view)]
+            assert len(matches) == 1, "not an exact symmetry of its source"
+            seen.add(matches[0])
+    assert seen == set(range(8))
 
 
 def test_mixup_labels_weigh_each_image_as_much_as_its_pixels_do(epoch):
