@@ -19,7 +19,9 @@ then the second fold, and the last network's epochs down to the minimum (below i
 exceeded). A network trained for fewer epochs lost more than an ensemble that lost a third member, and a lone
 network lost its partner's votes. Plant Seedlings at 160 px, 2 cores (held-out micro-F1 on 665 images, CV):
 3 folds x 14 epochs 0.950, 0.945; 2 x 14 0.946, 0.947; 3 x 11, what epochs-first planned on a machine 1.67x
-slower, 0.940, 0.940; 2 x 20 0.952, 0.952, its two networks alone 0.943 and 0.958 (held-out).
+slower, 0.940, 0.940; 2 x 20 0.952, 0.952, its two networks alone 0.943 and 0.958 (held-out). With the
+training flips fixed (held-out): 2 x 20 and 2 x 15 0.953, 2 x 12 0.946, 2 x 10 0.949, one network of 20 epochs
+0.947 and of 28 0.947 (a lone network gains nothing from the budget a pair would have had).
 """
 
 from __future__ import annotations
