@@ -50,15 +50,15 @@ def budgeted(config: RunConfig, run_dir: Path, section: str, started: float,
     return config, plan
 
 
-def replanned(config: RunConfig, run_dir: Path, section: str, plan: budget.Plan | None, started: float, done: int,
+def replanned(config: RunConfig, run_dir: Path, section: str, plan: budget.Plan | None, spent_s: float, done: int,
               min_epochs: int, rest: Callable[[int, int], float]) -> tuple[RunConfig, budget.Plan | None]:
-    """``config`` and ``plan`` after ``done`` scored folds (``budget.replan``; ``rest(scored_folds, epochs)``: the
-    seconds left, from what those folds measured, the slowest worker's where several train), both saved again if
-    the plan changed."""
+    """``config`` and ``plan`` after ``done`` scored folds and ``spent_s`` seconds of the run (``budget.replan``;
+    ``rest(scored_folds, epochs)``: the seconds left, from what those folds measured; where several workers train,
+    the caller passes the slowest worker's figures, so that every worker re-plans alike), both saved again if the
+    plan changed."""
     if plan is None:
         return config, plan
     cfg = getattr(config, section)
-    (spent_s,) = slowest(config.device, [time.time() - started])  # every worker re-plans alike
     changed = budget.replan(plan, spent_s, done, budget.pair_floor(cfg.epochs, min_epochs), rest)
     if changed == plan:
         return config, plan

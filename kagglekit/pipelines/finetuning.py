@@ -96,8 +96,9 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
             oof[va] = model.predict_proba(images.subset(va), config.tta)
             with atomic_open(saved, "wb") as out:  # a kill mid-write must not leave half a file to resume from
                 np.save(out, oof[va])
-            fit_s, score_s = slowest(config.device, [scoring - fitting, time.perf_counter() - scoring])
-            config, time_plan = replanned(config, run_dir, "finetune", time_plan, started, k + 1, min_epochs,
+            fit_s, score_s, spent_s = slowest(config.device, [scoring - fitting, time.perf_counter() - scoring,
+                                                               time.time() - started])  # one collective
+            config, time_plan = replanned(config, run_dir, "finetune", time_plan, spent_s, k + 1, min_epochs,
                                           measured_rest(config, folds, len(test), k, model.epochs, fit_s, score_s))
         histories.append(model.history or _saved_history(model))
         fold_scores.append(metric(train.labels[va], oof[va].argmax(1)))

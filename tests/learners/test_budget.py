@@ -87,9 +87,9 @@ def test_a_replan_survives_the_plan_file_and_later_networks_follow_the_last_chan
 def test_replanned_saves_the_changed_config_and_plan_and_a_kept_plan_writes_nothing(tmp_path):
     config = from_dict(RunConfig, {"time_budget": 1000, "finetune": {"epochs": 10, "scored_folds": 2}})
     first = two_folds_of_10()
-    kept = replanned(config, tmp_path, "finetune", first, time.time() - 400, 1, 2, lambda s, e: (s - 1) * e * 40)
+    kept = replanned(config, tmp_path, "finetune", first, 400.0, 1, 2, lambda s, e: (s - 1) * e * 40)
     assert kept == (config, first) and not (tmp_path / RUN_FILES.time_plan).exists()
-    dropped_config, dropped = replanned(config, tmp_path, "finetune", first, time.time() - 800, 1, 2,
+    dropped_config, dropped = replanned(config, tmp_path, "finetune", first, 800.0, 1, 2,
                                         lambda s, e: (s - 1) * e * 40)
     assert dropped.scored_folds == dropped_config.finetune.scored_folds == 1
     assert RunConfig.load(tmp_path / "config.yaml").finetune.scored_folds == 1
