@@ -216,6 +216,19 @@ def test_segmentation_skips_bad_training_images_and_masks_and_lists_bad_test_ima
     assert "x.png: empty file" in str(caught.value) and "y.png: empty file" in str(caught.value)
 
 
+def test_a_segmentation_run_whose_frames_are_all_one_group_names_the_pattern_before_training(tmp_path, capsys):
+    _, spec = segmentation_folder(tmp_path)
+    data = tmp_path / "data"
+    for stem in ("b_1", "b_2"):  # every frame left is of drive "a"
+        (data / "train" / "images" / f"{stem}.png").unlink()
+        (data / "train" / "masks" / f"{stem}.png").unlink()
+    args = ["run", str(spec), "--data", str(data), "--output-dir", str(tmp_path / "runs"), "--image-size", "32"]
+    assert cli(args) == DataError.exit_code
+    err = capsys.readouterr().err
+    assert "all 2 training images are one group" in err and "e.g. 'a_1'" in err and "group_pattern" in err
+    assert "Traceback" not in err
+
+
 @pytest.mark.parametrize("kind", ["classification", "segmentation"])
 def test_predict_refuses_unreadable_test_images_before_any_model(tmp_path, capsys, kind):
     competition, spec = (class_folder if kind == "classification" else segmentation_folder)(tmp_path)
