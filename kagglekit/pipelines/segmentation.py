@@ -41,7 +41,7 @@ from kagglekit.learners.usage import usage
 from kagglekit.pipelines import FoldHook, hyperparameters
 from kagglekit.pipelines.budgeting import budgeted, deadline, stopped
 from kagglekit.pipelines.classification import write_folds
-from kagglekit.pipelines.inputs import checked_test, usable_train
+from kagglekit.pipelines.inputs import check_label_values, checked_test, usable_train
 from kagglekit.runs import plots
 from kagglekit.runs.layout import RUN_FILES
 from kagglekit.runs.probability_maps import MapsWriter, maps_writer
@@ -60,6 +60,7 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
     classes, void = competition.classes, competition.void_label
     train, skipped = usable_train(cap_images(competition.load_train(data), config.segmentation.max_train_images))
     test = checked_test(competition.load_test(data))
+    check_label_values(train, len(classes), void)
     groups = competition.groups(train.ids)
     if len(np.unique(groups)) == 1 < len(groups):
         raise DataError(f"all {len(groups)} training images are one group of related images (the competition's "

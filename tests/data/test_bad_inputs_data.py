@@ -29,7 +29,7 @@ from kagglekit.data.images import UnreadableImage, find_unreadable, read_rgb
 from kagglekit.data.loaders import image_batches
 from kagglekit.data.masks import image_size, read_label_map
 from kagglekit.evaluation.folds import stratified_folds
-from kagglekit.pipelines.inputs import checked_test, usable_train
+from kagglekit.pipelines.inputs import check_label_values, checked_test, usable_train
 from kagglekit.runs.layout import RUN_FILES
 from kagglekit.runs.ledger import Ledger, LedgerError, default_ledger_path
 from kagglekit.submission import rle
@@ -214,6 +214,23 @@ def test_segmentation_skips_bad_training_images_and_masks_and_lists_bad_test_ima
     with pytest.raises(DataError, match=r"2 test image\(s\) cannot be read") as caught:
         checked_test(competition.load_test(data))
     assert "x.png: empty file" in str(caught.value) and "y.png: empty file" in str(caught.value)
+
+
+def test_label_values_that_are_no_class_are_named_with_their_share_and_a_map(tmp_path, caplog):
+    """Objects saved as 255 in maps of classes 0 and 1 would be ignored in training and scoring: said, not silent."""
+    competition, _ = segmentation_folder(tmp_path)
+    train = competition.load_train(tmp_path / "data")
+    with caplog.at_level(logging.WARNING):
+        check_label_values(train, 2, None)
+    assert not caplog.records  # the maps hold 0 and 1 only
+    stray = train.masks[2]
+    Image.fromarray(np.where(np.arange(48).reshape(6, 8) % 2, 255, 0).astype(np.uint8), mode="L").save(stray)
+    check_label_values(train, 2, 255)
+    assert not caplog.records  # 255 is the void label here
+    check_label_values(train, 2, None)
+    message = caplog.records[-1].getMessage()
+    assert "1 of 4 training label maps read hold values that are no class (0..1): 255, 12.5% of their pixels" \
+        in message and str(stray) in message and "remap the masks" in message
 
 
 def test_a_segmentation_run_whose_frames_are_all_one_group_names_the_pattern_before_training(tmp_path, capsys):
