@@ -12,6 +12,7 @@ import contextlib
 import io
 import logging
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,7 +102,8 @@ def decoding_errors(name, what: str) -> Iterator[None]:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise TooManyPixels(f"{name}: unreadable: too large ({exc}); raise {MAX_PIXELS_ENV} to allow it") from exc
     except Exception as exc:  # noqa: BLE001 - decoders raise anything (struct.error, zlib.error, ...) on bad bytes
-        raise UnreadableImage(f"{name}: not a readable {what} ({type(exc).__name__}: {exc})") from exc
+        said = re.sub(r" ?<[\w.]+ object at 0x[0-9a-f]+>", "", str(exc))  # an upload's BytesIO names nothing
+        raise UnreadableImage(f"{name}: not a readable {what} ({type(exc).__name__}: {said})") from exc
 
 
 def missing_reason(path: Path) -> str | None:

@@ -154,6 +154,7 @@ def test_bad_uploads(server, seedlings_small):
     text = requests.post(f"{server}/predict", files=[("files", ("notes.txt", b"hello, not an image", "text/plain"))],
                          timeout=30)
     assert text.status_code == 415 and "notes.txt" in text.json()["detail"]
+    assert "object at 0x" not in text.json()["detail"]  # not the BytesIO the upload was read from
     empty = requests.post(f"{server}/predict", files=[("files", ("empty.png", b"", "image/png"))], timeout=30)
     assert empty.status_code == 415 and "empty.png" in empty.json()["detail"]
     missing = requests.post(f"{server}/predict", data={"other": "x"}, timeout=30)
