@@ -67,17 +67,20 @@ def multilabel_folds(labels: np.ndarray, groups: np.ndarray, k: int, seed: int) 
     return folds
 
 
-def grouped_holdout(groups: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def grouped_holdout(groups: np.ndarray, fraction: float, seed: int, what: str = "images", hint: str = ""
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """One (train_index, valid_index) split holding out whole groups, as close to ``fraction`` as they allow.
 
     With few large groups (CamVid: three drives) K-fold is impossible, but a whole held-out group is
     the honest test; groups are visited in a seeded random order and kept when they bring the
-    validation share closer to ``fraction``.
+    validation share closer to ``fraction``. One group is a DataError naming how many ``what`` there
+    are, then the caller's ``hint``: how the groups were made, and what to do.
     """
     groups = np.asarray(groups)
     names, counts = np.unique(groups, return_counts=True)
     if len(names) < 2:
-        raise DataError("a grouped hold-out needs at least 2 groups of images")
+        raise DataError(f"all {len(groups)} {what} are one group of related images, and the hold-out keeps a group "
+                        f"whole{hint}")
     target, held, chosen = fraction * len(groups), 0, []
     for i in np.random.default_rng(seed).permutation(len(names)):
         if abs(held + counts[i] - target) < abs(held - target) and len(chosen) < len(names) - 1:

@@ -9,6 +9,7 @@ predicted, all named in one error: each needs a prediction, so none can be skipp
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -20,15 +21,19 @@ from kagglekit.data.masks import read_label_map
 
 log = logging.getLogger(__name__)
 LOGGED = 20  # unreadable training files named in the log (all of them go into data_report.json)
-MASK_SAMPLE = 64  # training label maps whose values are checked, spread evenly over the set
 
 
-def usable_train(train: ImageTable) -> tuple[ImageTable, dict[str, str]]:
+def usable_train(train: ImageTable, n_labels: int | None = None,
+                 void_label: int | None = None) -> tuple[ImageTable, dict[str, str]]:
     """``train`` without the images that (or whose masks) cannot be read, and ``{image: reason}`` of
-    those skipped. DataError if none is left."""
+    those skipped. DataError if none is left. With ``n_labels``, the same read of the label maps counts their
+    values and warns where some are no class (``LabelValues``)."""
     bad = find_unreadable(train.paths)
     if train.masks is not None:
-        bad_masks = find_unreadable(train.masks, read=read_label_map)
+        values = LabelValues(n_labels, void_label) if n_labels is not None else None
+        bad_masks = find_unreadable(train.masks, read=values.read if values else read_label_map)
+        if values:
+            values.warn()
         bad.update({image: bad_masks[mask] for image, mask in zip(train.paths, train.masks)
                     if mask in bad_masks and image not in bad})
     if not bad:
@@ -42,29 +47,39 @@ def usable_train(train: ImageTable) -> tuple[ImageTable, dict[str, str]]:
     return train.subset(keep), {str(path): reason for path, reason in bad.items()}
 
 
-def check_label_values(train: ImageTable, n_labels: int, void_label: int | None) -> None:
-    """Warn where training label maps hold values that are no class (``0..n_labels - 1``) and not the void label:
-    losses and metrics ignore such pixels, so objects saved as 255 in a map of classes 0 and 1 would teach
-    background alone, silently. Checked on at most ``MASK_SAMPLE`` maps: seconds, whatever the set's size."""
-    if not train.masks:
-        return
-    sample = np.unique(np.linspace(0, len(train.masks) - 1, min(MASK_SAMPLE, len(train.masks))).round().astype(int))
-    counts, holding = np.zeros(256, np.int64), []  # the sample's pixels per value; the maps with stray values
-    for i in sample:
-        found = np.bincount(read_label_map(train.masks[i]).ravel(), minlength=256)
-        counts += found
-        if any(found[value] for value in range(n_labels, 256) if value != void_label):
-            holding.append(train.masks[i])
-    if not holding:
-        return
-    stray = [value for value in range(n_labels, 256) if counts[value] and value != void_label]
-    unseen = [str(value) for value in range(n_labels) if not counts[value]]
-    log.warning("%d of %d training label maps read hold values that are no class (0..%d)%s: %s, %.3g%% of their "
-                "pixels (e.g. %s), ignored in training and scoring%s; if they are classes, remap the masks or set the "
-                "competition's classes (or void_label)", len(holding), len(sample), n_labels - 1,
-                "" if void_label is None else f" and not void ({void_label})", ", ".join(map(str, stray[:8])),
-                100 * counts[stray].sum() / counts.sum(), holding[0],
-                f"; classes in none of them: {', '.join(unseen)}" if unseen else "")
+class LabelValues:
+    """The pixels of each value over the label maps ``read`` (from several threads), and the maps holding values
+    that are no class (``0..n_labels - 1``) and not the void label: losses and metrics ignore such pixels, so
+    objects saved as 255 in maps of classes 0 and 1 would teach background alone, silently (``warn`` says so)."""
+
+    def __init__(self, n_labels: int, void_label: int | None):
+        self.n_labels, self.void_label = n_labels, void_label
+        self.stray = np.arange(256) >= n_labels  # label maps hold 0..255 (``read_label_map``)
+        if void_label is not None and 0 <= void_label < 256:
+            self.stray[void_label] = False
+        self.counts, self.maps, self.holding, self.example = np.zeros(256, np.int64), 0, 0, None
+        self._lock = threading.Lock()
+
+    def read(self, path: Path) -> None:
+        found = np.bincount(read_label_map(path).ravel(), minlength=256)
+        with self._lock:
+            self.counts += found
+            self.maps += 1
+            if found[self.stray].any():
+                self.holding += 1
+                self.example = path if self.example is None else min(self.example, path)
+
+    def warn(self) -> None:
+        if not self.holding:
+            return
+        stray = np.flatnonzero(self.counts * self.stray)
+        unseen = [str(value) for value in range(self.n_labels) if not self.counts[value]]
+        log.warning("%d of %d training label maps read hold values that are no class (0..%d)%s: %s, %.3g%% of their "
+                    "pixels (e.g. %s), ignored in training and scoring%s; if they are classes, remap the masks or set "
+                    "the competition's classes (or void_label)", self.holding, self.maps, self.n_labels - 1,
+                    "" if self.void_label is None else f" and not void ({self.void_label})",
+                    ", ".join(map(str, stray[:8])), 100 * self.counts[stray].sum() / self.counts.sum(), self.example,
+                    f"; classes in none of them: {', '.join(unseen)}" if unseen else "")
 
 
 def checked_test(test: ImageTable) -> ImageTable:

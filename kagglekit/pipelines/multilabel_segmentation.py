@@ -45,7 +45,7 @@ from kagglekit.learners.segmenter import (Segmenter, label_maps, predict_label_m
 from kagglekit.learners.usage import usage
 from kagglekit.pipelines import FoldHook, hyperparameters
 from kagglekit.pipelines.budgeting import budgeted, deadline, stopped
-from kagglekit.pipelines.inputs import check_label_values, checked_test, usable_train
+from kagglekit.pipelines.inputs import checked_test, usable_train
 from kagglekit.pipelines.multilabel_classification import (
     fit_label_heads,
     label_proba,
@@ -73,9 +73,9 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
         config.save(run_dir / RUN_FILES.config)
     devices = resolve_devices(config.device)
     classes, void = competition.classes, competition.void_label
-    train, skipped = usable_train(cap_images(competition.load_train(data), config.segmentation.max_train_images))
+    train, skipped = usable_train(cap_images(competition.load_train(data), config.segmentation.max_train_images),
+                                  len(classes) + 1, void)
     test = checked_test(competition.load_test(data))
-    check_label_values(train, len(classes) + 1, void)
     groups, train_shas = content_groups(train.paths)
     folds = multilabel_folds(train.labels, groups, config.folds, config.seed)
     write_data_report(run_dir, classes, train, test, groups, skipped)

@@ -26,7 +26,6 @@ import pandas as pd
 
 from kagglekit.competitions.contract import Competition, ImageTable
 from kagglekit.core.config import RunConfig
-from kagglekit.core.errors import DataError
 from kagglekit.core.fileio import atomic_write_json
 from kagglekit.data.images import read_rgb
 from kagglekit.data.masks import image_size, read_label_map
@@ -41,7 +40,7 @@ from kagglekit.learners.usage import usage
 from kagglekit.pipelines import FoldHook, hyperparameters
 from kagglekit.pipelines.budgeting import budgeted, deadline, stopped
 from kagglekit.pipelines.classification import write_folds
-from kagglekit.pipelines.inputs import check_label_values, checked_test, usable_train
+from kagglekit.pipelines.inputs import checked_test, usable_train
 from kagglekit.runs import plots
 from kagglekit.runs.layout import RUN_FILES
 from kagglekit.runs.probability_maps import MapsWriter, maps_writer
@@ -58,16 +57,13 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
         config.save(run_dir / RUN_FILES.config)
     devices = resolve_devices(config.device)
     classes, void = competition.classes, competition.void_label
-    train, skipped = usable_train(cap_images(competition.load_train(data), config.segmentation.max_train_images))
+    train, skipped = usable_train(cap_images(competition.load_train(data), config.segmentation.max_train_images),
+                                  len(classes), void)
     test = checked_test(competition.load_test(data))
-    check_label_values(train, len(classes), void)
-    groups = competition.groups(train.ids)
-    if len(np.unique(groups)) == 1 < len(groups):
-        raise DataError(f"all {len(groups)} training images are one group of related images (the competition's "
-                        f"group_pattern on their ids, e.g. {train.ids[0]!r}), and the hold-out keeps a group whole: "
-                        "add images of another group (another video or drive), or remove group_pattern from the "
-                        "competition's YAML")
-    fit, valid = grouped_holdout(groups, config.segmentation.valid_fraction, config.seed)
+    fit, valid = grouped_holdout(competition.groups(train.ids), config.segmentation.valid_fraction, config.seed,
+                                 "training images", f" (by the competition's group_pattern on their ids, e.g. "
+                                 f"{train.ids[0]!r}): add images of another group (another video or drive), or "
+                                 "remove group_pattern from the competition's YAML")
     write_folds(run_dir, train, [(fit, valid)])  # the hold-out is fold 0, the rest scored by no fold
     fit, valid = train.subset(fit), train.subset(valid)
     atomic_write_json(run_dir / RUN_FILES.data_report, {

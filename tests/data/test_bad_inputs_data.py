@@ -29,7 +29,7 @@ from kagglekit.data.images import UnreadableImage, find_unreadable, read_rgb
 from kagglekit.data.loaders import image_batches
 from kagglekit.data.masks import image_size, read_label_map
 from kagglekit.evaluation.folds import stratified_folds
-from kagglekit.pipelines.inputs import check_label_values, checked_test, usable_train
+from kagglekit.pipelines.inputs import checked_test, usable_train
 from kagglekit.runs.layout import RUN_FILES
 from kagglekit.runs.ledger import Ledger, LedgerError, default_ledger_path
 from kagglekit.submission import rle
@@ -221,13 +221,13 @@ def test_label_values_that_are_no_class_are_named_with_their_share_and_a_map(tmp
     competition, _ = segmentation_folder(tmp_path)
     train = competition.load_train(tmp_path / "data")
     with caplog.at_level(logging.WARNING):
-        check_label_values(train, 2, None)
+        usable_train(train, 2, None)
     assert not caplog.records  # the maps hold 0 and 1 only
     stray = train.masks[2]
     Image.fromarray(np.where(np.arange(48).reshape(6, 8) % 2, 255, 0).astype(np.uint8), mode="L").save(stray)
-    check_label_values(train, 2, 255)
+    usable_train(train, 2, 255)
     assert not caplog.records  # 255 is the void label here
-    check_label_values(train, 2, None)
+    usable_train(train, 2, None)
     message = caplog.records[-1].getMessage()
     assert "1 of 4 training label maps read hold values that are no class (0..1): 255, 12.5% of their pixels" \
         in message and str(stray) in message and "remap the masks" in message
