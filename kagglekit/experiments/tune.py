@@ -174,25 +174,44 @@ def run_study(study: Study, address: str | None, cpus_per_trial: float | None, g
                                             num_samples=study.trials),
                 run_config=tune.RunConfig(name=RAY_FOLDER, storage_path=str(study.folder.resolve()), verbose=1,
                                           failure_config=tune.FailureConfig(max_failures=0)))
-        grid = tuner.fit()
+        tuner.fit()
     finally:
         ray.shutdown()
-    table = trials_table(study, grid)
+    grid, unfinished = saved_trials(path)
+    table = trials_table(study, grid, unfinished)
     atomic_write_text(study.folder / "trials.csv", table.to_csv(index=False))
-    # Ray returns from a Ctrl-C'd ``fit`` (its state saved) with the trials it had: fewer ended (finished,
-    # pruned or failed) than asked means interrupted
-    if grid.num_terminated + grid.num_errors < study.trials:
+    if unfinished or len(grid) < study.trials:  # a Ctrl-C'd ``fit`` returns, its state saved
         raise KeyboardInterrupt
     return table
 
 
-def trials_table(study: Study, grid) -> pd.DataFrame:
-    """One row per trial: its parameters, state (done, pruned, error), CV, folds scored, where it ran (node,
-    resources) and run directory; best first."""
+def saved_trials(path: Path) -> tuple:
+    """(Ray's ResultGrid, the paths of the trials not ended) as Ray's experiment state in ``path`` last saved them.
+    Not the grid ``fit`` returns: after a Ctrl-C, Ray's clean-up marks every trial it stops TERMINATED, as it marks
+    a finished or pruned one (a study of 2 trials interrupted while both existed was reported as ended: "no trial
+    finished", both "pruned"); the state it saved before the clean-up keeps them running or pending, and
+    ``Tuner.restore`` resumes them from it."""
+    from ray.tune import ExperimentAnalysis, ResultGrid
+    from ray.tune.experiment import Trial
+
+    quiet = logging.getLogger("ray.tune.analysis.experiment_analysis")  # fit has already said which trials have
+    level = quiet.level                                                 # no results yet
+    quiet.setLevel(logging.ERROR)
+    try:
+        analysis = ExperimentAnalysis(str(path))
+    finally:
+        quiet.setLevel(level)
+    return ResultGrid(analysis), {t.path for t in analysis.trials if t.status not in (Trial.TERMINATED, Trial.ERROR)}
+
+
+def trials_table(study: Study, grid, unfinished: set[str]) -> pd.DataFrame:
+    """One row per trial: its parameters, state (done, pruned, error, or interrupted: ``unfinished``, resumed by
+    the same command), CV, folds scored, where it ran (node, resources) and run directory; best first."""
     rows = []
     for result in grid:
         metrics = result.metrics or {}
-        state = "error" if result.error else "done" if metrics.get(FINISHED) else "pruned"
+        state = "error" if result.error else "done" if metrics.get(FINISHED) else \
+            "interrupted" if result.path in unfinished else "pruned"
         params = {d.key: d.cast(result.config[d.key]) for d in study.space.dimensions if d.key in (result.config or {})}
         rows.append({"trial": metrics.get("trial_id", ""), "state": state, METRIC: metrics.get(METRIC),
                      "cv_std": metrics.get("cv_std"), "folds": metrics.get("folds"), **params,
