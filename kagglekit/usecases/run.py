@@ -44,7 +44,13 @@ def train(competition: Competition, config: RunConfig, run_dir: Path | None = No
                               "again, or resume it on one worker (device.strategy: none, without TF_CONFIG)")
         log.info("resuming %s", run_dir)
     log.info("%s → %s", competition.describe(), run_dir)
-    result = get_pipeline(competition.task, config.train.learner)(competition, config, run_dir)
+    try:
+        result = get_pipeline(competition.task, config.train.learner)(competition, config, run_dir)
+    except KeyboardInterrupt:  # Ctrl-C: what it trained is kept; say how to go on (the CLI says "interrupted")
+        if not multi_worker(config.device) and (run_dir / RUN_FILES.config).is_file():  # what --resume reads
+            log.warning("%s keeps the folds and epochs it finished; continue it with: kagglekit run %s --resume %s",
+                        run_dir, config.competition, run_dir)
+        raise
     if not is_chief(config.device):
         shutil.rmtree(config.output_dir, ignore_errors=True)
     return result

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import socket
 import subprocess
 import sys
@@ -96,6 +97,29 @@ def test_interrupt_exits_130(capsys, monkeypatch, cache):
     monkeypatch.setattr("kagglekit.commands.backbones.main", interrupted)
     code, _, err = cli(capsys, "backbones")
     assert code == 130 and one_error_line(err) == "kagglekit: interrupted"
+
+
+def test_an_interrupted_run_names_the_command_that_continues_it(capsys, caplog, monkeypatch, cache, tmp_path,
+                                                               seedlings_small):
+    """Ctrl-C while a run trains (its pipeline raising KeyboardInterrupt, as the signal makes Python do): exit 130,
+    and a warning naming the run directory and the command that continues it. The command works as printed (here
+    interrupted again at once: it found and resumed the run, nothing trained)."""
+    def interrupted(competition, config, run_dir, on_fold=None):
+        if not (run_dir / "config.yaml").exists():  # saved first, as every pipeline does
+            config.save(run_dir / "config.yaml")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("kagglekit.usecases.run.get_pipeline", lambda task, learner: interrupted)
+    caplog.set_level(logging.INFO, logger="kagglekit.usecases.run")
+    code, _, err = cli(capsys, "run", "seedlings", "--data", seedlings_small, "--output-dir", tmp_path / "runs")
+    assert code == 130 and one_error_line(err) == "kagglekit: interrupted"
+    (run_dir,) = (tmp_path / "runs" / "seedlings").iterdir()
+    command = f"kagglekit run seedlings --resume {run_dir}"
+    assert f"continue it with: {command}" in caplog.text
+    caplog.clear()
+    code, _, _ = cli(capsys, *command.split()[1:])
+    assert code == 130 and f"resuming {run_dir}" in caplog.text and f"continue it with: {command}" in caplog.text
+    assert list((tmp_path / "runs" / "seedlings").iterdir()) == [run_dir]  # the same run, no new one
 
 
 def test_unexpected_exception_is_one_line_and_a_crash_log(capsys, monkeypatch, cache):
