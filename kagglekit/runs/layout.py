@@ -93,7 +93,7 @@ class RunLayout:
         "pipelines.classification pipelines.finetuning pipelines.multilabel_classification pipelines.segmentation "
         "pipelines.multilabel_segmentation pipelines.budgeting", "pipelines.rebuild pipelines.blend "
         "pipelines.finetuning pipelines.segmentation pipelines.multilabel_segmentation notebook.report "
-        "notebook.generate notebook.publish notebook.bundle", always=(TRAINED,))
+        "notebook.generate notebook.publish notebook.bundle usecases.run", always=(TRAINED,))
     competition: str = _entry(
         "competition.yaml", "a copy of the competition's YAML file, for a competition passed by path",
         "usecases.run usecases.blend", "pipelines.rebuild usecases.blend")
