@@ -82,7 +82,8 @@ def test_kill_9_then_resume_ends_with_the_same_submission(tmp_path, seedlings_sm
     interrupted), killed with SIGKILL mid-fold and resumed: the same submission and CV."""
     config = tmp_path / "tiny.yaml"
     config.write_text(TINY_FINETUNE)
-    common = ["run", "seedlings", "--data", str(seedlings_small), "--config", str(config)]
+    # the shared run's epochs without its budget's timing (a second network traced: seconds of the suite)
+    common = ["run", "seedlings", "--data", str(seedlings_small), "--config", str(config), "--time-budget", "none"]
 
     killed = _kagglekit(*common, "--output-dir", str(tmp_path / "killed"))
     checkpoint = None
@@ -151,8 +152,8 @@ def test_refit_trains_one_more_network_on_every_image_and_predicts_with_it(tmp_p
     monkeypatch.setattr(FineTunedClassifier, "predict_proba", spy_predict)
     config = tmp_path / "refit.yaml"
     config.write_text(TINY_FINETUNE.replace("epochs: 6,", "epochs: 2,").replace("scored_folds: 1}", "scored_folds: 1, refit: true}"))
-    assert main(["run", "seedlings", "--data", str(seedlings_small), "--config", str(config),
-                 "--output-dir", str(tmp_path / "out")]) == 0
+    assert main(["run", "seedlings", "--data", str(seedlings_small), "--config", str(config), "--time-budget",
+                 "none", "--output-dir", str(tmp_path / "out")]) == 0
     run_dir = _only_run(tmp_path / "out")
     assert (run_dir / "folds" / "full" / "finetuned.weights.h5").is_file()
     assert (run_dir / "folds" / "fold0" / "finetuned.weights.h5").is_file()

@@ -173,12 +173,13 @@ def test_segmenter_trains_a_fixed_budget_with_a_slower_unfrozen_encoder(tmp_path
         Image.fromarray(labels).save(tmp_path / f"{i}_mask.png")
         paths.append(tmp_path / f"{i}.png")
         masks.append(tmp_path / f"{i}_mask.png")
-    params = dict(input_size=(64, 64), epochs=2, batch_size=2, freeze_encoder=False, encoder_lr_factor=0.25, seed=42)
+    params = dict(backbone="scratch_cnn", input_size=(64, 64), epochs=2, batch_size=2, freeze_encoder=False,
+                  encoder_lr_factor=0.25, seed=42)
     first = Segmenter(3, None, tmp_path / "a", **params).fit(paths, masks, paths[:2], masks[:2],
                                                              deadline=Deadline(time.time() + 3600, 0.0, 1.0))
     assert first.stopped_at is None
     factors = first.model.optimizer.lr_multipliers
-    assert factors["stem_conv"] == 0.25 and "aspp_proj_conv" not in factors  # encoder slower, decoder not
+    assert factors["stage1_conv1"] == 0.25 and "aspp_proj_conv" not in factors  # encoder slower, decoder not
     assert len(first.history["loss"]) == 2 and "val_loss" in first.history  # no early stop: the whole budget
     assert first.model.optimizer.iterations.numpy() == 4  # 2 batches x 2 epochs, one schedule
 
