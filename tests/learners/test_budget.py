@@ -145,16 +145,6 @@ def test_no_budget_trains_the_configured_epochs(tmp_path):
     assert not (tmp_path / RUN_FILES.time_plan).exists()
 
 
-@pytest.mark.slow
-def test_the_shared_fine_tuned_run_planned_from_real_timings(seedlings_finetuned_run):
-    metrics = json.loads((seedlings_finetuned_run / "metrics.json").read_text())
-    planned = metrics["time_budget"]
-    assert planned["budget_s"] == 36000 and planned["fits"] and planned["kept"]
-    assert planned["epochs"] == 6 and planned["scored_folds"] == 1  # a 10-hour budget never binds
-    assert planned["step_s"] > 0 and planned["image_s"] > 0 and 0 < planned["estimated_s"] < 36000
-    assert planned["actual_s"] <= metrics["seconds"] + 1
-
-
 def test_a_training_set_of_one_batch_is_timed_on_its_batch_repeated():
     """One batch an epoch (a small competition's fold) still gives a step to time after the one that traces."""
     import keras

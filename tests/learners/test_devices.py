@@ -49,8 +49,8 @@ def test_two_workers_on_loopback_score_as_one(tmp_path, seedlings_small, seedlin
                "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
         workers.append(subprocess.Popen(
             [sys.executable, "-m", "kagglekit", "run", "seedlings", "--data", str(seedlings_small), "--config",
-             str(config), "--time-budget", "none", "--output-dir", str(tmp_path / "runs")],  # its epochs, no timing
-            cwd=REPO, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+             str(config), "--output-dir", str(tmp_path / "runs")], cwd=REPO, env=env, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
     try:
         printed = [worker.communicate(timeout=900)[0] for worker in workers]
     finally:

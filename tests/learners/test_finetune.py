@@ -82,8 +82,7 @@ def test_kill_9_then_resume_ends_with_the_same_submission(tmp_path, seedlings_sm
     interrupted), killed with SIGKILL mid-fold and resumed: the same submission and CV."""
     config = tmp_path / "tiny.yaml"
     config.write_text(TINY_FINETUNE)
-    # the shared run's epochs without its budget's timing (a second network traced: seconds of the suite)
-    common = ["run", "seedlings", "--data", str(seedlings_small), "--config", str(config), "--time-budget", "none"]
+    common = ["run", "seedlings", "--data", str(seedlings_small), "--config", str(config)]
 
     killed = _kagglekit(*common, "--output-dir", str(tmp_path / "killed"))
     checkpoint = None
@@ -152,8 +151,8 @@ def test_refit_trains_one_more_network_on_every_image_and_predicts_with_it(tmp_p
     monkeypatch.setattr(FineTunedClassifier, "predict_proba", spy_predict)
     config = tmp_path / "refit.yaml"
     config.write_text(TINY_FINETUNE.replace("epochs: 6,", "epochs: 2,").replace("scored_folds: 1}", "scored_folds: 1, refit: true}"))
-    assert main(["run", "seedlings", "--data", str(seedlings_small), "--config", str(config), "--time-budget",
-                 "none", "--output-dir", str(tmp_path / "out")]) == 0
+    assert main(["run", "seedlings", "--data", str(seedlings_small), "--config", str(config),
+                 "--output-dir", str(tmp_path / "out")]) == 0
     run_dir = _only_run(tmp_path / "out")
     assert (run_dir / "folds" / "full" / "finetuned.weights.h5").is_file()
     assert (run_dir / "folds" / "fold0" / "finetuned.weights.h5").is_file()
@@ -183,7 +182,8 @@ def test_a_network_past_its_deadline_stops_and_a_slow_fold_drops_the_folds_after
                                                                                      monkeypatch):
     """The time budget's guards, end to end, with the measured seconds replaced (they are the machine's): fold 0's
     deadline has passed, so it stops after its first epoch; after it no second fold fits (the re-plan). The second
-    fold never trains, and the config, the plan file, the metrics and the predicting networks all say so."""
+    fold never trains, and the config, the plan file, the metrics and the predicting networks all say so. The
+    plan itself is made from this machine's real timings of the network."""
     import time
 
     from kagglekit.learners import budget
@@ -196,7 +196,8 @@ def test_a_network_past_its_deadline_stops_and_a_slow_fold_drops_the_folds_after
     monkeypatch.setattr(budget, "deadline", lambda plan, started, after_s, agree=None: plan and budget.Deadline(
         time.time(), after_s, plan.step_s, agree))
     config = tmp_path / "slow.yaml"
-    config.write_text(TINY_FINETUNE.replace("epochs: 6, head_epochs: 1, top_epochs: 2,",
+    config.write_text(TINY_FINETUNE.replace("time_budget: null", "time_budget: 10h")
+                      .replace("epochs: 6, head_epochs: 1, top_epochs: 2,",
                                             "epochs: 2, head_epochs: 1, top_epochs: 0,")
                       .replace("scored_folds: 1}", "scored_folds: 2}"))
     assert main(["run", "seedlings", "--data", str(seedlings_small), "--config", str(config),
@@ -205,6 +206,9 @@ def test_a_network_past_its_deadline_stops_and_a_slow_fold_drops_the_folds_after
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["epochs"] == [1] and len(metrics["fold_scores"]) == 1  # 1 of its 2 epochs
     plan = metrics["time_budget"]
+    assert plan["budget_s"] == 36000 and plan["fits"] and plan["kept"] and plan["epochs"] == 2  # planned: 2 of 2
+    assert plan["step_s"] > 0 and plan["image_s"] > 0 and 0 < plan["estimated_s"] < 36000
+    assert plan["actual_s"] <= metrics["seconds"] + 1
     assert plan["scored_folds"] == 1 and [(c["after_folds"], c["scored_folds"]) for c in plan["replans"]] == [(1, 1)]
     assert [(s["network"], s["epochs"]) for s in plan["stops"]] == [("fold0", 1)]
     saved_plan = json.loads((run_dir / "time_plan.json").read_text())
