@@ -197,8 +197,7 @@ def test_a_network_past_its_deadline_stops_and_a_slow_fold_drops_the_folds_after
         time.time(), after_s, plan.step_s, agree))
     config = tmp_path / "slow.yaml"
     config.write_text(TINY_FINETUNE.replace("time_budget: null", "time_budget: 10h")
-                      .replace("epochs: 6, head_epochs: 1, top_epochs: 2,",
-                                            "epochs: 2, head_epochs: 1, top_epochs: 0,")
+                      .replace("epochs: 6, head_epochs: 1, top_epochs: 2,", "epochs: 2, head_epochs: 1, top_epochs: 0,")
                       .replace("scored_folds: 1}", "scored_folds: 2}"))
     assert main(["run", "seedlings", "--data", str(seedlings_small), "--config", str(config),
                  "--output-dir", str(tmp_path / "out")]) == 0
