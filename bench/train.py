@@ -68,7 +68,9 @@ def report(preset: str, seconds: float, peak: int, run_dir: Path, data: Path) ->
         plan = metrics["time_budget"]
         changes = "; ".join(f"after {c['after_folds']} fold(s) ({c['spent_s']:.0f} s) {c['scored_folds']} fold(s), "
                             f"the networks left {c['epochs']} epochs" for c in plan.get("replans", []))
-        print(f"time plan         {plan['epochs']} epochs from a {plan['step_s']:.2f} s step, estimated "
+        spare = plan.get("spare_views") or []
+        print(f"time plan         {plan['scored_folds']} x {plan['epochs']} epochs from a {plan['step_s']:.2f} s step, "
+              f"{'the spare test-time views ' + ', '.join(spare) if spare else 'no spare test-time views'}, estimated "
               f"{plan['estimated_s']:.0f} s, ran {plan['actual_s']:.0f} s; re-planned: {changes or 'no'}")
     print(f"run directory     {run_dir}")
 

@@ -29,8 +29,10 @@ def budgeted(config: RunConfig, run_dir: Path, section: str, started: float,
              timings: Callable[[], tuple[float, float]], estimate: Callable[[float, float, int, int], float],
              min_epochs: int, max_scored: int) -> tuple[RunConfig, budget.Plan | None]:
     """``config`` with ``config.<section>``'s epochs (and, where ``max_scored`` > 1, scored folds) fitted to the
-    budget, and the plan (None without a budget). ``timings()`` measures (step, image) seconds;
-    ``estimate(step_s, image_s, scored_folds, epochs)`` is the rest of the run's seconds."""
+    budget, then its ``tta`` with the section's ``spare_views`` where they still fit (``budget.add_views``), and the
+    plan (None without a budget). ``timings()`` measures (step, image) seconds; ``estimate(step_s, image_s,
+    scored_folds, epochs, views=None)`` is the rest of the run's seconds, predicting in ``views`` TTA views (None: as
+    many as ``config.tta``; asked only of a section with ``spare_views``)."""
     path = Path(run_dir) / RUN_FILES.time_plan
     if config.time_budget is None:
         return config, None
@@ -40,13 +42,16 @@ def budgeted(config: RunConfig, run_dir: Path, section: str, started: float,
     cfg = getattr(config, section)
     plan = budget.plan(config.time_budget, spent_s, step_s, image_s, cfg.epochs, min_epochs,
                        max_scored, lambda scored, epochs: estimate(step_s, image_s, scored, epochs))
+    spare = [view for view in getattr(cfg, "spare_views", []) if view not in config.tta]
+    plan = budget.add_views(plan, spare, lambda more: spent_s + estimate(step_s, image_s, plan.scored_folds,
+                                                                         plan.epochs, len(config.tta) + more))
     update = {"epochs": plan.epochs} | ({"scored_folds": plan.scored_folds} if max_scored > 1 else {})
-    config = config.model_copy(update={section: cfg.model_copy(update=update)})
+    config = config.model_copy(update={section: cfg.model_copy(update=update), "tta": [*config.tta, *plan.spare_views]})
     config.save(Path(run_dir) / RUN_FILES.config)
     atomic_write_json(path, plan.to_dict())
     log.info("time budget %.0f s: %.2f s a training step, %.3f s an image's forward pass here: %d epoch(s) (of at "
-             "most %d), %d scored fold(s), about %.0f s in all", plan.budget_s, step_s, image_s, plan.epochs,
-             cfg.epochs, plan.scored_folds, plan.estimated_s)
+             "most %d), %d scored fold(s), %d test-time view(s), about %.0f s in all", plan.budget_s, step_s, image_s,
+             plan.epochs, cfg.epochs, plan.scored_folds, len(config.tta), plan.estimated_s)
     return config, plan
 
 

@@ -145,10 +145,12 @@ def run(competition: Competition, config: RunConfig, run_dir: Path, on_fold: Fol
 def finetune_seconds(config: RunConfig, n_train: int, n_test: int):
     """``budgeting.budgeted``'s estimate for fine-tuning ``n_train`` images: each scored fold's network (its
     linear probe's forward pass, its epochs, its held-out curve's pass per epoch if asked, its held-out images'
-    TTA), the refit's, the test's TTA."""
-    ft, views, k = config.finetune, len(config.tta), config.folds
+    TTA), the refit's, the test's TTA (in ``views`` views; None: ``config.tta``'s)."""
+    ft, k = config.finetune, config.folds
 
-    def seconds(step_s: float, image_s: float, scored: int, epochs: int) -> float:
+    def seconds(step_s: float, image_s: float, scored: int, epochs: int, views: int | None = None) -> float:
+        views = len(config.tta) if views is None else views
+
         def train(n: float, watched: float = 0.0) -> float:
             probe = min(n, PROBE_IMAGES) * image_s if ft.probe else 0.0
             return epochs * (steps_per_epoch(int(n), ft.batch_size) * step_s + watched * image_s) + probe

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from kagglekit.core.config import RunConfig, from_dict
+from kagglekit.core.config import DIHEDRAL_VIEWS, RunConfig, from_dict
 from kagglekit.core.errors import ConfigError, SubmissionError
 from kagglekit.data.views import VIEWS, apply_view
 from kagglekit.evaluation.folds import content_groups, stratified_folds
@@ -17,6 +17,19 @@ def test_views_are_the_eight_dihedral_transforms():
     for out in outs.values():  # each is a permutation of the pixels of each image
         assert sorted(out[0].ravel()) == sorted(batch[0].ravel())
     np.testing.assert_array_equal(outs["hflip"][0, :, :, 0], batch[0, :, ::-1, 0])
+    assert set(VIEWS) == set(DIHEDRAL_VIEWS)  # what the config accepts
+
+
+@pytest.mark.parametrize("key,raw", [("tta", {"tta": "identity, hflp"}),
+                                     ("train.views", {"train": {"views": ["rot45"]}}),
+                                     ("finetune.spare_views", {"finetune": {"spare_views": ["augment"]}})])
+def test_a_misspelt_view_fails_when_the_config_is_read_naming_its_key(key, raw):
+    """Not at the first prediction, after a fold's training."""
+    with pytest.raises(ConfigError, match=rf"{key}: .*unknown view"):
+        from_dict(RunConfig, raw)
+    views = from_dict(RunConfig, {"tta": "identity,rot270", "train": {"views": ["augment2"]},
+                                  "finetune": {"spare_views": []}})
+    assert (views.tta, views.train.views, views.finetune.spare_views) == (["identity", "rot270"], ["augment2"], [])
 
 
 def test_folds_keep_duplicates_together_and_stratify(tmp_path):

@@ -139,6 +139,35 @@ def test_the_plan_is_saved_with_the_config_and_a_resumed_run_reuses_it(tmp_path)
     assert same == plan and again == saved
 
 
+@pytest.mark.parametrize("budget_s,expected", [
+    (1000, ["rot180", "rot270"]),  # 2 x 10 x 40 + 4 views x 10 s = 840 <= 900: the spare views fit
+    (920, []),  # 840 > 828: the pair keeps its 10 epochs and predicts in the two views it has
+])
+def test_spare_views_take_only_the_seconds_the_folds_and_epochs_left(budget_s, expected):
+    plan = budget.plan(budget_s, 0.0, 1.0, 0.01, max_epochs=10, min_epochs=2, max_scored=2, estimate=linear(40))
+    with_views = budget.add_views(plan, ["rot180", "rot270"], lambda more: 800 + (2 + more) * 10)
+    assert (with_views.epochs, with_views.scored_folds, with_views.spare_views) == (10, 2, expected)
+    assert with_views.estimated_s == (840 if expected else plan.estimated_s)
+    cramped = budget.plan(100, 0.0, 1.0, 0.01, 10, 3, 2, linear(40))  # even the smallest plan is over
+    assert budget.add_views(cramped, ["rot180"], lambda more: 0.0) == cramped
+
+
+def test_a_planned_run_predicts_in_its_spare_views_saved_in_its_config(tmp_path):
+    """The views join ``tta`` in the saved config (what prediction, ``predict``, serving and a resumed run read), and
+    the plan names them; a budget with no room for them leaves ``tta`` as configured."""
+    config = from_dict(RunConfig, {"time_budget": "1h", "tta": ["identity", "hflip"],
+                                   "finetune": {"epochs": 10, "scored_folds": 2, "spare_views": ["vflip", "hflip"]}})
+    estimate = finetune_seconds(config, n_train=2000, n_test=800)
+    roomy, plan = budgeted(config, tmp_path / "roomy", "finetune", time.time(), lambda: (0.5, 0.01), estimate, 4, 2)
+    assert roomy.tta == ["identity", "hflip", "vflip"] and plan.spare_views == ["vflip"]  # hflip was there
+    assert plan.estimated_s == pytest.approx(plan.spent_s + estimate(0.5, 0.01, 2, 10, views=3))
+    assert RunConfig.load(tmp_path / "roomy" / "config.yaml").tta == roomy.tta
+    assert json.loads((tmp_path / "roomy" / RUN_FILES.time_plan).read_text())["spare_views"] == ["vflip"]
+    # 2 x 10 epochs of 50 steps at 2.75 s, their probes and prediction: 3150 s in two views, 3270 in three (of 3240)
+    tight, plan = budgeted(config, tmp_path / "tight", "finetune", time.time(), lambda: (2.75, 0.05), estimate, 4, 2)
+    assert (tight.tta, plan.spare_views, plan.epochs, plan.scored_folds) == (["identity", "hflip"], [], 10, 2)
+
+
 def test_no_budget_trains_the_configured_epochs(tmp_path):
     config = from_dict(RunConfig, {"time_budget": None})
     assert budgeted(config, tmp_path, "finetune", 0.0, None, None, 1, 2) == (config, None)

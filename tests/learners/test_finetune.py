@@ -214,6 +214,7 @@ def test_a_network_past_its_deadline_stops_and_a_slow_fold_drops_the_folds_after
     assert (saved_plan["replans"], saved_plan["stops"]) == (plan["replans"], plan["stops"])
     saved = load_run_config(run_dir)
     assert (saved.finetune.epochs, saved.finetune.scored_folds) == (2, 1)
+    assert saved.tta == ["identity", "hflip", *plan["spare_views"]] and plan["spare_views"]  # 10 hours had room
     assert not (run_dir / "folds" / "fold1").exists()
     assert [n.workdir.name for n in finetuning.predictors(saved, ONE_DEVICE, run_dir, 12)] == ["fold0"]
 
