@@ -4,9 +4,8 @@ For every fine-tuned fold network of each run directory (``bench/train.py`` leav
 probabilities in each of the 8 views on the held-out fold it never trained on and, where the run's competition
 folder holds the labelled test (``solution.csv``: bench/train.py's does), on the test; then, per network and in all,
 the right predictions and the log-loss of the run's own ``tta`` views' mean (without the spare views a time budget
-added) against all 8 views' mean, and the
-predictions that changed (wrong to right, right to wrong) with a two-sided sign test (McNemar's exact test). No
-training: about 2.5 minutes a network of Plant Seedlings at 160 px on 2 cores.
+added) against all 8 views' mean, and the predictions that changed (wrong to right, right to wrong) with a two-sided
+sign test (McNemar's exact test). No training: about 2.5 minutes a network of Plant Seedlings at 160 px on 2 cores.
 
     .venv/bin/python bench/views.py RUN_DIR [RUN_DIR ...]
 """
@@ -50,9 +49,9 @@ def probabilities(run_dir: Path) -> tuple[int, list[tuple[str, np.ndarray, np.nd
         species = dict(zip(truth.iloc[:, 0], truth.iloc[:, 1]))
         test_labels = np.array([competition.classes.index(species[i]) for i in test.ids])
         test_rows = ImageRows.every(build_shards(test.paths, config.stream, test.ids, what="test"))
-    found = []
+    found, devices = [], resolve_devices(config.device)
     for k in range(config.finetune.scored_folds):
-        model = network(config, resolve_devices(config.device), run_dir, f"fold{k}", len(competition.classes))
+        model = network(config, devices, run_dir, f"fold{k}", len(competition.classes))
         if not model.done:
             continue
         model.load()
@@ -76,17 +75,15 @@ def main() -> None:
     for run_dir in args.run_dirs:
         own, found = probabilities(run_dir)
         for name, proba, labels in found:
-            scores = []
-            for mean in (proba[:own].mean(0), proba.mean(0)):
-                scores.append(((mean.argmax(1) == labels).sum(), -np.log(mean[np.arange(len(labels)), labels] + 1e-9)))
-            right_own, right_all = proba[:own].mean(0).argmax(1) == labels, proba.mean(0).argmax(1) == labels
+            means = proba[:own].mean(0), proba.mean(0)  # the run's own views, all 8
+            (right_own, right_all), (loss_own, loss_all) = zip(*(
+                (mean.argmax(1) == labels, -np.log(mean[np.arange(len(labels)), labels] + 1e-9).mean())
+                for mean in means))
             gained, lost = gained + int((~right_own & right_all).sum()), lost + int((right_own & ~right_all).sum())
-            rows.append((name, len(labels), own, *scores))
-            print(f"{name}: {own} views {scores[0][0]}, 8 views {scores[1][0]} of {len(labels)} right; log-loss "
-                  f"{scores[0][1].mean():.4f} against {scores[1][1].mean():.4f}")
-    n = sum(row[1] for row in rows)
-    own_right, all_right = sum(row[3][0] for row in rows), sum(row[4][0] for row in rows)
-    lower = sum(row[4][1].mean() < row[3][1].mean() for row in rows)
+            rows.append((len(labels), int(right_own.sum()), int(right_all.sum()), loss_all < loss_own))
+            print(f"{name}: {own} views {rows[-1][1]}, 8 views {rows[-1][2]} of {len(labels)} right; log-loss "
+                  f"{loss_own:.4f} against {loss_all:.4f}")
+    n, own_right, all_right, lower = (sum(column) for column in zip(*rows))
     print(f"\nin all: the runs' own views {own_right}, all 8 views {all_right} of {n} right; log-loss lower with 8 "
           f"for {lower} of {len(rows)} sets; changed: {gained} wrong to right, {lost} right to wrong (sign test p = "
           f"{binomtest(gained, gained + lost).pvalue if gained + lost else 1.0:.3f})")

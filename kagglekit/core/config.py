@@ -38,7 +38,7 @@ def _seconds(value):
     return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-#: The dihedral views of ``data.views`` (kept equal by ``tests/test_common.py``); ``augment1``, ``augment2``, ... are
+#: The dihedral views of ``data.views`` (kept equal by ``tests/data/test_views.py``); ``augment1``, ``augment2``, ... are
 #: ``data.augment``'s cached augmented passes.
 DIHEDRAL_VIEWS = ("identity", "hflip", "vflip", "rot90", "rot180", "rot270", "transpose", "antitranspose")
 
